@@ -1,0 +1,121 @@
+/** Byte helpers shared by every module: concatenation, encodings, big-endian integers, comparison. */
+import { assertInput } from './errors.ts';
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+export const utf8 = (s: string): Uint8Array => enc.encode(s);
+export const fromUtf8 = (b: Uint8Array): string => dec.decode(b);
+
+export function toHex(b: Uint8Array): string {
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
+}
+
+export function fromHex(hex: string): Uint8Array {
+  assertInput(/^([0-9a-fA-F]{2})*$/.test(hex), 'expected an even-length hexadecimal string');
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+export function toBase64(b: Uint8Array): string {
+  let s = '';
+  let i = 0;
+  for (; i + 2 < b.length; i += 3) {
+    const n = (b[i]! << 16) | (b[i + 1]! << 8) | b[i + 2]!;
+    s += B64[n >> 18]! + B64[(n >> 12) & 63]! + B64[(n >> 6) & 63]! + B64[n & 63]!;
+  }
+  if (i < b.length) {
+    const n = (b[i]! << 16) | ((b[i + 1] ?? 0) << 8);
+    s += B64[n >> 18]! + B64[(n >> 12) & 63]!;
+    s += i + 1 < b.length ? B64[(n >> 6) & 63]! + '=' : '==';
+  }
+  return s;
+}
+
+export function fromBase64(s: string): Uint8Array {
+  const clean = s.replace(/\s+/g, '').replace(/-/g, '+').replace(/_/g, '/');
+  assertInput(/^[A-Za-z0-9+/]*={0,2}$/.test(clean), 'expected base64 text');
+  const body = clean.replace(/=+$/, '');
+  assertInput(body.length % 4 !== 1, 'base64 text has an impossible length');
+  const out = new Uint8Array(Math.floor((body.length * 3) / 4));
+  let bits = 0;
+  let acc = 0;
+  let o = 0;
+  for (const ch of body) {
+    acc = (acc << 6) | B64.indexOf(ch);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >> bits) & 0xff;
+    }
+  }
+  return out;
+}
+
+export const toBase64Url = (b: Uint8Array): string =>
+  toBase64(b).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+export const fromBase64Url = (s: string): Uint8Array => fromBase64(s);
+
+/** Constant-time equality for secrets and digests. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
+  return d === 0;
+}
+
+export function u8(n: number): Uint8Array {
+  return Uint8Array.of(n & 0xff);
+}
+export function u16be(n: number): Uint8Array {
+  return Uint8Array.of((n >>> 8) & 0xff, n & 0xff);
+}
+export function u32be(n: number): Uint8Array {
+  return Uint8Array.of((n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+/** 64-bit big-endian from a non-negative safe integer (milliseconds since the epoch, sizes). */
+export function u64be(n: number): Uint8Array {
+  assertInput(Number.isSafeInteger(n) && n >= 0, 'u64be needs a non-negative safe integer');
+  const hi = Math.floor(n / 2 ** 32);
+  return concatBytes(u32be(hi), u32be(n >>> 0));
+}
+export function readU16be(b: Uint8Array, o: number): number {
+  return (b[o]! << 8) | b[o + 1]!;
+}
+export function readU32be(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+export function readU64be(b: Uint8Array, o: number): number {
+  return readU32be(b, o) * 2 ** 32 + readU32be(b, o + 4);
+}
+
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  // getRandomValues fills at most 65536 bytes per call.
+  for (let o = 0; o < n; o += 65536)
+    crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)));
+  return out;
+}
+
+/** A copy whose buffer is exactly its bytes (what WebCrypto and transfer lists want). */
+export function exactCopy(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(new ArrayBuffer(b.length));
+  out.set(b);
+  return out;
+}

@@ -1,0 +1,324 @@
+/**
+ * Decodes compressed pixel data frames with the codecs the imaging field uses in browsers and Node:
+ * Cornerstone's WebAssembly builds of libjpeg-turbo, CharLS, OpenJPEG and OpenJPH, Cornerstone's
+ * JPEG Lossless decoder, the 12-bit JPEG decoder shipped in @cornerstonejs/dicom-image-loader,
+ * fflate for deflate, and our RLE decoder. Output is native little-endian, colour-by-pixel.
+ */
+import { Decoder as JpegLosslessDecoder } from '@cornerstonejs/jpeg-lossless-decoder-js';
+import { inflateSync } from 'fflate';
+import { ZtvError } from '../../errors.ts';
+import { TS } from '../tags.ts';
+import { decodeRleFrame } from './rle.ts';
+
+export interface FrameGeometry {
+  rows: number;
+  columns: number;
+  samplesPerPixel: number;
+  bitsAllocated: number;
+  signed: boolean;
+}
+
+export interface DecodedFrame {
+  bytes: Uint8Array;
+  /** Something a strict decoder would have refused but we decoded anyway, in words. */
+  warning?: string;
+  /** Photometric Interpretation of the decoded samples when the codec changed it (YBR → RGB). */
+  photometric?: string;
+}
+
+/** Emscripten adopts the object it is given as its Module: every codec needs its own. */
+const quiet = () => ({ print: () => {}, printErr: () => {} });
+const modules = new Map<string, Promise<EmscriptenCodecModule>>();
+
+function load(
+  name: string,
+  factory: () => Promise<{ default: EmscriptenCodecFactory }>,
+): Promise<EmscriptenCodecModule> {
+  let m = modules.get(name);
+  if (!m) {
+    m = factory().then((mod) => mod.default(quiet()));
+    modules.set(name, m);
+  }
+  return m;
+}
+
+const charls = () => load('charls', () => import('@cornerstonejs/codec-charls/decodewasmjs'));
+const openjpeg = () => load('openjpeg', () => import('@cornerstonejs/codec-openjpeg/decodewasmjs'));
+const openjph = () => load('openjph', () => import('@cornerstonejs/codec-openjph/wasmjs'));
+const libjpeg = () =>
+  load('libjpeg', () => import('@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs'));
+
+export const COMPRESSED_SYNTAXES: ReadonlySet<string> = new Set([
+  TS.JpegBaseline,
+  TS.JpegExtended,
+  TS.JpegLossless57,
+  TS.JpegLosslessSV1,
+  TS.JpegLsLossless,
+  TS.JpegLsNearLossless,
+  TS.J2kLossless,
+  TS.J2k,
+  TS.Htj2kLossless,
+  TS.Htj2kLosslessRpcl,
+  TS.Htj2k,
+  TS.Rle,
+  TS.DeflatedImageFrame,
+]);
+
+/** Transfer syntaxes that lose information: the decoded pixels are the reference from then on. */
+export const LOSSY_SYNTAXES: ReadonlySet<string> = new Set([
+  TS.JpegBaseline,
+  TS.JpegExtended,
+  TS.JpegLsNearLossless,
+  TS.J2k,
+  TS.Htj2k,
+]);
+
+function frameBytes(g: FrameGeometry): number {
+  if (g.bitsAllocated === 1) return Math.ceil((g.rows * g.columns * g.samplesPerPixel) / 8);
+  return g.rows * g.columns * g.samplesPerPixel * (g.bitsAllocated / 8);
+}
+
+/** Checks a decoder's output size and returns exactly one frame's bytes. */
+function fit(out: Uint8Array, g: FrameGeometry, codec: string): Uint8Array {
+  const want = frameBytes(g);
+  if (out.length < want)
+    throw new ZtvError(
+      'not-dicom',
+      `${codec} produced ${out.length} bytes where the header announces ${want}`,
+    );
+  return out.slice(0, want);
+}
+
+function planarToInterleaved(
+  planar: Uint8Array,
+  pixels: number,
+  spp: number,
+  bps: number,
+): Uint8Array {
+  const out = new Uint8Array(planar.length);
+  for (let s = 0; s < spp; s++)
+    for (let p = 0; p < pixels; p++)
+      for (let b = 0; b < bps; b++)
+        out[(p * spp + s) * bps + b] = planar[(s * pixels + p) * bps + b]!;
+  return out;
+}
+
+/** Copies a smaller decoded frame into the top-left corner of a zero-filled frame of size `g`. */
+function padFrame(small: Uint8Array, s: FrameGeometry, g: FrameGeometry): Uint8Array {
+  const bpp = g.samplesPerPixel * (g.bitsAllocated / 8);
+  const out = new Uint8Array(frameBytes(g));
+  for (let y = 0; y < s.rows; y++)
+    out.set(small.subarray(y * s.columns * bpp, (y + 1) * s.columns * bpp), y * g.columns * bpp);
+  return out;
+}
+
+async function runEmscripten(
+  mod: EmscriptenCodecModule,
+  ctor: 'JpegLSDecoder' | 'J2KDecoder' | 'HTJ2KDecoder' | 'JPEGDecoder',
+  frame: Uint8Array,
+  g: FrameGeometry,
+  codec: string,
+): Promise<DecodedFrame> {
+  const dec = new mod[ctor]();
+  try {
+    dec.getEncodedBuffer(frame.length).set(frame);
+    try {
+      dec.decode();
+    } catch (e) {
+      throw new ZtvError(
+        'not-dicom',
+        `${codec} could not decode a frame (${typeof e === 'number' ? `code ${e}` : String(e)})`,
+      );
+    }
+    const info = dec.getFrameInfo();
+    const smaller =
+      info.width > 0 &&
+      info.height > 0 &&
+      info.width <= g.columns &&
+      info.height <= g.rows &&
+      (info.width < g.columns || info.height < g.rows);
+    if (!smaller && (info.width !== g.columns || info.height !== g.rows))
+      throw new ZtvError(
+        'not-dicom',
+        `${codec} frame is ${info.width}x${info.height} but the header says ${g.columns}x${g.rows}`,
+      );
+    const fg = smaller ? { ...g, rows: info.height, columns: info.width } : g;
+    let out: Uint8Array = new Uint8Array(dec.getDecodedBuffer()); // copy out of the WebAssembly heap
+    if (ctor === 'JpegLSDecoder' && g.samplesPerPixel > 1 && dec.getInterleaveMode?.() === 0)
+      out = planarToInterleaved(out, fg.rows * fg.columns, g.samplesPerPixel, g.bitsAllocated / 8);
+    out = fit(out, fg, codec);
+    if (!smaller) return { bytes: out };
+    return {
+      bytes: padFrame(out, fg, g),
+      warning: `a ${codec} frame is ${info.width}x${info.height}, smaller than the header's ${g.columns}x${g.rows}: it was placed at the top left of a zero-filled frame`,
+    };
+  } finally {
+    dec.delete?.();
+  }
+}
+
+type Jpeg12Image = {
+  parse(d: Uint8Array): void;
+  colorTransform: boolean;
+  getData16(w: number, h: number): Uint16Array;
+  getData(w: number, h: number): Uint8Array;
+};
+let jpeg12: Promise<new () => Jpeg12Image> | undefined;
+function loadJpeg12(): Promise<new () => Jpeg12Image> {
+  // The field's 12-bit JPEG decoder ships inside @cornerstonejs/dicom-image-loader without an
+  // export entry, so it is reached by path (see docs/protection.md, "Codecs").
+  jpeg12 ??=
+    import('../../../../node_modules/@cornerstonejs/dicom-image-loader/dist/esm/codecs/jpeg.js').then(
+      (m) => m.default as unknown as new () => Jpeg12Image,
+    );
+  return jpeg12;
+}
+
+/** Decodes one compressed frame. */
+export async function decodeFrame(
+  ts: string,
+  frame: Uint8Array,
+  g: FrameGeometry,
+  photometric: string,
+): Promise<DecodedFrame> {
+  const color = g.samplesPerPixel === 3;
+  switch (ts) {
+    case TS.Rle:
+      return {
+        bytes: decodeRleFrame(
+          frame,
+          g.rows * g.columns,
+          g.samplesPerPixel,
+          Math.max(1, g.bitsAllocated / 8),
+          true,
+        ),
+      };
+    case TS.DeflatedImageFrame: {
+      let out: Uint8Array;
+      try {
+        out = inflateSync(frame);
+      } catch {
+        throw new ZtvError('not-dicom', 'a Deflated Image Frame does not inflate');
+      }
+      return { bytes: fit(out, g, 'Deflate') };
+    }
+    case TS.JpegLsLossless:
+    case TS.JpegLsNearLossless:
+      return runEmscripten(await charls(), 'JpegLSDecoder', frame, g, 'JPEG-LS');
+    case TS.J2kLossless:
+    case TS.J2k: {
+      const dec = await runEmscripten(await openjpeg(), 'J2KDecoder', frame, g, 'JPEG 2000');
+      return color && photometric.startsWith('YBR') ? { ...dec, photometric: 'RGB' } : dec;
+    }
+    case TS.Htj2kLossless:
+    case TS.Htj2kLosslessRpcl:
+    case TS.Htj2k: {
+      const dec = await runEmscripten(await openjph(), 'HTJ2KDecoder', frame, g, 'HTJ2K');
+      return color && photometric.startsWith('YBR') ? { ...dec, photometric: 'RGB' } : dec;
+    }
+    case TS.JpegBaseline:
+    case TS.JpegExtended: {
+      if (ts === TS.JpegBaseline && g.bitsAllocated === 8) {
+        const dec = await runEmscripten(await libjpeg(), 'JPEGDecoder', frame, g, 'JPEG baseline');
+        return color && photometric.startsWith('YBR') ? { ...dec, photometric: 'RGB' } : dec;
+      }
+      // 12-bit precision, or a "baseline" frame announcing more than 8 bits (really extended)
+      const Jpeg = await loadJpeg12();
+      const img = new Jpeg();
+      try {
+        img.parse(frame);
+      } catch (e) {
+        throw new ZtvError('not-dicom', `JPEG extended could not decode a frame (${String(e)})`);
+      }
+      img.colorTransform = color && photometric.startsWith('YBR');
+      const data =
+        g.bitsAllocated <= 8 ? img.getData(g.columns, g.rows) : img.getData16(g.columns, g.rows);
+      const bytes = fit(
+        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        g,
+        'JPEG extended',
+      );
+      return color && photometric.startsWith('YBR') ? { bytes, photometric: 'RGB' } : { bytes };
+    }
+    case TS.JpegLossless57:
+    case TS.JpegLosslessSV1: {
+      const dec = new JpegLosslessDecoder();
+      const copy = frame.slice();
+      let out: Uint8Array | Uint16Array;
+      try {
+        out = dec.decode(copy.buffer, 0, copy.length, g.bitsAllocated <= 8 ? 1 : 2);
+      } catch (e) {
+        throw new ZtvError('not-dicom', `JPEG Lossless could not decode a frame (${String(e)})`);
+      }
+      return {
+        bytes: fit(new Uint8Array(out.buffer, out.byteOffset, out.byteLength), g, 'JPEG Lossless'),
+      };
+    }
+    default:
+      throw new ZtvError('unsupported', `transfer syntax ${ts} is not supported`);
+  }
+}
+
+const startsWith = (f: Uint8Array | undefined, sig: number[]): boolean =>
+  !!f && sig.every((b, i) => f[i] === b);
+const startsFrame = (f: Uint8Array | undefined): boolean =>
+  startsWith(f, [0xff, 0xd8]) ||
+  startsWith(f, [0xff, 0x4f, 0xff, 0x51]) ||
+  startsWith(f, [0, 0, 0, 0x0c, 0x6a, 0x50]);
+
+/** Splits encapsulated fragments into frames: by the Basic Offset Table, one per fragment, or by start markers. */
+export function splitFrames(
+  fragments: Uint8Array[],
+  offsetTable: number[],
+  frames: number,
+  ts: string,
+): Uint8Array[] {
+  const joinAll = (parts: Uint8Array[]): Uint8Array => {
+    let n = 0;
+    for (const p of parts) n += p.length;
+    const out = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  };
+  if (fragments.length === 0)
+    throw new ZtvError('not-dicom', 'encapsulated Pixel Data holds no fragments');
+  if (frames === 1) return [joinAll(fragments)];
+  if (fragments.length === frames) return fragments;
+  if (offsetTable.length === frames) {
+    // Offsets count bytes of items (8-byte item header + value) after the first fragment item.
+    const starts: number[] = [];
+    let pos = 0;
+    const positions = fragments.map((f) => {
+      const p = pos;
+      pos += 8 + f.length;
+      return p;
+    });
+    for (const off of offsetTable) {
+      const idx = positions.indexOf(off);
+      if (idx < 0)
+        throw new ZtvError('not-dicom', 'the Basic Offset Table points between fragments');
+      starts.push(idx);
+    }
+    return starts.map((s, i) => joinAll(fragments.slice(s, starts[i + 1] ?? fragments.length)));
+  }
+  if (ts === TS.Rle || ts === TS.DeflatedImageFrame)
+    throw new ZtvError(
+      'not-dicom',
+      `${frames} frames need ${frames} fragments in ${ts}, found ${fragments.length}`,
+    );
+  const out: Uint8Array[][] = [];
+  for (const f of fragments) {
+    if (startsFrame(f) || out.length === 0) out.push([f]);
+    else out[out.length - 1]!.push(f);
+  }
+  if (out.length !== frames)
+    throw new ZtvError(
+      'not-dicom',
+      `found ${out.length} compressed frames where Number of Frames says ${frames}`,
+    );
+  return out.map(joinAll);
+}

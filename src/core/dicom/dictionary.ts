@@ -1,0 +1,34 @@
+/**
+ * The DICOM data dictionary, taken from dcmjs (the field's maintained copy of PS3.6): value
+ * representations for implicit-VR data and attribute names for people.
+ */
+import dcmjs from 'dcmjs';
+
+const dict = dcmjs.data.DicomMetaDictionary.dictionary;
+
+export const tagKey = (tag: number): string => {
+  const h = (tag >>> 0).toString(16).toUpperCase().padStart(8, '0');
+  return `(${h.slice(0, 4)},${h.slice(4)})`;
+};
+
+export const isPrivateTag = (tag: number): boolean => ((tag >>> 16) & 1) === 1;
+
+/** The dictionary VR of a tag, or undefined if unknown. Ambiguous VRs come back as written in PS3.6. */
+export function dictionaryVr(tag: number): string | undefined {
+  const g = tag >>> 16;
+  const e = tag & 0xffff;
+  if (e === 0) return 'UL'; // group length
+  if (g & 1) return e >= 0x10 && e <= 0xff ? 'LO' : undefined; // private creator / private data
+  const entry = dict[tagKey(tag)];
+  if (!entry) return undefined;
+  const vr = entry.vr;
+  if (vr === 'xs') return 'US or SS';
+  if (vr === 'ox') return 'OB or OW';
+  if (vr === 'lt') return 'US or OW';
+  return vr.toUpperCase();
+}
+
+export function tagName(tag: number): string {
+  if (isPrivateTag(tag)) return (tag & 0xffff) <= 0xff ? 'PrivateCreator' : 'PrivateTag';
+  return dict[tagKey(tag)]?.name ?? 'Unknown';
+}

@@ -1,0 +1,311 @@
+/**
+ * Reads DICOM bytes (Part 10 files, or bare data sets without File Meta) into a DataSet whose
+ * values are little-endian bytes. dicom-parser does the tokenising; this module decides the
+ * encoding, supplies VRs for implicit data from the dictionary, swaps big-endian values, inflates
+ * deflated data sets, and turns every parser failure into one clear ZtvError.
+ */
+import dicomParser from 'dicom-parser';
+import { inflateSync } from 'fflate';
+import { ZtvError } from '../errors.ts';
+import { DataSet, VR_WORD, type DicomElement } from './dataset.ts';
+import { dictionaryVr } from './dictionary.ts';
+import { T, TS } from './tags.ts';
+
+export interface ParsedDicom {
+  /** File Meta Information (empty for a bare data set). */
+  readonly meta: DataSet;
+  readonly dataset: DataSet;
+  /** Transfer syntax of the pixel data (and of the data set encoding). */
+  readonly transferSyntax: string;
+  readonly hasFileMeta: boolean;
+  /** Things a strict reader would reject but we read anyway, said in words. */
+  readonly warnings: string[];
+}
+
+const KNOWN_VRS = new Set([
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'PN',
+  'SH',
+  'SL',
+  'SQ',
+  'SS',
+  'ST',
+  'SV',
+  'TM',
+  'UC',
+  'UI',
+  'UL',
+  'UN',
+  'UR',
+  'US',
+  'UT',
+  'UV',
+]);
+
+type Encoding = { explicit: boolean; littleEndian: boolean; deflated: boolean };
+
+function encodingOf(ts: string): Encoding {
+  if (ts === TS.ImplicitLittle) return { explicit: false, littleEndian: true, deflated: false };
+  if (ts === TS.ExplicitBig) return { explicit: true, littleEndian: false, deflated: false };
+  if (ts === TS.DeflatedExplicitLittle)
+    return { explicit: true, littleEndian: true, deflated: true };
+  return { explicit: true, littleEndian: true, deflated: false };
+}
+
+function parserMessage(e: unknown): string {
+  if (typeof e === 'string') return e;
+  if (e && typeof e === 'object' && 'exception' in e)
+    return String((e as { exception: unknown }).exception);
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+function toZtvError(e: unknown, what: string): ZtvError {
+  if (e instanceof ZtvError) return e;
+  const msg = parserMessage(e).replace(/^dicomParser[.:]\s*[\w]*:?\s*/i, '');
+  if (/overrun|out of range|beyond|past the end|truncat|maxPosition/i.test(msg))
+    return new ZtvError(
+      'truncated',
+      `${what} is truncated: an element runs past the end of the data (${msg})`,
+    );
+  return new ZtvError('not-dicom', `${what} is not valid DICOM: ${msg}`);
+}
+
+const isVrText = (b: Uint8Array, o: number): boolean =>
+  o + 1 < b.length && KNOWN_VRS.has(String.fromCharCode(b[o]!, b[o + 1]!));
+
+/** Guesses where and how a bare data set (no preamble, no DICM) starts. */
+function sniffBareDataSet(b: Uint8Array): { offset: number; ts: string } | undefined {
+  // Some writers leave a stray padding byte or two before the first element: tolerate up to 3.
+  for (let o = 0; o <= 3 && o + 8 <= b.length; o++) {
+    const le = b[o]! | (b[o + 1]! << 8);
+    const be = (b[o]! << 8) | b[o + 1]!;
+    const plausible = (g: number): boolean => g === 0x0002 || g === 0x0008 || g === 0x0010;
+    if (plausible(le))
+      return { offset: o, ts: isVrText(b, o + 4) ? TS.ExplicitLittle : TS.ImplicitLittle };
+    if (plausible(be) && isVrText(b, o + 4)) return { offset: o, ts: TS.ExplicitBig };
+  }
+  return undefined;
+}
+
+/** End of the File Meta per (0002,0000) File Meta Information Group Length, else the whole input. */
+function metaEndByGroupLength(b: Uint8Array): number {
+  const isGroupLength =
+    b.length >= 144 &&
+    b[132] === 0x02 &&
+    b[133] === 0x00 &&
+    b[134] === 0x00 &&
+    b[135] === 0x00 &&
+    b[136] === 0x55 && // 'U'
+    b[137] === 0x4c; // 'L'
+  if (!isGroupLength) return b.length;
+  const len = new DataView(b.buffer, b.byteOffset + 140, 4).getUint32(0, true);
+  return Math.min(b.length, 144 + len);
+}
+
+export function isPart10(b: Uint8Array): boolean {
+  return (
+    b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d
+  );
+}
+
+export function parseDicom(bytes: Uint8Array, what = 'the file'): ParsedDicom {
+  if (!(bytes instanceof Uint8Array))
+    throw new ZtvError('bad-input', 'parseDicom needs a Uint8Array');
+  if (bytes.length === 0) throw new ZtvError('not-dicom', `${what} is empty`);
+  const warnings: string[] = [];
+  let meta = new DataSet();
+  let ts: string;
+  let start: number;
+  let hasFileMeta: boolean;
+
+  if (isPart10(bytes)) {
+    hasFileMeta = true;
+    let metaRaw: dicomParser.DataSet;
+    try {
+      // Bound the File Meta by its group length when it has one: some writers leave a second
+      // group-0002 block at the start of the data set, which must not override the real one.
+      metaRaw = dicomParser.readPart10Header(bytes.subarray(0, metaEndByGroupLength(bytes)), {
+        untilTag: 'x00030000',
+      });
+    } catch (e) {
+      throw toZtvError(e, `the File Meta Information of ${what}`);
+    }
+    // dicom-parser reads one element past the group when the data set that follows is implicit.
+    for (const key of Object.keys(metaRaw.elements))
+      if (!key.startsWith('x0002')) delete metaRaw.elements[key];
+    meta = convert(metaRaw, { explicit: true, littleEndian: true, deflated: false }, warnings, 0);
+    const metaTs = meta.text(T.TransferSyntaxUID);
+    if (!metaTs)
+      throw new ZtvError(
+        'not-dicom',
+        `${what} has File Meta Information without a Transfer Syntax UID (0002,0010)`,
+      );
+    ts = metaTs;
+    start = 132;
+    for (const el of Object.values(metaRaw.elements))
+      start = Math.max(start, el.dataOffset + el.length);
+  } else {
+    const sniff = sniffBareDataSet(bytes);
+    if (!sniff)
+      throw new ZtvError(
+        'not-dicom',
+        `${what} is not DICOM: no "DICM" marker at byte 128 and no recognisable data set at its start`,
+      );
+    hasFileMeta = false;
+    ts = sniff.ts;
+    start = sniff.offset;
+    warnings.push(`no File Meta Information: read as a bare data set in ${ts}`);
+  }
+
+  const enc = encodingOf(ts);
+  let body = bytes;
+  if (enc.deflated) {
+    try {
+      body = inflateSync(bytes.subarray(start));
+    } catch {
+      throw new ZtvError('not-dicom', `${what} declares a deflated data set that does not inflate`);
+    }
+    start = 0;
+  }
+  const parser = enc.littleEndian
+    ? dicomParser.littleEndianByteArrayParser
+    : dicomParser.bigEndianByteArrayParser;
+  const DataSetCtor = (
+    dicomParser as unknown as {
+      DataSet: new (p: unknown, b: Uint8Array, e: object) => dicomParser.DataSet;
+    }
+  ).DataSet;
+  const raw = new DataSetCtor(parser, body, {});
+  const stream = new dicomParser.ByteStream(parser, body, start);
+  try {
+    if (enc.explicit) dicomParser.parseDicomDataSetExplicit(raw, stream, body.length);
+    else
+      dicomParser.parseDicomDataSetImplicit(raw, stream, body.length, {
+        untilTag: '',
+        vrCallback: implicitVr,
+      });
+  } catch (e) {
+    throw toZtvError(e, what);
+  }
+  for (const w of raw.warnings ?? []) warnings.push(w);
+  const dataset = convert(raw, enc, warnings, 0);
+  // Group 0002 belongs to the File Meta only. A second copy inside the data set (seen in the wild)
+  // must not override the real one; in a bare data set it is the only meta there is.
+  for (const el of dataset.elements()) {
+    if (el.tag >>> 16 !== 0x0002) continue;
+    dataset.delete(el.tag);
+    if (hasFileMeta)
+      warnings.push(
+        `ignored a stray File Meta element ${el.tag.toString(16).padStart(8, '0')} inside the data set`,
+      );
+    else meta.set(el);
+  }
+  if (dataset.size === 0) throw new ZtvError('not-dicom', `${what} holds no data elements`);
+  return { meta, dataset, transferSyntax: ts, hasFileMeta, warnings };
+}
+
+/** dicom-parser's hook for implicit VR: only needs to tell sequences apart. */
+function implicitVr(tagStr: string): string {
+  const vr = dictionaryVr(parseInt(tagStr.slice(1), 16));
+  return vr === 'SQ' ? 'SQ' : (vr ?? 'UN').slice(0, 2);
+}
+
+function resolveVr(
+  t: number,
+  rawVr: string | undefined,
+  ds: dicomParser.DataSet,
+  warnings: string[],
+): string {
+  if (rawVr && KNOWN_VRS.has(rawVr)) return rawVr;
+  const dict = dictionaryVr(t);
+  if (rawVr) warnings.push(`element ${t.toString(16).padStart(8, '0')} has invalid VR "${rawVr}"`);
+  if (!dict) return 'UN';
+  if (dict === 'US or SS') return ds.uint16('x00280103') === 1 ? 'SS' : 'US';
+  if (dict === 'OB or OW')
+    return (ds.uint16('x00280100') ?? 16) <= 8 && t !== T.PixelData ? 'OB' : 'OW';
+  if (dict === 'US or OW') return 'OW';
+  return dict.length === 2 ? dict : 'UN';
+}
+
+function swapInPlace(b: Uint8Array, width: number): void {
+  for (let i = 0; i + width <= b.length; i += width) {
+    for (let a = i, z = i + width - 1; a < z; a++, z--) {
+      const x = b[a]!;
+      b[a] = b[z]!;
+      b[z] = x;
+    }
+  }
+}
+
+function convert(
+  raw: dicomParser.DataSet,
+  enc: Encoding,
+  warnings: string[],
+  depth: number,
+): DataSet {
+  if (depth > 32) throw new ZtvError('not-dicom', 'sequences nest deeper than 32 levels');
+  const out = new DataSet();
+  const bytes = raw.byteArray as Uint8Array;
+  for (const [key, el] of Object.entries(raw.elements)) {
+    const t = parseInt(key.slice(1), 16) >>> 0;
+    if (el.items) {
+      out.set({
+        tag: t,
+        vr: 'SQ',
+        items: el.items.map((it) =>
+          it.dataSet ? convert(it.dataSet, enc, warnings, depth + 1) : new DataSet(),
+        ),
+      });
+      continue;
+    }
+    if (el.encapsulatedPixelData) {
+      const fragments = (el.fragments ?? []).map((f) => {
+        const s = f.position;
+        if (s + f.length > bytes.length)
+          throw new ZtvError('truncated', 'the encapsulated Pixel Data is truncated');
+        return bytes.slice(s, s + f.length);
+      });
+      out.set({
+        tag: t,
+        vr: el.vr && KNOWN_VRS.has(el.vr) ? el.vr : 'OB',
+        fragments,
+        offsetTable: [...(el.basicOffsetTable ?? [])],
+      });
+      continue;
+    }
+    if (el.dataOffset + el.length > bytes.length)
+      throw new ZtvError(
+        'truncated',
+        `element ${t.toString(16).padStart(8, '0')} runs past the end of the data`,
+      );
+    const vr = resolveVr(t, enc.explicit ? el.vr : undefined, raw, warnings);
+    const value = bytes.slice(el.dataOffset, el.dataOffset + el.length);
+    if (!enc.littleEndian) {
+      const w =
+        vr === 'OW' && t === T.PixelData && (raw.uint16('x00280100') ?? 16) <= 8
+          ? 1
+          : (VR_WORD.get(vr) ?? 1);
+      if (w > 1) swapInPlace(value, w);
+    }
+    out.set({ tag: t, vr, value } satisfies DicomElement);
+  }
+  return out;
+}

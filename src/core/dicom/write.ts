@@ -1,0 +1,149 @@
+/**
+ * Writes DataSets as Explicit VR Little Endian: Part 10 files (preamble, DICM, File Meta) or bare
+ * data sets (for the encrypted attributes). Every length is defined; values are padded to even
+ * length the way PS3.5 says (space for text, NUL for UI and binary).
+ */
+import { ZtvError } from '../errors.ts';
+import { DataSet, LONG_VRS, TEXT_VRS, type DicomElement } from './dataset.ts';
+import { T, TS } from './tags.ts';
+
+/** Our Implementation Class UID (a UUID-derived 2.25 root, PS3.5 B.2). */
+export const IMPLEMENTATION_CLASS_UID = '2.25.63280751961807641394508081987658453216';
+export const IMPLEMENTATION_VERSION_NAME = 'ZTV_1';
+
+const ITEM = 0xfffee000;
+
+function headerLength(vr: string): number {
+  return LONG_VRS.has(vr) ? 12 : 8;
+}
+
+function valueLength(el: DicomElement): number {
+  if (el.items) return el.items.reduce((n, it) => n + 8 + dataSetLength(it), 0);
+  if (el.fragments)
+    throw new ZtvError(
+      'unsupported',
+      'writing encapsulated (compressed) pixel data is not supported',
+    );
+  const n = el.value?.length ?? 0;
+  return n + (n & 1);
+}
+
+/** The VR actually written: short-length VRs that outgrow 16 bits become UN. */
+function writtenVr(el: DicomElement): string {
+  if (el.items) return 'SQ';
+  if (!LONG_VRS.has(el.vr) && valueLength(el) > 0xffff) return 'UN';
+  return el.vr;
+}
+
+function elementLength(el: DicomElement): number {
+  return headerLength(writtenVr(el)) + valueLength(el);
+}
+
+export function dataSetLength(ds: DataSet): number {
+  let n = 0;
+  for (const el of ds.elements()) n += elementLength(el);
+  return n;
+}
+
+class Writer {
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+  pos = 0;
+  constructor(n: number) {
+    this.bytes = new Uint8Array(n);
+    this.view = new DataView(this.bytes.buffer);
+  }
+  u16(v: number): void {
+    this.view.setUint16(this.pos, v, true);
+    this.pos += 2;
+  }
+  u32(v: number): void {
+    this.view.setUint32(this.pos, v >>> 0, true);
+    this.pos += 4;
+  }
+  tag(t: number): void {
+    this.u16(t >>> 16);
+    this.u16(t & 0xffff);
+  }
+  raw(b: Uint8Array): void {
+    this.bytes.set(b, this.pos);
+    this.pos += b.length;
+  }
+  element(el: DicomElement): void {
+    const vr = writtenVr(el);
+    const len = valueLength(el);
+    this.tag(el.tag);
+    this.bytes[this.pos++] = vr.charCodeAt(0);
+    this.bytes[this.pos++] = vr.charCodeAt(1);
+    if (LONG_VRS.has(vr)) {
+      this.u16(0);
+      this.u32(len);
+    } else {
+      this.u16(len);
+    }
+    if (el.items) {
+      for (const item of el.items) {
+        this.tag(ITEM);
+        this.u32(dataSetLength(item));
+        this.dataSet(item);
+      }
+      return;
+    }
+    const v = el.value ?? new Uint8Array(0);
+    this.raw(v);
+    if (v.length & 1) this.bytes[this.pos++] = TEXT_VRS.has(el.vr) && el.vr !== 'UI' ? 0x20 : 0x00;
+  }
+  dataSet(ds: DataSet): void {
+    for (const el of ds.elements()) this.element(el);
+  }
+}
+
+/** A bare data set, Explicit VR Little Endian. */
+export function writeDataSet(ds: DataSet): Uint8Array {
+  const w = new Writer(dataSetLength(ds));
+  w.dataSet(ds);
+  return w.bytes;
+}
+
+export interface Part10Meta {
+  sopClassUid: string;
+  sopInstanceUid: string;
+}
+
+/** The File Meta group for an Explicit VR Little Endian file. */
+export function fileMeta(m: Part10Meta): DataSet {
+  const meta = new DataSet();
+  meta.set({ tag: T.FileMetaInformationVersion, vr: 'OB', value: Uint8Array.of(0, 1) });
+  meta.setText(T.MediaStorageSOPClassUID, 'UI', m.sopClassUid);
+  meta.setText(T.MediaStorageSOPInstanceUID, 'UI', m.sopInstanceUid);
+  meta.setText(T.TransferSyntaxUID, 'UI', TS.ExplicitLittle);
+  meta.setText(T.ImplementationClassUID, 'UI', IMPLEMENTATION_CLASS_UID);
+  meta.setText(T.ImplementationVersionName, 'SH', IMPLEMENTATION_VERSION_NAME);
+  const len = new Uint8Array(4);
+  new DataView(len.buffer).setUint32(0, dataSetLength(meta), true);
+  meta.set({ tag: T.FileMetaInformationGroupLength, vr: 'UL', value: len });
+  return meta;
+}
+
+export interface WrittenPart10 {
+  readonly bytes: Uint8Array;
+  /** Offset of the first data set element (just after the File Meta). */
+  readonly dataSetOffset: number;
+}
+
+/** A Part 10 file: 128-byte preamble, "DICM", File Meta, then the data set. */
+export function writePart10(m: Part10Meta, ds: DataSet): WrittenPart10 {
+  for (const el of ds.elements()) {
+    if (el.tag >>> 16 === 0x0002)
+      throw new ZtvError('bad-input', 'group 0002 belongs in the File Meta, not the data set');
+  }
+  const meta = fileMeta(m);
+  const metaLen = dataSetLength(meta);
+  const w = new Writer(132 + metaLen + dataSetLength(ds));
+  w.pos = 128;
+  w.raw(Uint8Array.of(0x44, 0x49, 0x43, 0x4d));
+  w.dataSet(meta);
+  const dataSetOffset = w.pos;
+  w.dataSet(ds);
+  return { bytes: w.bytes, dataSetOffset };
+}
