@@ -26,21 +26,12 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
+          // Exact module names (a pattern like "crypto" would also match ../crypto/*.ts).
+          paths: ['fs', 'path', 'os', 'crypto', 'zlib', 'buffer', 'stream', 'child_process'].map(
+            (name) => ({ name, message: 'src/core must stay isomorphic: no Node built-ins.' }),
+          ),
           patterns: [
-            {
-              group: [
-                'node:*',
-                'fs',
-                'path',
-                'os',
-                'crypto',
-                'zlib',
-                'buffer',
-                'stream',
-                'child_process',
-              ],
-              message: 'src/core must stay isomorphic: no Node built-ins.',
-            },
+            { group: ['node:*'], message: 'src/core must stay isomorphic: no Node built-ins.' },
           ],
         },
       ],

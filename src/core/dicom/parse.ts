@@ -18,6 +18,11 @@ export interface ParsedDicom {
   /** Transfer syntax of the pixel data (and of the data set encoding). */
   readonly transferSyntax: string;
   readonly hasFileMeta: boolean;
+  /**
+   * Where the value of native (7FE0,0010) Pixel Data starts in the input bytes, when the data set
+   * is neither deflated nor big endian: lets the cloud rewrite the trace in place.
+   */
+  readonly pixelDataOffset?: number;
   /** Things a strict reader would reject but we read anyway, said in words. */
   readonly warnings: string[];
 }
@@ -126,7 +131,16 @@ export function isPart10(b: Uint8Array): boolean {
   );
 }
 
-export function parseDicom(bytes: Uint8Array, what = 'the file'): ParsedDicom {
+export interface ParseOptions {
+  /** Read the input as a bare data set in this transfer syntax (no preamble, no File Meta). */
+  readonly bareSyntax?: string;
+}
+
+export function parseDicom(
+  bytes: Uint8Array,
+  what = 'the file',
+  options: ParseOptions = {},
+): ParsedDicom {
   if (!(bytes instanceof Uint8Array))
     throw new ZtvError('bad-input', 'parseDicom needs a Uint8Array');
   if (bytes.length === 0) throw new ZtvError('not-dicom', `${what} is empty`);
@@ -162,6 +176,10 @@ export function parseDicom(bytes: Uint8Array, what = 'the file'): ParsedDicom {
     start = 132;
     for (const el of Object.values(metaRaw.elements))
       start = Math.max(start, el.dataOffset + el.length);
+  } else if (options.bareSyntax) {
+    hasFileMeta = false;
+    ts = options.bareSyntax;
+    start = 0;
   } else {
     const sniff = sniffBareDataSet(bytes);
     if (!sniff)
@@ -219,7 +237,13 @@ export function parseDicom(bytes: Uint8Array, what = 'the file'): ParsedDicom {
     else meta.set(el);
   }
   if (dataset.size === 0) throw new ZtvError('not-dicom', `${what} holds no data elements`);
-  return { meta, dataset, transferSyntax: ts, hasFileMeta, warnings };
+  const pixelEl =
+    raw.elements['x7fe00010'] ?? raw.elements['x7fe00008'] ?? raw.elements['x7fe00009'];
+  const pixelDataOffset =
+    pixelEl && !pixelEl.encapsulatedPixelData && !enc.deflated && enc.littleEndian
+      ? pixelEl.dataOffset
+      : undefined;
+  return { meta, dataset, transferSyntax: ts, hasFileMeta, warnings, pixelDataOffset };
 }
 
 /** dicom-parser's hook for implicit VR: only needs to tell sequences apart. */

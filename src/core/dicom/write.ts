@@ -12,18 +12,23 @@ export const IMPLEMENTATION_CLASS_UID = '2.25.6328075196180764139450808198765845
 export const IMPLEMENTATION_VERSION_NAME = 'ZTV_1';
 
 const ITEM = 0xfffee000;
+const SEQUENCE_DELIMITER = 0xfffee0dd;
 
 function headerLength(vr: string): number {
   return LONG_VRS.has(vr) ? 12 : 8;
 }
 
+/** Bytes of encapsulated pixel data: offset table item, fragment items, sequence delimiter. */
+function encapsulatedLength(el: DicomElement): number {
+  let n = 8 + 4 * (el.offsetTable?.length ?? 0) + 8;
+  for (const f of el.fragments ?? []) n += 8 + f.length + (f.length & 1);
+  return n;
+}
+
+/** Bytes of the value as written (encapsulated data is written with undefined length). */
 function valueLength(el: DicomElement): number {
   if (el.items) return el.items.reduce((n, it) => n + 8 + dataSetLength(it), 0);
-  if (el.fragments)
-    throw new ZtvError(
-      'unsupported',
-      'writing encapsulated (compressed) pixel data is not supported',
-    );
+  if (el.fragments) return encapsulatedLength(el);
   const n = el.value?.length ?? 0;
   return n + (n & 1);
 }
@@ -31,6 +36,7 @@ function valueLength(el: DicomElement): number {
 /** The VR actually written: short-length VRs that outgrow 16 bits become UN. */
 function writtenVr(el: DicomElement): string {
   if (el.items) return 'SQ';
+  if (el.fragments) return 'OB';
   if (!LONG_VRS.has(el.vr) && valueLength(el) > 0xffff) return 'UN';
   return el.vr;
 }
@@ -77,9 +83,23 @@ class Writer {
     this.bytes[this.pos++] = vr.charCodeAt(1);
     if (LONG_VRS.has(vr)) {
       this.u16(0);
-      this.u32(len);
+      this.u32(el.fragments ? 0xffffffff : len);
     } else {
       this.u16(len);
+    }
+    if (el.fragments) {
+      this.tag(ITEM);
+      this.u32(4 * (el.offsetTable?.length ?? 0));
+      for (const o of el.offsetTable ?? []) this.u32(o);
+      for (const f of el.fragments) {
+        this.tag(ITEM);
+        this.u32(f.length + (f.length & 1));
+        this.raw(f);
+        if (f.length & 1) this.bytes[this.pos++] = 0;
+      }
+      this.tag(SEQUENCE_DELIMITER);
+      this.u32(0);
+      return;
     }
     if (el.items) {
       for (const item of el.items) {

@@ -1,0 +1,303 @@
+/**
+ * The protection container (format version 1): a big-endian record written in clear into the low
+ * `L` bit planes of samples [0, K) of the encrypted image. Its sealed part is signed by the producer
+ * hospital; its trace slot is written and signed by the cloud without any key. Layout in
+ * docs/protection.md.
+ */
+import { concatBytes, equalBytes, readU16be, readU32be, readU64be, utf8 } from '../bytes.ts';
+import { SIGNATURE_LENGTH } from '../crypto/keys.ts';
+import { ZtvError } from '../errors.ts';
+import type { Geometry } from './geometry.ts';
+
+export const MAGIC = Uint8Array.of(0x5a, 0x54, 0x56, 0x43); // "ZTVC"
+export const FORMAT_VERSION = 1;
+export const FIXED_LENGTH = 264;
+export const TILE_TAG_LENGTH = 8;
+export const TRACE_SLOT_LENGTH = 128;
+export const TRACE_ID_LENGTH = 32;
+/** Container bit planes tried when looking for the magic. */
+export const MAX_L = 8;
+
+export const CIPHER = { 'AES-128-CTR': 1, 'AES-256-CTR': 2 } as const;
+export type CipherName = keyof typeof CIPHER;
+
+export const FLAG_LOSSY_SOURCE = 1;
+
+export interface SealedFields {
+  readonly version: number;
+  readonly flags: number;
+  readonly containerBytes: number;
+  /** Container bit planes. */
+  readonly L: number;
+  /** Payload bits per expanded sample. */
+  readonly k: number;
+  readonly cipher: number;
+  readonly sigAlg: number;
+  /** Data-hiding threshold. */
+  readonly T: number;
+  readonly payloadBits: number;
+  readonly tileSide: number;
+  readonly tileCount: number;
+  /** Initial AES-CTR counter block (random per image). */
+  readonly iv: Uint8Array;
+  readonly createdAt: number;
+  readonly patientRef: Uint8Array;
+  readonly physicianRef: Uint8Array;
+  readonly signerKeyId: Uint8Array;
+  readonly originalPixelDigest: Uint8Array;
+  readonly originalHeaderDigest: Uint8Array;
+  readonly protectedHeaderDigest: Uint8Array;
+  readonly ciphertextDigest: Uint8Array;
+  readonly keyCommitment: Uint8Array;
+  /** tileCount × 8 bytes. */
+  readonly tileTags: Uint8Array;
+}
+
+export interface TraceSlot {
+  readonly traceId: Uint8Array;
+  readonly tracedAt: number;
+  readonly sigAlg: number;
+  readonly cloudKeyId: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+export interface Container {
+  readonly fields: SealedFields;
+  /** Bytes covered by the producer's signature. */
+  readonly sealedBytes: Uint8Array;
+  readonly sealSignature: Uint8Array;
+  /** Undefined while no cloud has traced the image. */
+  readonly trace?: TraceSlot;
+  /** The raw trace slot (all zero when empty). */
+  readonly traceSlot: Uint8Array;
+}
+
+export const containerLength = (tileCount: number): number =>
+  FIXED_LENGTH + tileCount * TILE_TAG_LENGTH + SIGNATURE_LENGTH + TRACE_SLOT_LENGTH;
+
+/** The message the producer signs: a label, then the sealed bytes. */
+export const sealMessage = (sealedBytes: Uint8Array): Uint8Array =>
+  concatBytes(utf8('ZTV seal v1\0'), sealedBytes);
+
+function u16(n: number): Uint8Array {
+  return Uint8Array.of((n >>> 8) & 0xff, n & 0xff);
+}
+function u32(n: number): Uint8Array {
+  return Uint8Array.of((n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+function u64(n: number): Uint8Array {
+  return concatBytes(u32(Math.floor(n / 2 ** 32)), u32(n >>> 0));
+}
+
+function fixedLength(b: Uint8Array, n: number, what: string): Uint8Array {
+  if (b.length !== n)
+    throw new ZtvError('bad-input', `${what} must be ${n} bytes, not ${b.length}`);
+  return b;
+}
+
+/** Encodes the sealed part (everything the producer signs). */
+export function encodeSealed(f: SealedFields): Uint8Array {
+  if (f.tileTags.length !== f.tileCount * TILE_TAG_LENGTH)
+    throw new ZtvError('bad-input', 'tile tags do not match the tile count');
+  const out = concatBytes(
+    MAGIC,
+    u16(f.version),
+    u16(f.flags),
+    u32(f.containerBytes),
+    Uint8Array.of(f.L, f.k, f.cipher, f.sigAlg),
+    u32(f.T),
+    u32(f.payloadBits),
+    u16(f.tileSide),
+    u32(f.tileCount),
+    u16(0),
+    fixedLength(f.iv, 16, 'iv'),
+    u64(f.createdAt),
+    fixedLength(f.patientRef, 16, 'patient reference'),
+    fixedLength(f.physicianRef, 16, 'physician reference'),
+    fixedLength(f.signerKeyId, 16, 'signer key id'),
+    fixedLength(f.originalPixelDigest, 32, 'original pixel digest'),
+    fixedLength(f.originalHeaderDigest, 32, 'original header digest'),
+    fixedLength(f.protectedHeaderDigest, 32, 'protected header digest'),
+    fixedLength(f.ciphertextDigest, 32, 'ciphertext digest'),
+    fixedLength(f.keyCommitment, 32, 'key commitment'),
+    f.tileTags,
+  );
+  if (out.length !== FIXED_LENGTH + f.tileTags.length)
+    throw new Error('container layout drifted from FIXED_LENGTH');
+  return out;
+}
+
+export function encodeTraceSlot(t: TraceSlot | undefined): Uint8Array {
+  if (!t) return new Uint8Array(TRACE_SLOT_LENGTH);
+  const out = concatBytes(
+    Uint8Array.of(1, t.sigAlg),
+    u16(0),
+    fixedLength(t.traceId, TRACE_ID_LENGTH, 'trace id'),
+    u64(t.tracedAt),
+    fixedLength(t.cloudKeyId, 16, 'cloud key id'),
+    fixedLength(t.signature, SIGNATURE_LENGTH, 'trace signature'),
+    new Uint8Array(4),
+  );
+  if (out.length !== TRACE_SLOT_LENGTH) throw new Error('trace slot layout drifted');
+  return out;
+}
+
+/** The message the cloud signs for a trace: it binds the whole seal, the trace and its time. */
+export function traceMessage(
+  sealedBytes: Uint8Array,
+  sealSignature: Uint8Array,
+  t: Omit<TraceSlot, 'signature'>,
+): Uint8Array {
+  return concatBytes(
+    utf8('ZTV trace v1\0'),
+    u32(sealedBytes.length),
+    sealedBytes,
+    sealSignature,
+    t.traceId,
+    u64(t.tracedAt),
+    Uint8Array.of(t.sigAlg),
+    t.cloudKeyId,
+  );
+}
+
+/** Reads the fixed header far enough to know the container's length (after the magic matched). */
+export function peekContainerBytes(head: Uint8Array): { version: number; containerBytes: number } {
+  return { version: readU16be(head, 4), containerBytes: readU32be(head, 8) };
+}
+
+/** Parses a whole container; structural errors are integrity errors (the container was altered). */
+export function decodeContainer(b: Uint8Array): Container {
+  const bad = (why: string): never => {
+    throw new ZtvError('integrity', `the container is malformed: ${why}`);
+  };
+  if (b.length < FIXED_LENGTH + SIGNATURE_LENGTH + TRACE_SLOT_LENGTH) bad('it is too short');
+  const tileCount = readU32be(b, 26);
+  const tileBytes = tileCount * TILE_TAG_LENGTH;
+  if (b.length !== containerLength(tileCount)) bad('its length does not match its tile count');
+  const at = (o: number, n: number) => b.slice(o, o + n);
+  const fields: SealedFields = {
+    version: readU16be(b, 4),
+    flags: readU16be(b, 6),
+    containerBytes: readU32be(b, 8),
+    L: b[12]!,
+    k: b[13]!,
+    cipher: b[14]!,
+    sigAlg: b[15]!,
+    T: readU32be(b, 16),
+    payloadBits: readU32be(b, 20),
+    tileSide: readU16be(b, 24),
+    tileCount,
+    iv: at(32, 16),
+    createdAt: readU64be(b, 48),
+    patientRef: at(56, 16),
+    physicianRef: at(72, 16),
+    signerKeyId: at(88, 16),
+    originalPixelDigest: at(104, 32),
+    originalHeaderDigest: at(136, 32),
+    protectedHeaderDigest: at(168, 32),
+    ciphertextDigest: at(200, 32),
+    keyCommitment: at(232, 32),
+    tileTags: at(FIXED_LENGTH, tileBytes),
+  };
+  if (!equalBytes(b.subarray(0, 4), MAGIC)) bad('its magic is wrong');
+  if (b[30] !== 0 || b[31] !== 0) bad('reserved bytes are not zero');
+  const sealedEnd = FIXED_LENGTH + tileBytes;
+  const sealSignature = at(sealedEnd, SIGNATURE_LENGTH);
+  const traceSlot = at(sealedEnd + SIGNATURE_LENGTH, TRACE_SLOT_LENGTH);
+  return {
+    fields,
+    sealedBytes: b.slice(0, sealedEnd),
+    sealSignature,
+    traceSlot,
+    trace: decodeTraceSlot(traceSlot),
+  };
+}
+
+function decodeTraceSlot(s: Uint8Array): TraceSlot | undefined {
+  if (s.every((x) => x === 0)) return undefined;
+  if (s[0] !== 1) throw new ZtvError('integrity', `the trace slot has an unknown version ${s[0]}`);
+  return {
+    sigAlg: s[1]!,
+    traceId: s.slice(4, 36),
+    tracedAt: readU64be(s, 36),
+    cloudKeyId: s.slice(44, 60),
+    signature: s.slice(60, 124),
+  };
+}
+
+/** Sample count K of the region that holds `bytes` container bytes in L planes. */
+export const regionSamples = (bytes: number, L: number): number => Math.ceil((bytes * 8) / L);
+
+/**
+ * Writes `bitCount` bits of `bits` (MSB first) at container bit `fromBit` into the low L bits of
+ * little-endian samples, in place. Container bit n lives in sample ⌊n/L⌋, bit plane L−1−(n mod L).
+ */
+export function writeRegionBits(
+  data: Uint8Array,
+  g: Geometry,
+  L: number,
+  bits: Uint8Array,
+  fromBit: number,
+  bitCount: number,
+): void {
+  const wb = g.wordBytes;
+  for (let s = 0; s < bitCount; s++) {
+    const n = fromBit + s;
+    const i = Math.floor(n / L);
+    const plane = L - 1 - (n % L);
+    const bit = (bits[s >>> 3]! >>> (7 - (s & 7))) & 1;
+    const byte = i * wb + (plane >>> 3);
+    const m = 1 << (plane & 7);
+    data[byte] = bit ? data[byte]! | m : data[byte]! & ~m;
+  }
+}
+
+/** Reads `bitCount` bits starting at container bit `fromBit` from the low L bits of the samples. */
+export function readRegionBits(
+  data: Uint8Array,
+  g: Geometry,
+  L: number,
+  fromBit: number,
+  bitCount: number,
+): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bitCount / 8));
+  const wb = g.wordBytes;
+  for (let s = 0; s < bitCount; s++) {
+    const n = fromBit + s;
+    const i = Math.floor(n / L);
+    const plane = L - 1 - (n % L);
+    const byte = i * wb + (plane >>> 3);
+    if ((data[byte]! >>> (plane & 7)) & 1) out[s >>> 3]! |= 0x80 >>> (s & 7);
+  }
+  return out;
+}
+
+const popcount = (x: number): number => {
+  let n = 0;
+  for (let v = x; v; v &= v - 1) n++;
+  return n;
+};
+
+export interface Located {
+  readonly L: number;
+  /** Bits of the magic and of the L byte that differ from what they should be (0 when intact). */
+  readonly damage: number;
+}
+
+/**
+ * Finds the container's bit-plane count L: the magic "ZTVC" must start the stream read with L planes,
+ * and byte 12 must say L. Up to 3 flipped bits there still count (the container is then damaged,
+ * which the signature check reports); anything further means the image carries no container.
+ */
+export function locateContainer(data: Uint8Array, g: Geometry): Located | undefined {
+  let best: Located | undefined;
+  for (let L = 1; L <= Math.min(MAX_L, g.bitsStored - 1); L++) {
+    if (Math.ceil(104 / L) > g.count) break;
+    const head = readRegionBits(data, g, L, 0, 104);
+    let damage = popcount(head[12]! ^ L);
+    for (let i = 0; i < 4; i++) damage += popcount(head[i]! ^ MAGIC[i]!);
+    if (damage === 0) return { L, damage };
+    if (damage <= 3 && (!best || damage < best.damage)) best = { L, damage };
+  }
+  return best;
+}

@@ -1,0 +1,341 @@
+/**
+ * Reversible data hiding that reserves room before encryption: prediction-error expansion with
+ * histogram shifting (after Ni et al. 2006 and Thodi & Rodríguez 2007) on whole sample values.
+ *
+ * Samples [0, K) form the region R whose `L` low bit planes will hold the public container; their
+ * original low bits travel, with the side information, hidden in the other samples. Each other sample
+ * is predicted (MED, as in JPEG-LS) from its already scanned neighbours in the same plane; a
+ * prediction error e in [-T, T) is expanded to e·2^k + b and carries k payload bits, errors outside
+ * are shifted by T·(2^k − 1) so the decoder can tell them apart. No value may leave the sample's
+ * range: before embedding, values within M = T·(2^k − 1) of either end are clamped inward and a
+ * location map (deflated) records by how much — it is part of the payload and undone last.
+ * Embedding stops with the payload's last bit; later samples are untouched.
+ */
+import { deflateSync, inflateSync } from 'fflate';
+import { ZtvError } from '../errors.ts';
+import { BitReader, BitWriter, readVarint, writeVarint } from './bits.ts';
+import { planesOf, valueRange, type Geometry } from './geometry.ts';
+import type { Values } from './samples.ts';
+
+export interface HidingParams {
+  /** Threshold: errors in [-T, T) are expanded. */
+  readonly T: number;
+  /** Payload bits per expanded sample. */
+  readonly k: number;
+}
+
+export interface Region {
+  /** Samples [0, K) are the container region R. */
+  readonly K: number;
+  /** Low bit planes of R that the container occupies. */
+  readonly L: number;
+}
+
+const PAYLOAD_VERSION = 1;
+
+const margin = (p: HidingParams): number => p.T * (2 ** p.k - 1);
+
+/** Clears the low L bits of a value (two's complement floor to a multiple of 2^L). */
+function maskLow(v: number, L: number): number {
+  const P = 2 ** L;
+  return v - (((v % P) + P) % P);
+}
+
+/** Calls fn(index, prediction-context indices…) for every sample in scan order. */
+type Visit = (idx: number, a: number, b: number, c: number, x: number, y: number) => boolean;
+
+/** Scans planes row by row; `visit` returns false to stop. a/b/c are −1 where a neighbour is missing. */
+function scan(g: Geometry, visit: Visit): void {
+  for (const p of planesOf(g)) {
+    for (let y = 0; y < p.height; y++) {
+      const w = y === p.height - 1 ? p.lastRowWidth : p.width;
+      const row = p.base + y * p.yStride;
+      for (let x = 0; x < w; x++) {
+        const idx = row + x * p.xStride;
+        const a = x > 0 ? idx - p.xStride : -1;
+        const b = y > 0 ? idx - p.yStride : -1;
+        const c = x > 0 && y > 0 ? idx - p.yStride - p.xStride : -1;
+        if (!visit(idx, a, b, c, x, y)) return;
+      }
+    }
+  }
+}
+
+/** MED / LOCO-I predictor from left (a), top (b) and top-left (c) values. */
+function predict(w: Values, a: number, b: number, c: number): number {
+  if (a < 0) return b < 0 ? 0 : w[b]!;
+  if (b < 0) return w[a]!;
+  const va = w[a]!;
+  const vb = w[b]!;
+  const vc = w[c]!;
+  const mx = va > vb ? va : vb;
+  const mn = va > vb ? vb : va;
+  if (vc >= mx) return mn;
+  if (vc <= mn) return mx;
+  return va + vb - vc;
+}
+
+/** Prediction errors of every sample, from unclamped values (an estimate: hiding clamps first). */
+export function predictionErrors(values: Values, g: Geometry): Float64Array {
+  const errors = new Float64Array(values.length);
+  scan(g, (idx, a, b, c) => {
+    errors[idx] = values[idx]! - predict(values, a, b, c);
+    return true;
+  });
+  return errors;
+}
+
+const HIST_LIMIT = 1 << 16;
+
+/** Histogram of the errors of samples [K, n): the ones that would carry the payload. */
+export function errorHistogram(errors: Float64Array, K: number): Float64Array {
+  const hist = new Float64Array(2 * HIST_LIMIT + 1);
+  for (let i = K; i < errors.length; i++) {
+    const e = errors[i]!;
+    hist[e < -HIST_LIMIT ? 0 : e > HIST_LIMIT ? 2 * HIST_LIMIT : e + HIST_LIMIT]!++;
+  }
+  return hist;
+}
+
+/**
+ * A cheap lower-bound-ish estimate of the location map's size for margin M, from a histogram of
+ * sample values (order-0 entropy of the clamping distances), so that hopeless parameters are skipped
+ * before the exact (deflated) map is built. Returns 0 when one offset fits all values inside.
+ */
+export function estimateMapBits(valueHist: Float64Array, g: Geometry, p: HidingParams): number {
+  const { min, max } = valueRange(g);
+  const M = margin(p);
+  const lo = min + M;
+  const hi = max - M;
+  let vmin = 0;
+  while (vmin < valueHist.length && valueHist[vmin] === 0) vmin++;
+  let vmax = valueHist.length - 1;
+  while (vmax > 0 && valueHist[vmax] === 0) vmax--;
+  if (vmax - vmin <= hi - lo - 2) return 0;
+  let n = 0;
+  let bits = 0;
+  const side = (from: number, to: number): void => {
+    for (let v = from; v <= to; v++) n += valueHist[v - min] ?? 0;
+  };
+  side(min, lo);
+  side(hi, max);
+  if (n === 0) return 0;
+  const entropy = (from: number, to: number): void => {
+    for (let v = from; v <= to; v++) {
+      const c = valueHist[v - min] ?? 0;
+      if (c > 0) bits -= c * Math.log2(c / n);
+    }
+  };
+  entropy(min, lo);
+  entropy(hi, max);
+  return bits;
+}
+
+/** Histogram of sample values [K, n) indexed by value − min (only for samples of ≤ 16 bits). */
+export function valueHistogram(values: Values, g: Geometry, K: number): Float64Array | undefined {
+  if (g.bitsStored > 16) return undefined;
+  const { min } = valueRange(g);
+  const hist = new Float64Array(2 ** g.bitsStored);
+  for (let i = K; i < values.length; i++) hist[values[i]! - min]!++;
+  return hist;
+}
+
+/** Estimated capacity in bits of (T, k) from an error histogram. */
+export function estimateCapacity(hist: Float64Array, p: HidingParams): number {
+  const LIMIT = (hist.length - 1) / 2;
+  let n = 0;
+  for (let e = Math.max(-p.T, -LIMIT); e < Math.min(p.T, LIMIT); e++) n += hist[e + LIMIT]!;
+  return n * p.k;
+}
+
+/** Whether the value range leaves room for the clamping margin of `p`. */
+export function fitsRange(g: Geometry, p: HidingParams): boolean {
+  const { min, max } = valueRange(g);
+  return max - min >= 2 * margin(p) + 2;
+}
+
+export interface Hidden {
+  /** Marked values: R unchanged, other samples carrying the payload. */
+  readonly marked: Values;
+  readonly payloadBits: number;
+}
+
+/**
+ * Maps the values into [lo, hi] so no later ±M change can leave the sample range. When the image's
+ * values span less than the room, one offset `d` shifts them inside and nothing else is recorded;
+ * otherwise values beyond lo/hi are clamped and the location map records how far beyond they were.
+ */
+function buildPayload(
+  values: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+): { payload: Uint8Array; bits: number; clamped: Values } {
+  const { min, max } = valueRange(g);
+  const M = margin(p);
+  const lo = min + M;
+  const hi = max - M;
+  const clamped = values.slice() as Values;
+  let vmin = Infinity;
+  let vmax = -Infinity;
+  for (let i = region.K; i < clamped.length; i++) {
+    const v = clamped[i]!;
+    if (v < vmin) vmin = v;
+    if (v > vmax) vmax = v;
+  }
+  // Strictly inside (lo, hi): then no sample sits on lo or hi, and the decoder needs no map.
+  const d = vmax - vmin <= hi - lo - 2 ? lo + 1 - vmin : 0;
+  const lm = new BitWriter(4096);
+  let entries = 0;
+  for (let i = region.K; i < clamped.length; i++) {
+    const v = clamped[i]! + d;
+    if (v <= lo) {
+      writeVarint(lm, lo - v);
+      clamped[i] = lo;
+      entries++;
+    } else if (v >= hi) {
+      writeVarint(lm, v - hi);
+      clamped[i] = hi;
+      entries++;
+    } else clamped[i] = v;
+  }
+  const lmPacked = entries > 0 ? deflateSync(lm.bytes(), { level: 9 }) : new Uint8Array(0);
+  const w = new BitWriter(96 + lmPacked.length * 8 + region.K * region.L);
+  w.write(PAYLOAD_VERSION, 8);
+  writeVarint(w, zigzag(d));
+  writeVarint(w, entries);
+  writeVarint(w, lmPacked.length);
+  w.writeBytes(lmPacked);
+  const P = 2 ** region.L;
+  for (let i = 0; i < region.K; i++) w.write(((values[i]! % P) + P) % P, region.L);
+  return { payload: w.bytes(), bits: w.length, clamped };
+}
+
+const zigzag = (n: number): number => (n >= 0 ? 2 * n : -2 * n - 1);
+const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+
+/** Payload bits that `hide` would need with these parameters (one clamping pass). */
+export function payloadBitsFor(
+  values: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+): number {
+  return buildPayload(values, g, region, p).bits;
+}
+
+/**
+ * Hides R's low bits and the side information in the other samples. Returns undefined when the
+ * image does not have the capacity for these parameters.
+ */
+export function hide(
+  values: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+): Hidden | undefined {
+  if (!fitsRange(g, p)) return undefined;
+  const { payload, bits, clamped } = buildPayload(values, g, region, p);
+  // Context: original clamped values, with R's container planes cleared (the decoder sees only those).
+  const ctx = clamped;
+  for (let i = 0; i < region.K; i++) ctx[i] = maskLow(values[i]!, region.L);
+  const marked = clamped.slice() as Values;
+  for (let i = 0; i < region.K; i++) marked[i] = values[i]!;
+  const reader = new BitReader(payload, bits);
+  const { T, k } = p;
+  const scale = 2 ** k;
+  const shift = T * (scale - 1);
+  let done = 0;
+  scan(g, (idx, a, b, c) => {
+    if (idx < region.K) return true;
+    const pred = predict(ctx, a, b, c);
+    const e = ctx[idx]! - pred;
+    let e2: number;
+    if (e >= -T && e < T) {
+      const take = Math.min(k, bits - done);
+      const chunk = reader.read(take) * 2 ** (k - take);
+      done += take;
+      e2 = e * scale + chunk;
+    } else e2 = e >= T ? e + shift : e - shift;
+    marked[idx] = pred + e2;
+    return done < bits;
+  });
+  return done < bits ? undefined : { marked, payloadBits: bits };
+}
+
+/**
+ * Undoes `hide`: returns the original values, R's low bits included. `marked` holds R's samples
+ * with whatever the container left in their low bits. Throws an integrity error when the hidden
+ * stream is inconsistent (a tampered or wrongly decrypted image).
+ */
+export function recover(
+  marked: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+  payloadBits: number,
+): Values {
+  const w = marked.slice() as Values;
+  for (let i = 0; i < region.K; i++) w[i] = maskLow(w[i]!, region.L);
+  const { T, k } = p;
+  const scale = 2 ** k;
+  const shift = T * (scale - 1);
+  const out = new BitWriter(payloadBits + k);
+  const lowE = -T * scale;
+  const highE = T * scale;
+  if (payloadBits > 0)
+    scan(g, (idx, a, b, c) => {
+      if (idx < region.K) return true;
+      const pred = predict(w, a, b, c);
+      const e2 = w[idx]! - pred;
+      let e: number;
+      if (e2 >= lowE && e2 < highE) {
+        const chunk = ((e2 % scale) + scale) % scale;
+        e = (e2 - chunk) / scale;
+        out.write(chunk, k);
+      } else e = e2 >= highE ? e2 - shift : e2 + shift;
+      w[idx] = pred + e;
+      return out.length < payloadBits;
+    });
+  if (out.length < payloadBits)
+    throw new ZtvError('integrity', 'the image ends before its hidden payload does');
+  const r = new BitReader(out.bytes(), payloadBits);
+  if (r.read(8) !== PAYLOAD_VERSION)
+    throw new ZtvError('integrity', 'the hidden payload has an unknown version');
+  const d = unzigzag(readVarint(r));
+  const entries = readVarint(r);
+  const lmLength = readVarint(r);
+  if (lmLength * 8 > r.remaining)
+    throw new ZtvError('integrity', 'the hidden location map is longer than the payload');
+  let lm: BitReader | undefined;
+  if (entries > 0) {
+    try {
+      lm = new BitReader(inflateSync(r.readBytes(lmLength)));
+    } catch {
+      throw new ZtvError('integrity', 'the hidden location map does not inflate');
+    }
+  } else if (lmLength !== 0) throw new ZtvError('integrity', 'an empty location map has content');
+  const { min, max } = valueRange(g);
+  const M = margin(p);
+  const lo = min + M;
+  const hi = max - M;
+  let seen = 0;
+  for (let i = region.K; i < w.length; i++) {
+    let v = w[i]!;
+    if (lm && (v === lo || v === hi)) {
+      if (++seen > entries)
+        throw new ZtvError('integrity', 'the location map has fewer entries than clamped samples');
+      const dist = readVarint(lm);
+      v = v === lo ? lo - dist : hi + dist;
+    }
+    v -= d;
+    if (v < min || v > max) throw new ZtvError('integrity', 'a restored sample is out of range');
+    w[i] = v;
+  }
+  if (seen !== entries)
+    throw new ZtvError('integrity', 'the location map has more entries than clamped samples');
+  if (r.remaining !== region.K * region.L)
+    throw new ZtvError('integrity', "the hidden payload does not end with R's low bits");
+  for (let i = 0; i < region.K; i++) w[i] = w[i]! + r.read(region.L);
+  return w;
+}

@@ -1,0 +1,19 @@
+/** The protection codec: protect (producer), trace (cloud), verify/open (viewer, auditor), inspect. */
+export { protect, type ProtectOptions, type Protected, type ProtectReport } from './protect.ts';
+export { traceProtected, traceIdFrom, type TraceOptions } from './trace.ts';
+export {
+  openProtected,
+  verifyProtected,
+  type Opened,
+  type Restored,
+  type VerifyOptions,
+} from './open.ts';
+export { inspectProtected, type ContainerReport } from './inspect.ts';
+export type { Verdict, Check, Status, Part, TileReport } from './verdict.ts';
+export {
+  staticResolver,
+  type SignerResolver,
+  type SignerRole,
+  type TrustedSigner,
+} from './signers.ts';
+export type { CipherBackend } from './cipher.ts';

@@ -1,0 +1,320 @@
+/**
+ * Protect (producer hospital): decode the source, de-identify the header into encrypted attributes,
+ * reserve room for the container by reversible data hiding, encrypt everything else with AES-CTR,
+ * then seal: write the signed container into the reserved low bits. DESIGN §2 steps 1–3.
+ */
+import { concatBytes, randomBytes, utf8 } from '../bytes.ts';
+import { hmacSha256 } from '../crypto/hash.ts';
+import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
+import type { DataSet } from '../dicom/dataset.ts';
+import { deidentify, newUid } from '../dicom/deidentify.ts';
+import { parseDicom } from '../dicom/parse.ts';
+import { readPixelData, type NativePixels } from '../dicom/pixels.ts';
+import { T } from '../dicom/tags.ts';
+import { writePart10 } from '../dicom/write.ts';
+import { assertInput, ZtvError } from '../errors.ts';
+import { encryptAttributes } from './attributes.ts';
+import { aesCtr, type CipherBackend } from './cipher.ts';
+import {
+  CIPHER,
+  containerLength,
+  encodeSealed,
+  encodeTraceSlot,
+  FLAG_LOSSY_SOURCE,
+  FORMAT_VERSION,
+  regionSamples,
+  sealMessage,
+  writeRegionBits,
+  type SealedFields,
+} from './container.ts';
+import { headerDigest, keyCommitment, maskContainer, pixelDigest, tileDigests } from './digests.ts';
+import { geometryOf, tileGrid, type Geometry } from './geometry.ts';
+import {
+  errorHistogram,
+  estimateCapacity,
+  fitsRange,
+  hide,
+  payloadBitsFor,
+  predictionErrors,
+  estimateMapBits,
+  valueHistogram,
+  type HidingParams,
+  type Region,
+} from './hiding.ts';
+import { readValues, writeValues, type Values } from './samples.ts';
+
+export interface ProtectOptions {
+  /** The producer hospital's sealing key. */
+  readonly signer: SigningKey;
+  /** The producer's secret for pseudonymous patient and physician references (≥ 16 bytes). */
+  readonly pseudonymKey: Uint8Array;
+  /** AES key size (default 256). */
+  readonly keyBits?: 128 | 256;
+  readonly backend?: CipherBackend;
+  readonly now?: Date;
+  /** Smallest tile side tried for tamper localization (default 32 units). */
+  readonly minTileSide?: number;
+  /** Name used in error messages. */
+  readonly what?: string;
+}
+
+export interface ProtectReport {
+  readonly sourceTransferSyntax: string;
+  readonly decodedFrom?: string;
+  readonly lossySource: boolean;
+  readonly samples: number;
+  readonly containerBytes: number;
+  /** Container bit planes and region size. */
+  readonly L: number;
+  readonly K: number;
+  readonly T: number;
+  readonly k: number;
+  readonly tileSide: number;
+  readonly tiles: number;
+  readonly payloadBits: number;
+  /** Estimated hiding capacity (bits) at the chosen parameters. */
+  readonly capacityBits: number;
+  readonly warnings: readonly string[];
+}
+
+export interface Protected {
+  /** The protected Part 10 file (Explicit VR Little Endian, uncompressed). */
+  readonly bytes: Uint8Array;
+  /** The image key K_i: the only secret that opens the image. */
+  readonly imageKey: Uint8Array;
+  /** SOP Instance UID of the protected file (the original travels encrypted). */
+  readonly sopInstanceUid: string;
+  readonly report: ProtectReport;
+}
+
+/** Thresholds tried, gentlest first; the large ones serve 32-bit samples (float bit patterns). */
+const T_CANDIDATES = [
+  1,
+  2,
+  3,
+  4,
+  6,
+  8,
+  12,
+  16,
+  24,
+  32,
+  48,
+  64,
+  96,
+  128,
+  256,
+  512,
+  1024,
+  4096,
+  ...Array.from({ length: 19 }, (_, i) => 2 ** (13 + i)),
+];
+const K_CANDIDATES = [1, 2, 3, 4, 6, 8];
+
+interface Plan {
+  readonly side: number;
+  readonly region: Region;
+  readonly params: HidingParams;
+  readonly containerBytes: number;
+  readonly tiles: number;
+  readonly marked: Values;
+  readonly payloadBits: number;
+  readonly capacity: number;
+}
+
+/** Tile sides to try, smallest first, ending with one tile per frame. */
+function tileSides(g: Geometry, min: number): number[] {
+  const out: number[] = [];
+  const whole = Math.max(g.rows, g.cols);
+  for (let s = min; s < whole; s *= 2) out.push(s);
+  out.push(Math.max(whole, 1));
+  return out;
+}
+
+/**
+ * Finds the most tiles, then the fewest container planes and the gentlest hiding parameters, that
+ * carry the container; embeds with them.
+ */
+function plan(values: Values, g: Geometry, minTileSide: number): Plan {
+  const errors = predictionErrors(values, g);
+  const hists = new Map<number, Float64Array>();
+  const valueHist = valueHistogram(values, g, 0);
+  const maxL = Math.max(1, Math.min(8, g.bitsStored - 2));
+  const needs = new Map<string, number>();
+  let best = { need: Infinity, capacity: 0 };
+  for (const side of tileSides(g, minTileSide)) {
+    const grid = tileGrid(g, side);
+    const bytes = containerLength(grid.count);
+    for (let L = 1; L <= maxL; L++) {
+      const K = regionSamples(bytes, L);
+      if ((K > g.count / 4 && L < maxL) || K >= g.count) continue;
+      for (const k of K_CANDIDATES) {
+        for (const T of T_CANDIDATES) {
+          const params = { T, k };
+          if (!fitsRange(g, params)) break;
+          let hist = hists.get(K);
+          if (!hist) hists.set(K, (hist = errorHistogram(errors, K)));
+          const capacity = estimateCapacity(hist, params);
+          const floor = K * L + 128;
+          best = { need: Math.min(floor, best.need), capacity: Math.max(capacity, best.capacity) };
+          if (capacity < floor * 1.02) continue;
+          if (valueHist && capacity < (floor + estimateMapBits(valueHist, g, params)) * 1.02)
+            continue;
+          // The exact payload (with its location map) depends on K, L and the margin only.
+          const key = `${K}:${L}:${T * (2 ** k - 1)}`;
+          let need = needs.get(key);
+          if (need === undefined)
+            needs.set(key, (need = payloadBitsFor(values, g, { K, L }, params)));
+          if (capacity < need * 1.02) continue;
+          const hidden = hide(values, g, { K, L }, params);
+          if (hidden)
+            return {
+              side,
+              region: { K, L },
+              params,
+              containerBytes: bytes,
+              tiles: grid.count,
+              marked: hidden.marked,
+              payloadBits: hidden.payloadBits,
+              capacity,
+            };
+        }
+      }
+    }
+  }
+  throw new ZtvError(
+    'capacity',
+    `the image cannot carry the protection container: it needs at least ${best.need} bits of ` +
+      `hiding capacity (a ${containerLength(g.frames)}-byte container) and offers about ` +
+      `${Math.floor(best.capacity)} (${g.count} samples of ${g.bitsStored} bits)`,
+    { neededBits: best.need, availableBits: Math.floor(best.capacity), samples: g.count },
+  );
+}
+
+/** The original data set as it will be restored: decoded pixel form, no encapsulation. */
+function decodedOriginal(ds: DataSet, px: NativePixels): DataSet {
+  const out = ds.clone();
+  out.delete(px.info.pixelTag);
+  if (px.decodedFrom) {
+    out.setText(T.PhotometricInterpretation, 'CS', px.info.photometric);
+    if (px.info.samplesPerPixel > 1) out.setUint16(T.PlanarConfiguration, 0);
+    if (px.lossy && !out.has(T.LossyImageCompression))
+      out.setText(T.LossyImageCompression, 'CS', '01');
+  }
+  return out;
+}
+
+const pixelVr = (px: NativePixels): string =>
+  px.info.pixelTag === T.FloatPixelData ? 'OF' : px.info.bitsAllocated > 8 ? 'OW' : 'OB';
+
+function pseudonym(key: Uint8Array, kind: string, ...parts: (string | undefined)[]): Uint8Array {
+  if (!parts[parts.length - 1]) return new Uint8Array(16);
+  return hmacSha256(key, utf8(`${kind}\0${parts.map((p) => p ?? '').join('\0')}`)).slice(0, 16);
+}
+
+export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<Protected> {
+  assertInput(opts.pseudonymKey.length >= 16, 'the pseudonym key must be at least 16 bytes');
+  const keyBits = opts.keyBits ?? 256;
+  assertInput(keyBits === 128 || keyBits === 256, 'keyBits must be 128 or 256');
+  const what = opts.what ?? 'the image';
+  const parsed = parseDicom(input, what);
+  const px = await readPixelData(parsed);
+  const g = geometryOf(px.info);
+  const original = decodedOriginal(parsed.dataset, px);
+
+  // 1. Reserve room before encryption.
+  const values = readValues(px.data, g);
+  const p = plan(values, g, opts.minTileSide ?? 32);
+  const hidden = writeValues(px.data, g, p.marked);
+
+  // 2. Encrypt everything; the container overwrites R's low planes afterwards.
+  const imageKey = randomBytes(keyBits / 8);
+  const iv = concatBytes(randomBytes(8), new Uint8Array(8));
+  const ct = await aesCtr(imageKey, iv, hidden, opts.backend);
+
+  // Header confidentiality: originals of every changed attribute, encrypted under the image key.
+  const deid = deidentify(original);
+  const clear = deid.clear;
+  const added = [...deid.added];
+  const sopClassUid = original.text(T.SOPClassUID) ?? parsed.meta.text(T.MediaStorageSOPClassUID);
+  if (!sopClassUid) throw new ZtvError('unsupported', `${what} has no SOP Class UID (0008,0016)`);
+  const oldSop = original.text(T.SOPInstanceUID);
+  const sopInstanceUid = (oldSop && deid.uidMap.get(oldSop)) || newUid();
+  if (!oldSop) {
+    clear.setText(T.SOPInstanceUID, 'UI', sopInstanceUid);
+    added.push(T.SOPInstanceUID);
+  }
+  if (!original.has(T.SOPClassUID)) {
+    clear.setText(T.SOPClassUID, 'UI', sopClassUid);
+    added.push(T.SOPClassUID);
+  }
+  clear.set(await encryptAttributes(deid.originals, added, imageKey, iv));
+
+  // 3. Seal.
+  const masked = maskContainer(ct, g, p.region.K, p.region.L);
+  const tiles = tileDigests(masked, g, tileGrid(g, p.side), iv);
+  const fields: SealedFields = {
+    version: FORMAT_VERSION,
+    flags: px.lossy ? FLAG_LOSSY_SOURCE : 0,
+    containerBytes: p.containerBytes,
+    L: p.region.L,
+    k: p.params.k,
+    cipher: keyBits === 128 ? CIPHER['AES-128-CTR'] : CIPHER['AES-256-CTR'],
+    sigAlg: SIG_ALG_CODE[opts.signer.alg],
+    T: p.params.T,
+    payloadBits: p.payloadBits,
+    tileSide: p.side,
+    tileCount: p.tiles,
+    iv,
+    createdAt: (opts.now ?? new Date()).getTime(),
+    patientRef: pseudonym(
+      opts.pseudonymKey,
+      'patient',
+      original.text(0x00100021), // Issuer of Patient ID
+      original.text(T.PatientID),
+    ),
+    physicianRef: pseudonym(
+      opts.pseudonymKey,
+      'physician',
+      original.text(T.ReferringPhysicianName),
+    ),
+    signerKeyId: opts.signer.publicKey.keyId,
+    originalPixelDigest: pixelDigest(px.info, px.data),
+    originalHeaderDigest: headerDigest('original', original),
+    protectedHeaderDigest: headerDigest('protected', clear),
+    ciphertextDigest: tiles.ciphertextDigest,
+    keyCommitment: keyCommitment(imageKey, iv),
+    tileTags: tiles.tags,
+  };
+  const sealed = encodeSealed(fields);
+  const signature = await opts.signer.sign(sealMessage(sealed));
+  const container = concatBytes(sealed, signature, encodeTraceSlot(undefined));
+  const regionBits = p.region.K * p.region.L;
+  const padded = new Uint8Array(Math.ceil(regionBits / 8));
+  padded.set(container);
+  writeRegionBits(ct, g, p.region.L, padded, 0, regionBits);
+
+  clear.set({ tag: px.info.pixelTag, vr: pixelVr(px), value: ct });
+  const file = writePart10({ sopClassUid, sopInstanceUid }, clear);
+  return {
+    bytes: file.bytes,
+    imageKey,
+    sopInstanceUid,
+    report: {
+      sourceTransferSyntax: parsed.transferSyntax,
+      ...(px.decodedFrom ? { decodedFrom: px.decodedFrom } : {}),
+      lossySource: px.lossy,
+      samples: g.count,
+      containerBytes: p.containerBytes,
+      L: p.region.L,
+      K: p.region.K,
+      T: p.params.T,
+      k: p.params.k,
+      tileSide: p.side,
+      tiles: p.tiles,
+      payloadBits: p.payloadBits,
+      capacityBits: Math.floor(p.capacity),
+      warnings: [...parsed.warnings, ...px.warnings],
+    },
+  };
+}

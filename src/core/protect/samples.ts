@@ -1,0 +1,68 @@
+/**
+ * Sample values in and out of little-endian pixel bytes: the low `bitsStored` bits of each word as a
+ * number (two's complement when signed); writing back keeps every bit above `bitsStored` exactly.
+ */
+import type { Geometry } from './geometry.ts';
+
+/** Int32Array holds up to 16-bit samples; 32-bit words need Float64Array's exact integers. */
+export type Values = Int32Array | Float64Array;
+
+export function readValues(data: Uint8Array, g: Geometry): Values {
+  const n = g.count;
+  const bs = g.bitsStored;
+  if (g.wordBytes === 4) {
+    const out = new Float64Array(n);
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const span = 2 ** bs;
+    const half = span / 2;
+    for (let i = 0; i < n; i++) {
+      const low = bs === 32 ? dv.getUint32(4 * i, true) : dv.getUint32(4 * i, true) % span;
+      out[i] = g.signed && low >= half ? low - span : low;
+    }
+    return out;
+  }
+  const out = new Int32Array(n);
+  const mask = (1 << bs) - 1;
+  const shift = 32 - bs;
+  if (g.wordBytes === 1) {
+    if (g.signed) for (let i = 0; i < n; i++) out[i] = ((data[i]! & mask) << shift) >> shift;
+    else for (let i = 0; i < n; i++) out[i] = data[i]! & mask;
+    return out;
+  }
+  if (g.signed)
+    for (let i = 0; i < n; i++)
+      out[i] = (((data[2 * i]! | (data[2 * i + 1]! << 8)) & mask) << shift) >> shift;
+  else for (let i = 0; i < n; i++) out[i] = (data[2 * i]! | (data[2 * i + 1]! << 8)) & mask;
+  return out;
+}
+
+/** Writes `values` into a copy of `data`, replacing only the low `bitsStored` bits of each word. */
+export function writeValues(data: Uint8Array, g: Geometry, values: Values): Uint8Array {
+  const out = data.slice();
+  const n = g.count;
+  const bs = g.bitsStored;
+  if (g.wordBytes === 4) {
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const span = 2 ** bs;
+    for (let i = 0; i < n; i++) {
+      const v = values[i]!;
+      const low = v < 0 ? v + span : v;
+      const word = dv.getUint32(4 * i, true);
+      const high = bs === 32 ? 0 : word - (word % span);
+      dv.setUint32(4 * i, high + low, true);
+    }
+    return out;
+  }
+  const mask = (1 << bs) - 1;
+  if (g.wordBytes === 1) {
+    for (let i = 0; i < n; i++) out[i] = (out[i]! & ~mask) | (values[i]! & mask);
+    return out;
+  }
+  for (let i = 0; i < n; i++) {
+    const word = (out[2 * i]! | (out[2 * i + 1]! << 8) | 0) & ~mask;
+    const w = word | (values[i]! & mask);
+    out[2 * i] = w & 0xff;
+    out[2 * i + 1] = (w >>> 8) & 0xff;
+  }
+  return out;
+}

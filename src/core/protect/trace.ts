@@ -1,0 +1,77 @@
+/**
+ * Trace (cloud provider): write a trace identifier, the time and the cloud's signature into the
+ * container's trace slot — in place in the stored bytes, without any key, changing nothing else.
+ * DESIGN §2 step 4.
+ */
+import { utf8 } from '../bytes.ts';
+import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
+import { assertInput, ZtvError } from '../errors.ts';
+import {
+  encodeTraceSlot,
+  TRACE_ID_LENGTH,
+  TRACE_SLOT_LENGTH,
+  traceMessage,
+  writeRegionBits,
+} from './container.ts';
+import { readProtected } from './image.ts';
+
+export interface TraceOptions {
+  /** The cloud provider's signing key. */
+  readonly signer: SigningKey;
+  /** W_trace: 32 bytes (a pseudonymous ticket/requester reference). */
+  readonly traceId: Uint8Array;
+  readonly now?: Date;
+  readonly what?: string;
+}
+
+/** A trace id from text: 64 hex digits are taken as bytes, other text (≤ 32 bytes) is zero-padded. */
+export function traceIdFrom(text: string): Uint8Array {
+  if (/^[0-9a-fA-F]{64}$/.test(text)) {
+    const out = new Uint8Array(TRACE_ID_LENGTH);
+    for (let i = 0; i < 32; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+    return out;
+  }
+  const raw = utf8(text);
+  assertInput(raw.length > 0, 'the trace identifier is empty');
+  assertInput(
+    raw.length <= TRACE_ID_LENGTH,
+    `the trace identifier is ${raw.length} bytes long; at most ${TRACE_ID_LENGTH} fit (or give 64 hex digits)`,
+  );
+  const out = new Uint8Array(TRACE_ID_LENGTH);
+  out.set(raw);
+  return out;
+}
+
+/** Returns a copy of `bytes` whose trace slot holds the signed trace (any earlier trace is replaced). */
+export async function traceProtected(bytes: Uint8Array, opts: TraceOptions): Promise<Uint8Array> {
+  assertInput(opts.traceId.length === TRACE_ID_LENGTH, `a trace id is ${TRACE_ID_LENGTH} bytes`);
+  const what = opts.what ?? 'the image';
+  const img = readProtected(bytes, what);
+  const c = img.container;
+  if (!c || img.damage > 0)
+    throw new ZtvError(
+      'integrity',
+      `${what} has a damaged protection container${img.containerError ? ` (${img.containerError})` : ''}: refusing to trace it`,
+    );
+  if (img.parsed.pixelDataOffset === undefined)
+    throw new ZtvError(
+      'not-protected',
+      `${what} does not hold its pixel data where it can be traced`,
+    );
+  const unsigned = {
+    traceId: opts.traceId,
+    tracedAt: (opts.now ?? new Date()).getTime(),
+    sigAlg: SIG_ALG_CODE[opts.signer.alg],
+    cloudKeyId: opts.signer.publicKey.keyId,
+  };
+  const signature = await opts.signer.sign(traceMessage(c.sealedBytes, c.sealSignature, unsigned));
+  const slot = encodeTraceSlot({ ...unsigned, signature });
+  const out = bytes.slice();
+  const pixels = out.subarray(
+    img.parsed.pixelDataOffset,
+    img.parsed.pixelDataOffset + img.data.length,
+  );
+  const from = (c.fields.containerBytes - TRACE_SLOT_LENGTH) * 8;
+  writeRegionBits(pixels, img.g, img.L, slot, from, TRACE_SLOT_LENGTH * 8);
+  return out;
+}
