@@ -66,8 +66,10 @@ export interface Container {
   /** Bytes covered by the producer's signature. */
   readonly sealedBytes: Uint8Array;
   readonly sealSignature: Uint8Array;
-  /** Undefined while no cloud has traced the image. */
+  /** Undefined while no cloud has traced the image (or when the slot is malformed). */
   readonly trace?: TraceSlot;
+  /** Why the trace slot could not be read, when it is neither empty nor well formed. */
+  readonly traceError?: string;
   /** The raw trace slot (all zero when empty). */
   readonly traceSlot: Uint8Array;
 }
@@ -204,18 +206,30 @@ export function decodeContainer(b: Uint8Array): Container {
   const sealedEnd = FIXED_LENGTH + tileBytes;
   const sealSignature = at(sealedEnd, SIGNATURE_LENGTH);
   const traceSlot = at(sealedEnd + SIGNATURE_LENGTH, TRACE_SLOT_LENGTH);
+  let trace: TraceSlot | undefined;
+  let traceError: string | undefined;
+  try {
+    trace = decodeTraceSlot(traceSlot);
+  } catch (e) {
+    if (!(e instanceof ZtvError)) throw e;
+    traceError = e.message;
+  }
   return {
     fields,
     sealedBytes: b.slice(0, sealedEnd),
     sealSignature,
     traceSlot,
-    trace: decodeTraceSlot(traceSlot),
+    ...(trace ? { trace } : {}),
+    ...(traceError ? { traceError } : {}),
   };
 }
 
+/** Every byte of the slot is either signed or must be zero: nothing in it can change unnoticed. */
 function decodeTraceSlot(s: Uint8Array): TraceSlot | undefined {
   if (s.every((x) => x === 0)) return undefined;
   if (s[0] !== 1) throw new ZtvError('integrity', `the trace slot has an unknown version ${s[0]}`);
+  if (s[2] !== 0 || s[3] !== 0 || s.subarray(124).some((x) => x !== 0))
+    throw new ZtvError('integrity', 'the trace slot has non-zero reserved bytes');
   return {
     sigAlg: s[1]!,
     traceId: s.slice(4, 36),

@@ -235,7 +235,9 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
 
   // The cloud's trace.
   let trace: TraceReport | null = null;
-  if (!c.trace) {
+  if (c.traceError) {
+    checks.add('trace.structure', 'trace', 'fail', c.traceError);
+  } else if (!c.trace) {
     checks.add('trace.present', 'trace', 'skipped', 'no cloud has traced this image yet');
   } else {
     const t = c.trace;

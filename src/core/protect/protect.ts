@@ -141,12 +141,13 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   const valueHist = valueHistogram(values, g, 0);
   const maxL = Math.max(1, Math.min(8, g.bitsStored - 2));
   const needs = new Map<string, number>();
-  let best = { need: Infinity, capacity: 0 };
+  const best = { need: Infinity, capacity: 0 };
   for (const side of tileSides(g, minTileSide)) {
     const grid = tileGrid(g, side);
     const bytes = containerLength(grid.count);
     for (let L = 1; L <= maxL; L++) {
       const K = regionSamples(bytes, L);
+      best.need = Math.min(best.need, K * L + 128);
       if ((K > g.count / 4 && L < maxL) || K >= g.count) continue;
       for (const k of K_CANDIDATES) {
         for (const T of T_CANDIDATES) {
@@ -156,7 +157,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
           if (!hist) hists.set(K, (hist = errorHistogram(errors, K)));
           const capacity = estimateCapacity(hist, params);
           const floor = K * L + 128;
-          best = { need: Math.min(floor, best.need), capacity: Math.max(capacity, best.capacity) };
+          best.capacity = Math.max(capacity, best.capacity);
           if (capacity < floor * 1.02) continue;
           if (valueHist && capacity < (floor + estimateMapBits(valueHist, g, params)) * 1.02)
             continue;
