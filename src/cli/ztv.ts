@@ -7,7 +7,30 @@ import { EXIT, UsageError } from './common.ts';
 
 export type Command = (args: string[]) => Promise<number>;
 
-const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Command }> }> = {};
+const codec = (name: keyof typeof import('./commands/codec.ts')) => async () => ({
+  run: (await import('./commands/codec.ts'))[name],
+});
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Command }> }> = {
+  'dev-keys': {
+    summary: 'write a development key set (authority, producer, cloud)',
+    load: codec('devKeys'),
+  },
+  protect: { summary: 'protect a DICOM image (producer hospital)', load: codec('protectCommand') },
+  trace: {
+    summary: 'write a signed trace into a protected image (cloud, no key)',
+    load: codec('traceCommand'),
+  },
+  verify: {
+    summary: 'verify a protected image; JSON verdict, exit 0/1/2',
+    load: codec('verifyCommand'),
+  },
+  open: { summary: 'restore the original of a protected image', load: codec('openCommand') },
+  inspect: {
+    summary: "print a protected image's container in clear",
+    load: codec('inspectCommand'),
+  },
+};
 
 function usage(): string {
   const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
@@ -35,7 +58,8 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (isZtvError(e)) {
       console.error(`ztv ${name}: ${e.message}`);
-      return EXIT.failure;
+      const exit = (e as { exit?: number }).exit;
+      return typeof exit === 'number' ? exit : EXIT.failure;
     }
     // An unexpected failure is still one line for the user; the stack only on request.
     console.error(`ztv ${name}: internal error: ${(e as Error).message ?? String(e)}`);

@@ -1,0 +1,165 @@
+// The `ztv` command line as operators use it: real processes, real files. Happy path end to end, then
+// every user error gives one clear line on stderr, a non-zero exit, no stack trace and no output file.
+import { spawnSync } from 'node:child_process';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, samplePath } from '../../test/samples.ts';
+
+const BIN = join(REPO_ROOT, 'bin/ztv.js');
+let dir: string;
+const ztv = (...args: string[]) => {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: dir });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+};
+const p = (f: string) => join(dir, f);
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'ztv-cli-'));
+  expect(ztv('dev-keys', p('keys')).code).toBe(0);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('ztv happy path', () => {
+  it('protect → trace → verify (0) → open restores the original pixels', () => {
+    const src = samplePath('series/ct_chest_LIDC-IDRI-0314/000002.dcm');
+    const r1 = ztv('protect', '--keys', p('keys'), src, p('p.dcm'), '--key-out', p('k.json'));
+    expect(r1.code, r1.err).toBe(0);
+    expect(statSync(p('k.json')).mode & 0o777).toBe(0o600);
+    expect(r1.out + r1.err).not.toContain(JSON.parse(readFileSync(p('k.json'), 'utf8')).key);
+    expect(
+      ztv('trace', '--keys', p('keys'), '--trace', 'ticket-9', p('p.dcm'), p('t.dcm')).code,
+    ).toBe(0);
+    const v = ztv('verify', '--keys', p('keys'), p('t.dcm'));
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.out).status).toBe('verified');
+    const vk = ztv('verify', '--keys', p('keys'), '--image-key', p('k.json'), p('t.dcm'));
+    expect(JSON.parse(vk.out).keyed).toBe(true);
+    expect(
+      ztv('open', '--keys', p('keys'), '--image-key', p('k.json'), p('t.dcm'), p('o.dcm')).code,
+    ).toBe(0);
+    const inspect = JSON.parse(ztv('inspect', p('t.dcm')).out);
+    expect(inspect.trace.id).toMatch(/^7469636b65742d39/); // "ticket-9"
+    expect(readFileSync(p('o.dcm')).length).toBeGreaterThan(500_000);
+  });
+
+  it('verify exits 1 on a tampered image and 2 when it cannot verify', () => {
+    const bytes = readFileSync(p('t.dcm'));
+    bytes[bytes.length - 1000]! ^= 0x80; // an encrypted pixel bit
+    writeFileSync(p('bad.dcm'), bytes);
+    const v = ztv('verify', '--keys', p('keys'), p('bad.dcm'));
+    expect(v.code).toBe(1);
+    expect(JSON.parse(v.out).tampered).toEqual(['pixels']);
+    expect(ztv('dev-keys', p('other')).code).toBe(0);
+    expect(ztv('verify', '--keys', p('other'), p('t.dcm')).code).toBe(2);
+    // open refuses to write a tampered original unless asked
+    expect(
+      ztv('open', '--keys', p('keys'), '--image-key', p('k.json'), p('bad.dcm'), p('bad-open.dcm'))
+        .code,
+    ).toBe(1);
+    expect(existsSync(p('bad-open.dcm'))).toBe(false);
+  });
+});
+
+describe('ztv user errors', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    [
+      'missing input file',
+      () => ['protect', '--keys', p('keys'), p('nope.dcm'), p('x1.dcm'), '--key-out', p('x1.json')],
+      /does not exist/,
+    ],
+    [
+      'not DICOM',
+      () => ['protect', '--keys', p('keys'), p('text.txt'), p('x2.dcm'), '--key-out', p('x2.json')],
+      /not DICOM/,
+    ],
+    [
+      'truncated',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('odd/MR_truncated.dcm'),
+        p('x3.dcm'),
+        '--key-out',
+        p('x3.json'),
+      ],
+      /truncated/,
+    ],
+    [
+      'unsupported syntax',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('odd/GH340.dcm'),
+        p('x4.dcm'),
+        '--key-out',
+        p('x4.json'),
+      ],
+      /not supported/,
+    ],
+    [
+      'image too small',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('odd/SC_rgb_small_odd.dcm'),
+        p('x5.dcm'),
+        '--key-out',
+        p('x5.json'),
+      ],
+      /cannot carry the protection container: it needs at least \d+ bits/,
+    ],
+    [
+      'wrong key',
+      () => ['open', '--keys', p('keys'), '--image-key', p('wrong.json'), p('t.dcm'), p('x6.dcm')],
+      /does not open this image/,
+    ],
+    [
+      'no keys dir',
+      () => [
+        'protect',
+        '--keys',
+        p('nokeys'),
+        samplePath('small/CT_small.dcm'),
+        p('x7.dcm'),
+        '--key-out',
+        p('x7.json'),
+      ],
+      /does not exist/,
+    ],
+    [
+      'plain DICOM to verify',
+      () => ['verify', '--keys', p('keys'), samplePath('small/CT_small.dcm')],
+      /carries no protection container|not a protected image/,
+    ],
+    ['unknown flag', () => ['protect', '--bogus'], /Unknown option/],
+  ];
+  beforeAll(() => {
+    writeFileSync(p('text.txt'), 'hello, this is not an image\n'.repeat(20));
+    const k = JSON.parse(readFileSync(p('k.json'), 'utf8'));
+    k.key = Buffer.alloc(32, 7).toString('base64url');
+    writeFileSync(p('wrong.json'), JSON.stringify(k));
+  });
+
+  it.each(cases)('%s', (_name, args, message) => {
+    const before = new Set(readdirSync(dir));
+    const r = ztv(...args());
+    expect(r.code).not.toBe(0);
+    const lines = r.err.trim().split('\n');
+    expect(lines[0]).toMatch(message);
+    expect(r.err).not.toMatch(/\n\s+at |Error:/); // no stack trace
+    expect(readdirSync(dir).filter((f) => !before.has(f))).toEqual([]); // no output, not even partial
+  });
+});
