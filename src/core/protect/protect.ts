@@ -27,7 +27,14 @@ import {
   writeRegionBits,
   type SealedFields,
 } from './container.ts';
-import { headerDigest, keyCommitment, maskContainer, pixelDigest, tileDigests } from './digests.ts';
+import {
+  ciphertextDigest,
+  headerDigest,
+  keyCommitment,
+  maskContainer,
+  pixelDigest,
+  tileTags,
+} from './digests.ts';
 import { geometryOf, tileGrid, type Geometry } from './geometry.ts';
 import {
   errorHistogram,
@@ -253,7 +260,7 @@ export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<
 
   // 3. Seal.
   const masked = maskContainer(ct, g, p.region.K, p.region.L);
-  const tiles = tileDigests(masked, g, tileGrid(g, p.side), iv);
+  const tags = tileTags(masked, g, tileGrid(g, p.side), iv);
   const fields: SealedFields = {
     version: FORMAT_VERSION,
     flags: px.lossy ? FLAG_LOSSY_SOURCE : 0,
@@ -280,12 +287,12 @@ export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<
       original.text(T.ReferringPhysicianName),
     ),
     signerKeyId: opts.signer.publicKey.keyId,
-    originalPixelDigest: pixelDigest(px.info, px.data),
+    originalPixelDigest: await pixelDigest(px.info, px.data),
     originalHeaderDigest: headerDigest('original', original),
     protectedHeaderDigest: headerDigest('protected', clear),
-    ciphertextDigest: tiles.ciphertextDigest,
+    ciphertextDigest: await ciphertextDigest(masked, iv),
     keyCommitment: keyCommitment(imageKey, iv),
-    tileTags: tiles.tags,
+    tileTags: tags,
   };
   const sealed = encodeSealed(fields);
   const signature = await opts.signer.sign(sealMessage(sealed));
