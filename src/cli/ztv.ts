@@ -4,10 +4,13 @@
  */
 import { isZtvError } from '../core/errors.ts';
 import { EXIT, UsageError } from './common.ts';
+import type * as CodecModule from './commands/codec.ts';
+
+type CodecCommands = typeof CodecModule;
 
 export type Command = (args: string[]) => Promise<number>;
 
-const codec = (name: keyof typeof import('./commands/codec.ts')) => async () => ({
+const codec = (name: keyof CodecCommands) => async () => ({
   run: (await import('./commands/codec.ts'))[name],
 });
 
