@@ -9,6 +9,9 @@ export const EXIT = { ok: 0, tampered: 1, unverifiable: 2, usage: 64, failure: 3
 
 export class UsageError extends Error {}
 
+/** Thrown by `parse` when the user asked for a command's usage: printed on stdout, exit 0. */
+export class HelpRequested extends Error {}
+
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
 /** Parses `args` strictly: unknown flags and missing values are usage errors, not crashes. */
@@ -17,6 +20,7 @@ export function parse<O extends Options>(
   options: O,
   usage: string,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  if (args.includes('--help') || args.includes('-h')) throw new HelpRequested(`usage: ${usage}`);
   try {
     const r = parseArgs({ args, options, allowPositionals: true, strict: true });
     return {

@@ -3,7 +3,7 @@
  * under ./commands and is loaded on demand; this file dispatches and turns errors into one line.
  */
 import { isZtvError } from '../core/errors.ts';
-import { EXIT, UsageError } from './common.ts';
+import { EXIT, HelpRequested, UsageError } from './common.ts';
 import type * as CodecModule from './commands/codec.ts';
 
 type CodecCommands = typeof CodecModule;
@@ -55,6 +55,10 @@ export async function main(argv: string[]): Promise<number> {
     const mod = await cmd.load();
     return await mod.run(rest);
   } catch (e) {
+    if (e instanceof HelpRequested) {
+      console.log(e.message);
+      return EXIT.ok;
+    }
     if (e instanceof UsageError) {
       console.error(`ztv ${name}: ${e.message}`);
       return EXIT.usage;
