@@ -131,6 +131,11 @@ async function runEmscripten(
       );
     }
     const info = dec.getFrameInfo();
+    if (!(info.width > 0 && info.height > 0))
+      throw new ZtvError(
+        'not-dicom',
+        `${codec} could not decode a frame: the codestream holds no image`,
+      );
     const smaller =
       info.width > 0 &&
       info.height > 0 &&

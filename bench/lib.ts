@@ -1,0 +1,54 @@
+/** Shared helpers of the benchmarks: machine description, statistics, report files. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  let mem = '';
+  try {
+    const kb = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]);
+    mem = `, ${(kb / 1024 / 1024).toFixed(0)} GiB`;
+  } catch {
+    /* not Linux */
+  }
+  return `${cpu}, ${cpus().length} cores${mem}; Node ${process.version}; ${new Date().toISOString().slice(0, 10)}`;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+export const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+
+/** The figures `openssl speed` gives for an algorithm at 16 KiB blocks, in MB/s. */
+export function opensslSpeed(alg: string): string {
+  try {
+    const out = execFileSync('openssl', ['speed', '-evp', alg, '-seconds', '1'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const line = out.split('\n').find((l) => l.trim().toLowerCase().startsWith(alg.toLowerCase()));
+    const cols = line?.trim().split(/\s+/) ?? [];
+    const k16 = cols[cols.length - 2]; // 16384-byte column, in 1000s of bytes per second
+    return k16 ? `${(Number(k16.replace(/k$/, '')) / 1000).toFixed(0)} MB/s` : 'unavailable';
+  } catch {
+    return 'unavailable';
+  }
+}
+
+export function writeReport(name: string, markdown: string): string {
+  const path = join(BENCH_DIR, 'reports', `${name}.md`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, markdown);
+  return path;
+}
