@@ -1,0 +1,250 @@
+/**
+ * From a restored original to what a renderer draws: per frame, grey samples in modality units
+ * (Rescale Slope/Intercept or a Modality LUT applied, unused high bits masked, two's complement
+ * honoured) or 8-bit RGB (palette, YBR and colour-by-plane resolved), plus the metadata a viewport
+ * needs. DOM-free: it runs in the decode workers and in Node tests.
+ */
+import type { DataSet } from '../../core/dicom/dataset.ts';
+import type { PixelInfo } from '../../core/dicom/pixels.ts';
+
+export interface DisplayMeta {
+  readonly rows: number;
+  readonly columns: number;
+  readonly frames: number;
+  readonly color: boolean;
+  readonly photometric: string;
+  /** MONOCHROME1: low values are bright. */
+  readonly invert: boolean;
+  /** [row spacing, column spacing] in mm, when known. */
+  readonly pixelSpacing?: readonly [number, number];
+  readonly imagePosition?: readonly [number, number, number];
+  readonly imageOrientation?: readonly [number, number, number, number, number, number];
+  readonly sliceThickness?: number;
+  readonly instanceNumber?: number;
+  readonly windowCenter?: number;
+  readonly windowWidth?: number;
+  readonly rescaleSlope: number;
+  readonly rescaleIntercept: number;
+  readonly modality?: string;
+  readonly studyInstanceUid?: string;
+  readonly seriesInstanceUid?: string;
+  readonly sopInstanceUid?: string;
+  readonly seriesDescription?: string;
+  readonly seriesNumber?: number;
+  readonly patientName?: string;
+  readonly patientId?: string;
+  readonly studyDate?: string;
+  readonly studyDescription?: string;
+}
+
+export type DisplayPixels = Int16Array | Uint16Array | Float32Array | Uint8Array;
+
+export interface DisplayFrame {
+  /** Grey: modality values. Colour: interleaved 8-bit RGB. */
+  readonly pixels: DisplayPixels;
+  readonly min: number;
+  readonly max: number;
+}
+
+const num = (ds: DataSet, tag: number): number | undefined => ds.number(tag);
+
+function numbers(ds: DataSet, tag: number): number[] | undefined {
+  const t = ds.text(tag);
+  if (t === undefined) return undefined;
+  const out = t.split('\\').map((x) => Number(x.trim()));
+  return out.length > 0 && out.every(Number.isFinite) ? out : undefined;
+}
+
+export function displayMeta(ds: DataSet, info: PixelInfo): DisplayMeta {
+  const spacing = numbers(ds, 0x00280030) ?? numbers(ds, 0x00181164);
+  const pos = numbers(ds, 0x00200032);
+  const ori = numbers(ds, 0x00200037);
+  const text = (tag: number) => ds.text(tag) || undefined;
+  const photometric = info.photometric;
+  return {
+    rows: info.rows,
+    columns: info.columns,
+    frames: info.frames,
+    color: info.samplesPerPixel === 3 || photometric === 'PALETTE COLOR',
+    photometric,
+    invert: photometric === 'MONOCHROME1',
+    ...(spacing?.length === 2 ? { pixelSpacing: [spacing[0]!, spacing[1]!] as const } : {}),
+    ...(pos?.length === 3 ? { imagePosition: [pos[0]!, pos[1]!, pos[2]!] as const } : {}),
+    ...(ori?.length === 6
+      ? { imageOrientation: [ori[0]!, ori[1]!, ori[2]!, ori[3]!, ori[4]!, ori[5]!] as const }
+      : {}),
+    ...opt('sliceThickness', num(ds, 0x00180050)),
+    ...opt('instanceNumber', num(ds, 0x00200013)),
+    ...opt('windowCenter', numbers(ds, 0x00281050)?.[0]),
+    ...opt('windowWidth', numbers(ds, 0x00281051)?.[0]),
+    rescaleSlope: num(ds, 0x00281053) ?? 1,
+    rescaleIntercept: num(ds, 0x00281052) ?? 0,
+    ...opt('modality', text(0x00080060)),
+    ...opt('studyInstanceUid', text(0x0020000d)),
+    ...opt('seriesInstanceUid', text(0x0020000e)),
+    ...opt('sopInstanceUid', text(0x00080018)),
+    ...opt('seriesDescription', text(0x0008103e)),
+    ...opt('seriesNumber', num(ds, 0x00200011)),
+    ...opt('patientName', text(0x00100010)),
+    ...opt('patientId', text(0x00100020)),
+    ...opt('studyDate', text(0x00080020)),
+    ...opt('studyDescription', text(0x00081030)),
+  };
+}
+
+function opt<K extends string, V>(key: K, v: V | undefined): { [P in K]?: V } {
+  return (v === undefined ? {} : { [key]: v }) as { [P in K]?: V };
+}
+
+/** Stored values of one frame as numbers: high bits masked, sign honoured. */
+function storedValues(info: PixelInfo, data: Uint8Array, frame: number): Float64Array {
+  const n = info.rows * info.columns * info.samplesPerPixel;
+  const out = new Float64Array(n);
+  if (info.bitsAllocated === 1) {
+    const start = frame * info.rows * info.columns;
+    for (let i = 0; i < n; i++) out[i] = (data[(start + i) >> 3]! >> ((start + i) & 7)) & 1;
+    return out;
+  }
+  const bytes = info.bitsAllocated / 8;
+  const dv = new DataView(data.buffer, data.byteOffset + frame * n * bytes, n * bytes);
+  const float = info.pixelTag === 0x7fe00008;
+  const bs = info.bitsStored;
+  const span = 2 ** bs;
+  for (let i = 0; i < n; i++) {
+    if (float) {
+      out[i] = dv.getFloat32(4 * i, true);
+      continue;
+    }
+    const w =
+      bytes === 1
+        ? dv.getUint8(i)
+        : bytes === 2
+          ? dv.getUint16(2 * i, true)
+          : dv.getUint32(4 * i, true);
+    const low = bs >= 32 ? w : w % span;
+    out[i] = info.pixelRepresentation === 1 && low >= span / 2 ? low - span : low;
+  }
+  return out;
+}
+
+/**
+ * The Modality LUT Sequence (0028,3000) as a function, when the data set has one. The descriptor's
+ * first mapped value is signed when the pixels are (PS3.3 C.11.1.1.1), whatever VR it was written with.
+ */
+function modalityLut(ds: DataSet, signed: boolean): ((v: number) => number) | undefined {
+  const item = ds.get(0x00283000)?.items?.[0];
+  const desc = item?.get(0x00283002)?.value;
+  const data = item?.get(0x00283006)?.value;
+  if (!desc || !data || desc.length < 6) return undefined;
+  const dv = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
+  const count = dv.getUint16(0, true) || 65536;
+  const first = signed ? dv.getInt16(2, true) : dv.getUint16(2, true);
+  const entries = new Uint16Array(count);
+  const lut = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  for (let i = 0; i < count && 2 * i + 1 < data.length; i++)
+    entries[i] = lut.getUint16(2 * i, true);
+  return (v) => entries[Math.max(0, Math.min(count - 1, v - first))]!;
+}
+
+/** 8-bit RGB of a colour frame, interleaved, whatever the stored colour model. */
+function rgbFrame(ds: DataSet, info: PixelInfo, data: Uint8Array, frame: number): Uint8Array {
+  const px = info.rows * info.columns;
+  const out = new Uint8Array(px * 3);
+  if (info.photometric === 'PALETTE COLOR') {
+    const values = storedValues(info, data, frame);
+    const lut = (descTag: number, dataTag: number) => {
+      const desc = ds.get(descTag)?.value;
+      const d = ds.get(dataTag)?.value;
+      if (!desc || !d) return () => 0;
+      const dv = new DataView(desc.buffer, desc.byteOffset, desc.byteLength);
+      const count = dv.getUint16(0, true) || 65536;
+      const first = dv.getUint16(2, true);
+      const bits = dv.getUint16(4, true);
+      const table = new DataView(d.buffer, d.byteOffset, d.byteLength);
+      const wide = d.length >= count * 2;
+      return (v: number) => {
+        const i = Math.max(0, Math.min(count - 1, v - first));
+        const e = wide ? table.getUint16(2 * i, true) : table.getUint8(i);
+        return bits > 8 ? e >> 8 : e;
+      };
+    };
+    const r = lut(0x00281101, 0x00281201);
+    const g = lut(0x00281102, 0x00281202);
+    const b = lut(0x00281103, 0x00281203);
+    for (let i = 0; i < px; i++) {
+      const v = values[i]!;
+      out[3 * i] = r(v);
+      out[3 * i + 1] = g(v);
+      out[3 * i + 2] = b(v);
+    }
+    return out;
+  }
+  const ybr422 = /^YBR_(FULL|PARTIAL)_422$/.test(info.photometric);
+  const frameBytes = ybr422 ? px * 2 : px * 3 * (info.bitsAllocated / 8);
+  const f = data.subarray(frame * frameBytes, (frame + 1) * frameBytes);
+  const wide = info.bitsAllocated === 16;
+  const sample = (i: number): number =>
+    wide ? (f[2 * i]! | (f[2 * i + 1]! << 8)) >> (info.bitsStored - 8) : f[i]!;
+  const get = (p: number, c: number): number =>
+    info.planarConfiguration === 1 ? sample(c * px + p) : sample(3 * p + c);
+  const clamp = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
+  const ybr = info.photometric.startsWith('YBR');
+  for (let p = 0; p < px; p++) {
+    let y: number, cb: number, cr: number;
+    if (ybr422) {
+      const pair = p >> 1;
+      y = f[4 * pair + (p & 1)]!;
+      cb = f[4 * pair + 2]!;
+      cr = f[4 * pair + 3]!;
+    } else if (ybr) {
+      y = get(p, 0);
+      cb = get(p, 1);
+      cr = get(p, 2);
+    } else {
+      out[3 * p] = get(p, 0);
+      out[3 * p + 1] = get(p, 1);
+      out[3 * p + 2] = get(p, 2);
+      continue;
+    }
+    out[3 * p] = clamp(y + 1.402 * (cr - 128));
+    out[3 * p + 1] = clamp(y - 0.344136 * (cb - 128) - 0.714136 * (cr - 128));
+    out[3 * p + 2] = clamp(y + 1.772 * (cb - 128));
+  }
+  return out;
+}
+
+/** One frame ready to draw. */
+export function displayFrame(
+  ds: DataSet,
+  info: PixelInfo,
+  data: Uint8Array,
+  frame: number,
+): DisplayFrame {
+  const meta = displayMeta(ds, info);
+  if (meta.color) {
+    const pixels = rgbFrame(ds, info, data, frame);
+    return { pixels, min: 0, max: 255 };
+  }
+  const stored = storedValues(info, data, frame);
+  const lut = modalityLut(ds, info.pixelRepresentation === 1);
+  const slope = meta.rescaleSlope;
+  const intercept = meta.rescaleIntercept;
+  let min = Infinity;
+  let max = -Infinity;
+  let integral = true;
+  const values = new Float64Array(stored.length);
+  for (let i = 0; i < stored.length; i++) {
+    const v = lut ? lut(stored[i]!) : stored[i]! * slope + intercept;
+    values[i] = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    if (integral && !Number.isInteger(v)) integral = false;
+  }
+  const Kind =
+    integral && min >= -32768 && max <= 32767
+      ? Int16Array
+      : integral && min >= 0 && max <= 65535
+        ? Uint16Array
+        : Float32Array;
+  return { pixels: Kind.from(values), min, max };
+}
