@@ -1,0 +1,13 @@
+/** The decode worker: image keys live here, in memory, for the session; pixels leave transferred. */
+import { DecodeJob } from './job.ts';
+import type { WorkerRequest } from './protocol.ts';
+
+const job = new DecodeJob();
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: unknown, transfer: Transferable[]): void;
+};
+
+scope.onmessage = (e) => {
+  void job.handle(e.data).then((r) => scope.postMessage(r.message, r.transfer));
+};
