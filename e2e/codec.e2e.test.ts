@@ -3,53 +3,27 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { build, preview, type PreviewServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { readPixelData } from '../src/core/dicom/pixels.ts';
 import { pemEncode } from '../src/core/crypto/keys.ts';
 import { protect, traceIdFrom, traceProtected } from '../src/core/protect/index.ts';
 import { testKeys } from '../test/keys.ts';
-import { REPO_ROOT, samplePath } from '../test/samples.ts';
+import { samplePath } from '../test/samples.ts';
 import { launchChromium } from './browser.ts';
+import { servePages, type ServedPages } from './pages-server.ts';
 
-let server: PreviewServer;
-let outDir: string;
+let pages: ServedPages;
 let browser: Browser;
-let base: string;
 
 beforeAll(async () => {
-  // A production build of the test page, as the viewer will ship: no dev-server dependency discovery.
-  outDir = mkdtempSync(join(tmpdir(), 'ztv-e2e-codec-'));
-  await build({
-    root: REPO_ROOT,
-    configFile: false,
-    logLevel: 'silent',
-    build: {
-      outDir,
-      emptyOutDir: true,
-      rollupOptions: { input: join(REPO_ROOT, 'e2e/pages/codec.html') },
-    },
-    worker: { format: 'es' },
-  });
-  server = await preview({
-    root: REPO_ROOT,
-    configFile: false,
-    logLevel: 'silent',
-    build: { outDir },
-    preview: { host: '127.0.0.1', port: 0, strictPort: false },
-  });
-  base = server.resolvedUrls!.local[0]!.replace(/\/$/, '');
+  pages = await servePages('codec.html');
   browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
   await browser?.close();
-  await server?.close();
-  if (outDir) rmSync(outDir, { recursive: true, force: true });
+  await pages?.close();
 });
 
 describe('the codec in the browser', () => {
@@ -69,7 +43,7 @@ describe('the codec in the browser', () => {
     const page = await browser.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${base}/e2e/pages/codec.html`);
+    await page.goto(`${pages.base}/e2e/pages/codec.html`);
     await page.waitForFunction(() => typeof window.openInWorker === 'function');
     const outcome = await page.evaluate((job) => window.openInWorker(job), {
       image: Buffer.from(traced).toString('base64'),
