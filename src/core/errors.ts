@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'unsupported-version' // a container version this build does not read
   | 'wrong-key' // the image key does not open this image
   | 'bad-key' // a key file is unreadable or of the wrong kind
-  | 'integrity'; // verification failed where the caller asked for a verified result
+  | 'integrity' // verification failed where the caller asked for a verified result
+  | 'ticket'; // a blind ticket is forged, expired, replayed, for someone else or malformed
 
 export class ZtvError extends Error {
   readonly code: ErrorCode;

@@ -70,6 +70,8 @@ export const keyIdOf = (spki: Uint8Array): Uint8Array => sha256(spki).subarray(0
 
 export interface VerifyKey {
   readonly alg: SigAlg;
+  /** The WebCrypto public key, for libraries that take one (JOSE). */
+  readonly cryptoKey: CryptoKey;
   readonly spki: Uint8Array;
   readonly keyId: Uint8Array;
   readonly keyIdHex: string;
@@ -78,6 +80,8 @@ export interface VerifyKey {
 
 export interface SigningKey {
   readonly alg: SigAlg;
+  /** The WebCrypto private key (possibly non-extractable), for libraries that take one (JOSE). */
+  readonly cryptoKey: CryptoKey;
   readonly publicKey: VerifyKey;
   sign(message: Uint8Array): Promise<Uint8Array>;
 }
@@ -95,6 +99,7 @@ export async function verifyKeyFromSpki(spki: Uint8Array): Promise<VerifyKey> {
   const keyId = keyIdOf(spki);
   return {
     alg,
+    cryptoKey: key,
     spki: exactCopy(spki),
     keyId,
     keyIdHex: toHex(keyId),
@@ -127,6 +132,7 @@ export async function signingKeyFromCryptoKeys(
   const pub = await verifyKeyFromSpki(spki);
   return {
     alg,
+    cryptoKey: privateKey,
     publicKey: pub,
     async sign(message) {
       return new Uint8Array(
