@@ -1,6 +1,5 @@
 /** Helpers shared by the `ztv` commands: argument parsing, atomic file output, user-facing errors. */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ZtvError } from '../core/errors.ts';
 
@@ -56,19 +55,4 @@ export function readInput(path: string, what = 'input file'): Uint8Array {
   }
 }
 
-/**
- * Writes a file atomically: a temporary sibling, then a rename, so a failure never leaves a partial
- * output. `mode` 0o600 for secrets.
- */
-export function writeOutput(path: string, data: Uint8Array | string, mode = 0o644): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  try {
-    writeFileSync(tmp, data, { mode });
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw new ZtvError('bad-input', `cannot write ${path}: ${(e as Error).message}`);
-  }
-}
+export { writeOutput } from '../services/common/files.ts';

@@ -15,6 +15,7 @@ import {
 } from '../core/crypto/keys.ts';
 import { ZtvError } from '../core/errors.ts';
 import { staticResolver, type SignerResolver } from '../core/protect/signers.ts';
+import { isPkiDir, pkiDirResolver } from '../services/common/pki-dir.ts';
 import { writeOutput } from './common.ts';
 
 export const PARTIES = ['authority', 'producer', 'cloud'] as const;
@@ -70,8 +71,12 @@ export function pseudonymKey(dir: string): Uint8Array {
   return fromHex(text);
 }
 
-/** Trusts the producer and cloud public keys of a key directory. */
+/**
+ * What verification trusts: with a PKI directory (ca.pem present), certificates validated to its root,
+ * its CRLs and trust group; with development keys, the producer and cloud public keys found there.
+ */
 export async function resolverFor(dir: string): Promise<SignerResolver> {
+  if (isPkiDir(dir)) return pkiDirResolver(dir);
   const load = async (party: Party) => ({
     key: await verifyKeyFromPem(readKeyFile(dir, `${party}.pub.pem`)),
     subject: `${party} (development key in ${dir})`,

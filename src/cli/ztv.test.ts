@@ -70,6 +70,28 @@ describe('ztv happy path', () => {
   });
 });
 
+describe('ztv with a PKI directory', () => {
+  it('pki init makes a PKI that protect, trace and verify use; verify names the certified signers', () => {
+    expect(ztv('pki', 'init', p('pki')).code).toBe(0);
+    expect(statSync(p('pki/ca.key.pem')).mode & 0o777).toBe(0o600);
+    expect(ztv('pki', 'init', p('pki')).err).toMatch(/already holds a PKI/);
+    const src = samplePath('small/CT_small.dcm');
+    expect(
+      ztv('protect', '--keys', p('pki'), src, p('pp.dcm'), '--key-out', p('pk.json')).code,
+    ).toBe(0);
+    expect(ztv('trace', '--keys', p('pki'), '--trace', 'T-1', p('pp.dcm'), p('pt.dcm')).code).toBe(
+      0,
+    );
+    const v = JSON.parse(ztv('verify', '--keys', p('pki'), p('pt.dcm')).out);
+    expect(v.status).toBe('verified');
+    expect(v.seal.signer.subject).toMatch(/CN=Saint-Louis Producer Hospital/);
+    expect(v.seal.signer.chain[1]).toMatch(/CN=ZTV Federation Root CA/);
+    expect(v.trace.signer.subject).toMatch(/CN=Nimbus Imaging Cloud/);
+    const show = JSON.parse(ztv('pki', 'show', p('pki')).out);
+    expect(show.trustGroup.version).toBe(1);
+  });
+});
+
 describe('ztv user errors', () => {
   const cases: [string, () => string[], RegExp][] = [
     [

@@ -33,6 +33,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
     summary: "print a protected image's container in clear",
     load: codec('inspectCommand'),
   },
+  pki: {
+    summary: 'pki init DIR: a demo PKI (CA, hospitals, cloud, CRLs, trust group); pki show DIR',
+    load: async () => ({ run: (await import('./commands/pki.ts')).pkiCommand }),
+  },
 };
 
 function usage(): string {

@@ -1,0 +1,56 @@
+/** `ztv pki …`: the demo federation's PKI on disk, and a look at what a directory holds. */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from '../../core/bytes.ts';
+import { ZtvError } from '../../core/errors.ts';
+import { createDemoPki } from '../../core/pki/demo.ts';
+import { isPkiDir, loadPkiDir, writePkiDir } from '../../services/common/pki-dir.ts';
+import { EXIT, parse, UsageError } from '../common.ts';
+
+export async function pkiCommand(args: string[]): Promise<number> {
+  const usage = 'ztv pki init DIR [--force] | ztv pki show DIR';
+  const [sub, ...rest] = args;
+  if (sub === 'init') {
+    const { values, positionals } = parse(rest, { force: { type: 'boolean' } }, usage);
+    if (positionals.length !== 1) throw new UsageError(`expected one directory\nusage: ${usage}`);
+    const dir = positionals[0]!;
+    if (isPkiDir(dir) && values.force !== true)
+      throw new ZtvError(
+        'bad-input',
+        `${dir} already holds a PKI (${join(dir, 'ca.pem')}); use --force to replace it`,
+      );
+    const files = await writePkiDir(dir, await createDemoPki(), randomBytes(32));
+    console.log(
+      `wrote a demo PKI to ${dir}: ${files.length} files (ca.pem, organisation and hospital CA certificates, keys, CRLs, trust-group.json)`,
+    );
+    return EXIT.ok;
+  }
+  if (sub === 'show') {
+    const { positionals } = parse(rest, {}, usage);
+    if (positionals.length !== 1 || !existsSync(positionals[0]!))
+      throw new UsageError(`expected a PKI directory\nusage: ${usage}`);
+    const pki = await loadPkiDir(positionals[0]!);
+    console.log(
+      JSON.stringify(
+        {
+          root: pki.root.subject,
+          intermediates: pki.intermediates.map((c) => c.subject),
+          organisations: pki.organisations.map((c) => ({
+            subject: c.subject,
+            notAfter: c.notAfter.toISOString(),
+          })),
+          crls: pki.crls.map((c) => ({
+            issuer: c.issuer,
+            revoked: c.entries.length,
+            nextUpdate: c.nextUpdate?.toISOString(),
+          })),
+          trustGroup: pki.trustGroup,
+        },
+        null,
+        2,
+      ),
+    );
+    return EXIT.ok;
+  }
+  throw new UsageError(`unknown pki command ${sub ?? ''}\nusage: ${usage}`);
+}
