@@ -4,7 +4,7 @@
  * certificates required and checked against the CRLs; then, above TLS, the peer's certificate must
  * validate for its role and belong to the current trust group.
  */
-import { X509Certificate as NodeX509 } from 'node:crypto';
+import type { X509Certificate as NodeX509 } from 'node:crypto';
 import { request as httpsRequest, type RequestOptions, type ServerOptions } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { readOrganisation } from '../../core/pki/extensions.ts';
