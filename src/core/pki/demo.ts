@@ -120,14 +120,25 @@ export async function createDemoPki(v?: Validity): Promise<DemoPki> {
   const trustGroup: TrustGroup = {
     version: 1,
     issuedAt: new Date().toISOString(),
-    members: await Promise.all(
-      Object.values(organisations).map(async (o) => ({
-        id: o.id,
-        name: o.name,
-        role: o.role,
-        certificate: await thumbprint(o.cert),
-      })),
-    ),
+    members: [
+      ...(await Promise.all(
+        Object.values(organisations).map(async (o) => ({
+          id: o.id,
+          name: o.name,
+          role: o.role,
+          certificate: await thumbprint(o.cert),
+        })),
+      )),
+      // Hospital device CAs are members too: a device is admitted when its hospital's CA is.
+      ...(await Promise.all(
+        Object.values(hospitalCas).map(async (ca) => ({
+          id: ca.id,
+          name: ca.cert.subject,
+          role: (ca.id === 'producer-ca' ? 'producer' : 'consumer') as OrgRole,
+          certificate: await thumbprint(ca.cert),
+        })),
+      )),
+    ],
   };
   return {
     root,

@@ -3,9 +3,7 @@
  * organisation certificates (producer, consumer, cloud, authority), hospital CAs that certify their
  * clinicians' devices, device certificates from CSRs, and CRLs. Profiles in docs/trust.md.
  */
-import type {
-  X509Certificate,
-  X509Crl} from './x509.ts';
+import type { X509Certificate, X509Crl } from './x509.ts';
 import {
   AuthorityKeyIdentifierExtension,
   BasicConstraintsExtension,

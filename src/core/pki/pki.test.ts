@@ -298,11 +298,13 @@ describe('device enrollment', () => {
 describe('trust group and the certificate resolver', () => {
   it('verifies the signed trust group and refuses altered or older ones', async () => {
     const g = await verifyTrustGroup(pki.trustGroupJws, pki.root.cert);
-    expect(g.members.map((m) => m.role).sort()).toEqual([
+    expect(g.members.map((m) => m.id).sort()).toEqual([
       'authority',
       'cloud',
       'consumer',
+      'consumer-ca',
       'producer',
+      'producer-ca',
     ]);
     const altered = {
       ...pki.trustGroupJws,

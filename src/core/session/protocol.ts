@@ -1,0 +1,582 @@
+/**
+ * Sessions between a viewer and a service, after PS3.15's Integrated Secure Communication Layer with
+ * modern algorithms, in its four phases:
+ *  1. line connection — both state protocol versions and maximum packet size; the smaller size wins
+ *     and is the chunk size of streamed transfers; an unsupported version is refused;
+ *  2. mutual authentication — each side sends a fresh challenge and an ephemeral ECDH P-256 key; each
+ *     signs the transcript (both challenges, both ephemerals, the negotiated parameters, both
+ *     certificates) with its certified key; each validates the other's chain and trust-group membership;
+ *  3. secured messages — AES-256-GCM under keys derived from the ECDH secret by HKDF-SHA-256, one per
+ *     direction, sequence numbers in nonce and AAD, so tampered, reordered and replayed messages fail;
+ *  4. line disconnection — an explicit close invalidates the session on both sides; idle sessions
+ *     expire.
+ * Transport-agnostic: the client talks through a `post` function, the server answers plain objects.
+ */
+import {
+  concatBytes,
+  fromBase64Url,
+  randomBytes,
+  toBase64Url,
+  toHex,
+  u64be,
+  utf8,
+} from '../bytes.ts';
+import { hkdfSha256, sha256 } from '../crypto/hash.ts';
+import { verifyKeyFromSpki, type SigningKey } from '../crypto/keys.ts';
+import { ZtvError } from '../errors.ts';
+
+export const PROTOCOL_VERSION = 'ZTV-ISCL/1';
+export const DEFAULT_MAX_PACKET = 256 * 1024;
+const MIN_PACKET = 4096;
+
+export class SessionError extends ZtvError {
+  constructor(
+    readonly reason: SessionRefusal,
+    message: string,
+  ) {
+    super('bad-input', message, { reason });
+    this.name = 'SessionError';
+  }
+}
+
+export type SessionRefusal =
+  | 'unsupported-version'
+  | 'bad-request'
+  | 'unknown-session'
+  | 'wrong-phase'
+  | 'bad-certificate'
+  | 'bad-signature'
+  | 'replayed-challenge'
+  | 'bad-message'
+  | 'out-of-order'
+  | 'closed'
+  | 'expired';
+
+/** What a validator says about a presented certificate chain (PEM, leaf first). */
+export type PeerCheck =
+  | { readonly ok: true; readonly peer: PeerIdentity }
+  | { readonly ok: false; readonly reason: string };
+
+export interface PeerIdentity {
+  /** Subject of the leaf certificate. */
+  readonly subject: string;
+  /** SHA-256 thumbprint of the leaf certificate (hex): the device or organisation id. */
+  readonly thumbprint: string;
+  /** The leaf's SubjectPublicKeyInfo: the key that signs in the handshake. */
+  readonly spki: Uint8Array;
+  /** Role-specific attributes (clinician id and role, organisation id). */
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+export type PeerValidator = (chain: readonly string[]) => Promise<PeerCheck>;
+
+export interface Credentials {
+  readonly signer: SigningKey;
+  /** PEM certificates, leaf first (intermediates after it). */
+  readonly chain: readonly string[];
+}
+
+/** A service refused an operation: its HTTP-like status, a stable code and a sentence. */
+export class RemoteError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RemoteError';
+  }
+}
+
+// --- messages -------------------------------------------------------------------------------
+
+export interface ConnectRequest {
+  readonly versions: readonly string[];
+  readonly maxPacket: number;
+}
+export interface ConnectResponse {
+  readonly sessionId: string;
+  readonly version: string;
+  readonly packet: number;
+}
+export interface AuthRequest {
+  readonly sessionId: string;
+  readonly challenge: string;
+  readonly ephemeral: string;
+  readonly chain: readonly string[];
+}
+export interface AuthResponse {
+  readonly challenge: string;
+  readonly ephemeral: string;
+  readonly chain: readonly string[];
+  /** The server's signature over the transcript. */
+  readonly signature: string;
+}
+export interface FinishRequest {
+  readonly sessionId: string;
+  readonly signature: string;
+}
+export interface Sealed {
+  readonly sessionId: string;
+  readonly seq: number;
+  readonly data: string;
+}
+
+// --- shared crypto ----------------------------------------------------------------------------
+
+const ECDH: EcKeyGenParams = { name: 'ECDH', namedCurve: 'P-256' };
+
+interface Transcript {
+  readonly version: string;
+  readonly packet: number;
+  readonly sessionId: string;
+  readonly clientChallenge: string;
+  readonly clientEphemeral: string;
+  readonly clientChain: readonly string[];
+  readonly serverChallenge: string;
+  readonly serverEphemeral: string;
+  readonly serverChain: readonly string[];
+}
+
+/** The bytes each side signs: a label for the signer's side, then the canonical transcript. */
+function transcriptBytes(t: Transcript, signer: 'client' | 'server'): Uint8Array {
+  return concatBytes(
+    utf8(`${PROTOCOL_VERSION} ${signer} signature\0`),
+    sha256(utf8(JSON.stringify(t))),
+  );
+}
+
+async function ephemeral(): Promise<{ pair: CryptoKeyPair; spki: string }> {
+  const pair = (await crypto.subtle.generateKey(ECDH, false, ['deriveBits'])) as CryptoKeyPair;
+  const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
+  return { pair, spki: toBase64Url(spki) };
+}
+
+async function deriveKeys(
+  own: CryptoKey,
+  peerSpki: string,
+  t: Transcript,
+): Promise<{ c2s: CryptoKey; s2c: CryptoKey }> {
+  let peer: CryptoKey;
+  try {
+    peer = await crypto.subtle.importKey(
+      'spki',
+      fromBase64Url(peerSpki) as Uint8Array<ArrayBuffer>,
+      ECDH,
+      false,
+      [],
+    );
+  } catch {
+    throw new SessionError('bad-request', 'the ephemeral key is not an ECDH P-256 public key');
+  }
+  const secret = new Uint8Array(
+    await crypto.subtle.deriveBits({ name: 'ECDH', public: peer }, own, 256),
+  );
+  const salt = sha256(utf8(JSON.stringify(t)));
+  const key = (label: string) =>
+    crypto.subtle.importKey(
+      'raw',
+      hkdfSha256(secret, salt, `${PROTOCOL_VERSION} ${label}`, 32) as Uint8Array<ArrayBuffer>,
+      { name: 'AES-GCM' },
+      false,
+      ['encrypt', 'decrypt'],
+    );
+  return { c2s: await key('client to server'), s2c: await key('server to client') };
+}
+
+const nonceOf = (direction: number, seq: number): Uint8Array<ArrayBuffer> =>
+  concatBytes(Uint8Array.of(0, 0, 0, direction), u64be(seq)) as Uint8Array<ArrayBuffer>;
+const aadOf = (sessionId: string, direction: number, seq: number): Uint8Array<ArrayBuffer> =>
+  concatBytes(
+    utf8(`${sessionId}\0`),
+    Uint8Array.of(direction),
+    u64be(seq),
+  ) as Uint8Array<ArrayBuffer>;
+
+async function seal(
+  key: CryptoKey,
+  sessionId: string,
+  direction: number,
+  seq: number,
+  plain: Uint8Array,
+): Promise<Sealed> {
+  const ct = await crypto.subtle.encrypt(
+    {
+      name: 'AES-GCM',
+      iv: nonceOf(direction, seq),
+      additionalData: aadOf(sessionId, direction, seq),
+    },
+    key,
+    plain as Uint8Array<ArrayBuffer>,
+  );
+  return { sessionId, seq, data: toBase64Url(new Uint8Array(ct)) };
+}
+
+async function unseal(key: CryptoKey, m: Sealed, direction: number): Promise<Uint8Array> {
+  try {
+    const pt = await crypto.subtle.decrypt(
+      {
+        name: 'AES-GCM',
+        iv: nonceOf(direction, m.seq),
+        additionalData: aadOf(m.sessionId, direction, m.seq),
+      },
+      key,
+      fromBase64Url(m.data) as Uint8Array<ArrayBuffer>,
+    );
+    return new Uint8Array(pt);
+  } catch {
+    throw new SessionError(
+      'bad-message',
+      'a secured message failed authentication: tampered, or not of this session',
+    );
+  }
+}
+
+async function verifyWith(
+  spki: Uint8Array,
+  signature: string,
+  message: Uint8Array,
+): Promise<boolean> {
+  const key = await verifyKeyFromSpki(spki);
+  return key.verify(fromBase64Url(signature), message);
+}
+
+const C2S = 1;
+const S2C = 2;
+
+// --- server -------------------------------------------------------------------------------
+
+interface ServerSession {
+  readonly id: string;
+  readonly version: string;
+  readonly packet: number;
+  phase: 'connected' | 'challenged' | 'open' | 'closed';
+  lastSeen: number;
+  transcript?: Transcript;
+  ephemeral?: CryptoKeyPair;
+  client?: PeerIdentity;
+  keys?: { c2s: CryptoKey; s2c: CryptoKey };
+  recvSeq: number;
+  sendSeq: number;
+}
+
+export interface SessionServerOptions {
+  readonly credentials: Credentials;
+  readonly validateClient: PeerValidator;
+  readonly versions?: readonly string[];
+  readonly maxPacket?: number;
+  readonly idleMs?: number;
+  readonly now?: () => number;
+  /** Called with every refusal (for the audit log). Never receives keys or message contents. */
+  readonly onRefusal?: (reason: SessionRefusal, message: string, sessionId?: string) => void;
+}
+
+export interface OpenedMessage {
+  readonly plaintext: Uint8Array;
+  readonly client: PeerIdentity;
+  readonly sessionId: string;
+}
+
+export class SessionServer {
+  private readonly sessions = new Map<string, ServerSession>();
+  private readonly usedChallenges = new Set<string>();
+  private readonly now: () => number;
+
+  constructor(private readonly opts: SessionServerOptions) {
+    this.now = opts.now ?? Date.now;
+  }
+
+  private refuse(reason: SessionRefusal, message: string, sessionId?: string): never {
+    this.opts.onRefusal?.(reason, message, sessionId);
+    throw new SessionError(reason, message);
+  }
+
+  private get(sessionId: unknown, phase: ServerSession['phase']): ServerSession {
+    if (typeof sessionId !== 'string') this.refuse('bad-request', 'a session id is required');
+    const s = this.sessions.get(sessionId as string);
+    if (!s)
+      this.refuse(
+        'unknown-session',
+        'no such session (never opened, or already forgotten)',
+        sessionId as string,
+      );
+    const session = s!;
+    if (session.phase === 'closed') this.refuse('closed', 'the session was closed', session.id);
+    if (this.now() - session.lastSeen > (this.opts.idleMs ?? 15 * 60_000)) {
+      session.phase = 'closed';
+      this.sessions.delete(session.id);
+      this.refuse('expired', 'the session expired after inactivity', session.id);
+    }
+    if (session.phase !== phase)
+      this.refuse('wrong-phase', `the session is ${session.phase}, not ${phase}`, session.id);
+    session.lastSeen = this.now();
+    return session;
+  }
+
+  /** Phase 1. */
+  connect(req: ConnectRequest): ConnectResponse {
+    const mine = this.opts.versions ?? [PROTOCOL_VERSION];
+    if (!Array.isArray(req.versions) || !Number.isInteger(req.maxPacket))
+      this.refuse('bad-request', 'a connect request names versions and a maximum packet size');
+    const version = req.versions.find((v) => mine.includes(v));
+    if (!version)
+      this.refuse(
+        'unsupported-version',
+        `none of the versions ${req.versions.join(', ')} is supported (${mine.join(', ')})`,
+      );
+    const packet = Math.max(
+      MIN_PACKET,
+      Math.min(req.maxPacket, this.opts.maxPacket ?? DEFAULT_MAX_PACKET),
+    );
+    const id = toHex(randomBytes(16));
+    this.sessions.set(id, {
+      id,
+      version: version!,
+      packet,
+      phase: 'connected',
+      lastSeen: this.now(),
+      recvSeq: 0,
+      sendSeq: 0,
+    });
+    return { sessionId: id, version: version!, packet };
+  }
+
+  /** Phase 2, first half: the client's challenge and certificate; the server answers and signs. */
+  async authenticate(req: AuthRequest): Promise<AuthResponse> {
+    const s = this.get(req.sessionId, 'connected');
+    if (typeof req.challenge !== 'string' || fromBase64Url(req.challenge).length !== 32)
+      this.refuse('bad-request', 'a challenge is 32 random bytes', s.id);
+    if (this.usedChallenges.has(req.challenge))
+      this.refuse('replayed-challenge', 'this challenge was already used', s.id);
+    this.usedChallenges.add(req.challenge);
+    const check = await this.opts.validateClient(req.chain ?? []);
+    if (!check.ok)
+      this.refuse('bad-certificate', `the client certificate is refused: ${check.reason}`, s.id);
+    const eph = await ephemeral();
+    const t: Transcript = {
+      version: s.version,
+      packet: s.packet,
+      sessionId: s.id,
+      clientChallenge: req.challenge,
+      clientEphemeral: req.ephemeral,
+      clientChain: req.chain,
+      serverChallenge: toBase64Url(randomBytes(32)),
+      serverEphemeral: eph.spki,
+      serverChain: this.opts.credentials.chain,
+    };
+    s.keys = await deriveKeys(eph.pair.privateKey, req.ephemeral, t);
+    s.transcript = t;
+    s.client = (check as { peer: PeerIdentity }).peer;
+    s.phase = 'challenged';
+    const signature = await this.opts.credentials.signer.sign(transcriptBytes(t, 'server'));
+    return {
+      challenge: t.serverChallenge,
+      ephemeral: t.serverEphemeral,
+      chain: t.serverChain,
+      signature: toBase64Url(signature),
+    };
+  }
+
+  /** Phase 2, second half: the client's signature over the same transcript opens the session. */
+  async finish(req: FinishRequest): Promise<{ readonly ok: true }> {
+    const s = this.get(req.sessionId, 'challenged');
+    const ok = await verifyWith(
+      s.client!.spki,
+      req.signature,
+      transcriptBytes(s.transcript!, 'client'),
+    ).catch(() => false);
+    if (!ok) {
+      s.phase = 'closed';
+      this.sessions.delete(s.id);
+      this.refuse(
+        'bad-signature',
+        "the client's signature over the handshake does not verify",
+        s.id,
+      );
+    }
+    s.phase = 'open';
+    return { ok: true };
+  }
+
+  /** Phase 3, inbound: opens a client message; the sequence must be exactly the next one. */
+  async open(m: Sealed): Promise<OpenedMessage> {
+    const s = this.get(m?.sessionId, 'open');
+    if (m.seq !== s.recvSeq)
+      this.refuse(
+        'out-of-order',
+        `message ${m.seq} arrived where ${s.recvSeq} was due: replayed or reordered`,
+        s.id,
+      );
+    const plaintext = await unseal(s.keys!.c2s, m, C2S).catch((e: unknown) => {
+      this.opts.onRefusal?.('bad-message', (e as Error).message, s.id);
+      throw e;
+    });
+    s.recvSeq++;
+    return { plaintext, client: s.client!, sessionId: s.id };
+  }
+
+  /** Phase 3, outbound: seals a response (or one chunk of a streamed transfer). */
+  async seal(sessionId: string, plaintext: Uint8Array): Promise<Sealed> {
+    const s = this.get(sessionId, 'open');
+    if (plaintext.length > s.packet)
+      this.refuse('bad-request', `a packet holds at most ${s.packet} bytes`, s.id);
+    return seal(s.keys!.s2c, s.id, S2C, s.sendSeq++, plaintext);
+  }
+
+  packetSize(sessionId: string): number {
+    return this.get(sessionId, 'open').packet;
+  }
+
+  /** Phase 4: the (already opened) close request ends the session for good. */
+  close(sessionId: string): void {
+    const s = this.sessions.get(sessionId);
+    if (s) s.phase = 'closed';
+    this.sessions.delete(sessionId);
+  }
+
+  /** Drops idle sessions (call periodically). */
+  sweep(): number {
+    let n = 0;
+    for (const s of this.sessions.values())
+      if (this.now() - s.lastSeen > (this.opts.idleMs ?? 15 * 60_000)) {
+        this.sessions.delete(s.id);
+        n++;
+      }
+    return n;
+  }
+}
+
+// --- client -------------------------------------------------------------------------------
+
+export type Post = (path: string, body: unknown) => Promise<unknown>;
+
+export interface SessionClientOptions {
+  readonly credentials: Credentials;
+  readonly validateServer: PeerValidator;
+  readonly versions?: readonly string[];
+  readonly maxPacket?: number;
+}
+
+export class SessionClient {
+  private sessionId = '';
+  private keys?: { c2s: CryptoKey; s2c: CryptoKey };
+  private sendSeq = 0;
+  private recvSeq = 0;
+  private closed = false;
+  packet = 0;
+  server?: PeerIdentity;
+
+  constructor(
+    private readonly post: Post,
+    private readonly opts: SessionClientOptions,
+  ) {}
+
+  get id(): string {
+    return this.sessionId;
+  }
+
+  /** Phases 1 and 2. */
+  async connect(): Promise<void> {
+    const c = (await this.post('/session/connect', {
+      versions: this.opts.versions ?? [PROTOCOL_VERSION],
+      maxPacket: this.opts.maxPacket ?? DEFAULT_MAX_PACKET,
+    })) as ConnectResponse;
+    this.sessionId = c.sessionId;
+    this.packet = c.packet;
+    const eph = await ephemeral();
+    const challenge = toBase64Url(randomBytes(32));
+    const a = (await this.post('/session/authenticate', {
+      sessionId: c.sessionId,
+      challenge,
+      ephemeral: eph.spki,
+      chain: this.opts.credentials.chain,
+    } satisfies AuthRequest)) as AuthResponse;
+    const check = await this.opts.validateServer(a.chain);
+    if (!check.ok)
+      throw new SessionError(
+        'bad-certificate',
+        `the server certificate is refused: ${check.reason}`,
+      );
+    const t: Transcript = {
+      version: c.version,
+      packet: c.packet,
+      sessionId: c.sessionId,
+      clientChallenge: challenge,
+      clientEphemeral: eph.spki,
+      clientChain: this.opts.credentials.chain,
+      serverChallenge: a.challenge,
+      serverEphemeral: a.ephemeral,
+      serverChain: a.chain,
+    };
+    if (
+      !(await verifyWith(check.peer.spki, a.signature, transcriptBytes(t, 'server')).catch(
+        () => false,
+      ))
+    )
+      throw new SessionError(
+        'bad-signature',
+        "the server's signature over the handshake does not verify",
+      );
+    this.keys = await deriveKeys(eph.pair.privateKey, a.ephemeral, t);
+    this.server = check.peer;
+    const signature = await this.opts.credentials.signer.sign(transcriptBytes(t, 'client'));
+    await this.post('/session/finish', {
+      sessionId: c.sessionId,
+      signature: toBase64Url(signature),
+    } satisfies FinishRequest);
+  }
+
+  private ready(): { c2s: CryptoKey; s2c: CryptoKey } {
+    if (this.closed) throw new SessionError('closed', 'the session was closed');
+    if (!this.keys) throw new SessionError('wrong-phase', 'the session is not open');
+    return this.keys;
+  }
+
+  /** Seals a request body for the server. */
+  async sealRequest(plain: Uint8Array): Promise<Sealed> {
+    return seal(this.ready().c2s, this.sessionId, C2S, this.sendSeq++, plain);
+  }
+
+  /** Opens a response (or a chunk), which must be the next in sequence. */
+  async openResponse(m: Sealed): Promise<Uint8Array> {
+    const keys = this.ready();
+    if (m.sessionId !== this.sessionId || m.seq !== this.recvSeq)
+      throw new SessionError(
+        'out-of-order',
+        `response ${m.seq} arrived where ${this.recvSeq} was due`,
+      );
+    const plain = await unseal(keys.s2c, m, S2C);
+    this.recvSeq++;
+    return plain;
+  }
+
+  /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */
+  async request<T>(path: string, body: unknown): Promise<T> {
+    const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
+    const reply = (await this.post('/session/message', sealed)) as Sealed;
+    const r = JSON.parse(new TextDecoder().decode(await this.openResponse(reply))) as {
+      status: number;
+      body: unknown;
+    };
+    if (r.status >= 400) {
+      const b = (r.body ?? {}) as { error?: string; message?: string };
+      throw new RemoteError(
+        r.status,
+        b.error ?? 'error',
+        b.message ?? `${path} failed with ${r.status}`,
+      );
+    }
+    return r.body as T;
+  }
+
+  /** Phase 4. */
+  async close(): Promise<void> {
+    if (this.closed || !this.keys) return;
+    const sealed = await this.sealRequest(
+      utf8(JSON.stringify({ path: '/session/close', body: {} })),
+    );
+    await this.post('/session/message', sealed).catch(() => undefined);
+    this.closed = true;
+    this.keys = undefined;
+  }
+}
