@@ -8,12 +8,8 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { utf8 } from '../../core/bytes.ts';
 import { isZtvError } from '../../core/errors.ts';
-import {
-  SessionError,
-  SessionServer,
-  type PeerIdentity,
-  type Sealed,
-} from '../../core/session/protocol.ts';
+import type { SessionServer } from '../../core/session/protocol.ts';
+import { SessionError, type PeerIdentity, type Sealed } from '../../core/session/protocol.ts';
 
 export interface OperationContext {
   readonly client: PeerIdentity;
