@@ -141,8 +141,8 @@ async function issue(
 export interface OrganisationRequest extends OrganisationInfo {
   readonly name: string;
   readonly publicKey: CryptoKey;
-  /** ECDH public key others encrypt to (tickets to the cloud). */
-  readonly encryptionKey?: CryptoKey;
+  /** ECDH public key others encrypt to (tickets to the cloud), as a key or SPKI bytes. */
+  readonly encryptionKey?: CryptoKey | Uint8Array;
   /** Host names and addresses the organisation's TLS endpoints answer on. */
   readonly dnsNames?: readonly string[];
   readonly ipAddresses?: readonly string[];
@@ -172,7 +172,15 @@ export async function issueOrganisation(
       new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth, ExtendedKeyUsage.clientAuth]),
       new SubjectAlternativeNameExtension(names),
       organisationExtension({ role: req.role, domain: req.domain }),
-      ...(req.encryptionKey ? [encryptionKeyExtension(await spkiOf(req.encryptionKey))] : []),
+      ...(req.encryptionKey
+        ? [
+            encryptionKeyExtension(
+              req.encryptionKey instanceof Uint8Array
+                ? req.encryptionKey
+                : await spkiOf(req.encryptionKey),
+            ),
+          ]
+        : []),
     ],
     validity(req.validity, 3),
   );
@@ -229,10 +237,11 @@ export async function issueDevice(
 }
 
 /**
- * A device's certificate request, made in the browser: the signing key pair (private part may be
- * non-extractable) signs it; the device's ECDH public key rides along as a requested extension.
+ * A certificate request, made where the keys live (a device's browser, a service): the signing key
+ * pair (private part may be non-extractable) signs it; the ECDH public key rides along as a requested
+ * extension.
  */
-export async function createDeviceCsr(
+export async function createCsr(
   signing: CryptoKeyPair,
   encryptionPublic: CryptoKey,
   label: string,
@@ -246,9 +255,42 @@ export async function createDeviceCsr(
   return csr.toString('pem');
 }
 
+/** What a CSR asks to certify, once its signature and keys are checked. */
+export interface CheckedCsr {
+  readonly publicKey: CryptoKey;
+  readonly encryptionKey: Uint8Array;
+}
+
 /**
- * The hospital issues a device certificate from a CSR: the CSR must verify and carry an ECDH
- * encryption key; the subject and role come from the authenticated clinician, never from the CSR.
+ * Checks a CSR (devices and organisations alike): the signature must verify, the key must be ECDSA
+ * P-256 and an ECDH P-256 encryption key must ride along. Nothing else in it is trusted.
+ */
+export async function checkCsr(csrPem: string): Promise<CheckedCsr> {
+  let csr: Pkcs10CertificateRequest;
+  try {
+    csr = new Pkcs10CertificateRequest(csrPem);
+  } catch {
+    throw new ZtvError('bad-input', 'the certificate request is not a PKCS#10 CSR');
+  }
+  if (!(await csr.verify().catch(() => false)))
+    throw new ZtvError('bad-input', 'the certificate request signature does not verify');
+  const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
+  if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256')
+    throw new ZtvError('bad-input', 'certified keys must be ECDSA P-256');
+  const enc = csr.getExtension(OID.encryptionKeyExtension);
+  if (!enc) throw new ZtvError('bad-input', 'the certificate request carries no encryption key');
+  const encryptionKey = new Uint8Array(enc.value);
+  try {
+    await crypto.subtle.importKey('spki', exactCopy(encryptionKey), ECDH_KEY, true, []);
+  } catch {
+    throw new ZtvError('bad-input', 'the encryption key is not an ECDH P-256 public key');
+  }
+  return { publicKey: await csr.publicKey.export(EC_KEY, ['verify']), encryptionKey };
+}
+
+/**
+ * The hospital issues a device certificate from a CSR: the subject and role come from the
+ * authenticated clinician, never from the CSR.
  */
 export async function issueDeviceFromCsr(
   hospitalCa: Issuer,
@@ -257,32 +299,12 @@ export async function issueDeviceFromCsr(
   hospital: string,
   v?: Validity,
 ): Promise<X509Certificate> {
-  let csr: Pkcs10CertificateRequest;
-  try {
-    csr = new Pkcs10CertificateRequest(csrPem);
-  } catch {
-    throw new ZtvError('bad-input', 'the certificate request is not a PKCS#10 CSR');
-  }
-  if (!(await csr.verify()))
-    throw new ZtvError('bad-input', 'the certificate request signature does not verify');
-  const algorithm = csr.publicKey.algorithm as EcKeyAlgorithm;
-  if (algorithm.name !== 'ECDSA' || algorithm.namedCurve !== 'P-256')
-    throw new ZtvError('bad-input', 'device keys must be ECDSA P-256');
-  const enc = csr.getExtension(OID.encryptionKeyExtension);
-  if (!enc)
-    throw new ZtvError('bad-input', 'the certificate request carries no device encryption key');
-  const encSpki = new Uint8Array(enc.value);
-  try {
-    await crypto.subtle.importKey('spki', exactCopy(encSpki), ECDH_KEY, true, []);
-  } catch {
-    throw new ZtvError('bad-input', 'the device encryption key is not an ECDH P-256 public key');
-  }
-  const publicKey = await csr.publicKey.export(EC_KEY, ['verify']);
+  const { publicKey, encryptionKey } = await checkCsr(csrPem);
   return issueDevice(hospitalCa, {
     clinician,
     hospital,
     publicKey,
-    encryptionKey: encSpki,
+    encryptionKey,
     ...(v ? { validity: v } : {}),
   });
 }

@@ -15,7 +15,7 @@ import { createDemoPki, type DemoPki } from './demo.ts';
 import { readClinician } from './extensions.ts';
 import {
   createCrl,
-  createDeviceCsr,
+  createCsr,
   crlPem,
   createRootCa,
   generateEncryptionKeys,
@@ -280,7 +280,7 @@ describe('device enrollment', () => {
     const keys = await generateSigningKeys(false);
     const enc = await generateEncryptionKeys(false);
     await expect(crypto.subtle.exportKey('pkcs8', keys.privateKey)).rejects.toThrow();
-    const csr = await createDeviceCsr(keys, enc.publicKey, 'whatever the browser claims');
+    const csr = await createCsr(keys, enc.publicKey, 'whatever the browser claims');
     expect(csr).toMatch(/^-----BEGIN CERTIFICATE REQUEST-----/);
     expect(csr).not.toMatch(/PRIVATE KEY/);
     const cert = await issueDeviceFromCsr(consumerCa, csr, clinician, 'Riverside');

@@ -7,7 +7,7 @@ import { signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
 import { createDemoPki, type DemoPki } from '../../core/pki/demo.ts';
 import {
   createCrl,
-  createDeviceCsr,
+  createCsr,
   generateEncryptionKeys,
   generateSigningKeys,
   issueDeviceFromCsr,
@@ -69,7 +69,7 @@ async function enrolDevice(): Promise<Credentials> {
   const ca = pki.hospitalCas['consumer-ca'];
   const cert = await issueDeviceFromCsr(
     { cert: ca.cert, privateKey: ca.keys.privateKey },
-    await createDeviceCsr(keys, enc.publicKey, 'browser'),
+    await createCsr(keys, enc.publicKey, 'browser'),
     { id: 'dr.bob', role: 'physician', domain: OID.domainConsumer },
     'Riverside',
   );
