@@ -1,0 +1,98 @@
+/**
+ * OrBAC rules compiled to Cedar: one Cedar policy per rule, carrying the rule's identity, type and
+ * obligations as annotations; permissions become `permit`, prohibitions `forbid … unless { exceptions }`,
+ * and obligation rules go to a second policy set evaluated only once access is allowed. The schema types
+ * every entity and context attribute, so Cedar validates requests and the policies strictly.
+ */
+import type { ContextName, PolicyFile, Rule } from './model.ts';
+
+const q = (s: string): string => JSON.stringify(s);
+
+/** The Cedar expression of an OrBAC context. */
+export function contextExpr(c: ContextName): string {
+  if (c.startsWith('purpose:')) return `context.purpose == ${q(c.slice('purpose:'.length))}`;
+  switch (c) {
+    case 'default':
+      return 'true';
+    case 'treatment':
+      return 'context.treatment';
+    case 'working-hours':
+      return '(context.hour >= context.workingStart && context.hour < context.workingEnd)';
+    case 'outside-working-hours':
+      return '!(context.hour >= context.workingStart && context.hour < context.workingEnd)';
+    case 'emergency':
+      return 'context.emergency';
+    case 'watermark-update':
+      return 'context.traceInserted';
+    case 'own-request':
+      return 'resource.requester == principal.id';
+    case 'delegated':
+      return 'context.delegated';
+    case 'clinical-role':
+      return '(principal in Role::"physician" || principal in Role::"radiologist" || principal in Role::"nurse")';
+    default:
+      throw new Error(`no Cedar expression for context ${c}`);
+  }
+}
+
+/** One rule as Cedar policy text. */
+export function compileRule(r: Rule): string {
+  const annotations = [
+    `@id(${q(r.id)})`,
+    `@orbac(${q(r.type)})`,
+    ...(r.obligations?.length
+      ? [`@obligations(${q(r.obligations.map((o) => `${o.id}:${o.timing}`).join(','))})`]
+      : []),
+  ];
+  const effect = r.type === 'prohibition' ? 'forbid' : 'permit';
+  const principal = r.role === '*' ? 'principal' : `principal in Role::${q(r.role)}`;
+  const action = r.activity === '*' ? 'action' : `action == Action::${q(r.activity)}`;
+  const when = [
+    ...(r.organization === '*' ? [] : [`principal.organization == ${q(r.organization)}`]),
+    ...(r.view === '*' ? [] : [`resource.kind == ${q(r.view)}`]),
+    contextExpr(r.context),
+  ];
+  const unless = r.except?.length ? `\nunless { ${r.except.map(contextExpr).join(' || ')} }` : '';
+  return `${annotations.join('\n')}\n${effect} (${principal}, ${action}, resource)\nwhen { ${when.join(' && ')} }${unless};`;
+}
+
+export interface CompiledDomain {
+  readonly domain: string;
+  /** Access rules (permissions and prohibitions), keyed by rule id. */
+  readonly access: Record<string, string>;
+  /** Obligation rules, keyed by rule id. */
+  readonly obligations: Record<string, string>;
+}
+
+export function compileDomain(domain: string, rules: readonly Rule[]): CompiledDomain {
+  const access: Record<string, string> = {};
+  const obligations: Record<string, string> = {};
+  for (const r of rules) (r.type === 'obligation' ? obligations : access)[r.id] = compileRule(r);
+  return { domain, access, obligations };
+}
+
+/** The Cedar schema for a set of policy files: their activities are the actions. */
+export function cedarSchema(files: readonly PolicyFile[]): string {
+  const activities = [...new Set(files.flatMap((f) => f.operations))].sort();
+  return `entity Role;
+entity User in [Role] {
+  id: String,
+  organization: String,
+};
+entity Resource {
+  kind: String,
+  requester: String,
+};
+type RequestContext = {
+  treatment: Bool,
+  purpose: String,
+  hour: Long,
+  workingStart: Long,
+  workingEnd: Long,
+  emergency: Bool,
+  traceInserted: Bool,
+  delegated: Bool,
+};
+${activities.map((a) => `action ${q(a)} appliesTo { principal: [User], resource: [Resource], context: RequestContext };`).join('\n')}
+`;
+}
