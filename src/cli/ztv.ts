@@ -33,6 +33,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
     summary: "print a protected image's container in clear",
     load: codec('inspectCommand'),
   },
+  policy: {
+    summary:
+      'policy check FILE…: validate and compile; policy explain FILE… --request R.json: decide',
+    load: async () => ({ run: (await import('./commands/policy.ts')).policyCommand }),
+  },
   pki: {
     summary: 'pki init DIR: a demo PKI (CA, hospitals, cloud, CRLs, trust group); pki show DIR',
     load: async () => ({ run: (await import('./commands/pki.ts')).pkiCommand }),

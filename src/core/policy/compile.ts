@@ -51,7 +51,7 @@ export function compileRule(r: Rule): string {
     ...(r.organization === '*' ? [] : [`principal.organization == ${q(r.organization)}`]),
     ...(r.view === '*' ? [] : [`resource.kind == ${q(r.view)}`]),
     contextExpr(r.context),
-  ];
+  ].filter((c, _i, all) => c !== 'true' || all.length === 1);
   const unless = r.except?.length ? `\nunless { ${r.except.map(contextExpr).join(' || ')} }` : '';
   return `${annotations.join('\n')}\n${effect} (${principal}, ${action}, resource)\nwhen { ${when.join(' && ')} }${unless};`;
 }
