@@ -193,13 +193,13 @@ const aadOf = (sessionId: string, direction: number, seq: number): Uint8Array<Ar
     u64be(seq),
   ) as Uint8Array<ArrayBuffer>;
 
-async function seal(
+async function sealRaw(
   key: CryptoKey,
   sessionId: string,
   direction: number,
   seq: number,
   plain: Uint8Array,
-): Promise<Sealed> {
+): Promise<Uint8Array> {
   const ct = await crypto.subtle.encrypt(
     {
       name: 'AES-GCM',
@@ -209,19 +209,25 @@ async function seal(
     key,
     plain as Uint8Array<ArrayBuffer>,
   );
-  return { sessionId, seq, data: toBase64Url(new Uint8Array(ct)) };
+  return new Uint8Array(ct);
 }
 
-async function unseal(key: CryptoKey, m: Sealed, direction: number): Promise<Uint8Array> {
+async function unsealRaw(
+  key: CryptoKey,
+  sessionId: string,
+  direction: number,
+  seq: number,
+  ct: Uint8Array,
+): Promise<Uint8Array> {
   try {
     const pt = await crypto.subtle.decrypt(
       {
         name: 'AES-GCM',
-        iv: nonceOf(direction, m.seq),
-        additionalData: aadOf(m.sessionId, direction, m.seq),
+        iv: nonceOf(direction, seq),
+        additionalData: aadOf(sessionId, direction, seq),
       },
       key,
-      fromBase64Url(m.data) as Uint8Array<ArrayBuffer>,
+      ct as Uint8Array<ArrayBuffer>,
     );
     return new Uint8Array(pt);
   } catch {
@@ -231,6 +237,37 @@ async function unseal(key: CryptoKey, m: Sealed, direction: number): Promise<Uin
     );
   }
 }
+
+/** A streamed frame: u32 seq ‖ u32 length ‖ AES-GCM ciphertext of (kind byte ‖ payload). */
+export const FRAME_DATA = 0;
+export const FRAME_END = 1;
+export const FRAME_ERROR = 2;
+
+function frame(seq: number, ct: Uint8Array): Uint8Array {
+  const out = new Uint8Array(8 + ct.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, seq);
+  dv.setUint32(4, ct.length);
+  out.set(ct, 8);
+  return out;
+}
+
+async function seal(
+  key: CryptoKey,
+  sessionId: string,
+  direction: number,
+  seq: number,
+  plain: Uint8Array,
+): Promise<Sealed> {
+  return {
+    sessionId,
+    seq,
+    data: toBase64Url(await sealRaw(key, sessionId, direction, seq, plain)),
+  };
+}
+
+const unseal = (key: CryptoKey, m: Sealed, direction: number): Promise<Uint8Array> =>
+  unsealRaw(key, m.sessionId, direction, m.seq, fromBase64Url(m.data));
 
 async function verifyWith(
   spki: Uint8Array,
@@ -427,6 +464,18 @@ export class SessionServer {
     return this.get(sessionId, 'open').packet;
   }
 
+  /** Phase 3, streamed: one frame of a transfer; `payload` is at most a packet. */
+  async sealFrame(sessionId: string, kind: number, payload: Uint8Array): Promise<Uint8Array> {
+    const s = this.get(sessionId, 'open');
+    if (payload.length > s.packet)
+      this.refuse('bad-request', `a packet holds at most ${s.packet} bytes`, s.id);
+    const plain = new Uint8Array(1 + payload.length);
+    plain[0] = kind;
+    plain.set(payload, 1);
+    const seq = s.sendSeq++;
+    return frame(seq, await sealRaw(s.keys!.s2c, s.id, S2C, seq, plain));
+  }
+
   /** Phase 4: the (already opened) close request ends the session for good. */
   close(sessionId: string): void {
     const s = this.sessions.get(sessionId);
@@ -548,6 +597,61 @@ export class SessionClient {
     const plain = await unseal(keys.s2c, m, S2C);
     this.recvSeq++;
     return plain;
+  }
+
+  /**
+   * A streamed transfer: the request is sealed as usual; the answer is a sequence of frames, each
+   * opened in order and yielded as plaintext; the final frame says how it ended.
+   */
+  async *stream(
+    path: string,
+    body: unknown,
+    fetchStream: (
+      path: string,
+      sealed: Sealed,
+    ) => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const keys = this.ready();
+    const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
+    let buf = new Uint8Array(0);
+    for await (const chunk of await fetchStream('/session/stream', sealed)) {
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+      while (buf.length >= 8) {
+        const dv = new DataView(buf.buffer, buf.byteOffset, 8);
+        const seq = dv.getUint32(0);
+        const len = dv.getUint32(4);
+        if (len > this.packet + 64)
+          throw new SessionError('bad-message', 'a streamed frame is larger than the packet size');
+        if (buf.length < 8 + len) break;
+        if (seq !== this.recvSeq)
+          throw new SessionError(
+            'out-of-order',
+            `frame ${seq} arrived where ${this.recvSeq} was due`,
+          );
+        const plain = await unsealRaw(keys.s2c, this.sessionId, S2C, seq, buf.subarray(8, 8 + len));
+        this.recvSeq++;
+        buf = buf.slice(8 + len);
+        if (plain[0] === FRAME_DATA) yield plain.subarray(1);
+        else {
+          const info = JSON.parse(new TextDecoder().decode(plain.subarray(1))) as {
+            status: number;
+            error?: string;
+            message?: string;
+          };
+          if (plain[0] === FRAME_ERROR || info.status >= 400)
+            throw new RemoteError(
+              info.status,
+              info.error ?? 'error',
+              info.message ?? `${path} failed`,
+            );
+          return;
+        }
+      }
+    }
+    throw new SessionError('bad-message', 'the stream ended without its final frame');
   }
 
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */

@@ -79,6 +79,16 @@ async function enrolDevice(): Promise<Credentials> {
   };
 }
 
+const pattern = (from: number, n: number) =>
+  Uint8Array.from({ length: n }, (_, i) => ((from + i) * 7) & 0xff);
+
+const injectStream = (mutate?: (b: Uint8Array) => void) => async (path: string, sealed: Sealed) => {
+  const r = await app.inject({ method: 'POST', url: path, payload: sealed as object });
+  const body = new Uint8Array(r.rawPayload);
+  mutate?.(body);
+  return [body.subarray(0, 5000), body.subarray(5000)]; // arrives in pieces, as over a network
+};
+
 const reason = async (p: Promise<unknown>): Promise<string> => {
   const e = await p.then(
     () => undefined,
@@ -131,6 +141,20 @@ beforeAll(async () => {
           clinician: ctx.client.attributes.clinicianId,
           packet: ctx.packet,
         }),
+      },
+    },
+    streams: {
+      bytes: {
+        schema: {
+          type: 'object',
+          required: ['n'],
+          additionalProperties: false,
+          properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+        },
+        handler: async (body: { n: number }) =>
+          (async function* () {
+            for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
+          })(),
       },
     },
   });
@@ -239,6 +263,31 @@ describe('session protocol', () => {
     await post('/session/message', m0);
     expect(await reason(post('/session/message', m0))).toBe('out-of-order'); // replayed
     expect(refusals.some((r) => r.startsWith('bad-message'))).toBe(true);
+  });
+
+  it('streams a large answer as sealed frames of the negotiated packet size', async () => {
+    const c = client();
+    await c.connect();
+    const parts: Uint8Array[] = [];
+    for await (const p of c.stream('bytes', { n: 100_000 }, injectStream())) parts.push(p);
+    expect(parts.length).toBeGreaterThan(3); // 100 kB in packets of at most 32 kB
+    expect(Math.max(...parts.map((p) => p.length))).toBeLessThan(32768);
+    expect(Buffer.concat(parts).equals(Buffer.from(pattern(0, 100_000)))).toBe(true);
+    expect(await c.request('echo', { text: 'after' })).toMatchObject({ echo: 'after' }); // sequence kept
+    const d = client();
+    await d.connect();
+    const tampered = d.stream(
+      'bytes',
+      { n: 50_000 },
+      injectStream((b) => void (b[20]! ^= 1)),
+    );
+    expect(
+      await reason(
+        (async () => {
+          for await (const _ of tampered) void _;
+        })(),
+      ),
+    ).toBe('bad-message');
   });
 
   it('expires idle sessions', async () => {

@@ -2,14 +2,23 @@
  * The session layer as a Fastify plugin: the handshake routes (`/session/connect`, `/authenticate`,
  * `/finish`) and `/session/message`, which opens a sealed request, validates it against the named
  * operation's JSON schema, runs the operation with the authenticated peer, and seals the answer.
- * A TLS-terminating proxy in between sees only ciphertext. Refusals go to `onRefusal` (audit log).
+ * `/session/stream` answers a streamed operation as sealed frames of the negotiated packet size. A
+ * TLS-terminating proxy in between sees only ciphertext. Refusals go to `onRefusal` (audit log).
  */
+import { Readable } from 'node:stream';
 import Ajv, { type ValidateFunction } from 'ajv';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { utf8 } from '../../core/bytes.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
-import { SessionError, type PeerIdentity, type Sealed } from '../../core/session/protocol.ts';
+import {
+  FRAME_DATA,
+  FRAME_END,
+  FRAME_ERROR,
+  SessionError,
+  type PeerIdentity,
+  type Sealed,
+} from '../../core/session/protocol.ts';
 
 export interface OperationContext {
   readonly client: PeerIdentity;
@@ -98,9 +107,16 @@ function refuse(reply: FastifyReply, e: unknown): FastifyReply {
   throw e;
 }
 
+/** A streamed operation: its body schema, and a handler yielding the plaintext of the answer. */
+export interface StreamOperation {
+  readonly schema: object;
+  readonly handler: (body: never, ctx: OperationContext) => Promise<AsyncIterable<Uint8Array>>;
+}
+
 export interface SessionPluginOptions {
   readonly server: SessionServer;
   readonly operations: Readonly<Record<string, Operation>>;
+  readonly streams?: Readonly<Record<string, StreamOperation>>;
 }
 
 export async function sessionPlugin(
@@ -109,7 +125,7 @@ export async function sessionPlugin(
 ): Promise<void> {
   const ajv = new Ajv({ allErrors: false, strict: true });
   const validators = new Map<string, ValidateFunction>();
-  for (const [name, op] of Object.entries(opts.operations))
+  for (const [name, op] of Object.entries({ ...opts.operations, ...opts.streams }))
     validators.set(name, ajv.compile(op.schema));
   const { server } = opts;
 
@@ -138,6 +154,77 @@ export async function sessionPlugin(
       return refuse(reply, e);
     }
   });
+  app.post('/session/stream', { schema: { body: SCHEMAS.sealed } }, async (req, reply) => {
+    let opened;
+    try {
+      opened = await server.open(req.body as Sealed);
+    } catch (e) {
+      return refuse(reply, e);
+    }
+    const sid = opened.sessionId;
+    const packet = server.packetSize(sid) - 1;
+    const end = (status: number, body: object) =>
+      server.sealFrame(
+        sid,
+        status < 400 ? FRAME_END : FRAME_ERROR,
+        utf8(JSON.stringify({ status, ...body })),
+      );
+    let msg: { path?: unknown; body?: unknown } = {};
+    try {
+      msg = JSON.parse(new TextDecoder().decode(opened.plaintext)) as typeof msg;
+    } catch {
+      /* reported below as an unknown operation */
+    }
+    const name = typeof msg.path === 'string' ? msg.path : '';
+    const op = opts.streams?.[name];
+    const validate = validators.get(name);
+    reply.header('content-type', 'application/vnd.ztv.sealed-stream');
+    if (!op || !validate)
+      return reply.send(
+        Buffer.from(await end(404, { error: 'unknown-operation', message: `no stream ${name}` })),
+      );
+    if (!validate(msg.body))
+      return reply.send(
+        Buffer.from(
+          await end(400, {
+            error: 'bad-request',
+            message: `${name}: ${ajv.errorsText(validate.errors)}`,
+          }),
+        ),
+      );
+    const ctx = { client: opened.client, sessionId: sid, packet: packet + 1 };
+    let source: AsyncIterable<Uint8Array>;
+    try {
+      source = await op.handler(msg.body as never, ctx);
+    } catch (e) {
+      const status = e instanceof OperationError ? e.status : isZtvError(e) ? 400 : 500;
+      const code = e instanceof OperationError ? e.code : isZtvError(e) ? e.code : 'internal';
+      if (status === 500) req.log.error({ err: e }, 'stream failed');
+      return reply.send(
+        Buffer.from(
+          await end(status, {
+            error: code,
+            message: status === 500 ? `${name} failed` : (e as Error).message,
+          }),
+        ),
+      );
+    }
+    // Re-chunk the plaintext into packets and seal each as it goes: nothing is buffered whole.
+    async function* frames(): AsyncGenerator<Uint8Array> {
+      try {
+        for await (const chunk of source) {
+          for (let o = 0; o < chunk.length; o += packet)
+            yield await server.sealFrame(sid, FRAME_DATA, chunk.subarray(o, o + packet));
+        }
+        yield await end(200, {});
+      } catch (e) {
+        req.log.error({ err: e }, 'stream failed midway');
+        yield await end(500, { error: 'internal', message: `${name} failed midway` });
+      }
+    }
+    return reply.send(Readable.from(frames()));
+  });
+
   app.post('/session/message', { schema: { body: SCHEMAS.sealed } }, async (req, reply) => {
     let opened;
     try {
