@@ -40,6 +40,11 @@ beforeAll(async () => {
   const pki = await createDemoPki();
   const org = pki.organisations.consumer;
   const ca = pki.hospitalCas['consumer-ca'];
+  const orgSigner = await signingKeyFromCryptoKeys(
+    'ECDSA-P256',
+    org.keys.privateKey,
+    org.keys.publicKey,
+  );
   await addClinician(database.db, {
     id: 'dr.alice',
     name: 'Alice',
@@ -60,11 +65,9 @@ beforeAll(async () => {
       trustGroup: pki.trustGroup,
       trustGroupJws: pki.trustGroupJws,
     }),
-    audit: new AuditStore(
-      database,
-      'consumer',
-      await signingKeyFromCryptoKeys('ECDSA-P256', org.keys.privateKey, org.keys.publicKey),
-    ),
+    audit: new AuditStore(database, 'consumer', orgSigner),
+    memberId: 'consumer',
+    signer: orgSigner,
     corsOrigins: [pages.base],
     logLevel: 'silent',
   });

@@ -5,7 +5,7 @@
  * they hold to another for a bounded time, possibly along a chain of bounded depth. Verifying a
  * statement checks its signature, its type, its period and who it is about; every refusal is a reason.
  */
-import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
+import { CompactSign, compactVerify, decodeProtectedHeader, type JWSHeaderParameters } from 'jose';
 import { fromUtf8, randomBytes, toHex, utf8 } from '../bytes.ts';
 import type { SigningKey } from '../crypto/keys.ts';
 import { ZtvError } from '../errors.ts';
@@ -44,11 +44,13 @@ export interface Signer {
   readonly key: SigningKey;
   /** Key identifier in the JWS header (the issuer's key id or device thumbprint). */
   readonly kid: string;
+  /** The signer's certificate chain (base64 DER, leaf first), so verifiers can validate it. */
+  readonly x5c?: readonly string[];
 }
 
 async function sign(payload: object, typ: string, s: Signer): Promise<string> {
   return new CompactSign(utf8(JSON.stringify(payload)))
-    .setProtectedHeader({ alg: 'ES256', typ, kid: s.kid })
+    .setProtectedHeader({ alg: 'ES256', typ, kid: s.kid, ...(s.x5c ? { x5c: [...s.x5c] } : {}) })
     .sign(s.key.cryptoKey);
 }
 
@@ -63,7 +65,16 @@ export function issueDelegation(s: Signer, d: Omit<Delegation, 'jti'>): Promise<
 /** Who a key id belongs to: the signer's identity and public key. */
 export type KeyResolver = (
   kid: string,
-) => Promise<{ readonly id: string; readonly key: CryptoKey } | undefined>;
+  header: JWSHeaderParameters,
+) => Promise<
+  | {
+      readonly id: string;
+      readonly key: CryptoKey;
+      /** Roles the signer holds by certificate (delegators), when the resolver knows them. */
+      readonly roles?: readonly string[];
+    }
+  | undefined
+>;
 
 export class StatementError extends ZtvError {
   constructor(message: string) {
@@ -78,7 +89,7 @@ async function verify<T extends { iss: string; nbf: number; exp: number }>(
   what: string,
   resolve: KeyResolver,
   now: number,
-): Promise<T> {
+): Promise<{ claims: T; roles?: readonly string[] }> {
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(jws);
@@ -87,7 +98,7 @@ async function verify<T extends { iss: string; nbf: number; exp: number }>(
   }
   if (header.typ !== typ || header.alg !== 'ES256' || typeof header.kid !== 'string')
     throw new StatementError(`the ${what} is not a ${typ} signed with ES256`);
-  const signer = await resolve(header.kid as string);
+  const signer = await resolve(header.kid as string, header);
   if (!signer) throw new StatementError(`the ${what} is signed by an unknown key`);
   let claims: T;
   try {
@@ -103,15 +114,17 @@ async function verify<T extends { iss: string; nbf: number; exp: number }>(
     );
   if (!(claims.nbf <= now)) throw new StatementError(`the ${what} is not valid yet`);
   if (!(claims.exp > now)) throw new StatementError(`the ${what} has expired`);
-  return claims;
+  return { claims, ...(signer.roles ? { roles: signer.roles } : {}) };
 }
 
-export function verifyRoleAssignment(
+export async function verifyRoleAssignment(
   jws: string,
   resolveIssuer: KeyResolver,
   now: number,
 ): Promise<RoleAssignment> {
-  return verify<RoleAssignment>(jws, ROLE_ASSIGNMENT_TYP, 'role assignment', resolveIssuer, now);
+  return (
+    await verify<RoleAssignment>(jws, ROLE_ASSIGNMENT_TYP, 'role assignment', resolveIssuer, now)
+  ).claims;
 }
 
 export interface DelegationGrant {
@@ -140,8 +153,9 @@ export async function verifyDelegationChain(
       `the delegation chain has ${chain.length} hops; at most ${maxDepth} are allowed`,
     );
   const hops: Delegation[] = [];
+  let firstRoles: readonly string[] | undefined;
   for (const [i, jws] of chain.entries()) {
-    const d = await verify<Delegation>(
+    const { claims: d, roles } = await verify<Delegation>(
       jws,
       DELEGATION_TYP,
       `delegation hop ${i + 1}`,
@@ -157,10 +171,14 @@ export async function verifyDelegationChain(
       throw new StatementError(
         `delegation hop ${i + 1} passes on a privilege its delegator did not receive`,
       );
+    if (i === 0) firstRoles = roles;
     hops.push(d);
   }
   const first = hops[0]!;
-  if (!(await holdsNatively(first.iss, first.role)))
+  const holds = firstRoles
+    ? firstRoles.includes(first.role)
+    : await holdsNatively(first.iss, first.role);
+  if (!holds)
     throw new StatementError(`${first.iss} does not hold the role ${first.role} to delegate`);
   const last = hops[hops.length - 1]!;
   if (last.sub !== requester)

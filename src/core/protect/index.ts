@@ -1,6 +1,12 @@
 /** The protection codec: protect (producer), trace (cloud), verify/open (viewer, auditor), inspect. */
 export { protect, type ProtectOptions, type Protected, type ProtectReport } from './protect.ts';
-export { traceProtected, traceIdFrom, type TraceOptions } from './trace.ts';
+export {
+  signTraceSlot,
+  traceIdFrom,
+  traceProtected,
+  writeTraceSlot,
+  type TraceOptions,
+} from './trace.ts';
 export {
   openProtected,
   verifyProtected,

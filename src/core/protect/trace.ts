@@ -42,10 +42,7 @@ export function traceIdFrom(text: string): Uint8Array {
   return out;
 }
 
-/** Returns a copy of `bytes` whose trace slot holds the signed trace (any earlier trace is replaced). */
-export async function traceProtected(bytes: Uint8Array, opts: TraceOptions): Promise<Uint8Array> {
-  assertInput(opts.traceId.length === TRACE_ID_LENGTH, `a trace id is ${TRACE_ID_LENGTH} bytes`);
-  const what = opts.what ?? 'the image';
+function traceable(bytes: Uint8Array, what: string) {
   const img = readProtected(bytes, what);
   const c = img.container;
   if (!c || img.damage > 0)
@@ -58,6 +55,13 @@ export async function traceProtected(bytes: Uint8Array, opts: TraceOptions): Pro
       'not-protected',
       `${what} does not hold its pixel data where it can be traced`,
     );
+  return { img, c, offset: img.parsed.pixelDataOffset };
+}
+
+/** The signed trace slot (128 bytes) for `bytes`, without writing it: the cloud stores it. */
+export async function signTraceSlot(bytes: Uint8Array, opts: TraceOptions): Promise<Uint8Array> {
+  assertInput(opts.traceId.length === TRACE_ID_LENGTH, `a trace id is ${TRACE_ID_LENGTH} bytes`);
+  const { c } = traceable(bytes, opts.what ?? 'the image');
   const unsigned = {
     traceId: opts.traceId,
     tracedAt: (opts.now ?? new Date()).getTime(),
@@ -65,13 +69,31 @@ export async function traceProtected(bytes: Uint8Array, opts: TraceOptions): Pro
     cloudKeyId: opts.signer.publicKey.keyId,
   };
   const signature = await opts.signer.sign(traceMessage(c.sealedBytes, c.sealSignature, unsigned));
-  const slot = encodeTraceSlot({ ...unsigned, signature });
+  return encodeTraceSlot({ ...unsigned, signature });
+}
+
+/** A copy of `bytes` with `slot` written into its container's trace slot (no key, nothing else changes). */
+export function writeTraceSlot(
+  bytes: Uint8Array,
+  slot: Uint8Array,
+  what = 'the image',
+): Uint8Array {
+  assertInput(slot.length === TRACE_SLOT_LENGTH, `a trace slot is ${TRACE_SLOT_LENGTH} bytes`);
+  const { img, c, offset } = traceable(bytes, what);
   const out = bytes.slice();
-  const pixels = out.subarray(
-    img.parsed.pixelDataOffset,
-    img.parsed.pixelDataOffset + img.data.length,
+  const pixels = out.subarray(offset, offset + img.data.length);
+  writeRegionBits(
+    pixels,
+    img.g,
+    img.L,
+    slot,
+    (c.fields.containerBytes - TRACE_SLOT_LENGTH) * 8,
+    TRACE_SLOT_LENGTH * 8,
   );
-  const from = (c.fields.containerBytes - TRACE_SLOT_LENGTH) * 8;
-  writeRegionBits(pixels, img.g, img.L, slot, from, TRACE_SLOT_LENGTH * 8);
   return out;
+}
+
+/** Returns a copy of `bytes` whose trace slot holds the signed trace (any earlier trace is replaced). */
+export async function traceProtected(bytes: Uint8Array, opts: TraceOptions): Promise<Uint8Array> {
+  return writeTraceSlot(bytes, await signTraceSlot(bytes, opts), opts.what);
 }

@@ -3,7 +3,7 @@
  * clinician's device (chain through its hospital's device CA, that hospital in the trust group) or an
  * organisation of the federation (a trust-group member of an expected role).
  */
-import { toHex } from '../bytes.ts';
+import { toBase64Url, toHex } from '../bytes.ts';
 import { readClinician, readOrganisation } from '../pki/extensions.ts';
 import { OID, type OrgRole } from '../pki/oids.ts';
 import type { PkiView } from '../pki/resolver.ts';
@@ -59,6 +59,11 @@ export function deviceValidator(view: () => PkiView): PeerValidator {
           domain: clinician.domain,
           hospital: member.id,
           serial: leaf.serialNumber,
+          encryptionKey: toBase64Url(
+            new Uint8Array(
+              leaf.getExtension(OID.encryptionKeyExtension)?.value ?? new ArrayBuffer(0),
+            ),
+          ),
         },
       },
     };

@@ -75,6 +75,7 @@ beforeAll(async () => {
     deviceEncryptionKey: deviceKeys.publicKey,
     images,
     ttlMs: 600_000,
+    purpose: 'treatment',
   });
 });
 
@@ -171,6 +172,7 @@ describe('blind tickets', () => {
       deviceEncryptionKey: deviceKeys.publicKey,
       images,
       ttlMs: 1000,
+      purpose: 'treatment',
     });
     await expect(openCloudPart(t.cloud, cloudOpts())).rejects.toThrow(/unknown producer key/);
   });

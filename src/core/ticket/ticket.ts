@@ -34,6 +34,8 @@ export interface CloudClaims {
   readonly exp: number;
   /** One-time nonce (hex), spent by the cloud on redemption. */
   readonly nonce: string;
+  /** The declared purpose of use, for the cloud's own policy decision. */
+  readonly purpose: string;
   /** The exact image list and, per image, the trace W_trace (64 hex digits) to insert. */
   readonly images: readonly { readonly id: string; readonly trace: string }[];
 }
@@ -74,6 +76,7 @@ export interface IssueInput {
     readonly trace: Uint8Array;
   }[];
   readonly ttlMs: number;
+  readonly purpose: string;
   readonly now?: number;
 }
 
@@ -116,6 +119,7 @@ export async function issueTicket(input: IssueInput): Promise<Ticket> {
     iat: now,
     exp,
     nonce: toHex(randomBytes(16)),
+    purpose: input.purpose,
     images: input.images.map((i) => ({ id: i.id, trace: toHex(i.trace) })),
   };
   const keys: KeyClaims = {
@@ -218,6 +222,7 @@ export async function openCloudPart(
   if (claims.aud !== opts.cloudId) fail('the ticket is for another cloud');
   if (opts.deviceId !== undefined && claims.sub !== opts.deviceId)
     fail("the ticket is another device's");
+  if (typeof claims.purpose !== 'string') fail('the ticket declares no purpose');
   if (typeof claims.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(claims.nonce))
     fail('the ticket nonce is malformed');
   const images = claims.images as unknown[];

@@ -9,7 +9,9 @@ import type { Kysely, Migration } from 'kysely';
 import { randomBytes, toBase64Url, toHex, utf8 } from '../../core/bytes.ts';
 import { sha256 } from '../../core/crypto/hash.ts';
 import { createCrl, crlPem, issueDeviceFromCsr, type Issuer } from '../../core/pki/issue.ts';
+import type { SigningKey } from '../../core/crypto/keys.ts';
 import type { StructuralRole } from '../../core/pki/oids.ts';
+import { issueRoleAssignment } from '../../core/policy/statements.ts';
 import { thumbprint } from '../../core/pki/validate.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import type { LoadedPki } from '../common/pki-dir.ts';
@@ -36,6 +38,14 @@ export interface ConsumerTables extends AuditTables {
     revoked_at: string | null;
   };
   device_crls: { seq: number; pem: string; this_update: string };
+  /** Who takes care of whom: the source of functional-role assignments. */
+  care: {
+    clinician_id: string;
+    role: string;
+    patient: string | null;
+    study: string | null;
+    until: number;
+  };
 }
 
 export const consumerMigrations: Record<string, Migration> = {
@@ -68,6 +78,14 @@ export const consumerMigrations: Record<string, Migration> = {
         .addColumn('revoked_at', 'text')
         .execute();
       await db.schema
+        .createTable('care')
+        .addColumn('clinician_id', 'text', (c) => c.notNull().references('clinicians.id'))
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('patient', 'text')
+        .addColumn('study', 'text')
+        .addColumn('until', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
         .createTable('device_crls')
         .addColumn('seq', 'integer', (c) => c.primaryKey())
         .addColumn('pem', 'text', (c) => c.notNull())
@@ -83,6 +101,9 @@ export interface ConsumerDeps {
   readonly deviceCa: Issuer;
   readonly pki: () => LoadedPki;
   readonly audit: AuditStore;
+  /** The hospital's member id in the trust group, and its key: it signs role assignments. */
+  readonly memberId: string;
+  readonly signer: SigningKey;
   /** Origins allowed to call from a browser (the viewer). */
   readonly corsOrigins?: readonly string[];
   readonly loginTtlMs?: number;
@@ -98,6 +119,23 @@ export interface Clinician {
 }
 
 const tokenHash = (token: string): string => toHex(sha256(utf8(token)));
+
+/** Records that a clinician takes care of a patient (or reads a study) until a time. */
+export async function addCare(
+  db: Kysely<ConsumerTables>,
+  c: { clinician: string; role: string; patient?: string; study?: string; until: number },
+): Promise<void> {
+  await db
+    .insertInto('care')
+    .values({
+      clinician_id: c.clinician,
+      role: c.role,
+      patient: c.patient ?? null,
+      study: c.study ?? null,
+      until: c.until,
+    })
+    .execute();
+}
 
 /** Adds a clinician account (demo seeding, administration). */
 export async function addClinician(
@@ -290,6 +328,41 @@ export async function buildConsumer(deps: ConsumerDeps): Promise<FastifyInstance
       };
     },
   );
+
+  /** The clinician's functional roles, as signed statements for the producer's policy. */
+  app.post('/role-assignments', async (req) => {
+    const c = await clinicianOf(req);
+    const rows = await db
+      .selectFrom('care')
+      .selectAll()
+      .where('clinician_id', '=', c.id)
+      .where('until', '>', now())
+      .execute();
+    const signer = { key: deps.signer, kid: deps.signer.publicKey.keyIdHex };
+    const statements = await Promise.all(
+      rows.map((r) =>
+        issueRoleAssignment(signer, {
+          iss: deps.memberId,
+          sub: c.id,
+          role: r.role,
+          ...(r.patient ? { patient: r.patient } : {}),
+          ...(r.study ? { study: r.study } : {}),
+          nbf: now() - 60_000,
+          exp: Math.min(r.until, now() + 8 * 3600_000),
+        }),
+      ),
+    );
+    await audit.append({
+      event: '110114',
+      subtype: 'role-assignments-issued',
+      action: 'C',
+      outcome: 0,
+      actor: { id: c.id, role: c.role },
+      objects: [],
+      details: { count: statements.length },
+    });
+    return { statements };
+  });
 
   app.post(
     '/devices/revocations',

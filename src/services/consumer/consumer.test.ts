@@ -13,7 +13,14 @@ import { X509Certificate, X509Crl } from '../../core/pki/x509.ts';
 import type { LoadedPki } from '../common/pki-dir.ts';
 import { hashSecret } from '../common/secrets.ts';
 import { AuditStore } from '../storage/audit-store.ts';
-import { addClinician, buildConsumer, consumerMigrations, type ConsumerTables } from './app.ts';
+import { verifyRoleAssignment } from '../../core/policy/statements.ts';
+import {
+  addCare,
+  addClinician,
+  buildConsumer,
+  consumerMigrations,
+  type ConsumerTables,
+} from './app.ts';
 
 let pki: DemoPki;
 beforeAll(async () => {
@@ -26,15 +33,17 @@ describe.each(DIALECTS)('consumer hospital on %s', (dialect) => {
   let audit: AuditStore;
   let clock = Date.now();
   let view: LoadedPki;
+  let orgSigner: Awaited<ReturnType<typeof signingKeyFromCryptoKeys>>;
 
   beforeAll(async () => {
     t = await openTestDatabase<ConsumerTables>(dialect, 'consumer_migrations', consumerMigrations);
     const org = pki.organisations.consumer;
-    audit = new AuditStore(
-      t.database,
-      'consumer',
-      await signingKeyFromCryptoKeys('ECDSA-P256', org.keys.privateKey, org.keys.publicKey),
+    orgSigner = await signingKeyFromCryptoKeys(
+      'ECDSA-P256',
+      org.keys.privateKey,
+      org.keys.publicKey,
     );
+    audit = new AuditStore(t.database, 'consumer', orgSigner);
     await addClinician(t.database.db, {
       id: 'dr.alice',
       name: 'Alice Martin',
@@ -58,6 +67,8 @@ describe.each(DIALECTS)('consumer hospital on %s', (dialect) => {
       deviceCa: { cert: ca.cert, privateKey: ca.keys.privateKey },
       pki: () => view,
       audit,
+      memberId: 'consumer',
+      signer: orgSigner,
       logLevel: 'silent',
       now: () => clock,
     });
@@ -131,6 +142,44 @@ describe.each(DIALECTS)('consumer hospital on %s', (dialect) => {
       'device-enrolled',
       'device-revoked',
     ]);
+  });
+
+  it('issues signed role assignments for the care relationships it records', async () => {
+    await addCare(t.database.db, {
+      clinician: 'dr.alice',
+      role: 'reading-radiologist',
+      study: '1.2.3',
+      until: clock + 3600_000,
+    });
+    await addCare(t.database.db, {
+      clinician: 'dr.alice',
+      role: 'attending',
+      patient: 'P9',
+      until: clock - 1,
+    }); // over
+    const token = (await login()).json().token as string;
+    const r = await app.inject({
+      method: 'POST',
+      url: '/role-assignments',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    const { statements } = r.json() as { statements: string[] };
+    expect(statements.length).toBe(1);
+    const a = await verifyRoleAssignment(
+      statements[0]!,
+      async (kid) =>
+        kid === orgSigner.publicKey.keyIdHex
+          ? { id: 'consumer', key: orgSigner.publicKey.cryptoKey }
+          : undefined,
+      clock,
+    );
+    expect(a).toMatchObject({
+      iss: 'consumer',
+      sub: 'dr.alice',
+      role: 'reading-radiologist',
+      study: '1.2.3',
+    });
+    expect((await app.inject({ method: 'POST', url: '/role-assignments' })).statusCode).toBe(401);
   });
 
   it('refuses enrollment without a valid sign-in, and after it expires', async () => {
