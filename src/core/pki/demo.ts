@@ -136,6 +136,7 @@ export async function createDemoPki(v?: Validity): Promise<DemoPki> {
           name: ca.cert.subject,
           role: (ca.id === 'producer-ca' ? 'producer' : 'consumer') as OrgRole,
           certificate: await thumbprint(ca.cert),
+          organization: ca.id === 'producer-ca' ? 'producer' : 'consumer',
         })),
       )),
     ],

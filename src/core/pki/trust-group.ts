@@ -19,6 +19,8 @@ export interface TrustGroupMember {
   readonly role: OrgRole;
   /** SHA-256 thumbprint (hex) of the organisation certificate admitted. */
   readonly certificate: string;
+  /** For a hospital's device CA: the organisation (member id) its devices belong to. */
+  readonly organization?: string;
 }
 
 export interface TrustGroup {

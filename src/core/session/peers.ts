@@ -57,7 +57,7 @@ export function deviceValidator(view: () => PkiView): PeerValidator {
           clinicianId: clinician.id,
           role: clinician.role,
           domain: clinician.domain,
-          hospital: member.id,
+          hospital: member.organization ?? member.id,
           serial: leaf.serialNumber,
           encryptionKey: toBase64Url(
             new Uint8Array(

@@ -4,6 +4,7 @@
  * organisation to the trust group), revokes certificates (new CRL, new trust group without the
  * member) and removes members. Everything it does is appended to its audit chain.
  */
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { FlattenedJWS } from 'jose';
 import type { Kysely, Migration } from 'kysely';
@@ -41,6 +42,8 @@ export interface AuthorityTables extends AuditTables {
     reason: string | null;
     /** 1 while the member is in the trust group; 0 once removed (the certificate stays valid). */
     admitted: number;
+    /** For a hospital's device CA: the organisation its devices belong to. */
+    organization: string | null;
   };
   trust_groups: { version: number; jws: string; issued_at: string };
   crls: { seq: number; pem: string; this_update: string };
@@ -62,6 +65,7 @@ export const authorityMigrations: Record<string, Migration> = {
         .addColumn('revoked_at', 'text')
         .addColumn('reason', 'text')
         .addColumn('admitted', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('organization', 'text')
         .execute();
       await db.schema
         .createTable('trust_groups')
@@ -87,6 +91,8 @@ export interface AuthorityDeps {
   readonly adminTokenHash: string;
   readonly logLevel?: string;
   readonly now?: () => Date;
+  /** Mutual TLS server options (the federation's services fetch the trust group and CRL here). */
+  readonly https?: HttpsOptions;
 }
 
 const memberSchema = {
@@ -122,6 +128,7 @@ export class Authority {
     memberId: string,
     name: string,
     role: OrgRole,
+    organization?: string,
   ): Promise<void> {
     await this.db
       .insertInto('certificates')
@@ -136,6 +143,7 @@ export class Authority {
         revoked_at: null,
         reason: null,
         admitted: 1,
+        organization: organization ?? null,
       })
       .onConflict((oc) => oc.column('serial').doNothing())
       .execute();
@@ -160,6 +168,7 @@ export class Authority {
       name: r.name,
       role: r.role as OrgRole,
       certificate: r.thumbprint,
+      ...(r.organization ? { organization: r.organization } : {}),
     }));
     const group: TrustGroup = {
       version: (latest?.version ?? 0) + 1,
@@ -199,6 +208,39 @@ export class Authority {
     return pem;
   }
 
+  /**
+   * First start: records the certificates of the PKI directory and publishes its trust group and CRL
+   * as they are (signed when the PKI was made), so versions continue from there.
+   */
+  async seed(pki: {
+    organisations: readonly X509Certificate[];
+    intermediates: readonly X509Certificate[];
+    trustGroupJws: FlattenedJWS;
+    trustGroup: TrustGroup;
+    crlPem?: string;
+  }): Promise<void> {
+    const known = await this.db.selectFrom('certificates').select('serial').executeTakeFirst();
+    if (known) return;
+    for (const cert of [...pki.organisations, ...pki.intermediates]) {
+      const tp = await thumbprint(cert);
+      const m = pki.trustGroup.members.find((x) => x.certificate === tp);
+      if (m) await this.importCertificate(cert, m.id, m.name, m.role, m.organization);
+    }
+    await this.db
+      .insertInto('trust_groups')
+      .values({
+        version: pki.trustGroup.version,
+        jws: JSON.stringify(pki.trustGroupJws),
+        issued_at: pki.trustGroup.issuedAt,
+      })
+      .execute();
+    if (pki.crlPem)
+      await this.db
+        .insertInto('crls')
+        .values({ seq: 1, pem: pki.crlPem, this_update: this.now().toISOString() })
+        .execute();
+  }
+
   async currentTrustGroup(): Promise<FlattenedJWS | undefined> {
     const r = await this.db
       .selectFrom('trust_groups')
@@ -222,6 +264,7 @@ export async function buildAuthority(
   const app = createApp({
     name: 'authority',
     ...(deps.logLevel ? { logLevel: deps.logLevel } : {}),
+    ...(deps.https ? { https: deps.https } : {}),
   });
   const audit = deps.audit;
 

@@ -6,6 +6,7 @@
  * signature — the obligation before any release — logs, and streams the traced instances as
  * multipart/related through the clinician's session. Every refused ticket is a logged security alert.
  */
+import type { ServerOptions as HttpsOptions } from 'node:https';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Migration } from 'kysely';
 import type { TLSSocket } from 'node:tls';
@@ -107,6 +108,8 @@ export interface CloudDeps {
   readonly now?: () => number;
   /** For the crash tests: called between storing the blob and committing the row. */
   readonly afterBlobWrite?: () => Promise<void>;
+  /** Mutual TLS server options of the internal (producer-facing) listener. */
+  readonly https?: HttpsOptions;
 }
 
 const BOUNDARY_BYTES = 12;
@@ -182,6 +185,7 @@ export async function buildCloud(
     name: 'cloud-internal',
     bodyLimit: 256 * 1024 * 1024,
     ...(deps.logLevel ? { logLevel: deps.logLevel } : {}),
+    ...(deps.https ? { https: deps.https } : {}),
   });
   internal.addContentTypeParser('application/dicom', { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),

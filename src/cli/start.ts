@@ -1,0 +1,103 @@
+/**
+ * `npm start`: the whole federation on localhost — authority, cloud, consumer and producer hospitals,
+ * each its own process with its own data and certificates — with the viewer built and served by the
+ * consumer hospital, the real sample studies outsourced through the producer (idempotently), demo
+ * clinicians seeded. Prints the viewer URL and the demo accounts; Ctrl-C stops everything.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseDicom } from '../core/dicom/parse.ts';
+import { T } from '../core/dicom/tags.ts';
+import { federationConfig } from '../services/common/config.ts';
+import { dicomFiles, outsource, startFederation } from '../services/federation.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+function samplesDir(): string {
+  for (const d of [
+    process.env.ZTV_SAMPLES,
+    join(ROOT, '../shared/dicom-samples'),
+    '/work/shared/dicom-samples',
+  ])
+    if (d && existsSync(join(d, 'MANIFEST.md'))) return d;
+  throw new Error('the DICOM samples were not found: set ZTV_SAMPLES to the dicom-samples folder');
+}
+
+/** The newest modification time under a directory. */
+function newest(dir: string): number {
+  let t = 0;
+  for (const f of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, f.name);
+    t = Math.max(t, f.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+async function buildViewer(outDir: string): Promise<void> {
+  const index = join(outDir, 'index.html');
+  const stale =
+    !existsSync(index) ||
+    statSync(index).mtimeMs <
+      Math.max(newest(join(ROOT, 'src')), statSync(join(ROOT, 'index.html')).mtimeMs);
+  if (!stale || process.env.ZTV_SKIP_BUILD) return;
+  console.log('building the viewer…');
+  const { build } = await import('vite');
+  await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+}
+
+const c = federationConfig();
+const samples = samplesDir();
+const files = [
+  ...dicomFiles(join(samples, 'series/ct_chest_LIDC-IDRI-0314')),
+  ...dicomFiles(join(samples, 'series/mr_brain_mprage_FNNDSC-adi')),
+  ...['CT_small.dcm', 'MR_small.dcm', 'emri_small.dcm', 'SC_rgb.dcm', 'US1_J2KR.dcm'].map((f) =>
+    join(samples, 'small', f),
+  ),
+];
+// The demo patients, as the sample files name them: Dr Bob attends all of them, Nurse Carol the CT one.
+const patients = [
+  ...new Set(
+    files.map((f) => parseDicom(new Uint8Array(readFileSync(f))).dataset.text(T.PatientID) ?? ''),
+  ),
+].filter(Boolean);
+const demoCare = [
+  ...patients.map((p) => `dr.bob|attending|${p}`),
+  `nurse.carol|care-team|${patients[0]}`,
+].join(';');
+
+await buildViewer(c.viewerDir);
+console.log(`starting the federation in ${c.dataDir}…`);
+const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
+const stop = async () => {
+  console.log('\nstopping…');
+  await fed.stop();
+  process.exit(0);
+};
+process.on('SIGINT', () => void stop());
+process.on('SIGTERM', () => void stop());
+
+const t0 = Date.now();
+const r = await outsource(fed.urls.producer, fed.secrets.stowToken, files, (done, total) => {
+  process.stdout.write(`\routsourcing the sample studies: ${done}/${total}`);
+});
+console.log(
+  `\n${r.stored} instances stored at the cloud in ${((Date.now() - t0) / 1000).toFixed(1)} s${r.failed.length ? `; refused: ${r.failed.join('; ')}` : ''}`,
+);
+console.log(`
+ZTV federation is up.
+
+  Viewer (consumer hospital)  ${fed.urls.consumer}
+  Producer hospital           ${fed.urls.producer}
+  Cloud provider              ${fed.urls.cloud}   (internal, mutual TLS: ${fed.urls.cloudInternal})
+  Central authority           ${fed.urls.authority} (mutual TLS)
+
+Demo accounts (password: ztv-demo)
+  dr.bob        physician     attending of the demo patients (${patients.join(', ')})
+  dr.alice      radiologist   may consult for research; no treatment relationship
+  nurse.carol   nurse         care team of ${patients[0]} (working hours only)
+  admin.erin    administrative   never sees images
+  auditor.dave  auditor       audit trail and break-glass reviews
+
+Data: ${c.dataDir} (secrets.json holds the administrator and STOW tokens). Ctrl-C stops everything.
+`);

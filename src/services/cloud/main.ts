@@ -1,0 +1,64 @@
+/**
+ * The cloud process: an internal listener (mutual TLS, producers upload) and a public one (clinicians'
+ * sessions). Several replicas may run against one PostgreSQL database and one blob directory
+ * (ZTV_CLOUD_BLOBS); ZTV_PORT_CLOUD and ZTV_PORT_CLOUD_INTERNAL give each its ports.
+ */
+import { join } from 'node:path';
+import { SessionServer } from '../../core/session/protocol.ts';
+import { deviceValidator } from '../../core/session/peers.ts';
+import { federationConfig, urls } from '../common/config.ts';
+import { loadPolicyEngine } from '../common/engine.ts';
+import { announce, onShutdown, startParty } from '../common/party.ts';
+import { mtlsServerOptions } from '../common/tls.ts';
+import { LiveTrust } from '../common/trust.ts';
+import { FileBlobStore } from '../storage/blobs.ts';
+import { buildCloud, cloudMigrations, type CloudTables } from './app.ts';
+
+const c = federationConfig();
+const rt = await startParty<CloudTables>(c, 'cloud', cloudMigrations);
+const u = urls(c);
+const trust = new LiveTrust(
+  rt.pki,
+  { cert: rt.keys.certPem, key: rt.keys.keyPem },
+  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
+);
+await trust.fresh(true).catch(() => undefined);
+const sessions = new SessionServer({
+  credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
+  validateClient: async (chain) => {
+    await trust.fresh();
+    return deviceValidator(() => trust.view())(chain);
+  },
+  onRefusal: (reason, message) =>
+    void rt.audit.append({
+      event: '110113',
+      subtype: 'session-refused',
+      action: 'E',
+      outcome: 8,
+      actor: { id: 'unknown' },
+      objects: [],
+      details: { reason, message },
+    }),
+});
+const { internal, public: pub } = await buildCloud({
+  id: 'cloud',
+  database: rt.database,
+  blobs: new FileBlobStore(process.env.ZTV_CLOUD_BLOBS ?? join(rt.dir, 'blobs')),
+  signer: rt.keys.signer,
+  decryptionKey: rt.keys.decryptionKey,
+  trust,
+  policy: await loadPolicyEngine(trust),
+  audit: rt.audit,
+  sessions,
+  corsOrigins: [u.consumer],
+  logLevel: c.logLevel,
+  https: mtlsServerOptions({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: rt.pki }),
+});
+await internal.listen({ host: c.host, port: c.ports.cloudInternal });
+await pub.listen({ host: c.host, port: c.ports.cloud });
+announce('cloud', { cloud: c.ports.cloud, cloudInternal: c.ports.cloudInternal });
+onShutdown(async () => {
+  await pub.close();
+  await internal.close();
+  await rt.database.close();
+});

@@ -1,0 +1,105 @@
+/**
+ * The federation's configuration, from the environment with embedded defaults: where each party keeps
+ * its data, which ports it listens on, the shared PKI directory, and PostgreSQL when DATABASE_URL is
+ * set (each party in its own schema; SQLite files otherwise).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ZtvError } from '../../core/errors.ts';
+import { writeOutput } from './files.ts';
+
+export const PARTY_NAMES = ['authority', 'producer', 'cloud', 'consumer'] as const;
+export type PartyName = (typeof PARTY_NAMES)[number];
+
+export interface FederationConfig {
+  readonly dataDir: string;
+  readonly pkiDir: string;
+  readonly host: string;
+  readonly ports: {
+    readonly authority: number;
+    readonly producer: number;
+    readonly cloud: number;
+    readonly cloudInternal: number;
+    readonly consumer: number;
+  };
+  readonly databaseUrl?: string;
+  /** Static files of the viewer the consumer hospital serves. */
+  readonly viewerDir: string;
+  readonly logLevel: string;
+}
+
+const port = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ZtvError('bad-input', `${name}=${v} is not a port number`);
+  return n;
+};
+
+export function federationConfig(env: NodeJS.ProcessEnv = process.env): FederationConfig {
+  const dataDir = resolve(env.ZTV_DATA ?? 'var/federation');
+  return {
+    dataDir,
+    pkiDir: resolve(env.ZTV_PKI ?? join(dataDir, 'pki')),
+    host: env.ZTV_HOST ?? '127.0.0.1',
+    ports: {
+      authority: port(env, 'ZTV_PORT_AUTHORITY', 8441),
+      producer: port(env, 'ZTV_PORT_PRODUCER', 8442),
+      cloud: port(env, 'ZTV_PORT_CLOUD', 8443),
+      cloudInternal: port(env, 'ZTV_PORT_CLOUD_INTERNAL', 8444),
+      consumer: port(env, 'ZTV_PORT_CONSUMER', 8080),
+    },
+    ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
+    viewerDir: resolve(env.ZTV_VIEWER_DIR ?? 'dist/viewer'),
+    logLevel: env.ZTV_LOG_LEVEL ?? 'info',
+  };
+}
+
+/** Environment variables that give a child process this configuration. */
+export function configEnv(c: FederationConfig): Record<string, string> {
+  return {
+    ZTV_DATA: c.dataDir,
+    ZTV_PKI: c.pkiDir,
+    ZTV_HOST: c.host,
+    ZTV_PORT_AUTHORITY: String(c.ports.authority),
+    ZTV_PORT_PRODUCER: String(c.ports.producer),
+    ZTV_PORT_CLOUD: String(c.ports.cloud),
+    ZTV_PORT_CLOUD_INTERNAL: String(c.ports.cloudInternal),
+    ZTV_PORT_CONSUMER: String(c.ports.consumer),
+    ZTV_VIEWER_DIR: c.viewerDir,
+    ZTV_LOG_LEVEL: c.logLevel,
+    ...(c.databaseUrl ? { DATABASE_URL: c.databaseUrl } : {}),
+  };
+}
+
+export const urls = (c: FederationConfig) => ({
+  authority: `https://${c.host}:${c.ports.authority}`,
+  producer: `http://${c.host}:${c.ports.producer}`,
+  cloud: `http://${c.host}:${c.ports.cloud}`,
+  cloudInternal: `https://${c.host}:${c.ports.cloudInternal}`,
+  consumer: `http://${c.host}:${c.ports.consumer}`,
+});
+
+/** Demo secrets made on first start (tokens for administrators and the producer's own systems). */
+export interface Secrets {
+  readonly adminToken: string;
+  readonly stowToken: string;
+}
+
+export function loadSecrets(c: FederationConfig): Secrets {
+  const path = join(c.dataDir, 'secrets.json');
+  if (!existsSync(path))
+    throw new ZtvError(
+      'bad-input',
+      `${path} is missing: start the federation with npm start first`,
+    );
+  return JSON.parse(readFileSync(path, 'utf8')) as Secrets;
+}
+
+export function saveSecrets(c: FederationConfig, s: Secrets): void {
+  writeOutput(join(c.dataDir, 'secrets.json'), `${JSON.stringify(s, null, 2)}\n`, 0o600);
+}
+
+/** Where a party's database and files live. */
+export const partyDir = (c: FederationConfig, party: PartyName): string => join(c.dataDir, party);

@@ -1,0 +1,208 @@
+/**
+ * Starts the whole federation — authority, cloud, consumer hospital, producer hospital — each as its
+ * own process with its own data directory and certificates (the demo PKI is made on first start),
+ * waits until each says it listens, and stops them all together. `npm start` and the integration
+ * tests use the same code.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomBytes, toBase64Url } from '../core/bytes.ts';
+import { buildMultipart } from '../core/dicom/multipart.ts';
+import { ZtvError } from '../core/errors.ts';
+import { createDemoPki } from '../core/pki/demo.ts';
+import {
+  configEnv,
+  loadSecrets,
+  saveSecrets,
+  urls,
+  type FederationConfig,
+  type PartyName,
+  type Secrets,
+} from './common/config.ts';
+import { isPkiDir, writePkiDir } from './common/pki-dir.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface Federation {
+  readonly config: FederationConfig;
+  readonly urls: ReturnType<typeof urls>;
+  readonly secrets: Secrets;
+  /** Starts (or restarts) one party and waits until it listens. */
+  start(party: PartyName, extraEnv?: Record<string, string>): Promise<ChildProcess>;
+  /** Kills one party with a signal (SIGKILL for the crash tests). */
+  kill(party: PartyName, signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface FederationOptions {
+  readonly config: FederationConfig;
+  /** Forward the services' log lines to this process's stderr. */
+  readonly verbose?: boolean;
+  /** Care relationships to seed at the consumer: clinician:role:patient;… */
+  readonly demoCare?: string;
+  readonly env?: Record<string, string>;
+}
+
+/** Free TCP ports on the loopback interface (for tests that run several federations). */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++)
+    ports.push(
+      await new Promise<number>((resolve, reject) => {
+        const s = createServer();
+        s.on('error', reject);
+        s.listen(0, '127.0.0.1', () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      }),
+    );
+  return ports;
+}
+
+/** First start: the demo PKI and the demo secrets. Later starts reuse them. */
+export async function prepareFederation(c: FederationConfig): Promise<Secrets> {
+  mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
+  if (!isPkiDir(c.pkiDir)) await writePkiDir(c.pkiDir, await createDemoPki(), randomBytes(32));
+  if (!existsSync(join(c.dataDir, 'secrets.json')))
+    saveSecrets(c, {
+      adminToken: toBase64Url(randomBytes(24)),
+      stowToken: toBase64Url(randomBytes(24)),
+    });
+  return loadSecrets(c);
+}
+
+export async function startFederation(opts: FederationOptions): Promise<Federation> {
+  const c = opts.config;
+  const secrets = await prepareFederation(c);
+  const procs = new Map<PartyName, ChildProcess>();
+
+  const start = (party: PartyName, extraEnv: Record<string, string> = {}): Promise<ChildProcess> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'src/services', party, 'main.ts')],
+        {
+          cwd: ROOT,
+          env: {
+            ...process.env,
+            ...configEnv(c),
+            ...(opts.demoCare ? { ZTV_DEMO_CARE: opts.demoCare } : {}),
+            ...opts.env,
+            ...extraEnv,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      procs.set(party, child);
+      let buf = '';
+      let ready = false;
+      let stderr = '';
+      child.stdout!.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          if (!ready && line.includes('"ready"')) {
+            ready = true;
+            resolve(child);
+          } else if (opts.verbose) process.stderr.write(`[${party}] ${line}\n`);
+        }
+      });
+      child.stderr!.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (opts.verbose) process.stderr.write(`[${party}] ${d.toString()}`);
+      });
+      child.on('exit', (code, signal) => {
+        if (!ready)
+          reject(
+            new ZtvError(
+              'bad-input',
+              `${party} stopped before listening (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+            ),
+          );
+      });
+    });
+
+  const kill = async (party: PartyName, signal: NodeJS.Signals = 'SIGTERM') => {
+    const p = procs.get(party);
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill(signal);
+    });
+  };
+
+  try {
+    await start('authority');
+    await Promise.all([start('cloud'), start('consumer')]);
+    await start('producer');
+  } catch (e) {
+    for (const p of procs.values()) p.kill('SIGKILL');
+    throw e;
+  }
+  return {
+    config: c,
+    urls: urls(c),
+    secrets,
+    start,
+    kill,
+    async stop() {
+      await Promise.all([...procs.keys()].map((p) => kill(p)));
+    },
+  };
+}
+
+/** Outsources DICOM files through the producer's STOW-RS endpoint, in batches; idempotent. */
+export async function outsource(
+  producerUrl: string,
+  token: string,
+  files: readonly string[],
+  onProgress?: (done: number, total: number) => void,
+  batch = 10,
+): Promise<{ stored: number; failed: string[] }> {
+  let stored = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < files.length; i += batch) {
+    const group = files.slice(i, i + batch);
+    const boundary = `ztv-stow-${toBase64Url(randomBytes(9))}`;
+    const body = buildMultipart(
+      group.map((f) => new Uint8Array(readFileSync(f))),
+      boundary,
+    ) as Uint8Array<ArrayBuffer>;
+    const r = await fetch(`${producerUrl}/studies`, {
+      method: 'POST',
+      headers: {
+        'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+        authorization: `Bearer ${token}`,
+      },
+      body,
+    });
+    const json = (await r.json()) as Record<
+      string,
+      { Value?: Record<string, { Value?: string[] }>[] }
+    >;
+    if (r.status >= 400 && r.status !== 409)
+      throw new ZtvError(
+        'bad-input',
+        `the producer refused the upload: ${r.status} ${JSON.stringify(json).slice(0, 200)}`,
+      );
+    stored += json['00081199']?.Value?.length ?? 0;
+    for (const f of json['00081198']?.Value ?? [])
+      failed.push(String(f['00081196']?.Value?.[0] ?? 'failed'));
+    onProgress?.(Math.min(i + batch, files.length), files.length);
+  }
+  return { stored, failed };
+}
+
+/** The .dcm files of a directory (non-recursive), or the file itself. */
+export function dicomFiles(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path)
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => join(path, f));
+}

@@ -1,0 +1,78 @@
+/**
+ * The producer hospital process: sessions and STOW-RS on its port; uploads to the cloud over mutual
+ * TLS. Its key-encryption key lives in its own data directory (created on first start, mode 0600),
+ * never in its database.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
+import { OID } from '../../core/pki/oids.ts';
+import { SessionServer } from '../../core/session/protocol.ts';
+import { deviceValidator } from '../../core/session/peers.ts';
+import { federationConfig, loadSecrets, urls } from '../common/config.ts';
+import { loadPolicyEngine } from '../common/engine.ts';
+import { writeOutput } from '../common/files.ts';
+import { announce, onShutdown, startParty } from '../common/party.ts';
+import { hashSecret } from '../common/secrets.ts';
+import { LiveTrust } from '../common/trust.ts';
+import { FileBlobStore } from '../storage/blobs.ts';
+import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
+
+const c = federationConfig();
+const rt = await startParty<ProducerTables>(c, 'producer', producerMigrations);
+const u = urls(c);
+const kekPath = join(rt.dir, 'kek.hex');
+if (!existsSync(kekPath)) writeOutput(kekPath, `${toHex(randomBytes(32))}\n`, 0o600);
+const kek = await crypto.subtle.importKey(
+  'raw',
+  fromHex(readFileSync(kekPath, 'utf8').trim()) as Uint8Array<ArrayBuffer>,
+  'AES-GCM',
+  false,
+  ['encrypt', 'decrypt'],
+);
+const trust = new LiveTrust(
+  rt.pki,
+  { cert: rt.keys.certPem, key: rt.keys.keyPem },
+  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
+);
+await trust.fresh(true).catch(() => undefined);
+const sessions = new SessionServer({
+  credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
+  validateClient: async (chain) => {
+    await trust.fresh();
+    return deviceValidator(() => trust.view())(chain);
+  },
+  onRefusal: (reason, message) =>
+    void rt.audit.append({
+      event: '110113',
+      subtype: 'session-refused',
+      action: 'E',
+      outcome: 8,
+      actor: { id: 'unknown' },
+      objects: [],
+      details: { reason, message },
+    }),
+});
+const { app } = await buildProducer({
+  id: 'producer',
+  database: rt.database,
+  outbox: new FileBlobStore(join(rt.dir, 'outbox')),
+  signer: rt.keys.signer,
+  pseudonymKey: fromHex(readFileSync(join(c.pkiDir, 'producer.pseudonym.key'), 'utf8').trim()),
+  kek,
+  trust,
+  policy: await loadPolicyEngine(trust),
+  domain: OID.domainProducer,
+  audit: rt.audit,
+  sessions,
+  cloud: { id: 'cloud', url: u.cloudInternal, tls: { cert: rt.keys.certPem, key: rt.keys.keyPem } },
+  stowTokenHash: await hashSecret(loadSecrets(c).stowToken),
+  corsOrigins: [u.consumer],
+  logLevel: c.logLevel,
+});
+await app.listen({ host: c.host, port: c.ports.producer });
+announce('producer', { producer: c.ports.producer });
+onShutdown(async () => {
+  await app.close();
+  await rt.database.close();
+});
