@@ -26,6 +26,8 @@ export interface FederationConfig {
   /** Static files of the viewer the consumer hospital serves. */
   readonly viewerDir: string;
   readonly logLevel: string;
+  /** How long a blind ticket may be redeemed and its images retrieved (milliseconds). */
+  readonly ticketTtlMs: number;
 }
 
 const port = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
@@ -34,6 +36,15 @@ const port = (env: NodeJS.ProcessEnv, name: string, fallback: number): number =>
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new ZtvError('bad-input', `${name}=${v} is not a port number`);
+  return n;
+};
+
+const duration = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
+  const v = env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1000 || n > 24 * 3600_000)
+    throw new ZtvError('bad-input', `${name}=${v} must be milliseconds between 1000 and 86400000`);
   return n;
 };
 
@@ -53,6 +64,7 @@ export function federationConfig(env: NodeJS.ProcessEnv = process.env): Federati
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
     viewerDir: resolve(env.ZTV_VIEWER_DIR ?? 'dist/viewer'),
     logLevel: env.ZTV_LOG_LEVEL ?? 'info',
+    ticketTtlMs: duration(env, 'ZTV_TICKET_TTL_MS', 15 * 60_000),
   };
 }
 
@@ -69,6 +81,7 @@ export function configEnv(c: FederationConfig): Record<string, string> {
     ZTV_PORT_CONSUMER: String(c.ports.consumer),
     ZTV_VIEWER_DIR: c.viewerDir,
     ZTV_LOG_LEVEL: c.logLevel,
+    ZTV_TICKET_TTL_MS: String(c.ticketTtlMs),
     ...(c.databaseUrl ? { DATABASE_URL: c.databaseUrl } : {}),
   };
 }

@@ -67,6 +67,7 @@ const { app } = await buildProducer({
   sessions,
   cloud: { id: 'cloud', url: u.cloudInternal, tls: { cert: rt.keys.certPem, key: rt.keys.keyPem } },
   stowTokenHash: await hashSecret(loadSecrets(c).stowToken),
+  ticketTtlMs: c.ticketTtlMs,
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
