@@ -10,6 +10,7 @@ import { ZtvError } from '../errors.ts';
 
 /** DICOM audit event IDs (DCM code system). */
 export const EVENTS = {
+  '110101': 'Audit Log Used',
   '110103': 'DICOM Instances Accessed',
   '110106': 'Export',
   '110107': 'Import',
