@@ -38,6 +38,11 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
       'policy check FILE…: validate and compile; policy explain FILE… --request R.json: decide',
     load: async () => ({ run: (await import('./commands/policy.ts')).policyCommand }),
   },
+  outsource: {
+    summary:
+      'send DICOM files or folders to the producer hospital (protect and store at the cloud)',
+    load: async () => ({ run: (await import('./commands/outsource.ts')).outsourceCommand }),
+  },
   pki: {
     summary: 'pki init DIR: a demo PKI (CA, hospitals, cloud, CRLs, trust group); pki show DIR',
     load: async () => ({ run: (await import('./commands/pki.ts')).pkiCommand }),

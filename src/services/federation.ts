@@ -30,10 +30,17 @@ export interface Federation {
   readonly config: FederationConfig;
   readonly urls: ReturnType<typeof urls>;
   readonly secrets: Secrets;
-  /** Starts (or restarts) one party and waits until it listens. */
-  start(party: PartyName, extraEnv?: Record<string, string>): Promise<ChildProcess>;
-  /** Kills one party with a signal (SIGKILL for the crash tests). */
-  kill(party: PartyName, signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * Starts (or restarts) one party and waits until it listens. `instance` names a further process
+   * of the same party (a second cloud replica, say); it defaults to the party's name.
+   */
+  start(
+    party: PartyName,
+    extraEnv?: Record<string, string>,
+    instance?: string,
+  ): Promise<ChildProcess>;
+  /** Kills one process (a party or a named instance) with a signal (SIGKILL for the crash tests). */
+  kill(instance: string, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,6 +51,8 @@ export interface FederationOptions {
   /** Care relationships to seed at the consumer: clinician:role:patient;… */
   readonly demoCare?: string;
   readonly env?: Record<string, string>;
+  /** Sees every line the services print (tests scan them for secrets and wait on fault points). */
+  readonly onOutput?: (instance: string, line: string) => void;
 }
 
 /** Free TCP ports on the loopback interface (for tests that run several federations). */
@@ -78,9 +87,13 @@ export async function prepareFederation(c: FederationConfig): Promise<Secrets> {
 export async function startFederation(opts: FederationOptions): Promise<Federation> {
   const c = opts.config;
   const secrets = await prepareFederation(c);
-  const procs = new Map<PartyName, ChildProcess>();
+  const procs = new Map<string, ChildProcess>();
 
-  const start = (party: PartyName, extraEnv: Record<string, string> = {}): Promise<ChildProcess> =>
+  const start = (
+    party: PartyName,
+    extraEnv: Record<string, string> = {},
+    instance: string = party,
+  ): Promise<ChildProcess> =>
     new Promise((resolve, reject) => {
       const child = spawn(
         process.execPath,
@@ -97,7 +110,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
-      procs.set(party, child);
+      procs.set(instance, child);
       let buf = '';
       let ready = false;
       let stderr = '';
@@ -109,26 +122,30 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
           if (!ready && line.includes('"ready"')) {
             ready = true;
             resolve(child);
-          } else if (opts.verbose) process.stderr.write(`[${party}] ${line}\n`);
+          } else {
+            opts.onOutput?.(instance, line);
+            if (opts.verbose) process.stderr.write(`[${instance}] ${line}\n`);
+          }
         }
       });
       child.stderr!.on('data', (d: Buffer) => {
         stderr += d.toString();
-        if (opts.verbose) process.stderr.write(`[${party}] ${d.toString()}`);
+        opts.onOutput?.(instance, d.toString());
+        if (opts.verbose) process.stderr.write(`[${instance}] ${d.toString()}`);
       });
       child.on('exit', (code, signal) => {
         if (!ready)
           reject(
             new ZtvError(
               'bad-input',
-              `${party} stopped before listening (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+              `${instance} stopped before listening (${signal ?? code}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
             ),
           );
       });
     });
 
-  const kill = async (party: PartyName, signal: NodeJS.Signals = 'SIGTERM') => {
-    const p = procs.get(party);
+  const kill = async (instance: string, signal: NodeJS.Signals = 'SIGTERM') => {
+    const p = procs.get(instance);
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve());
@@ -173,26 +190,46 @@ export async function outsource(
       group.map((f) => new Uint8Array(readFileSync(f))),
       boundary,
     ) as Uint8Array<ArrayBuffer>;
-    const r = await fetch(`${producerUrl}/studies`, {
-      method: 'POST',
-      headers: {
-        'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-        authorization: `Bearer ${token}`,
-      },
-      body,
-    });
-    const json = (await r.json()) as Record<
+    let r: Response;
+    try {
+      r = await fetch(`${producerUrl}/studies`, {
+        method: 'POST',
+        headers: {
+          'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
+          authorization: `Bearer ${token}`,
+        },
+        body,
+      });
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+      throw new ZtvError(
+        'bad-input',
+        `the producer at ${producerUrl} cannot be reached (${cause})`,
+      );
+    }
+    const json = (await r.json().catch(() => ({}))) as Record<
       string,
-      { Value?: Record<string, { Value?: string[] }>[] }
+      { Value?: Record<string, { Value?: unknown[] }>[] } | string | undefined
     >;
+    if (r.status === 401)
+      throw new ZtvError('bad-key', 'the producer refused the integration token');
     if (r.status >= 400 && r.status !== 409)
       throw new ZtvError(
         'bad-input',
-        `the producer refused the upload: ${r.status} ${JSON.stringify(json).slice(0, 200)}`,
+        `the producer refused the upload: ${r.status} ${typeof json.message === 'string' ? json.message : ''}`.trim(),
       );
-    stored += json['00081199']?.Value?.length ?? 0;
-    for (const f of json['00081198']?.Value ?? [])
-      failed.push(String(f['00081196']?.Value?.[0] ?? 'failed'));
+    const seq = (tag: string) => {
+      const v = json[tag];
+      return typeof v === 'object' ? (v.Value ?? []) : [];
+    };
+    stored += seq('00081199').length;
+    for (const f of seq('00081198')) {
+      // "part N: reason", N counted from 1 within this batch: name the file instead.
+      const text = String(f['00091001']?.Value?.[0] ?? f['00000902']?.Value?.[0] ?? 'refused');
+      const m = /^part (\d+): ([\s\S]*)$/.exec(text);
+      const file = m ? group[Number(m[1]) - 1] : undefined;
+      failed.push(file ? `${file}: ${m![2]}` : text);
+    }
     onProgress?.(Math.min(i + batch, files.length), files.length);
   }
   return { stored, failed };

@@ -318,7 +318,11 @@ function convert(
     if (el.dataOffset + el.length > bytes.length)
       throw new ZtvError(
         'truncated',
-        `element ${t.toString(16).padStart(8, '0')} runs past the end of the data`,
+        `the data is truncated: element (${t
+          .toString(16)
+          .padStart(8, '0')
+          .replace(/^(.{4})/, '$1,')
+          .toUpperCase()}) runs past its end`,
       );
     const vr = resolveVr(t, enc.explicit ? el.vr : undefined, raw, warnings);
     const value = bytes.slice(el.dataOffset, el.dataOffset + el.length);

@@ -24,8 +24,10 @@ import { openCloudPart, type CloudClaims } from '../../core/ticket/ticket.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import { OperationError, sessionPlugin, type OperationContext } from '../common/session.ts';
 import { checkPeer } from '../common/tls.ts';
+import type { Capture } from '../common/capture.ts';
 import type { LiveTrust } from '../common/trust.ts';
 import { enforce, type PolicyEngine } from '../policy/engine.ts';
+import type { AuditEntry, AuditRecord } from '../../core/audit/record.ts';
 import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
@@ -108,6 +110,10 @@ export interface CloudDeps {
   readonly now?: () => number;
   /** For the crash tests: called between storing the blob and committing the row. */
   readonly afterBlobWrite?: () => Promise<void>;
+  /** For the crash tests: called once the traces are signed, before the redemption commits. */
+  readonly beforeRedemptionCommit?: () => Promise<void>;
+  /** Sees every request body and opened operation (confidentiality audits; off by default). */
+  readonly capture?: Capture;
   /** Mutual TLS server options of the internal (producer-facing) listener. */
   readonly https?: HttpsOptions;
 }
@@ -187,6 +193,7 @@ export async function buildCloud(
     ...(deps.logLevel ? { logLevel: deps.logLevel } : {}),
     ...(deps.https ? { https: deps.https } : {}),
   });
+  deps.capture?.attach(internal, 'internal');
   internal.addContentTypeParser('application/dicom', { parseAs: 'buffer' }, (_req, body, done) =>
     done(null, body),
   );
@@ -278,6 +285,7 @@ export async function buildCloud(
 
   // --- public: clinicians' devices, through sessions --------------------------------------------
   const pub = createApp({ name: 'cloud', ...(deps.logLevel ? { logLevel: deps.logLevel } : {}) });
+  deps.capture?.attach(pub, 'public');
   const origins = new Set(deps.corsOrigins ?? []);
   pub.addHook('onRequest', async (req, reply) => {
     const origin = req.headers.origin;
@@ -388,9 +396,12 @@ export async function buildCloud(
       },
     });
     const rid = toHex(randomBytes(16));
+    // The release record commits with the redemption (below): both or neither, and before any byte
+    // of the images leaves (retrieval only serves committed redemptions).
+    let releaseRecord: AuditEntry | undefined;
     const released = await enforce(release, {
       'log-release': async () => {
-        await audit.append({
+        releaseRecord = {
           event: '110103',
           subtype: 'trace-inserted',
           action: 'R',
@@ -406,10 +417,10 @@ export async function buildCloud(
             producer: claims.iss,
             rules: release.rules,
           },
-        });
+        };
       },
     });
-    if (released.decision.decision !== 'allow') {
+    if (released.decision.decision !== 'allow' || !releaseRecord) {
       await alert('release-denied', actor, {
         ticket: claims.tid,
         errors: released.decision.errors,
@@ -420,9 +431,12 @@ export async function buildCloud(
         'the trace could not be inserted: the images are not released',
       );
     }
-    // Spend the nonce and record the redemption in one transaction: a replay on any replica fails here.
+    await deps.beforeRedemptionCommit?.();
+    // Spend the nonce, record the redemption and its release record in one transaction: a replay on
+    // any replica fails here, and a crash leaves none of it.
+    let logged: AuditRecord | undefined;
     try {
-      await db.transaction().execute(async (trx) => {
+      logged = await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('spent_nonces')
           .values({
@@ -453,6 +467,7 @@ export async function buildCloud(
             })),
           )
           .execute();
+        return audit.appendIn(trx as unknown as Kysely<AuditTables>, releaseRecord!);
       });
     } catch (e) {
       const spent = await db
@@ -464,6 +479,7 @@ export async function buildCloud(
       await alert('ticket-replayed', actor, { ticket: claims.tid });
       throw new OperationError(403, 'ticket-refused', 'the ticket was already redeemed (replay)');
     }
+    await audit.checkpointIfDue(logged);
     return { redemption: rid, ticket: claims.tid, images: ids, expiresAt: claims.exp };
   };
 

@@ -7,7 +7,9 @@ import { join } from 'node:path';
 import { SessionServer } from '../../core/session/protocol.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
 import { federationConfig, urls } from '../common/config.ts';
+import { captureTo } from '../common/capture.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
+import { faultHook } from '../common/faults.ts';
 import { announce, onShutdown, startParty } from '../common/party.ts';
 import { mtlsServerOptions } from '../common/tls.ts';
 import { LiveTrust } from '../common/trust.ts';
@@ -40,10 +42,32 @@ const sessions = new SessionServer({
       details: { reason, message },
     }),
 });
+const blobs = new FileBlobStore(process.env.ZTV_CLOUD_BLOBS ?? join(rt.dir, 'blobs'));
+// Blobs left by a crash between the blob write and the row commit; young ones may be another
+// replica's upload in flight, so only those older than ZTV_ORPHAN_MIN_AGE_MS (5 minutes) go.
+const orphanAge = Number(process.env.ZTV_ORPHAN_MIN_AGE_MS ?? 5 * 60_000);
+if (!Number.isInteger(orphanAge) || orphanAge < 0)
+  throw new Error('ZTV_ORPHAN_MIN_AGE_MS must be a number of milliseconds');
+const swept = await blobs.sweep(
+  async (id) =>
+    !!(await rt.database.db
+      .selectFrom('instances')
+      .select('id')
+      .where('id', '=', id)
+      .executeTakeFirst()),
+  orphanAge,
+);
+if (swept.length) process.stderr.write(`cloud: removed ${swept.length} orphan blob(s)\n`);
+const capture = captureTo(process.env.ZTV_CAPTURE_DIR);
+const afterBlobWrite = faultHook('cloud:after-blob-write');
+const beforeRedemptionCommit = faultHook('cloud:before-redemption-commit');
 const { internal, public: pub } = await buildCloud({
   id: 'cloud',
   database: rt.database,
-  blobs: new FileBlobStore(process.env.ZTV_CLOUD_BLOBS ?? join(rt.dir, 'blobs')),
+  blobs,
+  ...(capture ? { capture } : {}),
+  ...(afterBlobWrite ? { afterBlobWrite } : {}),
+  ...(beforeRedemptionCommit ? { beforeRedemptionCommit } : {}),
   signer: rt.keys.signer,
   decryptionKey: rt.keys.decryptionKey,
   trust,

@@ -23,6 +23,8 @@ export interface FederationConfig {
     readonly consumer: number;
   };
   readonly databaseUrl?: string;
+  /** On PostgreSQL, each party lives in the schema `<prefix>_<party>`. */
+  readonly dbSchemaPrefix: string;
   /** Static files of the viewer the consumer hospital serves. */
   readonly viewerDir: string;
   readonly logLevel: string;
@@ -48,6 +50,12 @@ const duration = (env: NodeJS.ProcessEnv, name: string, fallback: number): numbe
   return n;
 };
 
+const schemaPrefix = (v: string): string => {
+  if (!/^[a-z][a-z0-9_]{0,40}$/.test(v))
+    throw new ZtvError('bad-input', `ZTV_DB_SCHEMA_PREFIX=${v} is not a lower-case SQL identifier`);
+  return v;
+};
+
 export function federationConfig(env: NodeJS.ProcessEnv = process.env): FederationConfig {
   const dataDir = resolve(env.ZTV_DATA ?? 'var/federation');
   return {
@@ -62,6 +70,7 @@ export function federationConfig(env: NodeJS.ProcessEnv = process.env): Federati
       consumer: port(env, 'ZTV_PORT_CONSUMER', 8080),
     },
     ...(env.DATABASE_URL ? { databaseUrl: env.DATABASE_URL } : {}),
+    dbSchemaPrefix: schemaPrefix(env.ZTV_DB_SCHEMA_PREFIX ?? 'ztv'),
     viewerDir: resolve(env.ZTV_VIEWER_DIR ?? 'dist/viewer'),
     logLevel: env.ZTV_LOG_LEVEL ?? 'info',
     ticketTtlMs: duration(env, 'ZTV_TICKET_TTL_MS', 15 * 60_000),
@@ -82,6 +91,7 @@ export function configEnv(c: FederationConfig): Record<string, string> {
     ZTV_VIEWER_DIR: c.viewerDir,
     ZTV_LOG_LEVEL: c.logLevel,
     ZTV_TICKET_TTL_MS: String(c.ticketTtlMs),
+    ZTV_DB_SCHEMA_PREFIX: c.dbSchemaPrefix,
     ...(c.databaseUrl ? { DATABASE_URL: c.databaseUrl } : {}),
   };
 }

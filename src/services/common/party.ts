@@ -68,7 +68,7 @@ export async function startParty<DB extends AuditTables>(
   const pki = await loadPkiDir(c.pkiDir);
   const database = await openDatabase<DB>({
     ...(c.databaseUrl
-      ? { url: c.databaseUrl, schema: `ztv_${party}` }
+      ? { url: c.databaseUrl, schema: `${c.dbSchemaPrefix}_${party}` }
       : { file: join(dir, `${party}.sqlite`) }),
     migrationTable: `${party}_migrations`,
     migrations,

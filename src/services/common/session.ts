@@ -117,6 +117,8 @@ export interface SessionPluginOptions {
   readonly server: SessionServer;
   readonly operations: Readonly<Record<string, Operation>>;
   readonly streams?: Readonly<Record<string, StreamOperation>>;
+  /** Sees each valid operation's opened body before it runs (capture for confidentiality audits). */
+  readonly onOperation?: (name: string, body: unknown) => void;
 }
 
 export async function sessionPlugin(
@@ -192,6 +194,7 @@ export async function sessionPlugin(
           }),
         ),
       );
+    opts.onOperation?.(name, msg.body);
     const ctx = { client: opened.client, sessionId: sid, packet: packet + 1 };
     let source: AsyncIterable<Uint8Array>;
     try {
@@ -255,6 +258,7 @@ export async function sessionPlugin(
         error: 'bad-request',
         message: `${name}: ${ajv.errorsText(validate.errors)}`,
       });
+    opts.onOperation?.(name, msg.body);
     try {
       const ctx = {
         client: opened.client,

@@ -159,6 +159,8 @@ export interface ProducerDeps {
   readonly corsOrigins?: readonly string[];
   readonly logLevel?: string;
   readonly now?: () => number;
+  /** For the crash tests: called once the instance is in the outbox, before it goes to the cloud. */
+  readonly beforeCloudUpload?: () => Promise<void>;
 }
 
 // --- image keys at rest ----------------------------------------------------------------------
@@ -270,6 +272,7 @@ export class Producer {
       else await this.db.insertInto('instances').values(values).execute();
       row = { ...values };
     }
+    await this.deps.beforeCloudUpload?.();
     const r = await mtlsFetch(
       `${this.deps.cloud.url}/instances/${row.upload_key}`,
       { ...this.deps.cloud.tls, pki: this.deps.trust.view() },
@@ -278,7 +281,13 @@ export class Producer {
         headers: { 'content-type': 'application/dicom' },
         body: protectedBytes,
       },
-    );
+    ).catch((e: NodeJS.ErrnoException) => {
+      // The protected bytes and the wrapped key stay in the outbox: sending again resumes here.
+      throw new ZtvError(
+        'bad-input',
+        `the cloud could not be reached (${e.code ?? e.message}); the instance is kept and goes again on the next attempt`,
+      );
+    });
     if (r.status !== 200)
       throw new ZtvError(
         'bad-input',
@@ -340,6 +349,9 @@ export class Producer {
       .execute();
   }
 }
+
+/** Private creator of the attributes the producer adds to its STOW-RS answers. */
+export const PRIVATE_CREATOR = 'ZTV 1';
 
 interface ConsultBody {
   readonly patient: string;
@@ -416,11 +428,15 @@ export async function buildProducer(
           '00081190': { vr: 'UR', Value: [`cloud:${r.id}`] },
         })),
       },
+      // Failure Reason C000 (cannot understand) with the reason in words: a short Error Comment
+      // (LO holds 64 characters) and the whole sentence in a private attribute of block ZTV.
       '00081198': {
         vr: 'SQ',
         Value: failed.map((f) => ({
           '00081197': { vr: 'US', Value: [0xc000] },
-          '00081196': { vr: 'LO', Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)] },
+          '00000902': { vr: 'LO', Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)] },
+          '00090010': { vr: 'LO', Value: [PRIVATE_CREATOR] },
+          '00091001': { vr: 'LT', Value: [`part ${f.index}: ${f.reason}`] },
         })),
       },
     });

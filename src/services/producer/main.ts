@@ -11,6 +11,7 @@ import { SessionServer } from '../../core/session/protocol.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
+import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
 import { announce, onShutdown, startParty } from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
@@ -53,6 +54,7 @@ const sessions = new SessionServer({
       details: { reason, message },
     }),
 });
+const beforeCloudUpload = faultHook('producer:before-cloud-upload');
 const { app } = await buildProducer({
   id: 'producer',
   database: rt.database,
@@ -68,6 +70,7 @@ const { app } = await buildProducer({
   cloud: { id: 'cloud', url: u.cloudInternal, tls: { cert: rt.keys.certPem, key: rt.keys.keyPem } },
   stowTokenHash: await hashSecret(loadSecrets(c).stowToken),
   ticketTtlMs: c.ticketTtlMs,
+  ...(beforeCloudUpload ? { beforeCloudUpload } : {}),
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });

@@ -140,48 +140,59 @@ export class AuditStore {
 
   /** Appends one record; returns it. The chain head is locked for the transaction. */
   async append(entry: AuditEntry): Promise<AuditRecord> {
-    const record = await this.db.transaction().execute(async (trx) => {
-      // PostgreSQL: lock the head row so concurrent replicas append one after the other. SQLite has
-      // one writer per database file; its transactions are already serial.
-      const head = await trx
-        .selectFrom('audit_head')
-        .selectAll()
-        .where('id', '=', 1)
-        .$if(this.dialect === 'postgres', (q) => q.forUpdate())
-        .executeTakeFirstOrThrow();
-      const r = nextRecord(entry, head, this.party, this.now());
-      await trx
-        .insertInto('audit_records')
-        .values({
-          seq: r.seq,
-          time: r.time,
-          party: r.party,
-          event: r.event,
-          subtype: r.subtype,
-          action: r.action,
-          outcome: r.outcome,
-          actor_id: r.actor.id,
-          actor: JSON.stringify(r.actor),
-          objects: JSON.stringify(r.objects),
-          details: JSON.stringify(r.details),
-          prev: r.prev,
-          hash: r.hash,
-        })
-        .execute();
-      if (r.objects.length)
-        await trx
-          .insertInto('audit_objects')
-          .values(r.objects.map((o) => ({ seq: r.seq, type: o.type, id: o.id })))
-          .execute();
-      await trx
-        .updateTable('audit_head')
-        .set({ seq: r.seq, hash: r.hash })
-        .where('id', '=', 1)
-        .execute();
-      return r;
-    });
-    if (record.seq % this.checkpointEvery === 0) await this.checkpoint();
+    const record = await this.db.transaction().execute((trx) => this.appendIn(trx, entry));
+    await this.checkpointIfDue(record);
     return record;
+  }
+
+  /**
+   * Appends one record inside the caller's transaction, so that the record and the change it
+   * reports commit together or not at all. Call `checkpointIfDue` once the transaction committed.
+   */
+  async appendIn(trx: Kysely<AuditTables>, entry: AuditEntry): Promise<AuditRecord> {
+    // PostgreSQL: lock the head row so concurrent replicas append one after the other. SQLite has
+    // one writer per database file; its transactions are already serial.
+    const head = await trx
+      .selectFrom('audit_head')
+      .selectAll()
+      .where('id', '=', 1)
+      .$if(this.dialect === 'postgres', (q) => q.forUpdate())
+      .executeTakeFirstOrThrow();
+    const r = nextRecord(entry, head, this.party, this.now());
+    await trx
+      .insertInto('audit_records')
+      .values({
+        seq: r.seq,
+        time: r.time,
+        party: r.party,
+        event: r.event,
+        subtype: r.subtype,
+        action: r.action,
+        outcome: r.outcome,
+        actor_id: r.actor.id,
+        actor: JSON.stringify(r.actor),
+        objects: JSON.stringify(r.objects),
+        details: JSON.stringify(r.details),
+        prev: r.prev,
+        hash: r.hash,
+      })
+      .execute();
+    if (r.objects.length)
+      await trx
+        .insertInto('audit_objects')
+        .values(r.objects.map((o) => ({ seq: r.seq, type: o.type, id: o.id })))
+        .execute();
+    await trx
+      .updateTable('audit_head')
+      .set({ seq: r.seq, hash: r.hash })
+      .where('id', '=', 1)
+      .execute();
+    return r;
+  }
+
+  /** Signs a checkpoint when `record` completes another `checkpointEvery` records. */
+  async checkpointIfDue(record: AuditRecord): Promise<void> {
+    if (record.seq % this.checkpointEvery === 0) await this.checkpoint();
   }
 
   /** Signs the current head (also called every `checkpointEvery` records). */

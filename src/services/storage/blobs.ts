@@ -103,13 +103,18 @@ export class FileBlobStore implements BlobStore {
     return out.sort();
   }
 
-  /** Removes temporary files of interrupted writes and blobs no row refers to. */
-  async sweep(isReferenced: (key: string) => Promise<boolean>): Promise<string[]> {
+  /**
+   * Removes temporary files of interrupted writes and blobs no row refers to, when they are older
+   * than `minAgeMs` (a younger one may belong to a write another process has not committed yet).
+   */
+  async sweep(isReferenced: (key: string) => Promise<boolean>, minAgeMs = 0): Promise<string[]> {
     const removed: string[] = [];
+    const before = Date.now() - minAgeMs;
     for (const sub of readdirSync(this.dir)) {
       const d = join(this.dir, sub);
       if (!statSync(d).isDirectory()) continue;
       for (const f of readdirSync(d)) {
+        if (minAgeMs > 0 && statSync(join(d, f)).mtimeMs > before) continue;
         if (f.startsWith('.') && f.endsWith('.tmp')) {
           rmSync(join(d, f), { force: true });
           removed.push(f);

@@ -1,0 +1,88 @@
+/**
+ * `ztv outsource`: a hospital operator sends DICOM files (or whole folders, recursively) to the
+ * producer hospital's STOW-RS endpoint, which protects each instance and stores it at the cloud.
+ * Re-sending is idempotent. The integration token comes from a file, the environment or the
+ * federation's data directory — never from the command line, where other users could read it.
+ */
+import { existsSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { ZtvError } from '../../core/errors.ts';
+import { federationConfig, loadSecrets } from '../../services/common/config.ts';
+import { outsource } from '../../services/federation.ts';
+import { EXIT, parse, readInput, requireString, UsageError } from '../common.ts';
+
+const USAGE =
+  'ztv outsource --producer URL [--token-file FILE | --data DIR] [--batch N] FILES|DIRS…\n' +
+  '  the token may also come from $ZTV_STOW_TOKEN; --data reads DIR/secrets.json (npm start writes it)';
+
+/** True when the file has the DICOM Part 10 preamble and "DICM" prefix. */
+function isPart10(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(4);
+    return readSync(fd, b, 0, 4, 128) === 4 && b.toString('latin1') === 'DICM';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Every DICOM Part 10 file under the given paths, folders walked recursively, in name order. */
+export function collectDicom(paths: readonly string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string, explicit: boolean) => {
+    if (!existsSync(p)) throw new ZtvError('bad-input', `${p} does not exist`);
+    const st = statSync(p);
+    if (st.isDirectory()) {
+      for (const f of readdirSync(p).sort()) if (!f.startsWith('.')) walk(join(p, f), false);
+    } else if (st.isFile()) {
+      if (isPart10(p)) out.push(p);
+      else if (explicit) throw new ZtvError('bad-input', `${p} is not a DICOM Part 10 file`);
+    }
+  };
+  for (const p of paths) walk(p, true);
+  return out;
+}
+
+function tokenFrom(values: Record<string, string | boolean | undefined>): string {
+  if (typeof values['token-file'] === 'string')
+    return new TextDecoder().decode(readInput(values['token-file'], 'token file')).trim();
+  if (process.env.ZTV_STOW_TOKEN) return process.env.ZTV_STOW_TOKEN.trim();
+  if (typeof values.data === 'string')
+    return loadSecrets({ ...federationConfig(), dataDir: values.data }).stowToken;
+  throw new UsageError(
+    `give the integration token (--token-file, $ZTV_STOW_TOKEN or --data)\nusage: ${USAGE}`,
+  );
+}
+
+export async function outsourceCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    {
+      producer: { type: 'string' },
+      'token-file': { type: 'string' },
+      data: { type: 'string' },
+      batch: { type: 'string' },
+    },
+    USAGE,
+  );
+  const producer = requireString(values, 'producer', USAGE).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^\s/]+/.test(producer))
+    throw new UsageError(`--producer must be an http(s) URL\nusage: ${USAGE}`);
+  const batch = values.batch === undefined ? 10 : Number(values.batch);
+  if (!Number.isInteger(batch) || batch < 1 || batch > 100)
+    throw new UsageError(`--batch must be a whole number from 1 to 100\nusage: ${USAGE}`);
+  if (positionals.length === 0) throw new UsageError(`name files or folders\nusage: ${USAGE}`);
+  const token = tokenFrom(values);
+  const files = collectDicom(positionals);
+  if (files.length === 0) throw new ZtvError('bad-input', 'no DICOM files found there');
+  const progress = process.stderr.isTTY
+    ? (done: number, total: number) => process.stderr.write(`\routsourcing ${done}/${total}`)
+    : undefined;
+  const r = await outsource(producer, token, files, progress, batch);
+  if (progress) process.stderr.write('\n');
+  for (const f of r.failed) console.error(`refused: ${f}`);
+  console.log(
+    `${r.stored} of ${files.length} instance(s) stored at the cloud${r.failed.length ? `; ${r.failed.length} refused` : ''}`,
+  );
+  return r.failed.length ? EXIT.failure : EXIT.ok;
+}
