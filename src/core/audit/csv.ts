@@ -1,10 +1,12 @@
 /**
  * Audit records as CSV (RFC 4180: comma separated, CRLF line ends, fields quoted when they hold a
  * comma, quote or line break), one row per record with the chain fields, for spreadsheets and SIEM
- * imports. A cell that a spreadsheet would run as a formula (=, +, -, @, tab, CR) is prefixed with a
- * quote mark, so an exported trail cannot inject formulas (OWASP "CSV injection").
+ * imports; details as exported (./redact.ts), the paths replaced listed in the last column. A cell
+ * that a spreadsheet would run as a formula (=, +, -, @, tab, CR) is prefixed with a quote mark, so an
+ * exported trail cannot inject formulas (OWASP "CSV injection").
  */
 import { canonicalJson, EVENTS, type AuditRecord } from './record.ts';
+import { exportable } from './redact.ts';
 
 export const CSV_COLUMNS = [
   'party',
@@ -23,6 +25,7 @@ export const CSV_COLUMNS = [
   'details',
   'prev',
   'hash',
+  'redacted',
 ] as const;
 
 const FORMULA = /^[=+\-@\t\r]/;
@@ -33,6 +36,7 @@ export function csvCell(v: string): string {
 }
 
 export function csvRow(r: AuditRecord): string[] {
+  const out = exportable(r.details);
   return [
     r.party,
     String(r.seq),
@@ -47,9 +51,10 @@ export function csvRow(r: AuditRecord): string[] {
     r.actor.organisation ?? '',
     r.actor.device ?? '',
     r.objects.map((o) => `${o.type}:${o.id}`).join(' '),
-    canonicalJson(r.details),
+    canonicalJson(out.details),
     r.prev,
     r.hash,
+    out.redacted.join(' '),
   ];
 }
 

@@ -6,10 +6,12 @@
  * the active participants; every object of the record is a participant object with its type codes; the
  * record itself (party, seq, hash, previous hash, canonical details) travels as a participant object
  * so that an exported message can be checked against the chain it came from. Records are pseudonymous
- * already (patients as keyed pseudonyms, studies as digests of their UID): nothing here adds identity.
+ * (patients as keyed pseudonyms, studies as digests of their UID); identifiers that policy decisions
+ * carry in their details are replaced on the way out (./redact.ts), and the replacement is listed.
  */
 import { toBase64, utf8 } from '../bytes.ts';
 import { canonicalJson, EVENTS, type AuditObject, type AuditRecord } from './record.ts';
+import { exportable } from './redact.ts';
 
 /** The DICOM coding scheme designator, and the platform's private one (PS3.16 8.2: "99" prefix). */
 export const DCM = 'DCM';
@@ -257,6 +259,7 @@ export function toAuditMessage(r: AuditRecord, opts: DicomExportOptions = {}): s
         ),
       ]
     : [];
+  const out = exportable(r.details);
   const chain = el(
     'ParticipantObjectIdentification',
     {
@@ -270,7 +273,8 @@ export function toAuditMessage(r: AuditRecord, opts: DicomExportOptions = {}): s
       detail('seq', String(r.seq)),
       detail('hash', r.hash),
       detail('prev', r.prev),
-      detail('details', canonicalJson(r.details)),
+      detail('details', canonicalJson(out.details)),
+      ...(out.redacted.length ? [detail('redacted', out.redacted.join(' '))] : []),
     ],
   );
   return `<?xml version="1.0" encoding="UTF-8"?>${el('AuditMessage', {}, [

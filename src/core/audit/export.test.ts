@@ -9,6 +9,8 @@ import { validateXML } from 'xmllint-wasm';
 import { REPO_ROOT } from '../../../test/samples.ts';
 import { toAuditMessage, toDicomAudit } from './dicom.ts';
 import { CSV_COLUMNS, parseCsv, toCsv } from './csv.ts';
+import { exportable } from './redact.ts';
+import { studyRef } from './trail.ts';
 import { GENESIS, nextRecord, recordHash, type AuditEntry, type AuditRecord } from './record.ts';
 
 const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
@@ -22,6 +24,7 @@ const validate = async (xml: string) =>
 
 const PATIENT = 'a3f1c2d4e5f60718293a4b5c6d7e8f90';
 const STUDY = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';
+const STUDY_UID = '1.2.840.113619.2.55.3.604688119.969.1268071029.320';
 const TICKET = '5e5b9d2a0c4f47d1b9e3a6c8d0f2e4a6';
 const IMAGE = '3b1f6f0e-7c2d-4a55-9b1e-2f6d8c0a9e11';
 const clinician = {
@@ -61,7 +64,14 @@ const ENTRIES: AuditEntry[] = [
       { type: 'patient', id: PATIENT },
       { type: 'study', id: STUDY },
     ],
-    details: { decision: { decision: 'deny', rules: ['NO-MARKETING'], errors: [] } },
+    details: {
+      decision: {
+        decision: 'deny',
+        rules: ['NO-MARKETING'],
+        errors: [],
+        request: { principal: 'dr.bob', resource: `study:${STUDY_UID}` },
+      },
+    },
   },
   {
     event: '110103',
@@ -239,6 +249,31 @@ describe('DICOM audit messages (PS3.15 A.5)', () => {
       expect(bad).not.toBe(good);
       expect((await validate(bad)).valid).toBe(false);
     }
+  });
+});
+
+describe('what an export may not carry', () => {
+  const records = chain(ENTRIES);
+
+  it("a decision's resource (a Study Instance UID) leaves as its reference, and says so", async () => {
+    const xml = toAuditMessage(records[2]!);
+    expect(xml).not.toContain(STUDY_UID);
+    const detail = (type: string) =>
+      atob(new RegExp(`<ParticipantObjectDetail type="${type}" value="([^"]+)"/>`).exec(xml)![1]!);
+    expect(JSON.parse(detail('details')).decision.request.resource).toBe(
+      `study-ref:${studyRef(STUDY_UID)}`,
+    );
+    expect(detail('redacted')).toBe('details.decision.request.resource');
+    expect((await validate(xml)).valid).toBe(true);
+    const csv = toCsv(records);
+    expect(csv).not.toContain(STUDY_UID);
+    expect(parseCsv(csv)[3]![CSV_COLUMNS.indexOf('redacted')]).toBe(
+      'details.decision.request.resource',
+    );
+    const patient = exportable({ decision: { request: { resource: 'patient:LIDC-IDRI-0314' } } });
+    expect(JSON.stringify(patient.details)).not.toContain('LIDC');
+    // The record in the chain is untouched: only what leaves is replaced.
+    expect(JSON.stringify(records[2]!.details)).toContain(STUDY_UID);
   });
 });
 

@@ -1,0 +1,298 @@
+/**
+ * The auditor's side of the platform, for the command line and the auditor view alike (fetch and
+ * WebCrypto only): authenticated sessions with the producer, the cloud and the consumer hospital using
+ * the auditor's device certificate; trace resolution; each party's trail with its chain verification,
+ * the merged trail of all three for a patient, a study, a clinician or a ticket; whole chains verified
+ * again here with each party's certified key; break-glass reviews; and `traceLeak`, the whole tracing
+ * procedure for a leaked file. Every call declares the purpose `audit`, which the policy requires.
+ */
+import { fromUtf8 } from '../bytes.ts';
+import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
+import { createCsr, generateEncryptionKeys, generateSigningKeys } from '../pki/issue.ts';
+import { pkiResolver, type PkiView } from '../pki/resolver.ts';
+import { X509Certificate } from '../pki/x509.ts';
+import { organisationValidator } from '../session/peers.ts';
+import { SessionClient, type Sealed } from '../session/protocol.ts';
+import { HttpFailure, poster, type DeviceKeys } from '../client/federation.ts';
+import { ZtvError } from '../errors.ts';
+import { examineLeak, type LeakExamination, type LeakStatus } from './leak.ts';
+import type { AuditRecord } from './record.ts';
+import {
+  mergeTrails,
+  referencesOf,
+  verifyTrail,
+  type MergedTrail,
+  type PartyTrail,
+  type TrailFilter,
+} from './trail.ts';
+import type { ChainReport } from './verify.ts';
+
+export type AuditedParty = 'producer' | 'cloud' | 'consumer';
+export const AUDITED_PARTIES: readonly AuditedParty[] = ['producer', 'cloud', 'consumer'];
+
+export interface AuditEndpoints {
+  readonly producer: string;
+  readonly cloud?: string;
+  readonly consumer?: string;
+}
+
+/** The producer's answer to a trace (see src/services/producer/audit.ts). */
+export interface TraceResolution {
+  readonly trace: string;
+  readonly known: boolean;
+  readonly ticket?: {
+    readonly tid: string;
+    readonly requester: string;
+    readonly hospital: string;
+    readonly device: string;
+    readonly issuedAt: string;
+    readonly expiresAt: string;
+    readonly purpose: string;
+    readonly rules: readonly string[];
+    readonly obligations: readonly string[];
+    readonly breakGlass: boolean;
+    readonly review: string;
+    readonly reviewer: string | null;
+    readonly reviewedAt: string | null;
+    readonly patient: string;
+    readonly study: string;
+    readonly images: number;
+  };
+}
+
+export interface PendingReview {
+  readonly tid: string;
+  readonly requester: string;
+  readonly hospital: string;
+  readonly device: string;
+  readonly issuedAt: string;
+  readonly purpose: string;
+  readonly justification: string;
+  readonly rules: readonly string[];
+  readonly patient: string;
+  readonly study: string;
+}
+
+/** The whole answer about a leaked file: the keyless examination and what the producer's log says. */
+export interface LeakReport {
+  readonly status: LeakStatus;
+  readonly examination: Omit<LeakExamination, 'verdict'> & { readonly summary: string };
+  readonly resolution?: TraceResolution;
+}
+
+/** What the trail of a patient or a study may name besides the producer's own identifiers. */
+export interface MergedFilter extends TrailFilter {
+  /** A patient id as the producer knows it (mapped to its pseudonym by the producer). */
+  readonly patientId?: string;
+  /** A Study Instance UID (mapped to its reference). */
+  readonly studyUid?: string;
+}
+
+/** Signs in at the hospital and enrolls a fresh device: non-extractable keys made here. */
+export async function enrollDevice(
+  consumer: string,
+  token: string,
+  label = 'ztv auditor device',
+  f: typeof fetch = fetch,
+): Promise<DeviceKeys & { readonly serial: string }> {
+  const signing = await generateSigningKeys(false);
+  const encryption = await generateEncryptionKeys(false);
+  const csr = await createCsr(signing, encryption.publicKey, label);
+  const r = await f(`${consumer}/devices`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ csr }),
+  });
+  const body = (await r.json().catch(() => ({}))) as {
+    chain?: string[];
+    message?: string;
+    error?: string;
+  };
+  if (!r.ok || !body.chain)
+    throw new HttpFailure(r.status, body.error ?? 'enroll', body.message ?? 'enrollment failed');
+  return {
+    signing,
+    encryption,
+    chain: body.chain,
+    serial: new X509Certificate(body.chain[0]!).serialNumber,
+  };
+}
+
+export class AuditorClient {
+  private readonly sessions = new Map<AuditedParty, SessionClient>();
+
+  constructor(
+    readonly endpoints: AuditEndpoints,
+    private readonly device: Pick<DeviceKeys, 'signing' | 'chain'>,
+    private readonly trust: () => PkiView,
+    private readonly f: typeof fetch = fetch,
+    readonly purpose = 'audit',
+  ) {}
+
+  private url(party: AuditedParty): string {
+    const u = this.endpoints[party];
+    if (!u) throw new ZtvError('bad-input', `no ${party} URL was given`);
+    return u;
+  }
+
+  private async session(party: AuditedParty): Promise<SessionClient> {
+    const open = this.sessions.get(party);
+    if (open) return open;
+    const c = new SessionClient(poster(this.url(party), this.f), {
+      credentials: {
+        signer: await signingKeyFromCryptoKeys(
+          'ECDSA-P256',
+          this.device.signing.privateKey,
+          this.device.signing.publicKey,
+        ),
+        chain: this.device.chain,
+      },
+      validateServer: organisationValidator(this.trust, [party]),
+    });
+    await c.connect();
+    this.sessions.set(party, c);
+    return c;
+  }
+
+  private async request<T>(party: AuditedParty, op: string, body: object): Promise<T> {
+    return (await this.session(party)).request<T>(op, { purpose: this.purpose, ...body });
+  }
+
+  /** A streamed operation's answer, parsed as one JSON document. */
+  private async streamJson<T>(party: AuditedParty, op: string, body: object): Promise<T> {
+    const s = await this.session(party);
+    const base = this.url(party);
+    const f = this.f;
+    const fetchStream = async (path: string, sealed: Sealed) => {
+      const r = await f(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(sealed),
+      });
+      if (!r.ok || !r.body)
+        throw new HttpFailure(r.status, 'stream', `${party} answered ${r.status}`);
+      const reader = r.body.getReader();
+      return (async function* () {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          yield value;
+        }
+      })();
+    };
+    const parts: Uint8Array[] = [];
+    let n = 0;
+    for await (const chunk of s.stream(op, { purpose: this.purpose, ...body }, fetchStream)) {
+      parts.push(chunk.slice());
+      n += chunk.length;
+    }
+    const all = new Uint8Array(n);
+    let o = 0;
+    for (const p of parts) {
+      all.set(p, o);
+      o += p.length;
+    }
+    return JSON.parse(fromUtf8(all)) as T;
+  }
+
+  /** The producer's log on a trace (hex): the ticket and its requester, or unknown. */
+  resolveTrace(trace: string): Promise<TraceResolution> {
+    return this.request('producer', 'audit-trace', { trace: trace.toLowerCase() });
+  }
+
+  /** The pseudonym under which the producer's records name a patient. */
+  async pseudonym(patient: string): Promise<string> {
+    return (await this.request<{ pseudonym: string }>('producer', 'audit-pseudonym', { patient }))
+      .pseudonym;
+  }
+
+  /** One party's trail: the records the filter selects and the party's verification of its chain. */
+  trail(party: AuditedParty, filter: TrailFilter = {}): Promise<PartyTrail> {
+    return this.streamJson(party, 'audit-trail', filter);
+  }
+
+  /**
+   * One party's whole chain, verified again here with the party's certified key: `local` is this
+   * verification, `remote` the party's own; they differ only if the service lies about itself.
+   */
+  async verifyChain(
+    party: AuditedParty,
+  ): Promise<{ local: ChainReport; remote: ChainReport; trail: PartyTrail }> {
+    const trail = await this.trail(party, { chain: true });
+    return { local: await verifyTrail(this.trust(), trail), remote: trail.verification, trail };
+  }
+
+  /**
+   * The merged trail of the producer, the cloud and the consumer for a patient, a study, a clinician
+   * or tickets: the producer's records select the tickets and requesters, which select the cloud's
+   * records (by ticket) and the consumer's (by requester).
+   */
+  async mergedTrail(filter: MergedFilter): Promise<MergedTrail & { trails: PartyTrail[] }> {
+    const { patientId, studyUid, ...rest } = filter;
+    const producer = await this.streamJson<PartyTrail>('producer', 'audit-trail', {
+      ...rest,
+      ...(patientId ? { patientIds: [patientId] } : {}),
+      ...(studyUid ? { studyUids: [studyUid] } : {}),
+    });
+    const refs = referencesOf(producer.records);
+    const tickets = [...new Set([...(filter.tickets ?? []), ...refs.tickets])];
+    const clinicians = filter.clinician ? [filter.clinician] : refs.clinicians;
+    const window = {
+      ...(filter.from ? { from: filter.from } : {}),
+      ...(filter.to ? { to: filter.to } : {}),
+    };
+    const trails: PartyTrail[] = [producer];
+    if (this.endpoints.cloud) {
+      const byObject = tickets.length || filter.images?.length;
+      if (byObject || filter.clinician)
+        trails.push(
+          await this.trail('cloud', {
+            ...window,
+            ...(filter.clinician && !byObject ? { clinician: filter.clinician } : {}),
+            ...(tickets.length ? { tickets } : {}),
+            ...(filter.images?.length ? { images: filter.images } : {}),
+          }),
+        );
+    }
+    if (this.endpoints.consumer && clinicians.length) {
+      const records: AuditRecord[] = [];
+      let consumer: PartyTrail | undefined;
+      for (const clinician of clinicians.slice(0, 32)) {
+        consumer = await this.trail('consumer', { ...window, clinician });
+        records.push(...consumer.records);
+      }
+      if (consumer) trails.push({ ...consumer, records });
+    }
+    return { ...mergeTrails(trails), trails };
+  }
+
+  pendingBreakGlass(): Promise<{ pending: PendingReview[] }> {
+    return this.request('producer', 'break-glass-pending', {});
+  }
+
+  review(
+    ticket: string,
+    outcome: 'justified' | 'unjustified',
+  ): Promise<{ ticket: string; review: string; reviewer: string; reviewedAt: string }> {
+    return this.request('producer', 'break-glass-review', { ticket, outcome });
+  }
+
+  /**
+   * The tracing procedure: examine the file without any key against the federation's PKI; a forged
+   * or missing trace stops there; a verified one is resolved through the producer's log.
+   */
+  async traceLeak(bytes: Uint8Array, what = 'the file'): Promise<LeakReport> {
+    const exam = await examineLeak(bytes, pkiResolver(this.trust()), what);
+    const { verdict, ...rest } = exam;
+    const examination = { ...rest, summary: verdict.summary };
+    if (exam.trace !== 'verified')
+      return { status: exam.trace === 'forged' ? 'forged' : 'untraced', examination };
+    const resolution = await this.resolveTrace(exam.traceId!);
+    return { status: resolution.known ? 'resolved' : 'unknown', examination, resolution };
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) await s.close();
+    this.sessions.clear();
+  }
+}

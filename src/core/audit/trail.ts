@@ -1,0 +1,131 @@
+/**
+ * Audit trails as parties serve them to auditors, and the merged trail of several parties: each
+ * party's records with its own chain verification and signed checkpoints, merged in time order with
+ * every chain break attached to the record it concerns. Also the pseudonymous references records use
+ * (a study as a digest of its UID) and verification of a whole chain against the party's certified key,
+ * so that an auditor need not take a service's word for its own integrity.
+ */
+import { toHex, utf8 } from '../bytes.ts';
+import { keyIdOf, verifyKeyFromSpki, type VerifyKey } from '../crypto/keys.ts';
+import type { PkiView } from '../pki/resolver.ts';
+import { readOrganisation } from '../pki/extensions.ts';
+import { OID } from '../pki/oids.ts';
+import { sha256 } from '../crypto/hash.ts';
+import type { AuditRecord, Checkpoint, EventId } from './record.ts';
+import { verifyChain, type ChainBreak, type ChainReport } from './verify.ts';
+
+/** The study reference records carry: SHA-256 of the Study Instance UID, 32 hex digits. */
+export const studyRef = (studyInstanceUid: string): string =>
+  toHex(sha256(utf8(studyInstanceUid))).slice(0, 32);
+
+/** What an auditor asks a party for. Object lists are alternatives (any of them matches). */
+export interface TrailFilter {
+  /** Records whose actor is this clinician (or party). */
+  readonly clinician?: string;
+  /** Patient pseudonyms (the producer maps a patient id to its pseudonym). */
+  readonly patients?: readonly string[];
+  /** Study references (`studyRef`). */
+  readonly studies?: readonly string[];
+  readonly tickets?: readonly string[];
+  readonly images?: readonly string[];
+  readonly event?: EventId;
+  readonly subtype?: string;
+  /** ISO 8601 bounds on the record time, inclusive. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly limit?: number;
+  /** The whole chain, unfiltered (for independent verification). */
+  readonly chain?: boolean;
+}
+
+/** One party's answer: its records (filtered), its own verification of the whole chain, checkpoints. */
+export interface PartyTrail {
+  readonly party: string;
+  readonly verification: ChainReport;
+  readonly checkpoints: readonly Checkpoint[];
+  readonly records: readonly AuditRecord[];
+  /** Whether `records` is the whole chain (then it can be verified again locally). */
+  readonly complete: boolean;
+  readonly truncated: boolean;
+}
+
+export interface MergedEntry {
+  readonly party: string;
+  readonly record: AuditRecord;
+  /** Breaks of that party's chain at this record (empty when the record is sound). */
+  readonly breaks: readonly ChainBreak[];
+}
+
+export interface MergedTrail {
+  readonly entries: readonly MergedEntry[];
+  /** Per party, its chain's verification; `ok` is true only when every chain verifies. */
+  readonly chains: readonly ChainReport[];
+  readonly ok: boolean;
+}
+
+const PARTY_ORDER = ['consumer', 'producer', 'cloud', 'authority'];
+
+/** Merges parties' trails in time order (then party, then sequence), keeping each chain's breaks. */
+export function mergeTrails(trails: readonly PartyTrail[]): MergedTrail {
+  const entries: MergedEntry[] = [];
+  for (const t of trails) {
+    const breaks = new Map<number, ChainBreak[]>();
+    for (const b of t.verification.breaks) breaks.set(b.seq, [...(breaks.get(b.seq) ?? []), b]);
+    for (const r of t.records)
+      entries.push({ party: t.party, record: r, breaks: breaks.get(r.seq) ?? [] });
+  }
+  const rank = (p: string) => {
+    const i = PARTY_ORDER.indexOf(p);
+    return i < 0 ? PARTY_ORDER.length : i;
+  };
+  entries.sort(
+    (a, b) =>
+      (a.record.time < b.record.time ? -1 : a.record.time > b.record.time ? 1 : 0) ||
+      rank(a.party) - rank(b.party) ||
+      a.record.seq - b.record.seq,
+  );
+  const chains = trails.map((t) => t.verification);
+  return { entries, chains, ok: chains.every((c) => c.ok) };
+}
+
+/** The ticket ids and the actors that records name: how a patient's trail reaches other parties. */
+export function referencesOf(records: readonly AuditRecord[]): {
+  tickets: string[];
+  clinicians: string[];
+} {
+  const tickets = new Set<string>();
+  const clinicians = new Set<string>();
+  for (const r of records)
+    for (const o of r.objects)
+      if (o.type === 'ticket') {
+        tickets.add(o.id);
+        if (r.actor.role) clinicians.add(r.actor.id);
+      }
+  return { tickets: [...tickets], clinicians: [...clinicians] };
+}
+
+/**
+ * A resolver of a party's checkpoint keys from the federation's PKI: the organisation certificate whose
+ * key id is the checkpoint's, and whose organisation extension names that party's role.
+ */
+export function checkpointKeys(
+  view: PkiView,
+  party: string,
+): (keyId: string) => Promise<VerifyKey | undefined> {
+  return async (keyId) => {
+    for (const cert of view.organisations) {
+      const spki = new Uint8Array(cert.publicKey.rawData);
+      if (toHex(keyIdOf(spki)) !== keyId) continue;
+      const ext = cert.getExtension(OID.organisationExtension);
+      const org = ext ? readOrganisation(ext.value) : undefined;
+      if (org?.role !== party) return undefined;
+      return verifyKeyFromSpki(spki);
+    }
+    return undefined;
+  };
+}
+
+/** Verifies a complete chain again, here, with the party's key from the PKI. */
+export async function verifyTrail(view: PkiView, t: PartyTrail): Promise<ChainReport> {
+  return verifyChain(t.party, t.records, t.checkpoints, checkpointKeys(view, t.party));
+}
