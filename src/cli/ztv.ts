@@ -43,6 +43,14 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
       'send DICOM files or folders to the producer hospital (protect and store at the cloud)',
     load: async () => ({ run: (await import('./commands/outsource.ts')).outsourceCommand }),
   },
+  'trace-leak': {
+    summary: 'who obtained a leaked image: verify its trace, resolve it in the producer log',
+    load: async () => ({ run: (await import('./commands/trace-leak.ts')).traceLeakCommand }),
+  },
+  audit: {
+    summary: 'audit verify: check audit chains and checkpoints; audit export: PS3.15 XML or CSV',
+    load: async () => ({ run: (await import('./commands/audit.ts')).auditCommand }),
+  },
   pki: {
     summary: 'pki init DIR: a demo PKI (CA, hospitals, cloud, CRLs, trust group); pki show DIR',
     load: async () => ({ run: (await import('./commands/pki.ts')).pkiCommand }),

@@ -31,6 +31,7 @@ import type { AuditEntry, AuditRecord } from '../../core/audit/record.ts';
 import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
+import { cloudAuditOperations } from './audit.ts';
 
 export interface CloudTables extends AuditTables {
   instances: {
@@ -504,9 +505,11 @@ export async function buildCloud(
     yield enc.encode(`--${boundary}--\r\n`);
   }
 
+  const auditOps = cloudAuditOperations({ audit, policy: deps.policy, now });
   await pub.register(sessionPlugin, {
     server: deps.sessions,
     operations: {
+      ...auditOps.operations,
       redeem: {
         schema: {
           type: 'object',
@@ -518,6 +521,7 @@ export async function buildCloud(
       },
     },
     streams: {
+      ...auditOps.streams,
       retrieve: {
         schema: {
           type: 'object',

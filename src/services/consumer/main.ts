@@ -22,6 +22,7 @@ import {
   consumerMigrations,
   type ConsumerTables,
 } from './app.ts';
+import { consumerAuditRuntime, registerConsumerAudit } from './audit.ts';
 
 export const DEMO_PASSWORD = 'ztv-demo';
 export const DEMO_CLINICIANS: { id: string; name: string; role: StructuralRole }[] = [
@@ -71,6 +72,7 @@ const app = await buildConsumer({
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
+await registerConsumerAudit(app, { audit: rt.audit, ...(await consumerAuditRuntime(c, rt)) });
 // The viewer's configuration: where the producer and the cloud answer.
 app.get('/config.json', async () => ({
   producer: u.producer,

@@ -32,6 +32,7 @@ import {
 import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
+import { producerAuditOperations } from './audit.ts';
 
 export interface ProducerTables extends AuditTables {
   patients: { id: string; name: string; birth_date: string };
@@ -767,9 +768,19 @@ export async function buildProducer(
     };
   };
 
+  const auditOps = producerAuditOperations({
+    audit,
+    policy: deps.policy,
+    domain: deps.domain,
+    db,
+    pseudonymKey: deps.pseudonymKey,
+    now,
+  });
   await app.register(sessionPlugin, {
     server: deps.sessions,
+    streams: auditOps.streams,
     operations: {
+      ...auditOps.operations,
       search: {
         schema: {
           type: 'object',

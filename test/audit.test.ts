@@ -1,0 +1,454 @@
+// Auditors against a real federation (four processes, free ports, a temporary data directory, SQLite
+// and then PostgreSQL in a database of its own): a clinician consults and retrieves real CT slices; the
+// test keeps one served instance as the "leaked" file; `ztv trace-leak` names that clinician and
+// ticket without any image key; an altered trace is reported as forged and a cloud-signed trace no log
+// knows as unknown. Each party's trail is verified and merged for auditors only, every access logged;
+// XML exports validate against the shipped PS3.15 schema; break-glass review obeys SOD-DYNAMIC and
+// discharges the obligation once; a record rewritten in the producer's database is named — seq and
+// failure — by the service's trail verification and by `ztv audit verify`.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { validateXML } from 'xmllint-wasm';
+import { AuditorClient, enrollDevice } from '../src/core/audit/client.ts';
+import { parseCsv, toCsv } from '../src/core/audit/csv.ts';
+import { toDicomAudit } from '../src/core/audit/dicom.ts';
+import { randomBytes, toHex } from '../src/core/bytes.ts';
+import { FederationClient, fetchTrust, type DeviceKeys } from '../src/core/client/federation.ts';
+import { signingKeyFromPem } from '../src/core/crypto/keys.ts';
+import type { PkiView } from '../src/core/pki/resolver.ts';
+import { encodeTraceSlot } from '../src/core/protect/container.ts';
+import { readProtected } from '../src/core/protect/image.ts';
+import { traceProtected, writeTraceSlot } from '../src/core/protect/trace.ts';
+import { RemoteError } from '../src/core/session/protocol.ts';
+import { federationConfig } from '../src/services/common/config.ts';
+import {
+  freePorts,
+  outsource,
+  startFederation,
+  type Federation,
+} from '../src/services/federation.ts';
+import { DIALECTS, PG_URL } from './databases.ts';
+import { REPO_ROOT, sampleFiles } from './samples.ts';
+
+const BIN = join(REPO_ROOT, 'bin/ztv.js');
+const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
+const PATIENT = 'LIDC-IDRI-0314';
+const SLICES = sampleFiles('series/ct_chest_LIDC-IDRI-0314').slice(0, 3);
+
+const validateAll = async (xml: string) => {
+  const lines = xml.trimEnd().split('\n');
+  for (const line of lines) {
+    const r = await validateXML({
+      xml: [{ fileName: 'message.xml', contents: line }],
+      schema: [{ fileName: 'dicom-audit-message.rng', contents: RNG }],
+      extension: 'relaxng',
+    });
+    expect(r.errors, r.rawOutput).toEqual([]);
+  }
+  return lines.length;
+};
+
+interface Person {
+  readonly device: DeviceKeys;
+  readonly client: FederationClient;
+  readonly token: string;
+}
+
+describe.each(DIALECTS)('auditors on %s', (dialect) => {
+  let dir: string;
+  let fed: Federation;
+  let pgDatabase: string | undefined;
+  let databaseUrl: string | undefined;
+  let trust: PkiView;
+  let bob: Person;
+  let auditor: AuditorClient;
+  let bobAsAuditor: AuditorClient;
+  let consulted: Awaited<ReturnType<FederationClient['consult']>>;
+  let leaked: Uint8Array;
+  const file = (name: string) => join(dir, name);
+
+  const ztv = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...args], {
+      encoding: 'utf8',
+      cwd: dir,
+      env: {
+        ...process.env,
+        ZTV_PASSWORD: '',
+        ...(databaseUrl ? { DATABASE_URL: databaseUrl } : { DATABASE_URL: '' }),
+      },
+      timeout: 90_000,
+    });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const auditorArgs = () => [
+    '--consumer',
+    fed.urls.consumer,
+    '--producer',
+    fed.urls.producer,
+    '--user',
+    'auditor.dave',
+    '--password-file',
+    file('password'),
+    '--root',
+    join(dir, 'pki', 'ca.pem'),
+  ];
+
+  const person = async (user: string): Promise<Person> => {
+    const { token } = await FederationClient.login(fed.urls.consumer, user, 'ztv-demo');
+    const device = await enrollDevice(fed.urls.consumer, token, user);
+    return { device, token, client: new FederationClient(fed.urls, device, () => trust) };
+  };
+  const auditorClient = (device: DeviceKeys) =>
+    new AuditorClient(
+      { producer: fed.urls.producer, cloud: fed.urls.cloud, consumer: fed.urls.consumer },
+      device,
+      () => trust,
+    );
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ztv-audit-'));
+    writeFileSync(file('password'), 'ztv-demo\n');
+    if (dialect === 'postgres') {
+      // A database of its own: the services' schema names cannot collide with any other run.
+      pgDatabase = `ztv_audit_${toHex(randomBytes(6))}`;
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${pgDatabase}`);
+      await admin.end();
+      const u = new URL(PG_URL);
+      u.pathname = `/${pgDatabase}`;
+      databaseUrl = u.toString();
+    }
+    const [a, p, c, ci, co] = await freePorts(5);
+    const config = federationConfig({
+      ZTV_DATA: dir,
+      ZTV_PORT_AUTHORITY: String(a),
+      ZTV_PORT_PRODUCER: String(p),
+      ZTV_PORT_CLOUD: String(c),
+      ZTV_PORT_CLOUD_INTERNAL: String(ci),
+      ZTV_PORT_CONSUMER: String(co),
+      ZTV_LOG_LEVEL: 'warn',
+      ZTV_VIEWER_DIR: join(dir, 'no-viewer'),
+      ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    });
+    fed = await startFederation({
+      config,
+      demoCare: `dr.bob|attending|${PATIENT}`,
+      env: databaseUrl ? {} : { DATABASE_URL: '' },
+    });
+    const stored = await outsource(fed.urls.producer, fed.secrets.stowToken, SLICES);
+    expect(stored.failed).toEqual([]);
+    trust = await fetchTrust(fed.urls.consumer, readFileSync(join(dir, 'pki', 'ca.pem'), 'utf8'));
+
+    // The clinician consults and retrieves; one served instance becomes the "leaked" file.
+    bob = await person('dr.bob');
+    const statements = await bob.client.roleAssignments(bob.token);
+    consulted = await bob.client.consult({
+      patient: PATIENT,
+      purpose: 'treatment',
+      roleAssignments: statements,
+    });
+    const red = await bob.client.redeem(consulted.ticket);
+    const served: Uint8Array[] = [];
+    for await (const r of bob.client.retrieve(red.redemption)) served.push(r.bytes);
+    expect(served).toHaveLength(SLICES.length);
+    leaked = served[1]!;
+    writeFileSync(file('leaked.dcm'), leaked);
+
+    const { token } = await FederationClient.login(fed.urls.consumer, 'auditor.dave', 'ztv-demo');
+    auditor = auditorClient(await enrollDevice(fed.urls.consumer, token, 'auditor'));
+    bobAsAuditor = auditorClient(bob.device);
+  });
+
+  afterAll(async () => {
+    await auditor?.close().catch(() => undefined);
+    await bobAsAuditor?.close().catch(() => undefined);
+    await bob?.client.close().catch(() => undefined);
+    await fed?.stop();
+    if (pgDatabase) {
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${pgDatabase} WITH (FORCE)`);
+      await admin.end();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ztv trace-leak names the clinician and the ticket of a leaked instance, without any key', async () => {
+    const r = ztv('trace-leak', file('leaked.dcm'), ...auditorArgs());
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(`resolved by the producer's log`);
+    expect(r.out).toMatch(/requester\s+dr\.bob/);
+    expect(r.out).toContain(`ticket      ${consulted.ticket.tid}`);
+    expect(r.out).toMatch(/purpose\s+treatment/);
+    expect(r.out).toMatch(/rules\s+ATTENDING/);
+    expect(r.out).toMatch(/break-glass no/);
+    expect(r.out).not.toContain(PATIENT);
+    const j = ztv('trace-leak', file('leaked.dcm'), ...auditorArgs(), '--json');
+    expect(j.code, j.err).toBe(0);
+    const report = JSON.parse(j.out);
+    expect(report.status).toBe('resolved');
+    expect(report.examination.traceId).toBe(consulted.trace);
+    expect(report.resolution.ticket).toMatchObject({
+      tid: consulted.ticket.tid,
+      requester: 'dr.bob',
+      device: await bob.client.deviceId(),
+      purpose: 'treatment',
+      rules: ['ATTENDING'],
+      breakGlass: false,
+    });
+    expect(report.resolution.ticket.hospital).toBeTruthy();
+  });
+
+  it('an altered trace is reported as forged; a cloud-signed trace no log knows, as unknown', async () => {
+    const slot = readProtected(leaked).container!.trace!;
+    const other = slot.traceId.slice();
+    other[0]! ^= 0x01;
+    writeFileSync(
+      file('forged.dcm'),
+      writeTraceSlot(leaked, encodeTraceSlot({ ...slot, traceId: other })),
+    );
+    const f = ztv('trace-leak', file('forged.dcm'), ...auditorArgs());
+    expect(f.code, f.err).toBe(1);
+    expect(f.out).toContain('FORGED');
+    expect(f.out).toContain("the cloud's trace signature does not verify");
+    expect(f.out).not.toContain('dr.bob');
+
+    const cloud = await signingKeyFromPem(readFileSync(join(dir, 'pki', 'cloud.key.pem'), 'utf8'));
+    writeFileSync(
+      file('unknown.dcm'),
+      await traceProtected(leaked, { signer: cloud, traceId: randomBytes(32) }),
+    );
+    const u = ztv('trace-leak', file('unknown.dcm'), ...auditorArgs());
+    expect(u.code, u.err).toBe(4);
+    expect(u.out).toContain('UNKNOWN');
+
+    // A file that is not a protected image: one line, no stack trace, before any sign-in.
+    const n = ztv('trace-leak', SLICES[0]!, ...auditorArgs());
+    expect(n.code).not.toBe(0);
+    expect(n.err.trim().split('\n')).toHaveLength(1);
+    expect(n.err).not.toMatch(/\bat .*\.ts:\d+/);
+  });
+
+  it('every trace resolution was itself logged by the producer, as Audit Log Used', async () => {
+    const t = await auditor.trail('producer', { event: '110101', clinician: 'auditor.dave' });
+    const resolved = t.records.filter((r) => r.subtype === 'trace-resolved');
+    expect(resolved.length).toBeGreaterThanOrEqual(3);
+    expect(resolved.some((r) => r.details.known === false)).toBe(true);
+    expect(resolved.find((r) => r.details.known === true)?.objects).toEqual([
+      { type: 'ticket', id: consulted.ticket.tid },
+    ]);
+  });
+
+  it('auditors get each trail verified and the merged trail of a ticket across the three parties', async () => {
+    const merged = await auditor.mergedTrail({ patientId: PATIENT });
+    expect(merged.ok).toBe(true);
+    expect(merged.chains.map((c) => c.party).sort()).toEqual(['cloud', 'consumer', 'producer']);
+    const kinds = merged.entries.map((e) => `${e.party}:${e.record.subtype}`);
+    for (const k of [
+      'producer:request-logged',
+      'producer:ticket-issued',
+      'cloud:policy-decision',
+      'cloud:trace-inserted',
+      'cloud:retrieve',
+      'consumer:login',
+      'consumer:device-enrolled',
+    ])
+      expect(kinds).toContain(k);
+    const times = merged.entries.map((e) => e.record.time);
+    expect([...times].sort()).toEqual(times);
+    const inserted = merged.entries.find((e) => e.record.subtype === 'trace-inserted')!.record;
+    expect(inserted.details.traces).toEqual([consulted.trace]);
+    for (const t of merged.trails) expect(t.checkpoints.length).toBeGreaterThan(0);
+
+    // Each whole chain verifies again here, with the party's certificate key.
+    for (const p of ['producer', 'cloud', 'consumer'] as const) {
+      const v = await auditor.verifyChain(p);
+      expect(v.local.ok, JSON.stringify(v.local.breaks)).toBe(true);
+      expect(v.local.checkpoints).toBeGreaterThan(0);
+      expect(v.local.records).toBe(v.trail.records.length);
+    }
+
+    // The merged trail as DICOM audit messages (valid) and CSV: pseudonyms only.
+    const records = merged.entries.map((e) => e.record);
+    const xml = toDicomAudit(records);
+    expect(await validateAll(xml)).toBe(records.length);
+    expect(xml).toContain('<EventID csd-code="110103"');
+    expect(xml).toContain('<EventID csd-code="110114"');
+    const csv = toCsv(records);
+    expect(parseCsv(csv)).toHaveLength(records.length + 1);
+    for (const text of [xml, csv]) {
+      expect(text).not.toContain(PATIENT);
+      expect(text).not.toContain('1.3.6.1.4.1.14519.5.2.1'); // the LIDC study UID root
+    }
+    expect(xml).toContain(await auditor.pseudonym(PATIENT));
+  });
+
+  it('a clinician is refused the audit trail, and the refusal is a logged security alert', async () => {
+    await expect(bobAsAuditor.trail('cloud', {})).rejects.toMatchObject({ status: 403 });
+    await expect(bobAsAuditor.resolveTrace(consulted.trace)).rejects.toBeInstanceOf(RemoteError);
+    const cloud = await auditor.trail('cloud', { subtype: 'audit-access-denied' });
+    expect(cloud.records.map((r) => r.actor.id)).toContain('dr.bob');
+    const producer = await auditor.trail('producer', { subtype: 'audit-access-denied' });
+    expect(producer.records[0]).toMatchObject({ event: '110113', outcome: 4 });
+  });
+
+  it('break-glass: pending for review, the requester cannot review it (SOD-DYNAMIC), an auditor does once', async () => {
+    const bg = await bob.client.consult({
+      patient: PATIENT,
+      purpose: 'treatment',
+      emergencyJustification: 'unconscious patient in the emergency room, prior CT needed now',
+    });
+    expect(bg.decision.rules).toEqual(['BREAK-GLASS']);
+    const { pending } = await auditor.pendingBreakGlass();
+    const mine = pending.find((p) => p.tid === bg.ticket.tid)!;
+    expect(mine).toMatchObject({ requester: 'dr.bob', rules: ['BREAK-GLASS'] });
+    expect(mine.justification).toContain('unconscious');
+    expect(pending.map((p) => p.tid)).not.toContain(consulted.ticket.tid);
+
+    const own = bobAsAuditor.review(bg.ticket.tid, 'justified');
+    await expect(own).rejects.toMatchObject({ status: 403 });
+    await expect(own).rejects.toThrow(/SOD-DYNAMIC/);
+
+    const done = await auditor.review(bg.ticket.tid, 'justified');
+    expect(done).toMatchObject({ review: 'justified', reviewer: 'auditor.dave' });
+    await expect(auditor.review(bg.ticket.tid, 'unjustified')).rejects.toMatchObject({
+      status: 409,
+    });
+    expect((await auditor.pendingBreakGlass()).pending.map((p) => p.tid)).not.toContain(
+      bg.ticket.tid,
+    );
+
+    const trail = await auditor.trail('producer', { tickets: [bg.ticket.tid] });
+    const subtypes = trail.records.map((r) => r.subtype);
+    expect(subtypes).toContain('ticket-issued-break-glass');
+    const reviewed = trail.records.filter((r) => r.subtype === 'break-glass-reviewed');
+    expect(reviewed).toHaveLength(1);
+    expect(reviewed[0]!.details).toMatchObject({
+      outcome: 'justified',
+      requester: 'dr.bob',
+      rules: ['REVIEW'],
+    });
+    expect(JSON.stringify(trail.records)).not.toContain('unconscious'); // the justification is not logged
+    const denied = trail.records.filter((r) => r.subtype === 'audit-access-denied');
+    expect(denied[0]?.details.rules).toContain('SOD-DYNAMIC');
+
+    const r = await auditor.resolveTrace(bg.trace);
+    expect(r.ticket).toMatchObject({
+      breakGlass: true,
+      review: 'justified',
+      reviewer: 'auditor.dave',
+      rules: ['BREAK-GLASS'],
+    });
+  });
+
+  it('ztv audit export writes the services trail as valid DICOM audit messages, and a database as CSV', async () => {
+    const x = ztv(
+      'audit',
+      'export',
+      '--format',
+      'xml',
+      '--out',
+      file('trail.xml'),
+      ...auditorArgs(),
+      '--cloud',
+      fed.urls.cloud,
+      '--patient',
+      PATIENT,
+    );
+    expect(x.code, x.err).toBe(0);
+    const xml = readFileSync(file('trail.xml'), 'utf8');
+    expect(await validateAll(xml)).toBeGreaterThan(5);
+    expect(xml).not.toContain(PATIENT);
+    const c = ztv(
+      'audit',
+      'export',
+      '--format',
+      'csv',
+      '--out',
+      file('cloud.csv'),
+      '--data',
+      dir,
+      '--party',
+      'cloud',
+    );
+    expect(c.code, c.err).toBe(0);
+    const rows = parseCsv(readFileSync(file('cloud.csv'), 'utf8'));
+    expect(rows[1]![0]).toBe('cloud');
+    expect(rows.map((r) => r[5])).toContain('trace-inserted');
+    const bad = ztv(
+      'audit',
+      'export',
+      '--format',
+      'pdf',
+      '--out',
+      file('x.pdf'),
+      '--data',
+      dir,
+      '--party',
+      'cloud',
+    );
+    expect(bad.code).toBe(64);
+  });
+
+  it('a record rewritten in the producer database: the trail and ztv audit verify name its seq and the failure', async () => {
+    const before = ztv('audit', 'verify', '--data', dir, '--party', 'producer');
+    expect(before.code, before.out + before.err).toBe(0);
+    expect(before.out).toContain('producer:');
+    expect(before.out).toContain('chain intact');
+
+    const target = (
+      await auditor.trail('producer', { subtype: 'request-logged', tickets: [] })
+    ).records.find((r) => r.details.purpose === 'treatment')!;
+    const details = JSON.stringify({ ...target.details, purpose: 'research' });
+    if (dialect === 'sqlite') {
+      const db = new SQLite(join(dir, 'producer', 'producer.sqlite'));
+      db.pragma('busy_timeout = 5000');
+      db.prepare('UPDATE audit_records SET details = ? WHERE seq = ?').run(details, target.seq);
+      db.close();
+    } else {
+      const c = new pg.Client({ connectionString: databaseUrl });
+      await c.connect();
+      await c.query('UPDATE ztv_producer.audit_records SET details = $1 WHERE seq = $2', [
+        details,
+        target.seq,
+      ]);
+      await c.end();
+    }
+
+    const trail = await auditor.trail('producer', { clinician: 'dr.bob' });
+    expect(trail.verification.ok).toBe(false);
+    expect(trail.verification.breaks).toEqual([
+      {
+        seq: target.seq,
+        kind: 'hash-mismatch',
+        detail: `record ${target.seq} was rewritten: its content no longer matches its hash`,
+      },
+    ]);
+
+    const db = ztv('audit', 'verify', '--data', dir, '--party', 'producer');
+    expect(db.code).toBe(1);
+    expect(db.out).toContain(
+      `record ${target.seq}: hash-mismatch: record ${target.seq} was rewritten`,
+    );
+    const json = JSON.parse(
+      ztv('audit', 'verify', '--data', dir, '--party', 'producer', '--json').out,
+    );
+    expect(json[0].local.breaks.map((b: { seq: number; kind: string }) => [b.seq, b.kind])).toEqual(
+      [[target.seq, 'hash-mismatch']],
+    );
+    expect(ztv('audit', 'verify', '--data', dir, '--party', 'cloud').code).toBe(0);
+
+    const services = ztv('audit', 'verify', ...auditorArgs(), '--cloud', fed.urls.cloud);
+    expect(services.code).toBe(1);
+    expect(services.out).toMatch(/^producer: .*1 BREAK/m);
+    expect(services.out).toContain(`record ${target.seq}: hash-mismatch`);
+    expect(services.out).toMatch(/^cloud: .*chain intact/m);
+    expect(services.out).toMatch(/^consumer: .*chain intact/m);
+  });
+});
