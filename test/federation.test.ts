@@ -217,6 +217,14 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
       );
       const ct = found.studies.find((s) => s.patient.id === t.ctPatient)!;
       expect(ct.series.reduce((n, s) => n + s.instances, 0)).toBe(t.ct.length);
+      // The per-study decisions that filtered the list are logged with their rules.
+      const filter = (await t.audit('producer')).findLast((r) => r.subtype === 'search-filter')!;
+      expect(filter.actor.id).toBe('dr.bob');
+      const decisions = filter.details.decisions as { decision: string; rules: string[] }[];
+      expect(decisions).toHaveLength(2);
+      expect(decisions.every((d) => d.decision === 'allow' && d.rules.includes('ATTENDING'))).toBe(
+        true,
+      );
       const erin = await t.clinician('admin.erin');
       await expect(erin.client.search('treatment')).rejects.toThrow(/denied/);
     });

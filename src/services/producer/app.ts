@@ -505,6 +505,9 @@ export async function buildProducer(
   const pseudo = (patient: string): string =>
     toHex(sha256(deps.pseudonymKey, utf8(`patient\0${patient}`))).slice(0, 32);
 
+  /** How the audit log names a study: a digest of its UID, never the UID itself. */
+  const studyRef = (uid: string): string => toHex(sha256(utf8(uid))).slice(0, 32);
+
   const search = async (body: ConsultBody, ctx: OperationContext) => {
     await checkHospital(ctx);
     await audit.append({
@@ -546,6 +549,9 @@ export async function buildProducer(
       .orderBy('patients.id')
       .execute();
     const visible = [];
+    // Each study is listed only if the policy would let this clinician consult it; those decisions
+    // are logged too (one record, studies pseudonymous), with the rules that made each.
+    const filtered: { study: string; decision: string; rules: readonly string[] }[] = [];
     for (const s of studies) {
       const consult = await deps.policy.decide(
         deps.domain,
@@ -556,6 +562,11 @@ export async function buildProducer(
           { kind: 'study', patient: s.patient, study: s.uid },
         ),
       );
+      filtered.push({
+        study: studyRef(s.uid),
+        decision: consult.decision,
+        rules: consult.rules,
+      });
       if (consult.decision !== 'allow') continue;
       const series = await db
         .selectFrom('series')
@@ -581,6 +592,15 @@ export async function buildProducer(
         })),
       });
     }
+    await audit.append({
+      event: '110112',
+      subtype: 'search-filter',
+      action: 'R',
+      outcome: 0,
+      actor: actorOf(ctx),
+      objects: [],
+      details: { decisions: filtered, listed: visible.length },
+    });
     return { studies: visible };
   };
 
@@ -624,7 +644,7 @@ export async function buildProducer(
     );
     const objects = [
       { type: 'patient' as const, id: pseudo(body.patient) },
-      { type: 'study' as const, id: toHex(sha256(utf8(study.uid))).slice(0, 32) },
+      { type: 'study' as const, id: studyRef(study.uid) },
     ];
     const e = await enforce(d, {
       'log-request': async () => void (await logDecision(ctx, d, objects)),
