@@ -1,15 +1,29 @@
 /** `ztv pki …`: the demo federation's PKI on disk, and a look at what a directory holds. */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from '../../core/bytes.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { createDemoPki } from '../../core/pki/demo.ts';
+import { fsReason } from '../../services/common/files.ts';
 import { isPkiDir, loadPkiDir, writePkiDir } from '../../services/common/pki-dir.ts';
-import { EXIT, parse, UsageError } from '../common.ts';
+import { EXIT, HelpRequested, parse, UsageError } from '../common.ts';
+
+const USAGE = `ztv pki init DIR [--force]
+       ztv pki show DIR
+
+  init   writes a complete demo PKI to DIR: ca.pem, producer.pem, consumer.pem, cloud.pem and their
+         *.key.pem (mode 0600), the hospital CA certificates, CRLs and the signed trust-group.json;
+         --force replaces a PKI already there
+  show   prints, as JSON, the root, intermediates, organisation certificates, CRLs and trust group
+         found in DIR`;
+
+const isHelp = (a: string | undefined): boolean => a === '--help' || a === '-h' || a === 'help';
 
 export async function pkiCommand(args: string[]): Promise<number> {
-  const usage = 'ztv pki init DIR [--force] | ztv pki show DIR';
+  const usage = USAGE;
   const [sub, ...rest] = args;
+  if (isHelp(sub)) throw new HelpRequested(`usage: ${usage}`);
+  if (sub === undefined) throw new UsageError(`expected a pki command\nusage: ${usage}`);
   if (sub === 'init') {
     const { values, positionals } = parse(rest, { force: { type: 'boolean' } }, usage);
     if (positionals.length !== 1) throw new UsageError(`expected one directory\nusage: ${usage}`);
@@ -19,7 +33,19 @@ export async function pkiCommand(args: string[]): Promise<number> {
         'bad-input',
         `${dir} already holds a PKI (${join(dir, 'ca.pem')}); use --force to replace it`,
       );
-    const files = await writePkiDir(dir, await createDemoPki(), randomBytes(32));
+    if (existsSync(dir) && !statSync(dir).isDirectory())
+      throw new ZtvError('bad-input', `${dir} exists and is not a directory`);
+    const pki = await createDemoPki();
+    let files: string[];
+    try {
+      files = await writePkiDir(dir, pki, randomBytes(32));
+    } catch (e) {
+      if (e instanceof ZtvError) throw e;
+      throw new ZtvError(
+        'bad-input',
+        `cannot write a PKI to ${dir}: ${fsReason(e, join(dir, 'ca.pem'))}`,
+      );
+    }
     console.log(
       `wrote a demo PKI to ${dir}: ${files.length} files (ca.pem, organisation and hospital CA certificates, keys, CRLs, trust-group.json)`,
     );
@@ -52,5 +78,5 @@ export async function pkiCommand(args: string[]): Promise<number> {
     );
     return EXIT.ok;
   }
-  throw new UsageError(`unknown pki command ${sub ?? ''}\nusage: ${usage}`);
+  throw new UsageError(`unknown pki command ${sub}\nusage: ${usage}`);
 }

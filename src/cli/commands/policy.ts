@@ -4,10 +4,42 @@
  * described in JSON and prints the decision, the rules that made it and the obligations.
  */
 import { readInput } from '../common.ts';
-import { EXIT, parse, requireString, UsageError } from '../common.ts';
+import { EXIT, HelpRequested, parse, requireString, UsageError } from '../common.ts';
 import { fromUtf8 } from '../../core/bytes.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { PolicyEngine, type AccessRequest } from '../../services/policy/engine.ts';
+
+/** The usage text; the request format is the one `explain` reads (docs/policy.md says the same). */
+export const POLICY_USAGE = `ztv policy check FILE...
+       ztv policy explain FILE... --request REQUEST.json [--domain OID]
+
+  check    validates the policy files (each domain's file after the files of the domains that
+           enclose it), compiles them to Cedar and prints every rule beside its Cedar form
+  explain  decides the request in REQUEST.json under the policy of --domain (default: the domain
+           of the last FILE) and prints the decision record as JSON; exit 0 allow, 1 deny
+
+REQUEST.json (JSON object; only principal, activity, resource.kind and context are required):
+  {
+    "principal": { "id": "dr.bob", "organization": "consumer", "roles": ["physician"] },
+    "activity": "consult",
+    "resource": { "kind": "study", "patient": "P1", "study": "S1", "requester": "dr.carl" },
+    "context": {
+      "purpose": "treatment",
+      "time": "2026-11-25T10:00:00Z",
+      "emergencyJustification": "unconscious patient, suspected intracranial bleed",
+      "traceInserted": false
+    },
+    "roleAssignments": ["<compact JWS>"],
+    "delegations": [["<compact JWS, first hop>", "<next hop>"]]
+  }
+  principal.roles: structural roles (physician, radiologist, nurse, administrative, auditor);
+  activity: an operation of the policy (search, consult, redeem, release, read-audit,
+  review-break-glass); resource.kind: a view (patient-list, study, image, audit-trail, break-glass);
+  resource.patient / study: pseudonymous references, for functional roles; resource.requester: who
+  made the break-glass access under review; context.time: ISO 8601 (default now), its hour taken in
+  the domain's time zone; context.emergencyJustification: break-glass, at least 20 characters;
+  context.traceInserted: whether the cloud has inserted the requester's trace. Offline, statements
+  (roleAssignments, delegations) cannot be checked against the PKI: they are listed as refused.`;
 
 const readJson = (path: string, what: string): unknown => {
   try {
@@ -18,6 +50,74 @@ const readJson = (path: string, what: string): unknown => {
   }
 };
 
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((x) => typeof x === 'string');
+
+/** Checks the shape of REQUEST.json and turns it into an AccessRequest; one clear sentence if not. */
+export function parseRequest(raw: unknown, path: string): AccessRequest {
+  const bad = (why: string): never => {
+    throw new ZtvError('bad-input', `request ${path}: ${why} (see ztv policy --help)`);
+  };
+  if (!isObject(raw)) return bad('it must be a JSON object');
+  const { principal: p, activity, resource: r, context: c } = raw;
+  if (!isObject(p) || typeof p.id !== 'string' || typeof p.organization !== 'string')
+    bad('principal must be an object with an id and an organization (strings)');
+  const principal = p as Record<string, unknown>;
+  if (principal.roles !== undefined && !isStringArray(principal.roles))
+    bad('principal.roles must be an array of strings');
+  if (typeof activity !== 'string' || activity === '') bad('activity must be a string');
+  if (!isObject(r) || typeof r.kind !== 'string') bad('resource must be an object with a kind');
+  const resource = r as Record<string, unknown>;
+  for (const k of ['patient', 'study', 'requester'])
+    if (resource[k] !== undefined && typeof resource[k] !== 'string')
+      bad(`resource.${k} must be a string`);
+  if (!isObject(c)) bad('context must be an object');
+  const context = c as Record<string, unknown>;
+  for (const k of ['purpose', 'time', 'emergencyJustification'])
+    if (context[k] !== undefined && typeof context[k] !== 'string')
+      bad(`context.${k} must be a string`);
+  if (context.traceInserted !== undefined && typeof context.traceInserted !== 'boolean')
+    bad('context.traceInserted must be true or false');
+  const time = typeof context.time === 'string' ? new Date(context.time) : undefined;
+  if (time && Number.isNaN(time.getTime())) bad(`context.time ${context.time} is not a date`);
+  if (raw.roleAssignments !== undefined && !isStringArray(raw.roleAssignments))
+    bad('roleAssignments must be an array of compact JWS strings');
+  if (
+    raw.delegations !== undefined &&
+    !(Array.isArray(raw.delegations) && raw.delegations.every(isStringArray))
+  )
+    bad('delegations must be an array of chains, each an array of compact JWS strings');
+  const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+  return {
+    principal: {
+      id: principal.id as string,
+      organization: principal.organization as string,
+      roles: (principal.roles as string[] | undefined) ?? [],
+    },
+    activity: activity as string,
+    resource: {
+      kind: resource.kind as string,
+      ...(str(resource.patient) !== undefined ? { patient: str(resource.patient) } : {}),
+      ...(str(resource.study) !== undefined ? { study: str(resource.study) } : {}),
+      ...(str(resource.requester) !== undefined ? { requester: str(resource.requester) } : {}),
+    },
+    context: {
+      ...(str(context.purpose) !== undefined ? { purpose: str(context.purpose) } : {}),
+      ...(time ? { time } : {}),
+      ...(str(context.emergencyJustification) !== undefined
+        ? { emergencyJustification: str(context.emergencyJustification) }
+        : {}),
+      ...(typeof context.traceInserted === 'boolean'
+        ? { traceInserted: context.traceInserted }
+        : {}),
+    },
+    ...(raw.roleAssignments ? { roleAssignments: raw.roleAssignments as string[] } : {}),
+    ...(raw.delegations ? { delegations: raw.delegations as string[][] } : {}),
+  };
+}
+
 /** Offline, no statement can be checked: they are reported as refused, never trusted. */
 const offline = {
   resolveIssuer: async () => undefined,
@@ -26,11 +126,14 @@ const offline = {
 };
 
 export async function policyCommand(args: string[]): Promise<number> {
-  const usage =
-    'ztv policy check FILE... | ztv policy explain FILE... --request REQUEST.json [--domain OID]';
+  const usage = POLICY_USAGE;
   const [sub, ...rest] = args;
+  if (sub === '--help' || sub === '-h' || sub === 'help')
+    throw new HelpRequested(`usage: ${usage}`);
   if (sub !== 'check' && sub !== 'explain')
-    throw new UsageError(`unknown policy command ${sub ?? ''}\nusage: ${usage}`);
+    throw new UsageError(
+      `${sub === undefined ? 'expected a policy command' : `unknown policy command ${sub}`}\nusage: ${usage}`,
+    );
   const { values, positionals } = parse(
     rest,
     { request: { type: 'string' }, domain: { type: 'string' } },
@@ -59,13 +162,8 @@ export async function policyCommand(args: string[]): Promise<number> {
     );
     return EXIT.ok;
   }
-  const raw = readJson(requireString(values, 'request', usage), 'request') as AccessRequest & {
-    context: { time?: string };
-  };
-  const request: AccessRequest = {
-    ...raw,
-    context: { ...raw.context, ...(raw.context?.time ? { time: new Date(raw.context.time) } : {}) },
-  };
+  const path = requireString(values, 'request', usage);
+  const request = parseRequest(readJson(path, 'request'), path);
   const domain = typeof values.domain === 'string' ? values.domain : last.domain;
   const d = await engine.decide(domain, request);
   console.log(JSON.stringify(d, null, 2));
