@@ -1,7 +1,8 @@
 /** Image key files: the one secret that opens a protected image, as JSON, written with mode 0600. */
 import { fromBase64Url, toBase64Url } from '../core/bytes.ts';
 import { ZtvError } from '../core/errors.ts';
-import { readInput, writeOutput } from './common.ts';
+import type { Output } from '../services/common/files.ts';
+import { readInput } from './common.ts';
 
 interface ImageKeyFile {
   format: 'ztv-image-key';
@@ -11,14 +12,15 @@ interface ImageKeyFile {
   key: string;
 }
 
-export function writeImageKey(path: string, key: Uint8Array, sopInstanceUid: string): void {
+/** The image key file for `path`, to be written (mode 0600) together with its protected image. */
+export function imageKeyOutput(path: string, key: Uint8Array, sopInstanceUid: string): Output {
   const body: ImageKeyFile = {
     format: 'ztv-image-key',
     version: 1,
     sopInstanceUid,
     key: toBase64Url(key),
   };
-  writeOutput(path, `${JSON.stringify(body, null, 2)}\n`, 0o600);
+  return { path, data: `${JSON.stringify(body, null, 2)}\n`, mode: 0o600 };
 }
 
 export function readImageKey(path: string): Uint8Array {

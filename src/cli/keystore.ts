@@ -3,8 +3,8 @@
  * cloud) as PEM, plus the producer's pseudonym secret; commands load only the keys they need, and
  * verification trusts the public keys found there.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fromHex, toHex } from '../core/bytes.ts';
 import {
   generateKeyPairPem,
@@ -16,7 +16,7 @@ import {
 import { ZtvError } from '../core/errors.ts';
 import { staticResolver, type SignerResolver } from '../core/protect/signers.ts';
 import { isPkiDir, pkiDirResolver } from '../services/common/pki-dir.ts';
-import { writeOutput } from './common.ts';
+import { ensureDir, type Output, writeOutputs } from '../services/common/files.ts';
 
 export const PARTIES = ['authority', 'producer', 'cloud'] as const;
 export type Party = (typeof PARTIES)[number];
@@ -41,21 +41,23 @@ function readKeyFile(dir: string, name: string): string {
 export async function writeDevKeys(dir: string, alg: SigAlg, force: boolean): Promise<string[]> {
   if (!force && PARTIES.some((p) => existsSync(join(dir, `${p}.key.pem`))))
     throw new ZtvError('bad-input', `${dir} already holds keys; use --force to replace them`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const written: string[] = [];
+  const outputs: Output[] = [];
   for (const party of PARTIES) {
     const pair = await generateKeyPairPem(alg);
-    writeOutput(join(dir, `${party}.key.pem`), pair.privatePem, 0o600);
-    writeOutput(join(dir, `${party}.pub.pem`), pair.publicPem);
-    written.push(`${party}.key.pem`, `${party}.pub.pem`);
+    outputs.push(
+      { path: join(dir, `${party}.key.pem`), data: pair.privatePem, mode: 0o600 },
+      { path: join(dir, `${party}.pub.pem`), data: pair.publicPem },
+    );
   }
-  writeOutput(
-    join(dir, PSEUDONYM_FILE),
-    `${toHex(crypto.getRandomValues(new Uint8Array(32)))}\n`,
-    0o600,
-  );
-  written.push(PSEUDONYM_FILE);
-  return written;
+  outputs.push({
+    path: join(dir, PSEUDONYM_FILE),
+    data: `${toHex(crypto.getRandomValues(new Uint8Array(32)))}\n`,
+    mode: 0o600,
+  });
+  // The whole set or nothing: a half-written key directory would fail later, less clearly.
+  ensureDir(dir, 0o700);
+  writeOutputs(outputs);
+  return outputs.map((o) => basename(o.path));
 }
 
 export const signingKey = (dir: string, party: Party): Promise<SigningKey> =>

@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -14,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, samplePath } from '../../test/samples.ts';
+import { writeOutputs } from '../services/common/files.ts';
 
 const BIN = join(REPO_ROOT, 'bin/ztv.js');
 let dir: string;
@@ -167,8 +169,103 @@ describe('ztv user errors', () => {
       /carries no protection container|not a protected image/,
     ],
     ['unknown flag', () => ['protect', '--bogus'], /Unknown option/],
+    // Output paths that cannot be written: one line, and neither the image nor its key is left.
+    [
+      'output under a regular file',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('small/CT_small.dcm'),
+        p('afile/out.dcm'),
+        '--key-out',
+        p('x8.json'),
+      ],
+      /^ztv protect: cannot write .*afile\/out\.dcm: .*afile is a file, not a directory$/,
+    ],
+    [
+      'key file under a regular file',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('small/CT_small.dcm'),
+        p('x9.dcm'),
+        '--key-out',
+        p('afile/k.json'),
+      ],
+      /^ztv protect: cannot write .*afile\/k\.json: .*afile is a file, not a directory$/,
+    ],
+    [
+      'key file is a directory',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('small/CT_small.dcm'),
+        p('x10.dcm'),
+        '--key-out',
+        p('adir'),
+      ],
+      /cannot write .*adir: it is a directory/,
+    ],
+    [
+      'image and key the same file',
+      () => [
+        'protect',
+        '--keys',
+        p('keys'),
+        samplePath('small/CT_small.dcm'),
+        p('x11.dcm'),
+        '--key-out',
+        p('x11.dcm'),
+      ],
+      /must be different files/,
+    ],
+    [
+      'trace output under a regular file',
+      () => ['trace', '--keys', p('keys'), '--trace', 'T', p('p.dcm'), p('afile/t.dcm')],
+      /^ztv trace: cannot write .*afile\/t\.dcm: .*afile is a file, not a directory$/,
+    ],
+    [
+      'open output under a regular file',
+      () => ['open', '--keys', p('keys'), '--image-key', p('k.json'), p('t.dcm'), p('afile/o.dcm')],
+      /^ztv open: cannot write .*afile\/o\.dcm: .*afile is a file, not a directory$/,
+    ],
+    [
+      'dev-keys into a regular file',
+      () => ['dev-keys', p('afile')],
+      /cannot create the directory .*afile: .*afile is a file, not a directory/,
+    ],
+    [
+      'pki init under a regular file',
+      () => ['pki', 'init', p('afile/pki')],
+      /cannot write a PKI to .*afile\/pki: .*afile is a file, not a directory/,
+    ],
+    [
+      'policy request of the wrong shape',
+      () => [
+        'policy',
+        'explain',
+        join(REPO_ROOT, 'policies/federation.json'),
+        '--request',
+        p('bad-request.json'),
+      ],
+      /^ztv policy: request .*bad-request\.json: principal\.roles must be an array of strings/,
+    ],
   ];
   beforeAll(() => {
+    writeFileSync(p('afile'), 'a regular file where a directory is expected\n');
+    mkdirSync(p('adir'));
+    writeFileSync(
+      p('bad-request.json'),
+      JSON.stringify({
+        principal: { id: 'dr.bob', organization: 'consumer', roles: 'physician' },
+        activity: 'consult',
+        resource: { kind: 'study' },
+        context: {},
+      }),
+    );
     writeFileSync(p('text.txt'), 'hello, this is not an image\n'.repeat(20));
     const k = JSON.parse(readFileSync(p('k.json'), 'utf8'));
     k.key = Buffer.alloc(32, 7).toString('base64url');
@@ -183,5 +280,81 @@ describe('ztv user errors', () => {
     expect(lines[0]).toMatch(message);
     expect(r.err).not.toMatch(/\n\s+at |Error:/); // no stack trace
     expect(readdirSync(dir).filter((f) => !before.has(f))).toEqual([]); // no output, not even partial
+    expect(readdirSync(p('adir'))).toEqual([]);
+  });
+
+  it('a failed image write leaves no key file, and a failed key write no image (writeOutputs)', () => {
+    // Staged together, placed in order: the second output failing takes the first one back.
+    const before = new Set(readdirSync(dir));
+    expect(() =>
+      writeOutputs([
+        { path: p('first.dcm'), data: 'image' },
+        { path: p('afile/second.json'), data: 'key', mode: 0o600 },
+      ]),
+    ).toThrow(/cannot write .*afile\/second\.json: .*afile is a file, not a directory/);
+    expect(() =>
+      writeOutputs([
+        { path: p('afile/first.dcm'), data: 'image' },
+        { path: p('second.json'), data: 'key', mode: 0o600 },
+      ]),
+    ).toThrow(/afile is a file, not a directory/);
+    expect(readdirSync(dir).filter((f) => !before.has(f))).toEqual([]); // no temporary file either
+    writeOutputs([
+      { path: p('w/first.dcm'), data: 'image' },
+      { path: p('w/second.json'), data: 'key', mode: 0o600 },
+    ]);
+    expect(readFileSync(p('w/first.dcm'), 'utf8')).toBe('image');
+    expect(statSync(p('w/second.json')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(p('w')).sort()).toEqual(['first.dcm', 'second.json']);
+  });
+});
+
+describe('ztv help', () => {
+  it.each([['pki'], ['policy']])('ztv %s --help prints its usage on stdout and exits 0', (cmd) => {
+    for (const flag of ['--help', '-h']) {
+      const r = ztv(cmd, flag);
+      expect(r.code, r.err).toBe(0);
+      expect(r.err).toBe('');
+      expect(r.out).toMatch(new RegExp(`^usage: ztv ${cmd} `));
+      expect(r.out).not.toMatch(/unknown/);
+    }
+    expect(ztv(cmd).code).toBe(64); // no sub-command at all is still a usage error
+    expect(ztv(cmd, 'bogus').err).toMatch(new RegExp(`unknown ${cmd} command bogus`));
+  });
+
+  it('ztv policy --help documents the request format of explain, and that example decides', () => {
+    const help = ztv('policy', '--help').out;
+    for (const field of [
+      'principal',
+      'organization',
+      'roles',
+      'activity',
+      'resource',
+      'kind',
+      'context',
+      'purpose',
+      'time',
+      'emergencyJustification',
+      'traceInserted',
+      'roleAssignments',
+      'delegations',
+    ])
+      expect(help).toContain(`"${field}"`);
+    // The example in the usage text is a request `explain` reads as it is.
+    const example = help.slice(help.indexOf('\n  {\n'), help.indexOf('\n  }\n') + 4);
+    writeFileSync(p('help-request.json'), example);
+    const r = ztv(
+      'policy',
+      'explain',
+      join(REPO_ROOT, 'policies/federation.json'),
+      join(REPO_ROOT, 'policies/producer-hospital.json'),
+      '--request',
+      p('help-request.json'),
+    );
+    expect(r.code, r.err).toBe(0);
+    const d = JSON.parse(r.out);
+    expect(d.decision).toBe('allow');
+    expect(d.rules).toEqual(['BREAK-GLASS']); // a physician, with a typed justification
+    expect(d.refusedStatements).toHaveLength(2); // the placeholder statements, never trusted
   });
 });

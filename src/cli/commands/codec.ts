@@ -2,10 +2,12 @@
  * The protection commands: dev-keys, protect (producer), trace (cloud), verify, open (viewer side),
  * inspect. Outputs are written atomically and only on success; keys never reach stdout or stderr.
  */
+import { resolve } from 'node:path';
 import { EXIT, parse, readInput, requireString, UsageError, writeOutput } from '../common.ts';
-import { readImageKey, writeImageKey } from '../imagekey.ts';
+import { imageKeyOutput, readImageKey } from '../imagekey.ts';
 import { pseudonymKey, resolverFor, signingKey, writeDevKeys } from '../keystore.ts';
 import { ZtvError } from '../../core/errors.ts';
+import { writeOutputs } from '../../services/common/files.ts';
 import {
   inspectProtected,
   openProtected,
@@ -63,6 +65,8 @@ export async function protectCommand(args: string[]): Promise<number> {
   if (positionals.length !== 2)
     throw new UsageError(`expected IN.dcm and OUT.dcm\nusage: ${usage}`);
   const [input, output] = positionals as [string, string];
+  if (resolve(output) === resolve(keyOut))
+    throw new UsageError(`OUT.dcm and --key-out must be different files\nusage: ${usage}`);
   const keyBits = values.aes === undefined ? 256 : Number(values.aes);
   if (keyBits !== 128 && keyBits !== 256) throw new UsageError('--aes must be 128 or 256');
   const p = await protect(readInput(input), {
@@ -72,8 +76,11 @@ export async function protectCommand(args: string[]): Promise<number> {
     backend: backendOf(values.cipher),
     what: input,
   });
-  writeImageKey(keyOut, p.imageKey, p.sopInstanceUid);
-  writeOutput(output, p.bytes);
+  // The image first, then its key, all or nothing: never a key without its image or the reverse.
+  writeOutputs([
+    { path: output, data: p.bytes },
+    imageKeyOutput(keyOut, p.imageKey, p.sopInstanceUid),
+  ]);
   const r = p.report;
   console.log(
     `protected ${input} → ${output}: ${r.samples} samples${r.decodedFrom ? ` (decoded from ${r.decodedFrom})` : ''}, ` +
