@@ -7,7 +7,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordHash, type AuditRecord } from '../src/core/audit/record.ts';
-import type { ConsultAnswer } from '../src/core/client/federation.ts';
+import { fetchTrust, type ConsultAnswer } from '../src/core/client/federation.ts';
 import { signingKeyFromPem } from '../src/core/crypto/keys.ts';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { readPixelData } from '../src/core/dicom/pixels.ts';
@@ -376,8 +376,14 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
       expect(red.images).toHaveLength(t.ct.length);
     });
 
-    it('a producer removed from the trust group, then revoked: its tickets are refused', async () => {
+    it('a producer removed from the trust group, then revoked: its tickets are refused and its seals no longer verify', async () => {
       const c = await consultCt();
+      const served = await consultCt();
+      const keys = await bob.client.openKeys(served.ticket, t.resolveProducer);
+      const red = await bob.client.redeem(served.ticket);
+      const images = [];
+      for await (const got of bob.client.retrieve(red.redemption)) images.push(got);
+      const image = images[0];
       const pki = await loadPkiDir(t.fed.config.pkiDir);
       const id = {
         cert: readFileSync(join(t.fed.config.pkiDir, 'consumer.pem'), 'utf8'),
@@ -398,6 +404,15 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
       // The cloud refreshes its view of the trust group at most every 5 s.
       await new Promise((r) => setTimeout(r, 5_500));
       await expectRefused(() => bob.client.redeem(c.ticket), /not in trust group version \d+/);
+      // The hospital's viewer sees the new trust group too: the producer's seal is unverifiable now.
+      const now = await fetchTrust(t.fed.urls.consumer);
+      expect(now.trustGroup.members.map((m) => m.id)).not.toContain('producer');
+      const opened = await openProtected(image!.bytes, {
+        resolver: pkiResolver(now),
+        imageKey: keys.get(image!.id)!,
+      });
+      expect(opened.verdict.status).toBe('unverifiable');
+      expect(opened.verdict.summary).toMatch(/not in trust group/);
 
       const serial = pki.organisations
         .find((x) => x.subject.includes('OU=producer'))!

@@ -13,7 +13,7 @@ import { OID, type StructuralRole } from '../../core/pki/oids.ts';
 import { X509Certificate } from '../../core/pki/x509.ts';
 import { federationConfig, urls } from '../common/config.ts';
 import { announce, onShutdown, startParty } from '../common/party.ts';
-import { loadPkiDir } from '../common/pki-dir.ts';
+import { LiveTrust } from '../common/trust.ts';
 import { hashSecret } from '../common/secrets.ts';
 import {
   addCare,
@@ -57,7 +57,14 @@ const caKey = await crypto.subtle.importKey(
   ['sign'],
 );
 const u = urls(c);
-let pki = rt.pki;
+// The viewer checks signers against what /trust serves: the authority's current trust group and
+// CRLs (refreshed every few seconds), not the copy made when the PKI directory was written.
+const trust = new LiveTrust(
+  rt.pki,
+  { cert: rt.keys.certPem, key: rt.keys.keyPem },
+  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
+);
+await trust.fresh(true).catch(() => undefined);
 const app = await buildConsumer({
   database: rt.database,
   hospitalName: 'Riverside Consumer Hospital',
@@ -65,7 +72,7 @@ const app = await buildConsumer({
     cert: new X509Certificate(readFileSync(join(c.pkiDir, 'consumer-ca.pem'), 'utf8')),
     privateKey: caKey,
   },
-  pki: () => pki,
+  pki: () => trust.view(),
   audit: rt.audit,
   memberId: 'consumer',
   signer: rt.keys.signer,
@@ -82,13 +89,7 @@ app.get('/config.json', async () => ({
 if (existsSync(join(c.viewerDir, 'index.html')))
   await app.register(fastifyStatic, { root: c.viewerDir, wildcard: false, index: 'index.html' });
 await app.listen({ host: c.host, port: c.ports.consumer });
-setInterval(
-  () =>
-    void loadPkiDir(c.pkiDir)
-      .then((p) => (pki = p))
-      .catch(() => undefined),
-  60_000,
-).unref();
+setInterval(() => void trust.fresh(true).catch(() => undefined), 5_000).unref();
 announce('consumer', { consumer: c.ports.consumer });
 onShutdown(async () => {
   await app.close();
