@@ -15,6 +15,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT, samplePath } from '../../test/samples.ts';
+import { parseDicom } from '../core/dicom/parse.ts';
+import { pixelInfoOf } from '../core/dicom/pixels.ts';
+import { writeRegionBits } from '../core/protect/container.ts';
+import { geometryOf } from '../core/protect/geometry.ts';
 import { writeOutputs } from '../services/common/files.ts';
 
 const BIN = join(REPO_ROOT, 'bin/ztv.js');
@@ -69,6 +73,26 @@ describe('ztv happy path', () => {
         .code,
     ).toBe(1);
     expect(existsSync(p('bad-open.dcm'))).toBe(false);
+  });
+
+  it('verify exits 2 on a container of a format version it does not read', () => {
+    const bytes = new Uint8Array(readFileSync(p('t.dcm')));
+    const parsed = parseDicom(bytes);
+    const g = geometryOf(pixelInfoOf(parsed.dataset));
+    const L = JSON.parse(ztv('inspect', p('t.dcm')).out).layout.planes as number;
+    // The version field: container bytes 4–5, i.e. container bits 32–47, in R's low planes.
+    writeRegionBits(bytes.subarray(parsed.pixelDataOffset!), g, L, Uint8Array.of(0, 2), 32, 16);
+    writeFileSync(p('v2.dcm'), bytes);
+    const v = ztv('verify', '--keys', p('keys'), '--image-key', p('k.json'), p('v2.dcm'));
+    expect(v.code, v.err).toBe(2);
+    const verdict = JSON.parse(v.out);
+    expect(verdict.status).toBe('unverifiable');
+    expect(verdict.summary).toMatch(/container has version 2, which this build does not read/);
+    expect(
+      ztv('open', '--keys', p('keys'), '--image-key', p('k.json'), p('v2.dcm'), p('v2-open.dcm'))
+        .code,
+    ).toBe(2);
+    expect(existsSync(p('v2-open.dcm'))).toBe(false);
   });
 });
 
