@@ -90,7 +90,12 @@ function toZtvError(e: unknown, what: string): ZtvError {
       'truncated',
       `${what} is truncated: an element runs past the end of the data (${msg})`,
     );
-  return new ZtvError('not-dicom', `${what} is not valid DICOM: ${msg}`);
+  // dicom-parser failing does not prove the file invalid (GH177 was valid and unread until the
+  // big-endian path above): say what is known, that this parser cannot read it.
+  return new ZtvError(
+    'not-dicom',
+    `${what} cannot be read by this parser (dicom-parser), as invalid or unsupported DICOM: ${msg}`,
+  );
 }
 
 const isVrText = (b: Uint8Array, o: number): boolean =>
@@ -214,7 +219,8 @@ export function parseDicom(
   const raw = new DataSetCtor(parser, body, {});
   const stream = new dicomParser.ByteStream(parser, body, start);
   try {
-    if (enc.explicit) dicomParser.parseDicomDataSetExplicit(raw, stream, body.length);
+    if (enc.explicit && !enc.littleEndian) parseExplicitBigEndian(raw, stream, body.length);
+    else if (enc.explicit) dicomParser.parseDicomDataSetExplicit(raw, stream, body.length);
     else
       dicomParser.parseDicomDataSetImplicit(raw, stream, body.length, {
         untilTag: '',
@@ -244,6 +250,57 @@ export function parseDicom(
       ? pixelEl.dataOffset
       : undefined;
   return { meta, dataset, transferSyntax: ts, hasFileMeta, warnings, pixelDataOffset };
+}
+
+/** Marks a UN element of undefined length whose items were read in Implicit VR Little Endian. */
+const IMPLICIT_LE_ITEMS = Symbol('implicit little-endian items');
+
+/**
+ * The top level of an Explicit VR Big Endian data set, element by element with dicom-parser, except
+ * for a UN element of undefined length: its value is a sequence encoded in Implicit VR Little Endian
+ * whatever the transfer syntax (PS3.5 6.2.2), which dicom-parser would read big endian and fail on
+ * ("item tag (FFFE,E000) not found", odd/GH177). Its items are read with the little-endian parser.
+ */
+function parseExplicitBigEndian(
+  raw: dicomParser.DataSet,
+  stream: dicomParser.ByteStream,
+  end: number,
+): void {
+  const b = stream.byteArray as Uint8Array;
+  const u16 = (o: number): number => (b[o]! << 8) | b[o + 1]!;
+  while (stream.position < end) {
+    const at = stream.position;
+    const undefinedUn =
+      at + 12 <= end &&
+      b[at + 4] === 0x55 && // 'U'
+      b[at + 5] === 0x4e && // 'N'
+      b[at + 8] === 0xff &&
+      b[at + 9] === 0xff &&
+      b[at + 10] === 0xff &&
+      b[at + 11] === 0xff;
+    if (!undefinedUn) {
+      const el = dicomParser.readDicomElementExplicit(stream, stream.warnings);
+      raw.elements[el.tag] = el;
+      continue;
+    }
+    const tag = `x${u16(at).toString(16).padStart(4, '0')}${u16(at + 2)
+      .toString(16)
+      .padStart(4, '0')}`;
+    const el = {
+      tag,
+      vr: 'UN',
+      length: 0xffffffff,
+      dataOffset: at + 12,
+      hadUndefinedLength: true,
+      [IMPLICIT_LE_ITEMS]: true,
+    } as unknown as dicomParser.Element;
+    const le = new dicomParser.ByteStream(dicomParser.littleEndianByteArrayParser, b, at + 12);
+    dicomParser.readSequenceItemsImplicit(le, el, implicitVr);
+    stream.warnings.push(...le.warnings);
+    raw.elements[tag] = el;
+    stream.position = le.position;
+  }
+  if (stream.position > end) throw new Error('buffer overrun');
 }
 
 /** dicom-parser's hook for implicit VR: only needs to tell sequences apart. */
@@ -291,11 +348,14 @@ function convert(
   for (const [key, el] of Object.entries(raw.elements)) {
     const t = parseInt(key.slice(1), 16) >>> 0;
     if (el.items) {
+      const itemEnc = (el as { [IMPLICIT_LE_ITEMS]?: boolean })[IMPLICIT_LE_ITEMS]
+        ? { explicit: false, littleEndian: true, deflated: false }
+        : enc;
       out.set({
         tag: t,
         vr: 'SQ',
         items: el.items.map((it) =>
-          it.dataSet ? convert(it.dataSet, enc, warnings, depth + 1) : new DataSet(),
+          it.dataSet ? convert(it.dataSet, itemEnc, warnings, depth + 1) : new DataSet(),
         ),
       });
       continue;

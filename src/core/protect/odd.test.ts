@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { testKeys, type TestKeys } from '../../../test/keys.ts';
-import { sampleFiles } from '../../../test/samples.ts';
+import { sampleFiles, samplePath } from '../../../test/samples.ts';
 import { parseDicom } from '../dicom/parse.ts';
 import { readPixelData } from '../dicom/pixels.ts';
 import { isZtvError } from '../errors.ts';
@@ -23,7 +23,9 @@ const EXPECTED: Record<string, 'roundtrip' | string> = {
   'ExplVR_BigEndNoMeta.dcm': 'unsupported',
   'ExplVR_LitEndNoMeta.dcm': 'unsupported',
   'GH1376.dcm': 'roundtrip',
-  'GH177_D_CLUNIE_CT1_IVRLE_BigEndian_undefined_length.dcm': 'not-dicom',
+  // Explicit VR Big Endian with a UN sequence of undefined length, whose items are Implicit VR
+  // Little Endian as PS3.5 6.2.2 says: valid, read since the big-endian path handles that case.
+  'GH177_D_CLUNIE_CT1_IVRLE_BigEndian_undefined_length.dcm': 'roundtrip',
   'GH340.dcm': 'unsupported',
   'J2K_pixelrep_mismatch.dcm': 'roundtrip',
   'JPEG2000-embedded-sequence-delimiter.dcm': 'not-dicom',
@@ -67,6 +69,34 @@ describe('odd/ files give a correct result or a clear error', () => {
       outcome = e.code;
     }
     expect(outcome).toBe(expected);
+  });
+
+  it('GH177: Explicit VR Big Endian with an undefined-length UN sequence is read, not refused', async () => {
+    const odd = (n: string) =>
+      new Uint8Array(readFileSync(sampleFiles('odd').find((f) => f.includes(n))!));
+    const gh177 = parseDicom(odd('GH177_'), 'GH177');
+    // The same NEMA CT1 image, stored Explicit VR Little Endian in small/: the same samples.
+    const le = parseDicom(
+      new Uint8Array(readFileSync(samplePath('small/CT1_UNC.explicit_little_endian.dcm'))),
+    );
+    expect(gh177.transferSyntax).toBe('1.2.840.10008.1.2.2');
+    const [a, b] = [await readPixelData(gh177), await readPixelData(le)];
+    expect(a.data.length).toBe(512 * 512 * 2);
+    expect(Buffer.from(a.data).equals(Buffer.from(b.data))).toBe(true);
+    // (0008,2112) Source Image Sequence: UN, undefined length, items in Implicit VR Little Endian.
+    const seq = gh177.dataset.get(0x00082112);
+    expect(seq?.vr).toBe('SQ');
+    expect(seq?.items?.length).toBe(1);
+    expect(seq!.items![0]!.text(0x00081150)).toBe('1.2.840.10008.5.1.4.1.1.2'); // CT Image Storage
+    // And it protects, verifies and restores, the sequence included.
+    const p = await protect(odd('GH177_'), {
+      signer: keys.producer,
+      pseudonymKey: keys.pseudonymKey,
+    });
+    const o = await openProtected(p.bytes, { resolver: keys.resolver, imageKey: p.imageKey });
+    expect(o.verdict.status, o.verdict.summary).toBe('verified');
+    const restored = o.restored!.dataset.get(0x00082112);
+    expect(restored?.items?.[0]?.text(0x00081155)).toBe(seq!.items![0]!.text(0x00081155));
   });
 
   it('an image too small for the container says how many bits it needs and has', async () => {
