@@ -162,6 +162,25 @@ describe('what the cloud stores, receives and prints', () => {
     expect(found).toEqual([]);
   });
 
+  it("leaves no key or patient identifier in any party's audit log or output", async () => {
+    const found: string[] = [];
+    for (const party of ['authority', 'producer', 'cloud', 'consumer'] as const) {
+      const log = Buffer.from(
+        [
+          ...(await t.audit(party)).map((r) => JSON.stringify(r)),
+          ...(t.output.get(party) ?? []),
+        ].join('\n'),
+      );
+      for (const { tag, value } of identifiers)
+        if (log.includes(Buffer.from(value, 'latin1')))
+          found.push(`${tag.toString(16)} in ${party}'s log`);
+      for (const [what, secret] of secrets)
+        for (const enc of encodings(secret))
+          if (log.includes(enc)) found.push(`${what} in ${party}'s log`);
+    }
+    expect(found).toEqual([]);
+  });
+
   it('would have found each of them where they are (positive controls)', () => {
     const source = readFileSync(t.ct[0]!);
     expect(sharedRuns(source, runs)).toBeGreaterThan(10_000);

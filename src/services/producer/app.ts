@@ -14,6 +14,7 @@ import { boundaryOf, parseMultipart } from '../../core/dicom/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { isZtvError, ZtvError } from '../../core/errors.ts';
+import { studyRef } from '../../core/audit/trail.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { protect } from '../../core/protect/index.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
@@ -487,10 +488,30 @@ export async function buildProducer(
       );
   };
 
+  const pseudo = (patient: string): string =>
+    toHex(sha256(deps.pseudonymKey, utf8(`patient\0${patient}`))).slice(0, 32);
+
+  /**
+   * A decision as the audit log keeps it: the policy saw the resource by patient id and Study
+   * Instance UID; the log names them by pseudonym and study reference, wherever they occur.
+   */
+  const loggable = (d: DecisionRecord, names: { patient?: string; study?: string }) => {
+    let text = JSON.stringify(d);
+    const swap = (raw: string | undefined, ref: string) => {
+      if (raw && raw.length >= 3) text = text.split(JSON.stringify(raw).slice(1, -1)).join(ref);
+    };
+    swap(names.study, `study-ref:${names.study ? studyRef(names.study) : ''}`);
+    swap(names.patient, `patient-ref:${names.patient ? pseudo(names.patient) : ''}`);
+    text = text.replace(/"resource":"study:study-ref:/g, '"resource":"study-ref:');
+    text = text.replace(/"resource":"patient:patient-ref:/g, '"resource":"patient-ref:');
+    return JSON.parse(text) as DecisionRecord;
+  };
+
   const logDecision = (
     ctx: OperationContext,
     d: DecisionRecord,
     objects: { type: 'patient' | 'study' | 'ticket'; id: string }[],
+    names: { patient?: string; study?: string } = {},
   ) =>
     audit.append({
       event: '110112',
@@ -499,14 +520,8 @@ export async function buildProducer(
       outcome: d.decision === 'allow' ? 0 : 4,
       actor: actorOf(ctx),
       objects,
-      details: { decision: d },
+      details: { decision: loggable(d, names) },
     });
-
-  const pseudo = (patient: string): string =>
-    toHex(sha256(deps.pseudonymKey, utf8(`patient\0${patient}`))).slice(0, 32);
-
-  /** How the audit log names a study: a digest of its UID, never the UID itself. */
-  const studyRef = (uid: string): string => toHex(sha256(utf8(uid))).slice(0, 32);
 
   const search = async (body: ConsultBody, ctx: OperationContext) => {
     await checkHospital(ctx);
@@ -646,11 +661,12 @@ export async function buildProducer(
       { type: 'patient' as const, id: pseudo(body.patient) },
       { type: 'study' as const, id: studyRef(study.uid) },
     ];
+    const names = { patient: body.patient, study: study.uid };
     const e = await enforce(d, {
-      'log-request': async () => void (await logDecision(ctx, d, objects)),
+      'log-request': async () => void (await logDecision(ctx, d, objects, names)),
     });
     if (e.decision.decision !== 'allow') {
-      await logDecision(ctx, e.decision, objects);
+      await logDecision(ctx, e.decision, objects, names);
       throw new OperationError(
         403,
         'denied',
