@@ -266,6 +266,13 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     expect(inserted.details.traces).toEqual([consulted.trace]);
     for (const t of merged.trails) expect(t.checkpoints.length).toBeGreaterThan(0);
 
+    // By clinician: what dr.bob did at each party.
+    const byBob = await auditor.mergedTrail({ clinician: 'dr.bob' });
+    const bobKinds = new Set(byBob.entries.map((e) => `${e.party}:${e.record.subtype}`));
+    for (const k of ['producer:ticket-issued', 'cloud:retrieve', 'consumer:login'])
+      expect(bobKinds).toContain(k);
+    expect(byBob.entries.every((e) => e.record.actor.id === 'dr.bob')).toBe(true);
+
     // Each whole chain verifies again here, with the party's certificate key.
     for (const p of ['producer', 'cloud', 'consumer'] as const) {
       const v = await auditor.verifyChain(p);

@@ -243,16 +243,18 @@ export class AuditorClient {
     };
     const trails: PartyTrail[] = [producer];
     if (this.endpoints.cloud) {
-      const byObject = tickets.length || filter.images?.length;
-      if (byObject || filter.clinician)
-        trails.push(
-          await this.trail('cloud', {
-            ...window,
-            ...(filter.clinician && !byObject ? { clinician: filter.clinician } : {}),
-            ...(tickets.length ? { tickets } : {}),
-            ...(filter.images?.length ? { images: filter.images } : {}),
-          }),
-        );
+      // A clinician's trail at the cloud is everything they did there (refused tickets too); otherwise
+      // the cloud's records are those of the tickets (and images) the producer's records name.
+      const cloudFilter: TrailFilter | undefined = filter.clinician
+        ? { ...window, clinician: filter.clinician }
+        : tickets.length || filter.images?.length
+          ? {
+              ...window,
+              ...(tickets.length ? { tickets } : {}),
+              ...(filter.images?.length ? { images: filter.images } : {}),
+            }
+          : undefined;
+      if (cloudFilter) trails.push(await this.trail('cloud', cloudFilter));
     }
     if (this.endpoints.consumer && clinicians.length) {
       const records: AuditRecord[] = [];
