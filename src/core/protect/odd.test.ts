@@ -109,5 +109,15 @@ describe('odd/ files give a correct result or a clear error', () => {
     }).catch((e: unknown) => e);
     expect(isZtvError(err) && err.code).toBe('capacity');
     expect((err as Error).message).toMatch(/needs at least \d+ bits .* offers about \d+/);
+    // 3x3 RGB: 27 samples, while the smallest container (464 bytes = 3712 bits, plus 128 bits of
+    // side information) needs a region of 619 samples even in the 6 planes an 8-bit image allows.
+    expect((err as { details: unknown }).details).toEqual({
+      neededBits: 3840,
+      availableBits: 0,
+      samples: 27,
+      regionSamples: 619,
+      planes: 6,
+    });
+    expect((err as Error).message).toMatch(/619 samples in 6 bit planes, is larger than the image/);
   });
 });

@@ -148,7 +148,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   const valueHist = valueHistogram(values, g, 0);
   const maxL = Math.max(1, Math.min(8, g.bitsStored - 2));
   const needs = new Map<string, number>();
-  const best = { need: Infinity, capacity: 0 };
+  const best = { need: Infinity, capacity: 0, fits: false };
   for (const side of tileSides(g, minTileSide)) {
     const grid = tileGrid(g, side);
     const bytes = containerLength(grid.count);
@@ -156,6 +156,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
       const K = regionSamples(bytes, L);
       best.need = Math.min(best.need, K * L + 128);
       if ((K > g.count / 4 && L < maxL) || K >= g.count) continue;
+      best.fits = true;
       for (const k of K_CANDIDATES) {
         for (const T of T_CANDIDATES) {
           const params = { T, k };
@@ -190,12 +191,24 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
       }
     }
   }
+  // When even the fewest tiles in the most planes need a region R larger than the image, no hiding
+  // capacity was ever estimated: say so, with the region's size, rather than leave "about 0" bare.
+  const smallest = containerLength(tileGrid(g, tileSides(g, minTileSide).at(-1)!).count);
+  const minK = regionSamples(smallest, maxL);
   throw new ZtvError(
     'capacity',
     `the image cannot carry the protection container: it needs at least ${best.need} bits of ` +
-      `hiding capacity (a ${containerLength(g.frames)}-byte container) and offers about ` +
-      `${Math.floor(best.capacity)} (${g.count} samples of ${g.bitsStored} bits)`,
-    { neededBits: best.need, availableBits: Math.floor(best.capacity), samples: g.count },
+      `hiding capacity (a ${smallest}-byte container) and offers about ` +
+      `${Math.floor(best.capacity)} (${g.count} samples of ${g.bitsStored} bits` +
+      (best.fits
+        ? ')'
+        : `: the container region alone, ${minK} samples in ${maxL} bit planes, is larger than the image)`),
+    {
+      neededBits: best.need,
+      availableBits: Math.floor(best.capacity),
+      samples: g.count,
+      ...(best.fits ? {} : { regionSamples: minK, planes: maxL }),
+    },
   );
 }
 
