@@ -98,4 +98,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const isMain = process.argv[1] && /ztv(\.js|\.ts)?$/.test(process.argv[1]);
-if (isMain) process.exitCode = await main(process.argv.slice(2));
+if (isMain) {
+  // `ztv … | head`: the reader went away; that is not an error of ours.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+  process.exitCode = await main(process.argv.slice(2));
+}
