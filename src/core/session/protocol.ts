@@ -318,6 +318,7 @@ export class SessionServer {
   private readonly sessions = new Map<string, ServerSession>();
   private readonly usedChallenges = new Set<string>();
   private readonly now: () => number;
+  private connects = 0;
 
   constructor(private readonly opts: SessionServerOptions) {
     this.now = opts.now ?? Date.now;
@@ -352,6 +353,7 @@ export class SessionServer {
 
   /** Phase 1. */
   connect(req: ConnectRequest): ConnectResponse {
+    if (++this.connects % 64 === 0) this.sweep();
     const mine = this.opts.versions ?? [PROTOCOL_VERSION];
     if (!Array.isArray(req.versions) || !Number.isInteger(req.maxPacket))
       this.refuse('bad-request', 'a connect request names versions and a maximum packet size');
@@ -476,14 +478,22 @@ export class SessionServer {
     return frame(seq, await sealRaw(s.keys!.s2c, s.id, S2C, seq, plain));
   }
 
-  /** Phase 4: the (already opened) close request ends the session for good. */
+  /**
+   * Phase 4: the (already opened) close request ends the session for good. Its keys are dropped at
+   * once; the id is remembered as closed until it would have expired, so that a message still sent
+   * on it is refused as `closed` (and logged so), not mistaken for an unknown session.
+   */
   close(sessionId: string): void {
     const s = this.sessions.get(sessionId);
-    if (s) s.phase = 'closed';
-    this.sessions.delete(sessionId);
+    if (!s) return;
+    s.phase = 'closed';
+    s.keys = undefined;
+    s.ephemeral = undefined;
+    s.transcript = undefined;
+    s.lastSeen = this.now();
   }
 
-  /** Drops idle sessions (call periodically). */
+  /** Drops idle sessions and closed ones past their idle time (also run every 64 connections). */
   sweep(): number {
     let n = 0;
     for (const s of this.sessions.values())
@@ -504,6 +514,12 @@ export interface SessionClientOptions {
   readonly validateServer: PeerValidator;
   readonly versions?: readonly string[];
   readonly maxPacket?: number;
+  /**
+   * Called with every refusal this side makes (server certificate or signature refused, a reply or
+   * frame tampered, out of order or missing, use after close), for the client's log. Never receives
+   * keys or message contents.
+   */
+  readonly onRefusal?: (reason: SessionRefusal, message: string, sessionId?: string) => void;
 }
 
 export class SessionClient {
@@ -524,6 +540,21 @@ export class SessionClient {
     return this.sessionId;
   }
 
+  private refuse(reason: SessionRefusal, message: string): never {
+    this.opts.onRefusal?.(reason, message, this.sessionId || undefined);
+    throw new SessionError(reason, message);
+  }
+
+  /** Opens a sealed reply or frame; a failure is refused (and reported) as a bad message. */
+  private async unsealOrRefuse(run: () => Promise<Uint8Array>): Promise<Uint8Array> {
+    try {
+      return await run();
+    } catch (e) {
+      if (e instanceof SessionError) this.refuse(e.reason, e.message);
+      throw e;
+    }
+  }
+
   /** Phases 1 and 2. */
   async connect(): Promise<void> {
     const c = (await this.post('/session/connect', {
@@ -542,10 +573,7 @@ export class SessionClient {
     } satisfies AuthRequest)) as AuthResponse;
     const check = await this.opts.validateServer(a.chain);
     if (!check.ok)
-      throw new SessionError(
-        'bad-certificate',
-        `the server certificate is refused: ${check.reason}`,
-      );
+      this.refuse('bad-certificate', `the server certificate is refused: ${check.reason}`);
     const t: Transcript = {
       version: c.version,
       packet: c.packet,
@@ -562,10 +590,7 @@ export class SessionClient {
         () => false,
       ))
     )
-      throw new SessionError(
-        'bad-signature',
-        "the server's signature over the handshake does not verify",
-      );
+      this.refuse('bad-signature', "the server's signature over the handshake does not verify");
     this.keys = await deriveKeys(eph.pair.privateKey, a.ephemeral, t);
     this.server = check.peer;
     const signature = await this.opts.credentials.signer.sign(transcriptBytes(t, 'client'));
@@ -576,9 +601,9 @@ export class SessionClient {
   }
 
   private ready(): { c2s: CryptoKey; s2c: CryptoKey } {
-    if (this.closed) throw new SessionError('closed', 'the session was closed');
-    if (!this.keys) throw new SessionError('wrong-phase', 'the session is not open');
-    return this.keys;
+    if (this.closed) this.refuse('closed', 'the session was closed');
+    if (!this.keys) this.refuse('wrong-phase', 'the session is not open');
+    return this.keys!;
   }
 
   /** Seals a request body for the server. */
@@ -590,11 +615,8 @@ export class SessionClient {
   async openResponse(m: Sealed): Promise<Uint8Array> {
     const keys = this.ready();
     if (m.sessionId !== this.sessionId || m.seq !== this.recvSeq)
-      throw new SessionError(
-        'out-of-order',
-        `response ${m.seq} arrived where ${this.recvSeq} was due`,
-      );
-    const plain = await unseal(keys.s2c, m, S2C);
+      this.refuse('out-of-order', `response ${m.seq} arrived where ${this.recvSeq} was due`);
+    const plain = await this.unsealOrRefuse(() => unseal(keys.s2c, m, S2C));
     this.recvSeq++;
     return plain;
   }
@@ -624,14 +646,14 @@ export class SessionClient {
         const seq = dv.getUint32(0);
         const len = dv.getUint32(4);
         if (len > this.packet + 64)
-          throw new SessionError('bad-message', 'a streamed frame is larger than the packet size');
+          this.refuse('bad-message', 'a streamed frame is larger than the packet size');
         if (buf.length < 8 + len) break;
         if (seq !== this.recvSeq)
-          throw new SessionError(
-            'out-of-order',
-            `frame ${seq} arrived where ${this.recvSeq} was due`,
-          );
-        const plain = await unsealRaw(keys.s2c, this.sessionId, S2C, seq, buf.subarray(8, 8 + len));
+          this.refuse('out-of-order', `frame ${seq} arrived where ${this.recvSeq} was due`);
+        const body = buf.subarray(8, 8 + len);
+        const plain = await this.unsealOrRefuse(() =>
+          unsealRaw(keys.s2c, this.sessionId, S2C, seq, body),
+        );
         this.recvSeq++;
         buf = buf.slice(8 + len);
         if (plain[0] === FRAME_DATA) yield plain.subarray(1);
@@ -651,7 +673,7 @@ export class SessionClient {
         }
       }
     }
-    throw new SessionError('bad-message', 'the stream ended without its final frame');
+    this.refuse('bad-message', 'the stream ended without its final frame');
   }
 
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */

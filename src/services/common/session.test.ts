@@ -1,6 +1,7 @@
 // The ISCL-style session through Fastify (app.inject): a clinician's device and a service agree a
 // version and packet size, authenticate each other with certified keys, exchange sealed messages and
-// disconnect; every attack is refused with a clear reason, and every refusal is reported.
+// disconnect; every attack is refused with a clear reason, and every refusal is reported to the log
+// of the side that made it (the server's onRefusal, or the client's).
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
@@ -60,6 +61,7 @@ const client = (
     credentials: device,
     validateServer: organisationValidator(() => view, ['cloud']),
     maxPacket: 65536,
+    onRefusal: (r, m) => refusals.push(`client ${r}: ${m}`),
     ...over,
   });
 
@@ -100,6 +102,25 @@ const reason = async (p: Promise<unknown>): Promise<string> => {
   throw e;
 };
 
+/**
+ * Expects `run()` to be refused for `why`, and that refusal to be logged, with its reason and a sentence,
+ * by the side that made it (the server's onRefusal, or the client's). Returns the log line.
+ */
+async function refused(
+  run: () => Promise<unknown>,
+  why: string,
+  side: 'server' | 'client' = 'server',
+): Promise<string> {
+  const from = refusals.length;
+  expect(await reason(run())).toBe(why);
+  const line = refusals.slice(from).find((r) => r.startsWith(`${side} ${why}: `));
+  expect(
+    line,
+    `the ${side} logged no "${why}" refusal: ${JSON.stringify(refusals.slice(from))}`,
+  ).toMatch(/: \S.{10,}/);
+  return line!;
+}
+
 beforeAll(async () => {
   pki = await createDemoPki();
   view = {
@@ -123,7 +144,7 @@ beforeAll(async () => {
     maxPacket: 32768,
     idleMs: 60_000,
     now: () => clock,
-    onRefusal: (r, m) => refusals.push(`${r}: ${m}`),
+    onRefusal: (r, m) => refusals.push(`server ${r}: ${m}`),
   });
   app = Fastify();
   await app.register(sessionPlugin, {
@@ -172,9 +193,28 @@ describe('session protocol', () => {
       text: 'hello',
     });
     expect(r).toEqual({ echo: 'hello', clinician: 'dr.bob', packet: 32768 });
-    expect(await reason(c.request('echo', { text: 42 }))).toBe('bad-request'); // schema-validated inside
+    // Schema-validated inside the session: answered 400 in the sealed reply (an operation's refusal,
+    // not a session refusal: the session stays open).
+    expect(await reason(c.request('echo', { text: 42 }))).toBe('bad-request');
     await c.close();
-    expect(await reason(c.request('echo', { text: 'again' }))).toBe('closed');
+    expect(await refused(() => c.request('echo', { text: 'again' }), 'closed', 'client')).toMatch(
+      /the session was closed/,
+    );
+  });
+
+  it('refuses, at the server, a message on a closed session however it is sent', async () => {
+    const c = client();
+    await c.connect();
+    const seal = (path: string, body: unknown) =>
+      c.sealRequest(new TextEncoder().encode(JSON.stringify({ path, body })));
+    // Sealed with the session's keys before the client knows it is closed: only the server can say no.
+    const closing = await seal('/session/close', {});
+    const after = await seal('echo', { text: 'after close' });
+    expect(await post('/session/message', closing)).toMatchObject({ sessionId: c.id, seq: 0 });
+    const line = await refused(() => post('/session/message', after), 'closed');
+    expect(line).toBe('server closed: the session was closed');
+    await refused(() => post('/session/message', closing), 'closed'); // the close itself, replayed
+    await refused(() => post('/session/stream', after), 'closed'); // nor on the streaming route
   });
 
   it('seals bodies: what travels holds no plaintext', async () => {
@@ -193,9 +233,12 @@ describe('session protocol', () => {
   });
 
   it('refuses an unsupported version', async () => {
-    expect(await reason(client({ versions: ['ISCL-DES-MD5/0'] }).connect())).toBe(
-      'unsupported-version',
-    );
+    expect(
+      await refused(
+        () => client({ versions: ['ISCL-DES-MD5/0'] }).connect(),
+        'unsupported-version',
+      ),
+    ).toMatch(/ISCL-DES-MD5\/0 is supported/);
   });
 
   it('refuses a replayed challenge and a forged signature', async () => {
@@ -209,7 +252,8 @@ describe('session protocol', () => {
       versions: ['ZTV-ISCL/1'],
       maxPacket: 4096,
     })) as { sessionId: string };
-    expect(await reason(post('/session/authenticate', { ...firstAuth, sessionId }))).toBe(
+    await refused(
+      () => post('/session/authenticate', { ...firstAuth, sessionId }),
       'replayed-challenge',
     );
 
@@ -218,7 +262,48 @@ describe('session protocol', () => {
         (body as { signature: string }).signature = Buffer.alloc(64, 1).toString('base64url');
       return post(path, body);
     };
-    expect(await reason(client({}, forger).connect())).toBe('bad-signature');
+    expect(await refused(() => client({}, forger).connect(), 'bad-signature')).toMatch(
+      /client's signature over the handshake does not verify/,
+    );
+  });
+
+  it("refuses a server whose handshake signature does not verify (the client's check)", async () => {
+    // What a man in the middle can do with the cloud's certificate but not its key: forge the
+    // signature, or replay the cloud's genuine signature from an earlier handshake.
+    let earlier = '';
+    await client({}, async (path, body) => {
+      const r = await post(path, body);
+      if (path === '/session/authenticate') earlier = (r as { signature: string }).signature;
+      return r;
+    }).connect();
+    for (const forge of [
+      () => Buffer.alloc(64, 7).toString('base64url'),
+      () => earlier,
+      () => 'not-a-signature',
+    ]) {
+      const paths: string[] = [];
+      const mitm: Post = async (path, body) => {
+        paths.push(path);
+        const r = await post(path, body);
+        return path === '/session/authenticate' ? { ...(r as object), signature: forge() } : r;
+      };
+      const c = client({}, mitm);
+      expect(await refused(() => c.connect(), 'bad-signature', 'client')).toMatch(
+        /server's signature over the handshake does not verify/,
+      );
+      expect(paths).not.toContain('/session/finish'); // the client never completes the handshake
+      expect(c.server).toBeUndefined();
+      expect(
+        await refused(() => c.request('echo', { text: 'x' }), 'wrong-phase', 'client'),
+      ).toMatch(/not open/);
+    }
+  });
+
+  it('refuses a server certificate of the wrong role (the client checks who answers)', async () => {
+    const c = client({ validateServer: organisationValidator(() => view, ['producer']) });
+    expect(await refused(() => c.connect(), 'bad-certificate', 'client')).toMatch(
+      /the server certificate is refused/,
+    );
   });
 
   it('refuses a device of a hospital outside the trust group, and a revoked device', async () => {
@@ -231,16 +316,18 @@ describe('session protocol', () => {
     const saved = view;
     try {
       view = { ...saved, trustGroup: v2 };
-      expect(await reason(client().connect())).toBe('bad-certificate');
-      expect(refusals.at(-1)).toMatch(/not in trust group version 2/);
+      expect(await refused(() => client().connect(), 'bad-certificate')).toMatch(
+        /not in trust group version 2/,
+      );
       const ca = pki.hospitalCas['consumer-ca'];
       const leaf = new X509Certificate(device.chain[0]!);
       const crl = await createCrl({ cert: ca.cert, privateKey: ca.keys.privateKey }, [
         { serialNumber: leaf.serialNumber, date: new Date(Date.now() - 1000) },
       ]);
       view = { ...saved, crls: [saved.crls[0]!, crl, ...saved.crls.slice(1)] };
-      expect(await reason(client().connect())).toBe('bad-certificate');
-      expect(refusals.at(-1)).toMatch(/dr\.bob was revoked/);
+      expect(await refused(() => client().connect(), 'bad-certificate')).toMatch(
+        /dr\.bob was revoked/,
+      );
     } finally {
       view = saved;
     }
@@ -255,14 +342,39 @@ describe('session protocol', () => {
     const m1 = await c.sealRequest(
       new TextEncoder().encode(JSON.stringify({ path: 'echo', body: { text: 'b' } })),
     );
-    expect(await reason(post('/session/message', m1))).toBe('out-of-order'); // reordered
+    expect(await refused(() => post('/session/message', m1), 'out-of-order')).toMatch(
+      /message 1 arrived where 0 was due/,
+    ); // reordered
     const data = Buffer.from(m0.data, 'base64url');
     data[5]! ^= 1;
     const tampered: Sealed = { ...m0, data: data.toString('base64url') };
-    expect(await reason(post('/session/message', tampered))).toBe('bad-message');
+    expect(await refused(() => post('/session/message', tampered), 'bad-message')).toMatch(
+      /failed authentication/,
+    );
     await post('/session/message', m0);
-    expect(await reason(post('/session/message', m0))).toBe('out-of-order'); // replayed
-    expect(refusals.some((r) => r.startsWith('bad-message'))).toBe(true);
+    await refused(() => post('/session/message', m0), 'out-of-order'); // replayed
+  });
+
+  it('refuses, at the client, a tampered or reordered reply', async () => {
+    const c = client({}, async (path, body) => {
+      const r = (await post(path, body)) as Sealed;
+      if (path !== '/session/message') return r;
+      const data = Buffer.from(r.data, 'base64url');
+      data[3]! ^= 0x40;
+      return { ...r, data: data.toString('base64url') };
+    });
+    await c.connect();
+    expect(await refused(() => c.request('echo', { text: 'x' }), 'bad-message', 'client')).toMatch(
+      /failed authentication/,
+    );
+    const d = client({}, async (path, body) => {
+      const r = (await post(path, body)) as Sealed;
+      return path === '/session/message' ? { ...r, seq: r.seq + 1 } : r;
+    });
+    await d.connect();
+    expect(await refused(() => d.request('echo', { text: 'x' }), 'out-of-order', 'client')).toMatch(
+      /response 1 arrived where 0 was due/,
+    );
   });
 
   it('streams a large answer as sealed frames of the negotiated packet size', async () => {
@@ -282,18 +394,23 @@ describe('session protocol', () => {
       injectStream((b) => void (b[20]! ^= 1)),
     );
     expect(
-      await reason(
-        (async () => {
-          for await (const _ of tampered) void _;
-        })(),
+      await refused(
+        () =>
+          (async () => {
+            for await (const _ of tampered) void _;
+          })(),
+        'bad-message',
+        'client',
       ),
-    ).toBe('bad-message');
+    ).toMatch(/failed authentication/);
   });
 
   it('expires idle sessions', async () => {
     const c = client();
     await c.connect();
     clock += 61_000;
-    expect(await reason(c.request('echo', { text: 'late' }))).toBe('expired');
+    expect(await refused(() => c.request('echo', { text: 'late' }), 'expired')).toMatch(
+      /expired after inactivity/,
+    );
   });
 });
