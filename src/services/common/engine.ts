@@ -22,6 +22,11 @@ export async function loadPolicyEngine(trust: LiveTrust, dir = POLICY_DIR): Prom
   return PolicyEngine.load(files, {
     resolveIssuer: issuerResolver(trust),
     resolveClinician: clinicianResolver(trust),
+    // What a delegator holds is proven, not looked up: the clinician resolver reports the
+    // structural role of the delegator's device certificate (it signs the delegation), and a
+    // functional role (attending, care-team, reading-radiologist) needs the delegator's own role
+    // assignment presented with the request, in scope for the resource (PolicyEngine.decide). There
+    // is no third source of roles here, so nothing is held "natively" beyond those.
     holdsRole: async () => false,
     maxDelegationDepth: 2,
   });

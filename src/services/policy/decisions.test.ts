@@ -606,6 +606,64 @@ const ROWS: Row[] = [
     decision: 'deny',
     rules: ['NO-DELEGATED-REVIEW', 'SOD-STATIC'],
   },
+  // Delegation of a functional role: the delegator proves it with their own role assignment, in
+  // scope for the resource; the delegatee then acts in that treatment relationship, and no wider.
+  {
+    name: 'the attending physician delegates attending for their patient to a colleague',
+    request: async () =>
+      req('dr.carl', 'consult', {
+        roleAssignments: [await assign('dr.bob', 'attending', { patient: 'P1' })],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    decision: 'allow',
+    rules: ['ATTENDING'],
+    obligations: ['log-request:pre'],
+  },
+  {
+    name: 'delegated attending role, but the delegator attends another patient',
+    request: async () =>
+      req('dr.carl', 'consult', {
+        roleAssignments: [await assign('dr.bob', 'attending', { patient: 'P2' })],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    decision: 'deny',
+    rules: [],
+    why: /dr\.bob does not hold the role attending to delegate/,
+  },
+  {
+    name: "delegated attending role without the delegator's role assignment",
+    request: async () =>
+      req('dr.carl', 'consult', {
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    decision: 'deny',
+    rules: [],
+    why: /dr\.bob does not hold the role attending to delegate/,
+  },
+  {
+    name: "delegated attending role whose delegator's assignment has expired",
+    request: async () =>
+      req('dr.carl', 'consult', {
+        roleAssignments: [
+          await assign('dr.bob', 'attending', { patient: 'P1' }, { exp: DAY.getTime() - 1 }),
+        ],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    decision: 'deny',
+    rules: [],
+    why: /role assignment has expired.*does not hold the role attending/,
+  },
+  {
+    name: "delegated attending role proven by someone else's assignment",
+    request: async () =>
+      req('dr.carl', 'consult', {
+        roleAssignments: [await assign('dr.eve', 'attending', { patient: 'P1' })],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    decision: 'deny',
+    rules: [],
+    why: /dr\.bob does not hold the role attending.*is for dr\.eve, not the requester/,
+  },
   // The cloud: redemption with the trace obligation, release only after WatermarkUpdate.
   {
     name: 'cloud: redemption obliges the trace first',
@@ -677,6 +735,76 @@ describe('decision table of the demo policy', () => {
     if (row.why) expect([...d.errors, ...d.refusedStatements].join(' | ')).toMatch(row.why);
     // The record is loggable: JSON, and no statement (JWS) in it.
     expect(JSON.stringify(d)).not.toMatch(/eyJ[A-Za-z0-9_-]{20,}\./);
+  });
+});
+
+describe('delegation as the services resolve delegators (roles from the device certificate)', () => {
+  // The services' clinician resolver reports the structural role of the delegator's certificate
+  // and has no other source (holdsRole is always false there): structural roles come from the
+  // certificate, functional ones only from the delegator's presented role assignment.
+  let services: PolicyEngine;
+  beforeAll(async () => {
+    const files = ['federation.json', 'producer-hospital.json'].map(
+      (f) => JSON.parse(readFileSync(join(REPO_ROOT, 'policies', f), 'utf8')) as unknown,
+    );
+    services = await PolicyEngine.load(files, {
+      resolveIssuer: async (kid) =>
+        kid === hospital.publicKey.keyIdHex
+          ? { id: 'consumer', key: hospital.publicKey.cryptoKey }
+          : undefined,
+      resolveClinician: async (kid) => {
+        for (const [id, k] of clinicianKeys)
+          if (k.publicKey.keyIdHex === kid)
+            return { id, key: k.publicKey.cryptoKey, roles: ROLES[id] ?? [] };
+        return undefined;
+      },
+      holdsRole: async () => false,
+      maxDelegationDepth: 2,
+    });
+  });
+
+  it('a structural role held by certificate can be delegated; one not held cannot', async () => {
+    const ok = await services.decide(
+      PD,
+      req('dr.bob', 'consult', {
+        ctx: { purpose: 'research', time: DAY },
+        delegations: [[await delegate('dr.alice', 'dr.bob', 'radiologist', 'consult')]],
+      }),
+    );
+    expect(ok).toMatchObject({ decision: 'allow', rules: ['RESEARCH'] });
+    expect(ok.delegationPath).toEqual(['dr.alice', 'dr.bob']);
+    const no = await services.decide(
+      PD,
+      req('dr.carl', 'consult', {
+        ctx: { purpose: 'research', time: DAY },
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'radiologist', 'consult')]],
+      }),
+    );
+    expect(no.decision).toBe('deny');
+    expect(no.refusedStatements.join(' ')).toMatch(/dr\.bob does not hold the role radiologist/);
+  });
+
+  it("a functional role is delegated only with the delegator's in-scope role assignment", async () => {
+    const ok = await services.decide(
+      PD,
+      req('dr.carl', 'consult', {
+        roleAssignments: [await assign('dr.bob', 'attending', { patient: 'P1' })],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    );
+    expect(ok).toMatchObject({ decision: 'allow', rules: ['ATTENDING'] });
+    expect(ok.request.context).toMatchObject({ treatment: true, delegated: true });
+    // The same statements for another patient's study: the delegated role does not reach it.
+    const other = await services.decide(
+      PD,
+      req('dr.carl', 'consult', {
+        res: { kind: 'study', patient: 'P2', study: 'S9' },
+        roleAssignments: [await assign('dr.bob', 'attending', { patient: 'P1' })],
+        delegations: [[await delegate('dr.bob', 'dr.carl', 'attending', 'consult')]],
+      }),
+    );
+    expect(other.decision).toBe('deny');
+    expect(other.refusedStatements.join(' ')).toMatch(/dr\.bob does not hold the role attending/);
   });
 });
 

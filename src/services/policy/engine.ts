@@ -19,6 +19,7 @@ import {
   verifyDelegationChain,
   verifyRoleAssignment,
   type KeyResolver,
+  type RoleAssignment,
 } from '../../core/policy/statements.ts';
 
 export interface AccessRequest {
@@ -46,7 +47,10 @@ export interface AccessRequest {
     /** WatermarkUpdate: whether the cloud has inserted the requester's trace. */
     readonly traceInserted?: boolean;
   };
-  /** Signed statements presented with the request. */
+  /**
+   * Signed statements presented with the request: the requester's role assignments, and the role
+   * assignments of delegators whose functional role reaches the requester by a delegation chain.
+   */
   readonly roleAssignments?: readonly string[];
   readonly delegations?: readonly (readonly string[])[];
 }
@@ -79,7 +83,11 @@ export interface EngineOptions {
   readonly resolveIssuer: KeyResolver;
   /** Resolves the signing key of a clinician (delegations). */
   readonly resolveClinician: KeyResolver;
-  /** Whether a clinician natively holds a role (their certificate's structural role). */
+  /**
+   * Whether a clinician natively holds a structural role, for resolvers that do not say (the
+   * clinician resolver of the services gives the role of the device certificate itself). Functional
+   * roles are never taken from here: a delegator proves one with a role assignment (see `decide`).
+   */
   readonly holdsRole: (clinician: string, role: string) => Promise<boolean>;
   readonly maxDelegationDepth?: number;
   /** Shortest acceptable break-glass justification. */
@@ -176,46 +184,77 @@ export class PolicyEngine {
     let treatment = false;
     let delegationPath: readonly string[] | undefined;
 
-    // Functional roles from role assignments: valid, about this requester, within scope.
+    const inScope = (a: RoleAssignment, scope: 'patient' | 'study'): boolean =>
+      scope === 'patient'
+        ? !!req.resource.patient && a.patient === req.resource.patient
+        : !!req.resource.study && a.study === req.resource.study;
+    // Functional roles from role assignments: valid, about this requester, within scope. Valid
+    // assignments about someone else are kept aside: they may prove what a delegator holds.
+    const others: { a: RoleAssignment; used: boolean }[] = [];
     for (const jws of req.roleAssignments ?? []) {
       try {
         const a = await verifyRoleAssignment(jws, this.opts.resolveIssuer, now);
         const scope = FUNCTIONAL[a.role];
-        if (a.sub !== req.principal.id)
-          throw new Error(`the role assignment is for ${a.sub}, not the requester`);
         if (!scope) throw new Error(`${a.role} is not a functional role`);
-        const inScope =
-          scope === 'patient'
-            ? !!req.resource.patient && a.patient === req.resource.patient
-            : !!req.resource.study && a.study === req.resource.study;
-        if (!inScope) throw new Error(`the ${a.role} assignment is for another ${scope}`);
+        if (a.sub !== req.principal.id) {
+          others.push({ a, used: false });
+          continue;
+        }
+        if (!inScope(a, scope)) throw new Error(`the ${a.role} assignment is for another ${scope}`);
         roles.add(a.role);
         treatment = true;
       } catch (e) {
         refused.push((e as Error).message);
       }
     }
-    // Delegated privileges: one verified chain per presented list.
+    // Delegated privileges: one verified chain per presented list. The first delegator must hold
+    // the role: a structural role by their device certificate (as the clinician resolver reports it,
+    // or `holdsRole`), a functional role by a valid role assignment of theirs presented with the
+    // request and in scope for this very resource — what an attending physician can pass on is
+    // being attending of *this* patient, for the delegation's time, and nothing wider.
+    const certRoles = new Map<string, readonly string[]>();
+    const resolveClinician: KeyResolver = async (kid, header) => {
+      const signer = await this.opts.resolveClinician(kid, header);
+      if (!signer) return undefined;
+      if (signer.roles) certRoles.set(signer.id, signer.roles);
+      return { id: signer.id, key: signer.key }; // roles judged below, functional ones included
+    };
+    const holds = async (clinician: string, role: string): Promise<boolean> => {
+      const scope = FUNCTIONAL[role];
+      if (scope) {
+        const proof = others.find(
+          (o) => o.a.sub === clinician && o.a.role === role && inScope(o.a, scope),
+        );
+        if (proof) proof.used = true;
+        return !!proof;
+      }
+      const known = certRoles.get(clinician);
+      return known ? known.includes(role) : this.opts.holdsRole(clinician, role);
+    };
     let delegated = false;
     for (const chain of req.delegations ?? []) {
       try {
         const g = await verifyDelegationChain(
           chain,
           req.principal.id,
-          this.opts.resolveClinician,
-          this.opts.holdsRole,
+          resolveClinician,
+          holds,
           this.opts.maxDelegationDepth ?? 2,
           now,
         );
         if (g.activity !== req.activity)
           throw new Error(`the delegation is for ${g.activity}, not ${req.activity}`);
         roles.add(g.role);
+        // A delegated functional role carries its scope: the treatment relationship it stands for.
+        if (FUNCTIONAL[g.role]) treatment = true;
         delegated = true;
         delegationPath = g.path;
       } catch (e) {
         refused.push((e as Error).message);
       }
     }
+    for (const o of others)
+      if (!o.used) refused.push(`the role assignment is for ${o.a.sub}, not the requester`);
 
     const file = d?.file;
     const hour = file ? localHour(now, file.timeZone ?? 'UTC') : 0;
