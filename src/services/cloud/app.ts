@@ -508,6 +508,7 @@ export async function buildCloud(
   const auditOps = cloudAuditOperations({ audit, policy: deps.policy, now });
   await pub.register(sessionPlugin, {
     server: deps.sessions,
+    ...(deps.capture ? { onOperation: deps.capture.operation } : {}),
     operations: {
       ...auditOps.operations,
       redeem: {
