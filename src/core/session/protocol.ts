@@ -316,7 +316,8 @@ export interface OpenedMessage {
 
 export class SessionServer {
   private readonly sessions = new Map<string, ServerSession>();
-  private readonly usedChallenges = new Set<string>();
+  /** Client challenges seen, with when: a replay within the idle time is refused by name. */
+  private readonly usedChallenges = new Map<string, number>();
   private readonly now: () => number;
   private connects = 0;
 
@@ -387,7 +388,7 @@ export class SessionServer {
       this.refuse('bad-request', 'a challenge is 32 random bytes', s.id);
     if (this.usedChallenges.has(req.challenge))
       this.refuse('replayed-challenge', 'this challenge was already used', s.id);
-    this.usedChallenges.add(req.challenge);
+    this.usedChallenges.set(req.challenge, this.now());
     const check = await this.opts.validateClient(req.chain ?? []);
     if (!check.ok)
       this.refuse('bad-certificate', `the client certificate is refused: ${check.reason}`, s.id);
@@ -493,14 +494,29 @@ export class SessionServer {
     s.lastSeen = this.now();
   }
 
-  /** Drops idle sessions and closed ones past their idle time (also run every 64 connections). */
+  /**
+   * Reports a refusal made above the session layer (an operation's body that fails its schema, an
+   * unknown operation), so that it reaches the same log as the session's own refusals.
+   */
+  report(reason: SessionRefusal, message: string, sessionId?: string): void {
+    this.opts.onRefusal?.(reason, message, sessionId);
+  }
+
+  /**
+   * Drops idle sessions, closed ones past their idle time, and challenges older than that (a
+   * replayed challenge is then still refused by the transcript signature, which covers the
+   * server's fresh challenge and session id). Also run every 64 connections.
+   */
   sweep(): number {
     let n = 0;
+    const idle = this.opts.idleMs ?? 15 * 60_000;
     for (const s of this.sessions.values())
-      if (this.now() - s.lastSeen > (this.opts.idleMs ?? 15 * 60_000)) {
+      if (this.now() - s.lastSeen > idle) {
         this.sessions.delete(s.id);
         n++;
       }
+    for (const [c, at] of this.usedChallenges)
+      if (this.now() - at > idle) this.usedChallenges.delete(c);
     return n;
   }
 }

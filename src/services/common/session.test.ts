@@ -195,7 +195,14 @@ describe('session protocol', () => {
     expect(r).toEqual({ echo: 'hello', clinician: 'dr.bob', packet: 32768 });
     // Schema-validated inside the session: answered 400 in the sealed reply (an operation's refusal,
     // not a session refusal: the session stays open).
+    const before = refusals.length;
     expect(await reason(c.request('echo', { text: 42 }))).toBe('bad-request');
+    expect(await reason(c.request('no-such-operation', {}))).toBe('unknown-operation');
+    // …and both reach the server's refusal log with their reason.
+    expect(refusals.slice(before)).toEqual([
+      expect.stringMatching(/^server bad-request: echo: .*text must be string/),
+      'server bad-request: no operation no-such-operation',
+    ]);
     await c.close();
     expect(await refused(() => c.request('echo', { text: 'again' }), 'closed', 'client')).toMatch(
       /the session was closed/,

@@ -181,19 +181,17 @@ export async function sessionPlugin(
     const op = opts.streams?.[name];
     const validate = validators.get(name);
     reply.header('content-type', 'application/vnd.ztv.sealed-stream');
-    if (!op || !validate)
+    if (!op || !validate) {
+      server.report('bad-request', `no stream ${name}`, sid);
       return reply.send(
         Buffer.from(await end(404, { error: 'unknown-operation', message: `no stream ${name}` })),
       );
-    if (!validate(msg.body))
-      return reply.send(
-        Buffer.from(
-          await end(400, {
-            error: 'bad-request',
-            message: `${name}: ${ajv.errorsText(validate.errors)}`,
-          }),
-        ),
-      );
+    }
+    if (!validate(msg.body)) {
+      const message = `${name}: ${ajv.errorsText(validate.errors)}`;
+      server.report('bad-request', message, sid);
+      return reply.send(Buffer.from(await end(400, { error: 'bad-request', message })));
+    }
     opts.onOperation?.(name, msg.body);
     const ctx = { client: opened.client, sessionId: sid, packet: packet + 1 };
     let source: AsyncIterable<Uint8Array>;
@@ -251,13 +249,15 @@ export async function sessionPlugin(
     const name = typeof msg.path === 'string' ? msg.path : '';
     const op = opts.operations[name];
     const validate = validators.get(name);
-    if (!op || !validate)
+    if (!op || !validate) {
+      server.report('bad-request', `no operation ${name}`, opened.sessionId);
       return answer(404, { error: 'unknown-operation', message: `no operation ${name}` });
-    if (!validate(msg.body))
-      return answer(400, {
-        error: 'bad-request',
-        message: `${name}: ${ajv.errorsText(validate.errors)}`,
-      });
+    }
+    if (!validate(msg.body)) {
+      const message = `${name}: ${ajv.errorsText(validate.errors)}`;
+      server.report('bad-request', message, opened.sessionId);
+      return answer(400, { error: 'bad-request', message });
+    }
     opts.onOperation?.(name, msg.body);
     try {
       const ctx = {
