@@ -122,6 +122,24 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
     return parts.join('.');
   };
 
+  /** `ztv outsource` as an operator runs it, against this federation's producer. */
+  const outsourceCli = (...files: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'src/cli/ztv.ts'),
+        'outsource',
+        '--producer',
+        t.fed.urls.producer,
+        '--data',
+        t.dir,
+        ...files,
+      ],
+      { encoding: 'utf8', cwd: REPO_ROOT },
+    );
+
   describe('outsourcing', () => {
     it('stores every instance at the cloud once, with its key wrapped at the producer', async () => {
       const producer = await t.database<{
@@ -147,21 +165,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
 
     it('is idempotent: sending the same files again through `ztv outsource` stores nothing new', async () => {
       const before = (await t.audit('cloud')).filter((r) => r.subtype === 'outsourcing').length;
-      const r = spawnSync(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(REPO_ROOT, 'src/cli/ztv.ts'),
-          'outsource',
-          '--producer',
-          t.fed.urls.producer,
-          '--data',
-          t.dir,
-          ...t.ct,
-        ],
-        { encoding: 'utf8', cwd: REPO_ROOT },
-      );
+      const r = outsourceCli(...t.ct);
       expect(r.stderr).toBe('');
       expect(r.stdout.trim()).toBe(
         `${t.ct.length} of ${t.ct.length} instance(s) stored at the cloud`,
@@ -174,22 +178,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
     it('refuses a broken file with the reason and still stores the good ones', async () => {
       const broken = join(t.dir, 'truncated.dcm');
       writeFileSync(broken, readFileSync(t.ct[0]!).subarray(0, 3000));
-      const r = spawnSync(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(REPO_ROOT, 'src/cli/ztv.ts'),
-          'outsource',
-          '--producer',
-          t.fed.urls.producer,
-          '--data',
-          t.dir,
-          broken,
-          t.ct[1]!,
-        ],
-        { encoding: 'utf8', cwd: REPO_ROOT },
-      );
+      const r = outsourceCli(broken, t.ct[1]!);
       expect(r.status).toBe(3);
       expect(r.stderr).toMatch(/^refused: .*truncated\.dcm: .*truncated/m);
       expect(r.stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace

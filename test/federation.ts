@@ -22,6 +22,7 @@ import { federationConfig, type PartyName } from '../src/services/common/config.
 import { consumerMigrations } from '../src/services/consumer/app.ts';
 import { outsource, startFederation, type Federation } from '../src/services/federation.ts';
 import { producerMigrations } from '../src/services/producer/app.ts';
+import type { AuditTables } from '../src/services/storage/audit-store.ts';
 import { dropSchema, openDatabase, type Database } from '../src/services/storage/db.ts';
 import { PG_URL } from './databases.ts';
 import { sampleFiles, samplePath } from './samples.ts';
@@ -196,22 +197,7 @@ export async function startTestFederation(
     },
     database,
     async audit(party) {
-      const d = await database<{
-        audit_records: {
-          seq: number;
-          time: string;
-          party: string;
-          event: string;
-          subtype: string;
-          action: string;
-          outcome: number;
-          actor: string;
-          objects: string;
-          details: string;
-          prev: string;
-          hash: string;
-        };
-      }>(party);
+      const d = await database<AuditTables>(party);
       try {
         const rows = await d.db.selectFrom('audit_records').selectAll().orderBy('seq').execute();
         return rows.map(

@@ -36,7 +36,7 @@ export interface AuditEndpoints {
   readonly consumer?: string;
 }
 
-/** The producer's answer to a trace (see src/services/producer/audit.ts). */
+/** What the producer's log says about a trace: the ticket and its requester (src/services/producer/audit.ts). */
 export interface TraceResolution {
   readonly trace: string;
   readonly known: boolean;
@@ -67,6 +67,7 @@ export interface PendingReview {
   readonly device: string;
   readonly issuedAt: string;
   readonly purpose: string;
+  /** The clinician's typed justification: shown to the reviewer, never logged or exported. */
   readonly justification: string;
   readonly rules: readonly string[];
   readonly patient: string;

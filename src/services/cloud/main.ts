@@ -4,44 +4,20 @@
  * (ZTV_CLOUD_BLOBS); ZTV_PORT_CLOUD and ZTV_PORT_CLOUD_INTERNAL give each its ports.
  */
 import { join } from 'node:path';
-import { SessionServer } from '../../core/session/protocol.ts';
-import { deviceValidator } from '../../core/session/peers.ts';
 import { federationConfig, urls } from '../common/config.ts';
 import { captureTo } from '../common/capture.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
 import { faultHook } from '../common/faults.ts';
-import { announce, onShutdown, startParty } from '../common/party.ts';
+import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { mtlsServerOptions } from '../common/tls.ts';
-import { LiveTrust } from '../common/trust.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildCloud, cloudMigrations, type CloudTables } from './app.ts';
 
 const c = federationConfig();
 const rt = await startParty<CloudTables>(c, 'cloud', cloudMigrations);
 const u = urls(c);
-const trust = new LiveTrust(
-  rt.pki,
-  { cert: rt.keys.certPem, key: rt.keys.keyPem },
-  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
-);
-await trust.fresh(true).catch(() => undefined);
-const sessions = new SessionServer({
-  credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
-  validateClient: async (chain) => {
-    await trust.fresh();
-    return deviceValidator(() => trust.view())(chain);
-  },
-  onRefusal: (reason, message) =>
-    void rt.audit.append({
-      event: '110113',
-      subtype: 'session-refused',
-      action: 'E',
-      outcome: 8,
-      actor: { id: 'unknown' },
-      objects: [],
-      details: { reason, message },
-    }),
-});
+const trust = await partyTrust(c, rt);
+const sessions = partySessions(rt, trust);
 const blobs = new FileBlobStore(process.env.ZTV_CLOUD_BLOBS ?? join(rt.dir, 'blobs'));
 // Blobs left by a crash between the blob write and the row commit; young ones may be another
 // replica's upload in flight, so only those older than ZTV_ORPHAN_MIN_AGE_MS (5 minutes) go.

@@ -10,8 +10,11 @@ import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
-import { partyDir, type FederationConfig, type PartyName } from './config.ts';
+import { SessionServer } from '../../core/session/protocol.ts';
+import { deviceValidator } from '../../core/session/peers.ts';
+import { partyDir, urls, type FederationConfig, type PartyName } from './config.ts';
 import { loadPkiDir, type LoadedPki } from './pki-dir.ts';
+import { LiveTrust } from './trust.ts';
 
 export interface PartyKeys {
   readonly signer: SigningKey;
@@ -75,6 +78,52 @@ export async function startParty<DB extends AuditTables>(
   });
   const audit = new AuditStore(database as unknown as Database<AuditTables>, party, keys.signer);
   return { keys, pki, database, audit, dir };
+}
+
+/**
+ * The party's live view of the federation's trust: its PKI directory, with the authority's current
+ * trust group and CRL and the consumer hospital's device CRL fetched over mutual TLS (first fetch
+ * now; a party that starts before the authority answers retries on the next request).
+ */
+export async function partyTrust<DB extends AuditTables>(
+  c: FederationConfig,
+  rt: PartyRuntime<DB>,
+): Promise<LiveTrust> {
+  const u = urls(c);
+  const trust = new LiveTrust(
+    rt.pki,
+    { cert: rt.keys.certPem, key: rt.keys.keyPem },
+    { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
+  );
+  await trust.fresh(true).catch(() => undefined);
+  return trust;
+}
+
+/**
+ * The party's session server for clinicians' devices: its organisation key, device chains checked
+ * against the live trust, every refusal a security alert in its audit chain.
+ */
+export function partySessions<DB extends AuditTables>(
+  rt: PartyRuntime<DB>,
+  trust: LiveTrust,
+): SessionServer {
+  return new SessionServer({
+    credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
+    validateClient: async (chain) => {
+      await trust.fresh().catch(() => undefined);
+      return deviceValidator(() => trust.view())(chain);
+    },
+    onRefusal: (reason, message) =>
+      void rt.audit.append({
+        event: '110113',
+        subtype: 'session-refused',
+        action: 'E',
+        outcome: 8,
+        actor: { id: 'unknown' },
+        objects: [],
+        details: { reason, message },
+      }),
+  });
 }
 
 /** Tells the launcher this party listens (one JSON line on stdout). */

@@ -6,18 +6,16 @@
  * certified key, clients validated as devices of the trust group (with the live CRLs).
  */
 import type { FastifyInstance } from 'fastify';
-import { deviceValidator } from '../../core/session/peers.ts';
-import { SessionServer } from '../../core/session/protocol.ts';
+import type { SessionServer } from '../../core/session/protocol.ts';
 import {
   AUDIT_DOMAIN,
   auditTrailOperations,
   type AuditAccessDeps,
 } from '../common/audit-access.ts';
-import { urls, type FederationConfig } from '../common/config.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
-import type { PartyRuntime } from '../common/party.ts';
+import { partySessions, type PartyRuntime } from '../common/party.ts';
 import { sessionPlugin } from '../common/session.ts';
-import { LiveTrust } from '../common/trust.ts';
+import type { LiveTrust } from '../common/trust.ts';
 import type { ConsumerTables } from './app.ts';
 
 export interface ConsumerAuditDeps extends Omit<AuditAccessDeps, 'domain'> {
@@ -38,33 +36,10 @@ export async function registerConsumerAudit(
   });
 }
 
-/** What the consumer process needs for it: live trust, a session server and the policy engine. */
+/** What the consumer process needs for it: a session server over its live trust, the policy engine. */
 export async function consumerAuditRuntime(
-  c: FederationConfig,
   rt: PartyRuntime<ConsumerTables>,
+  trust: LiveTrust,
 ): Promise<Omit<ConsumerAuditDeps, 'audit'>> {
-  const u = urls(c);
-  const trust = new LiveTrust(
-    rt.pki,
-    { cert: rt.keys.certPem, key: rt.keys.keyPem },
-    { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
-  );
-  const sessions = new SessionServer({
-    credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
-    validateClient: async (chain) => {
-      await trust.fresh().catch(() => undefined);
-      return deviceValidator(() => trust.view())(chain);
-    },
-    onRefusal: (reason, message) =>
-      void rt.audit.append({
-        event: '110113',
-        subtype: 'session-refused',
-        action: 'E',
-        outcome: 8,
-        actor: { id: 'unknown' },
-        objects: [],
-        details: { reason, message },
-      }),
-  });
-  return { sessions, policy: await loadPolicyEngine(trust) };
+  return { sessions: partySessions(rt, trust), policy: await loadPolicyEngine(trust) };
 }

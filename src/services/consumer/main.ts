@@ -12,8 +12,7 @@ import { pemDecode } from '../../core/crypto/keys.ts';
 import { OID, type StructuralRole } from '../../core/pki/oids.ts';
 import { X509Certificate } from '../../core/pki/x509.ts';
 import { federationConfig, urls } from '../common/config.ts';
-import { announce, onShutdown, startParty } from '../common/party.ts';
-import { LiveTrust } from '../common/trust.ts';
+import { announce, onShutdown, partyTrust, startParty } from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
 import {
   addCare,
@@ -59,12 +58,7 @@ const caKey = await crypto.subtle.importKey(
 const u = urls(c);
 // The viewer checks signers against what /trust serves: the authority's current trust group and
 // CRLs (refreshed every few seconds), not the copy made when the PKI directory was written.
-const trust = new LiveTrust(
-  rt.pki,
-  { cert: rt.keys.certPem, key: rt.keys.keyPem },
-  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
-);
-await trust.fresh(true).catch(() => undefined);
+const trust = await partyTrust(c, rt);
 const app = await buildConsumer({
   database: rt.database,
   hospitalName: 'Riverside Consumer Hospital',
@@ -79,7 +73,7 @@ const app = await buildConsumer({
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
-await registerConsumerAudit(app, { audit: rt.audit, ...(await consumerAuditRuntime(c, rt)) });
+await registerConsumerAudit(app, { audit: rt.audit, ...(await consumerAuditRuntime(rt, trust)) });
 // The viewer's configuration: where the producer and the cloud answer.
 app.get('/config.json', async () => ({
   producer: u.producer,

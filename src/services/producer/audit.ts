@@ -6,6 +6,7 @@
  * decided by the REVIEW rule under separation of duty (SOD-DYNAMIC: no one reviews their own), which
  * discharges the break-glass post-obligation. Every call is decided by the policy and logged first.
  */
+import type { PendingReview, TraceResolution } from '../../core/audit/client.ts';
 import type { Kysely } from 'kysely';
 import { studyRef } from '../../core/audit/trail.ts';
 import { toHex, utf8 } from '../../core/bytes.ts';
@@ -36,44 +37,6 @@ export interface ProducerAuditDeps extends AuditAccessDeps {
 /** The keyed patient pseudonym the producer's records carry (the same derivation as consultations). */
 export const patientPseudonym = (key: Uint8Array, patient: string): string =>
   toHex(sha256(key, utf8(`patient\0${patient}`))).slice(0, 32);
-
-/** What the producer's log says about a trace: the ticket and its requester. */
-export interface TraceResolution {
-  readonly trace: string;
-  readonly known: boolean;
-  readonly ticket?: {
-    readonly tid: string;
-    readonly requester: string;
-    readonly hospital: string;
-    readonly device: string;
-    readonly issuedAt: string;
-    readonly expiresAt: string;
-    readonly purpose: string;
-    readonly rules: readonly string[];
-    readonly obligations: readonly string[];
-    readonly breakGlass: boolean;
-    readonly review: string;
-    readonly reviewer: string | null;
-    readonly reviewedAt: string | null;
-    readonly patient: string;
-    readonly study: string;
-    readonly images: number;
-  };
-}
-
-export interface PendingReview {
-  readonly tid: string;
-  readonly requester: string;
-  readonly hospital: string;
-  readonly device: string;
-  readonly issuedAt: string;
-  readonly purpose: string;
-  /** The clinician's typed justification: shown to the reviewer, never logged or exported. */
-  readonly justification: string;
-  readonly rules: readonly string[];
-  readonly patient: string;
-  readonly study: string;
-}
 
 type TicketRow = ProducerTables['tickets'];
 

@@ -7,15 +7,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import { OID } from '../../core/pki/oids.ts';
-import { SessionServer } from '../../core/session/protocol.ts';
-import { deviceValidator } from '../../core/session/peers.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
 import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
-import { announce, onShutdown, startParty } from '../common/party.ts';
+import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
-import { LiveTrust } from '../common/trust.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
 
@@ -31,29 +28,8 @@ const kek = await crypto.subtle.importKey(
   false,
   ['encrypt', 'decrypt'],
 );
-const trust = new LiveTrust(
-  rt.pki,
-  { cert: rt.keys.certPem, key: rt.keys.keyPem },
-  { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
-);
-await trust.fresh(true).catch(() => undefined);
-const sessions = new SessionServer({
-  credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
-  validateClient: async (chain) => {
-    await trust.fresh();
-    return deviceValidator(() => trust.view())(chain);
-  },
-  onRefusal: (reason, message) =>
-    void rt.audit.append({
-      event: '110113',
-      subtype: 'session-refused',
-      action: 'E',
-      outcome: 8,
-      actor: { id: 'unknown' },
-      objects: [],
-      details: { reason, message },
-    }),
-});
+const trust = await partyTrust(c, rt);
+const sessions = partySessions(rt, trust);
 const beforeCloudUpload = faultHook('producer:before-cloud-upload');
 const { app } = await buildProducer({
   id: 'producer',
