@@ -1,20 +1,22 @@
 /**
  * The clinician's side of the protocol, for the browser viewer and for tests alike (fetch and WebCrypto
- * only): sign in to the hospital, get role assignments, open authenticated sessions with the producer
- * and the cloud, consult (receive the blind ticket), open the key part with the device's key, redeem
- * the cloud part and stream the traced instances.
+ * only): sign in to the hospital, get role assignments, fetch and pin the federation's trust material,
+ * open authenticated sessions with the producer and the cloud, consult (receive the blind ticket), open
+ * the key part with the device's key, redeem the cloud part and stream the traced instances.
  */
 import { X509Certificate, X509Crl } from '../pki/x509.ts';
 import type { FlattenedJWS } from 'jose';
-import { parseMultipart } from '../dicom/multipart.ts';
 import { ZtvError } from '../errors.ts';
-import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
+import { keyIdOf, signingKeyFromCryptoKeys, verifyKeyFromSpki } from '../crypto/keys.ts';
 import { toHex } from '../bytes.ts';
+import { readOrganisation } from '../pki/extensions.ts';
+import { OID, type OrgRole } from '../pki/oids.ts';
 import type { PkiView } from '../pki/resolver.ts';
-import { verifyTrustGroup } from '../pki/trust-group.ts';
+import { memberOf, verifyTrustGroup } from '../pki/trust-group.ts';
+import { validateCertificate } from '../pki/validate.ts';
 import { organisationValidator } from '../session/peers.ts';
 import { SessionClient, type Post, type Sealed } from '../session/protocol.ts';
-import { openKeysPart, type Ticket } from '../ticket/ticket.ts';
+import { openKeysPart, type ProducerLookup, type Ticket } from '../ticket/ticket.ts';
 
 export interface Endpoints {
   readonly consumer: string;
@@ -39,6 +41,34 @@ export class HttpFailure extends ZtvError {
   }
 }
 
+/** A party could not be reached at all (down, wrong address, refused by the browser). */
+export class NetworkFailure extends Error {
+  constructor(
+    readonly party: string,
+    readonly url: string,
+  ) {
+    super(`cannot reach the ${party} at ${url}`);
+    this.name = 'NetworkFailure';
+  }
+}
+
+const PARTIES: readonly (keyof Endpoints)[] = ['consumer', 'producer', 'cloud'];
+
+/** A fetch that names the party it could not reach instead of the browser's bare TypeError. */
+function reaching(f: typeof fetch, endpoints?: Partial<Endpoints>): typeof fetch {
+  return async (input, init) => {
+    try {
+      return await f(input, init);
+    } catch (e) {
+      if ((e as Error).name === 'AbortError') throw e;
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      const party =
+        PARTIES.find((p) => endpoints?.[p] && url.startsWith(endpoints[p]!)) ?? 'server';
+      throw new NetworkFailure(party, new URL(url).origin);
+    }
+  };
+}
+
 async function json(r: Response): Promise<unknown> {
   const body = (await r.json().catch(() => ({}))) as { error?: string; message?: string };
   if (!r.ok)
@@ -54,12 +84,75 @@ export const poster =
   (base: string, f: typeof fetch = fetch): Post =>
   async (path, body) =>
     json(
-      await f(`${base}${path}`, {
+      await reaching(f)(`${base}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(body),
       }),
     );
+
+/** The federation's trust material as the hospital publishes it (PEM and the signed trust group). */
+export interface TrustMaterial {
+  readonly root: string;
+  readonly intermediates: readonly string[];
+  readonly organisations: readonly string[];
+  readonly crls: readonly string[];
+  readonly trustGroup: FlattenedJWS;
+}
+
+const PEM_LIST_MAX = 256;
+
+function checkMaterial(t: unknown): TrustMaterial {
+  const m = t as Partial<TrustMaterial>;
+  const pems = (v: unknown): v is string[] =>
+    Array.isArray(v) && v.length <= PEM_LIST_MAX && v.every((p) => typeof p === 'string');
+  if (
+    typeof m?.root !== 'string' ||
+    !pems(m.intermediates) ||
+    !pems(m.organisations) ||
+    !pems(m.crls) ||
+    typeof m.trustGroup !== 'object' ||
+    m.trustGroup === null
+  )
+    throw new ZtvError('integrity', 'the hospital serves malformed trust material');
+  return m as TrustMaterial;
+}
+
+/** The trust material the consumer hospital serves at /trust, shape-checked (not yet pinned). */
+export async function fetchTrustMaterial(
+  consumer: string,
+  f: typeof fetch = fetch,
+): Promise<TrustMaterial> {
+  return checkMaterial(await json(await reaching(f, { consumer })(`${consumer}/trust`)));
+}
+
+/** SHA-256 of a certificate's DER, hex: the root's fingerprint the viewer pins. */
+export async function certificateSha256(pem: string): Promise<string> {
+  return toHex(new Uint8Array(await new X509Certificate(pem).getThumbprint('SHA-256')));
+}
+
+/** How the root is pinned: by its PEM, or by the SHA-256 of its DER (hex). */
+export type RootPin = { readonly pem: string } | { readonly sha256: string };
+
+/**
+ * A PkiView from trust material, refusing it unless the root is the pinned one and the trust group
+ * is signed by that root. Without a pin the served root is taken as it is (first use).
+ */
+export async function trustView(material: TrustMaterial, pin?: RootPin): Promise<PkiView> {
+  const t = checkMaterial(material);
+  if (pin && 'pem' in pin && pin.pem.replace(/\s/g, '') !== t.root.replace(/\s/g, ''))
+    throw new ZtvError('integrity', 'the hospital serves another root than the pinned one');
+  if (pin && 'sha256' in pin && (await certificateSha256(t.root)) !== pin.sha256.toLowerCase())
+    throw new ZtvError('integrity', 'the hospital serves another root than the pinned one');
+  const root = new X509Certificate(t.root);
+  return {
+    root,
+    intermediates: t.intermediates.map((p) => new X509Certificate(p)),
+    organisations: t.organisations.map((p) => new X509Certificate(p)),
+    crls: t.crls.map((p) => new X509Crl(p)),
+    trustGroup: await verifyTrustGroup(t.trustGroup, root),
+  };
+}
 
 /** The hospital's view of the federation's trust (root, CRLs, trust group), checked against the root. */
 export async function fetchTrust(
@@ -67,22 +160,49 @@ export async function fetchTrust(
   pinnedRoot?: string,
   f: typeof fetch = fetch,
 ): Promise<PkiView> {
-  const t = (await json(await f(`${consumer}/trust`))) as {
-    root: string;
-    intermediates: string[];
-    organisations: string[];
-    crls: string[];
-    trustGroup: FlattenedJWS;
-  };
-  if (pinnedRoot && pinnedRoot.replace(/\s/g, '') !== t.root.replace(/\s/g, ''))
-    throw new ZtvError('integrity', 'the hospital serves another root than the pinned one');
-  const root = new X509Certificate(pinnedRoot ?? t.root);
-  return {
-    root,
-    intermediates: t.intermediates.map((p) => new X509Certificate(p)),
-    organisations: t.organisations.map((p) => new X509Certificate(p)),
-    crls: t.crls.map((p) => new X509Crl(p)),
-    trustGroup: await verifyTrustGroup(t.trustGroup, root),
+  return trustView(
+    await fetchTrustMaterial(consumer, f),
+    pinnedRoot ? { pem: pinnedRoot } : undefined,
+  );
+}
+
+/**
+ * Who signed a ticket: the producer organisation whose certificate holds the JWS key id, valid up to
+ * the pinned root now, not revoked, and admitted by the trust group as a producer — the same checks
+ * the cloud makes on its part. Throws with the reason otherwise.
+ */
+export function ticketProducerResolver(view: () => PkiView) {
+  return async (kid: string): Promise<ProducerLookup> => {
+    const pki = view();
+    for (const cert of pki.organisations) {
+      const spki = new Uint8Array(cert.publicKey.rawData);
+      if (toHex(keyIdOf(spki)) !== kid) continue;
+      const ext = cert.getExtension(OID.organisationExtension);
+      const role: OrgRole | undefined = ext ? readOrganisation(ext.value).role : undefined;
+      if (role !== 'producer')
+        throw new ZtvError(
+          'ticket',
+          'the ticket is signed by an organisation that is not a producer',
+        );
+      const v = await validateCertificate(cert, {
+        anchors: [pki.root],
+        intermediates: pki.intermediates,
+        crls: pki.crls,
+        usage: 'signature',
+      });
+      if (!v.ok) throw new ZtvError('ticket', `the ticket's producer is not trusted: ${v.reason}`);
+      const member = await memberOf(pki.trustGroup, cert);
+      if (!member || member.role !== 'producer')
+        throw new ZtvError(
+          'ticket',
+          `the ticket's producer is not in trust group version ${pki.trustGroup.version}`,
+        );
+      return { producerId: member.id, key: await verifyKeyFromSpki(spki) };
+    }
+    throw new ZtvError(
+      'ticket',
+      'the ticket is signed by a key no producer of the federation holds',
+    );
   };
 }
 
@@ -110,21 +230,167 @@ export interface ConsultAnswer {
   readonly decision: { rules: string[]; obligations: string[] };
 }
 
+/**
+ * Bytes arriving in chunks, taken out by exact lengths: each byte is copied once, into the buffer
+ * that keeps it (concatenating chunk by chunk would copy a 500 kB instance a dozen times over).
+ */
+class ChunkQueue {
+  private readonly chunks: Uint8Array[] = [];
+  private head = 0;
+  length = 0;
+
+  push(c: Uint8Array): void {
+    if (c.length === 0) return;
+    this.chunks.push(c);
+    this.length += c.length;
+  }
+
+  /** The next `n` bytes (n ≤ length), removed from the queue. */
+  take(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length - this.head, n - off);
+      out.set(c.subarray(this.head, this.head + k), off);
+      off += k;
+      this.head += k;
+      if (this.head === c.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+
+  /** The byte at `i` from the front (i < length). */
+  at(i: number): number {
+    let k = this.head + i;
+    for (const c of this.chunks) {
+      if (k < c.length) return c[k]!;
+      k -= c.length;
+    }
+    return -1;
+  }
+
+  /** Where the next CRLF starts, searching at most `limit` bytes; -1 when not there yet. */
+  crlf(limit: number): number {
+    const end = Math.min(this.length, limit) - 1;
+    for (let i = 0; i < end; i++) if (this.at(i) === 13 && this.at(i + 1) === 10) return i;
+    return -1;
+  }
+}
+
+const FRAME_HEADER = 8;
+/** Larger than any negotiable packet: a longer frame is passed on for the session to refuse. */
+const MAX_FRAME = 16 * 1024 * 1024 + 64;
+
+/** The response body cut into whole session frames (u32 seq ‖ u32 length ‖ sealed bytes). */
+async function* sealedFrames(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const q = new ChunkQueue();
+  for (;;) {
+    while (q.length >= FRAME_HEADER) {
+      const len = ((q.at(4) << 24) | (q.at(5) << 16) | (q.at(6) << 8) | q.at(7)) >>> 0;
+      if (len > MAX_FRAME) {
+        yield q.take(q.length);
+        break;
+      }
+      if (q.length < FRAME_HEADER + len) break;
+      yield q.take(FRAME_HEADER + len);
+    }
+    const { done, value } = await reader.read();
+    if (done) {
+      if (q.length) yield q.take(q.length);
+      return;
+    }
+    q.push(value);
+  }
+}
+
+const LINE_MAX = 8192;
+
+/**
+ * The instances of a WADO-style multipart/related body (RFC 2387), as the cloud sends them: each part
+ * with its Content-Length and Content-Location. Parts are taken by length straight into their own
+ * buffer; a part without a length, or a body that ends early, is refused.
+ */
+async function* instancesOf(frames: AsyncIterator<Uint8Array>): AsyncGenerator<Retrieved> {
+  const q = new ChunkQueue();
+  const dec = new TextDecoder();
+  const fill = async (): Promise<boolean> => {
+    const r = await frames.next();
+    if (r.done) return false;
+    q.push(r.value);
+    return true;
+  };
+  const line = async (): Promise<string> => {
+    for (;;) {
+      const i = q.crlf(LINE_MAX);
+      if (i >= 0) {
+        const text = dec.decode(q.take(i));
+        q.take(2);
+        return text;
+      }
+      if (q.length >= LINE_MAX)
+        throw new ZtvError('integrity', 'the cloud sent a multipart line that never ends');
+      if (!(await fill()))
+        throw new ZtvError('truncated', 'the retrieval ends in the middle of a part');
+    }
+  };
+  let delimiter = (await line()).trim();
+  while (delimiter === '') delimiter = (await line()).trim();
+  if (!delimiter.startsWith('--'))
+    throw new ZtvError('integrity', 'the retrieval is not a multipart body');
+  for (;;) {
+    const headers: Record<string, string> = {};
+    for (let h = await line(); h !== ''; h = await line()) {
+      const c = h.indexOf(':');
+      if (c > 0) headers[h.slice(0, c).trim().toLowerCase()] = h.slice(c + 1).trim();
+    }
+    const length = Number(headers['content-length']);
+    if (!Number.isSafeInteger(length) || length < 0)
+      throw new ZtvError('integrity', 'the cloud sent a part without its Content-Length');
+    while (q.length < length + 2)
+      if (!(await fill()))
+        throw new ZtvError(
+          'truncated',
+          'a part of the retrieval is shorter than its Content-Length',
+        );
+    const bytes = q.take(length);
+    q.take(2); // the CRLF before the next delimiter
+    const id = /\/instances\/([0-9a-f-]+)/.exec(headers['content-location'] ?? '')?.[1] ?? '';
+    yield { id, bytes };
+    const next = (await line()).trim();
+    if (next === `${delimiter}--`) return;
+    if (next !== delimiter)
+      throw new ZtvError('integrity', 'a part of the retrieval is not followed by the boundary');
+  }
+}
+
+/** Session refusals after which a fresh session may simply be opened. */
+const STALE_SESSION = new Set(['unknown-session', 'expired', 'closed']);
+
 export interface Retrieved {
   readonly id: string;
   readonly bytes: Uint8Array;
 }
 
 export class FederationClient {
-  private producer?: SessionClient;
-  private cloud?: SessionClient;
+  private producer?: Promise<SessionClient>;
+  private cloud?: Promise<SessionClient>;
+  private readonly f: typeof fetch;
 
   constructor(
     readonly endpoints: Endpoints,
     private readonly device: DeviceKeys,
     private readonly trust: () => PkiView,
-    private readonly f: typeof fetch = fetch,
-  ) {}
+    f: typeof fetch = fetch,
+  ) {
+    this.f = reaching(f, endpoints);
+  }
 
   /** The device thumbprint: what tickets are bound to. */
   async deviceId(): Promise<string> {
@@ -142,12 +408,46 @@ export class FederationClient {
     clinician: { id: string; name: string; role: string; hospital: string };
   }> {
     return (await json(
-      await f(`${consumer}/login`, {
+      await reaching(f, { consumer })(`${consumer}/login`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ user, password }),
       }),
     )) as never;
+  }
+
+  /** Ends a sign-in at the hospital (the token stops working everywhere). */
+  static async logout(consumer: string, token: string, f: typeof fetch = fetch): Promise<void> {
+    await json(
+      await reaching(f, { consumer })(`${consumer}/logout`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    );
+  }
+
+  /** Enrols a device: the CSR of its (non-extractable) keys, certified by the hospital. */
+  static async enrolDevice(
+    consumer: string,
+    token: string,
+    csr: string,
+    f: typeof fetch = fetch,
+  ): Promise<{ chain: string[]; thumbprint: string }> {
+    const r = (await json(
+      await reaching(f, { consumer })(`${consumer}/devices`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ csr }),
+      }),
+    )) as { chain?: unknown; thumbprint?: unknown };
+    if (
+      !Array.isArray(r.chain) ||
+      r.chain.length < 1 ||
+      !r.chain.every((p) => typeof p === 'string') ||
+      typeof r.thumbprint !== 'string'
+    )
+      throw new ZtvError('bad-input', 'the hospital answered the enrollment without a chain');
+    return { chain: r.chain as string[], thumbprint: r.thumbprint };
   }
 
   async roleAssignments(token: string): Promise<string[]> {
@@ -176,12 +476,45 @@ export class FederationClient {
     return c;
   }
 
-  private async producerSession(): Promise<SessionClient> {
-    return (this.producer ??= await this.session(this.endpoints.producer, 'producer'));
+  /** One session per party, opened once even when several requests start together. */
+  private producerSession(): Promise<SessionClient> {
+    this.producer ??= this.session(this.endpoints.producer, 'producer').catch((e: unknown) => {
+      this.producer = undefined;
+      throw e;
+    });
+    return this.producer;
   }
 
-  private async cloudSession(): Promise<SessionClient> {
-    return (this.cloud ??= await this.session(this.endpoints.cloud, 'cloud'));
+  private cloudSession(): Promise<SessionClient> {
+    this.cloud ??= this.session(this.endpoints.cloud, 'cloud').catch((e: unknown) => {
+      this.cloud = undefined;
+      throw e;
+    });
+    return this.cloud;
+  }
+
+  /**
+   * Runs `fn` in the party's session; when the service no longer knows the session (it expired after
+   * inactivity, or the service restarted), opens a new one and runs `fn` once more.
+   */
+  private async inSession<T>(
+    party: 'producer' | 'cloud',
+    fn: (s: SessionClient) => Promise<T>,
+  ): Promise<T> {
+    const open = () => (party === 'producer' ? this.producerSession() : this.cloudSession());
+    try {
+      return await fn(await open());
+    } catch (e) {
+      if (!(e instanceof HttpFailure) || !STALE_SESSION.has(e.reason)) throw e;
+      if (party === 'producer') this.producer = undefined;
+      else this.cloud = undefined;
+      return fn(await open());
+    }
+  }
+
+  /** Opens the sessions ahead of time (the handshakes then cost nothing when the clinician asks). */
+  async connect(): Promise<void> {
+    await Promise.all([this.producerSession(), this.cloudSession()]);
   }
 
   async search(
@@ -194,11 +527,11 @@ export class FederationClient {
       series: { uid: string; description: string; instances: number }[];
     }[];
   }> {
-    return (await this.producerSession()).request('search', { purpose, roleAssignments });
+    return this.inSession('producer', (s) => s.request('search', { purpose, roleAssignments }));
   }
 
   async consult(req: ConsultRequest): Promise<ConsultAnswer> {
-    return (await this.producerSession()).request('consult', req);
+    return this.inSession('producer', (s) => s.request('consult', req));
   }
 
   /** Opens the ticket's key part with this device's (non-extractable) encryption key. */
@@ -217,35 +550,29 @@ export class FederationClient {
   async redeem(
     ticket: Ticket,
   ): Promise<{ redemption: string; ticket: string; images: string[]; expiresAt: number }> {
-    return (await this.cloudSession()).request('redeem', { ticket: ticket.cloud });
+    return this.inSession('cloud', (s) => s.request('redeem', { ticket: ticket.cloud }));
   }
 
-  /** Streams the traced instances of a redemption, one complete instance at a time. */
-  async *retrieve(redemption: string): AsyncGenerator<Retrieved> {
+  /**
+   * Streams the traced instances of a redemption, one complete instance at a time; `signal` stops
+   * the transfer (the clinician closed the study).
+   */
+  async *retrieve(redemption: string, signal?: AbortSignal): AsyncGenerator<Retrieved> {
     const s = await this.cloudSession();
     const fetchStream = async (path: string, sealed: Sealed) => {
       const r = await this.f(`${this.endpoints.cloud}${path}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(sealed),
+        ...(signal ? { signal } : {}),
       });
-      if (!r.ok || !r.body)
-        throw new HttpFailure(r.status, 'stream', `the cloud answered ${r.status}`);
+      if (!r.ok) await json(r);
+      if (!r.body) throw new HttpFailure(r.status, 'stream', `the cloud answered ${r.status}`);
       const reader = r.body.getReader();
-      return (async function* () {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      })();
+      return sealedFrames(reader);
     };
     const frames = s.stream('retrieve', { redemption }, fetchStream);
-    for await (const part of parseMultipart(frames)) {
-      const id =
-        /\/instances\/([0-9a-f-]+)/.exec(part.headers['content-location'] ?? '')?.[1] ?? '';
-      yield { id, bytes: part.body };
-    }
+    yield* instancesOf(frames);
     // The multipart body is complete; the stream's final frame must still be read and checked.
     for (let r = await frames.next(); !r.done; r = await frames.next())
       if (r.value.length)
@@ -253,9 +580,9 @@ export class FederationClient {
   }
 
   async close(): Promise<void> {
-    await this.producer?.close();
-    await this.cloud?.close();
+    const sessions = [this.producer, this.cloud];
     this.producer = undefined;
     this.cloud = undefined;
+    await Promise.all(sessions.map((s) => s?.then((c) => c.close()).catch(() => undefined)));
   }
 }
