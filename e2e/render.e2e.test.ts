@@ -5,10 +5,9 @@
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pemEncode } from '../src/core/crypto/keys.ts';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { protect, traceIdFrom, traceProtected } from '../src/core/protect/index.ts';
-import { testKeys } from '../test/keys.ts';
+import { testTrust } from '../src/viewer/pipeline/testing.ts';
 import { sampleFiles } from '../test/samples.ts';
 import { launchChromium } from './browser.ts';
 import { servePages, type ServedPages } from './pages-server.ts';
@@ -56,12 +55,12 @@ beforeAll(async () => {
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(`${pages.base}/e2e/pages/render.html`);
   await page.waitForFunction(() => typeof window.renderSeries === 'function');
-  const keys = await testKeys();
+  const keys = await testTrust();
   const images = [];
   for (const f of files) {
     const p = await protect(new Uint8Array(readFileSync(f)), {
       signer: keys.producer,
-      pseudonymKey: keys.pseudonymKey,
+      pseudonymKey: new Uint8Array(32),
     });
     const t = await traceProtected(p.bytes, { signer: keys.cloud, traceId: traceIdFrom('render') });
     images.push({
@@ -71,12 +70,7 @@ beforeAll(async () => {
     });
   }
   const result = await page.evaluate((input) => window.renderSeries(input), {
-    trust: {
-      producers: [
-        { pem: pemEncode('PUBLIC KEY', keys.producer.publicKey.spki), subject: 'Producer' },
-      ],
-      clouds: [{ pem: pemEncode('PUBLIC KEY', keys.cloud.publicKey.spki), subject: 'Cloud' }],
-    },
+    trust: keys.bundle,
     images,
   });
   expect(errors).toEqual([]);

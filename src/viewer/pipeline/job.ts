@@ -1,16 +1,24 @@
 /**
  * What a decode worker does, as a plain message handler (the worker file only wires it to
- * `self.onmessage`; tests call it directly): keep the trust anchors and the image keys of this session
- * in memory, and open protected images into display-ready frames.
+ * `self.onmessage`; tests call it directly): keep the federation's trust (pinned root, chains, CRLs,
+ * trust group) and the image keys of this session in memory — the keys opened here from the ticket's
+ * key part — and open protected images into display-ready frames.
  */
-import { verifyKeyFromPem } from '../../core/crypto/keys.ts';
+import { ticketProducerResolver } from '../../core/client/federation.ts';
 import type { DataSet } from '../../core/dicom/dataset.ts';
 import { tagName } from '../../core/dicom/dictionary.ts';
 import { TEXT_VRS } from '../../core/dicom/dataset.ts';
 import { isZtvError } from '../../core/errors.ts';
-import { openProtected, staticResolver, type SignerResolver } from '../../core/protect/index.ts';
+import type { PkiView } from '../../core/pki/resolver.ts';
+import { inspectProtected, openProtected, type SignerResolver } from '../../core/protect/index.ts';
+import { openKeysPart } from '../../core/ticket/ticket.ts';
 import { displayFrame, displayMeta, type DisplayPixels } from './display.ts';
 import type { FrameOut, PixelKind, TagRow, WorkerRequest, WorkerResponse } from './protocol.ts';
+import { chainReport, memoResolver, viewOf } from './trust.ts';
+import { warmUp } from './warmup.ts';
+import { keyIdOf } from '../../core/crypto/keys.ts';
+import { readOrganisation } from '../../core/pki/extensions.ts';
+import { OID } from '../../core/pki/oids.ts';
 
 export interface Reply {
   readonly message: WorkerResponse;
@@ -77,24 +85,46 @@ function numberOf(vr: string, v: Uint8Array): string {
   return `(${v.length} bytes)`;
 }
 
+const failure = (id: number, e: unknown, ref?: string): Reply => ({
+  message: {
+    kind: 'failed',
+    id,
+    ...(ref !== undefined ? { ref } : {}),
+    code: isZtvError(e) ? e.code : 'internal',
+    message: isZtvError(e) ? e.message : `internal error: ${(e as Error).message}`,
+  },
+  transfer: [],
+});
+
 export class DecodeJob {
+  private view: PkiView | undefined;
   private resolver: SignerResolver | undefined;
   private readonly keys = new Map<string, Uint8Array>();
+  /**
+   * The warm-up started after the first trust: the open path run once on a synthetic image and the
+   * federation's producer and cloud chains validated into the resolver's memo. Resolves to the
+   * synthetic image's verdict status; nothing waits for it.
+   */
+  warmed?: Promise<string>;
 
   async handle(req: WorkerRequest): Promise<Reply> {
     const none: ArrayBuffer[] = [];
     switch (req.kind) {
-      case 'trust': {
-        const load = (list: readonly { pem: string; subject: string }[]) =>
-          Promise.all(
-            list.map(async (e) => ({ key: await verifyKeyFromPem(e.pem), subject: e.subject })),
-          );
-        this.resolver = staticResolver({
-          producer: await load(req.trust.producers),
-          cloud: await load(req.trust.clouds),
-        });
+      case 'trust':
+        try {
+          this.view = await viewOf(req.trust);
+          this.resolver = memoResolver(this.view);
+          this.warmed ??= warmUp().catch((e: unknown) => `warm-up failed: ${(e as Error).message}`);
+          void this.prime(this.view, this.resolver);
+        } catch (e) {
+          // A refused trust bundle leaves the worker without trust: nothing verifies.
+          this.view = undefined;
+          this.resolver = undefined;
+          return failure(req.id, e);
+        }
         return { message: { kind: 'ok', id: req.id }, transfer: none };
-      }
+      case 'ticket':
+        return this.openTicket(req);
       case 'keys':
         for (const k of req.keys) this.keys.set(k.ref, k.key.slice());
         return { message: { kind: 'ok', id: req.id }, transfer: none };
@@ -104,6 +134,93 @@ export class DecodeJob {
         return { message: { kind: 'ok', id: req.id }, transfer: none };
       case 'open':
         return this.open(req.id, req.ref, new Uint8Array(req.bytes));
+      case 'inspect':
+        return this.inspect(req.id, req.ref, new Uint8Array(req.bytes));
+    }
+  }
+
+  /** Validates the chains of the federation's producers and clouds now, into the resolver's memo. */
+  private async prime(view: PkiView, resolver: SignerResolver): Promise<void> {
+    for (const cert of view.organisations) {
+      const ext = cert.getExtension(OID.organisationExtension);
+      const role = ext ? readOrganisation(ext.value).role : undefined;
+      if (role === 'producer' || role === 'cloud')
+        await resolver
+          .resolve(keyIdOf(new Uint8Array(cert.publicKey.rawData)), role, new Date())
+          .catch(() => undefined);
+    }
+  }
+
+  /** The ticket's key part, opened here with the device key; the image keys stay in this worker. */
+  private async openTicket(req: Extract<WorkerRequest, { kind: 'ticket' }>): Promise<Reply> {
+    const view = this.view;
+    if (!view)
+      return {
+        message: {
+          kind: 'failed',
+          id: req.id,
+          code: 'no-trust',
+          message: 'the viewer has no trust anchors yet',
+        },
+        transfer: [],
+      };
+    try {
+      const { claims, keys } = await openKeysPart(req.keys, {
+        resolveProducer: ticketProducerResolver(() => view),
+        decryptionKey: req.decryptionKey,
+        deviceId: req.deviceId,
+      });
+      for (const [ref, key] of keys) this.keys.set(ref, key);
+      return {
+        message: {
+          kind: 'ticket-opened',
+          id: req.id,
+          tid: claims.tid,
+          images: [...keys.keys()],
+          expiresAt: claims.exp,
+        },
+        transfer: [],
+      };
+    } catch (e) {
+      return failure(req.id, e);
+    }
+  }
+
+  private async inspect(id: number, ref: string, bytes: Uint8Array): Promise<Reply> {
+    try {
+      const container = inspectProtected(bytes, ref);
+      const view = this.view;
+      const seal =
+        view && container.seal
+          ? await chainReport(
+              view,
+              container.seal.signerKeyId,
+              'producer',
+              new Date(container.seal.createdAt),
+            )
+          : undefined;
+      const trace =
+        view && container.trace
+          ? await chainReport(
+              view,
+              container.trace.cloudKeyId,
+              'cloud',
+              new Date(container.trace.tracedAt),
+            )
+          : undefined;
+      return {
+        message: {
+          kind: 'inspected',
+          id,
+          ref,
+          container,
+          ...(seal ? { seal } : {}),
+          ...(trace ? { trace } : {}),
+        },
+        transfer: [],
+      };
+    } catch (e) {
+      return failure(id, e, ref);
     }
   }
 

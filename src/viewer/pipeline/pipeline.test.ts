@@ -1,17 +1,22 @@
-// The decode pipeline: the pool schedules by priority across workers, broadcasts configuration, and the
-// job opens real protected images into display frames; keys go in and never come back out.
+// The decode pipeline: the pool schedules by priority across workers, broadcasts configuration and
+// survives a dead worker; the job verifies real protected images through the federation's PKI (pinned
+// root, certificate chains, CRLs, trust group), opens the ticket's key part itself with a
+// non-extractable device key, and keys go in and never come back out.
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { testKeys, type TestKeys } from '../../../test/keys.ts';
 import { samplePath } from '../../../test/samples.ts';
-import { pemEncode } from '../../core/crypto/keys.ts';
+import { toHex } from '../../core/bytes.ts';
+import { generateEncryptionKeys } from '../../core/pki/issue.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { readPixelData } from '../../core/dicom/pixels.ts';
 import { protect, traceIdFrom, traceProtected } from '../../core/protect/index.ts';
+import { issueTicket } from '../../core/ticket/ticket.ts';
 import { displayFrame } from './display.ts';
 import { DecodeJob } from './job.ts';
 import { defaultPoolSize, WorkerPool, type WorkerLike } from './pool.ts';
 import type { WorkerRequest, WorkerResponse } from './protocol.ts';
+import { testTrust, type TestTrust } from './testing.ts';
+import { memoResolver, viewOf } from './trust.ts';
 
 /** The real job code behind a worker-shaped object (messages are cloned as a worker would). */
 function inProcessWorker(log: string[], name: string): WorkerLike {
@@ -32,10 +37,14 @@ function inProcessWorker(log: string[], name: string): WorkerLike {
   return w;
 }
 
-let keys: TestKeys;
+type Failed = Extract<WorkerResponse, { kind: 'failed' }>;
+const code = (r: WorkerResponse): string => (r as Failed).code;
+
+let trust: TestTrust;
+const trace = traceIdFrom('pipeline');
 const images: { ref: string; bytes: Uint8Array; key: Uint8Array; input: Uint8Array }[] = [];
 beforeAll(async () => {
-  keys = await testKeys();
+  trust = await testTrust();
   for (const rel of [
     'small/CT_small.dcm',
     'small/MR_small.dcm',
@@ -43,33 +52,29 @@ beforeAll(async () => {
     'small/emri_small.dcm',
   ]) {
     const input = new Uint8Array(readFileSync(samplePath(rel)));
-    const p = await protect(input, { signer: keys.producer, pseudonymKey: keys.pseudonymKey });
-    const bytes = await traceProtected(p.bytes, {
-      signer: keys.cloud,
-      traceId: traceIdFrom('pipeline'),
-    });
+    const p = await protect(input, { signer: trust.producer, pseudonymKey: new Uint8Array(32) });
+    const bytes = await traceProtected(p.bytes, { signer: trust.cloud, traceId: trace });
     images.push({ ref: rel, bytes, key: p.imageKey, input });
   }
 });
 
-const trust = () => ({
-  producers: [{ pem: pemEncode('PUBLIC KEY', keys.producer.publicKey.spki), subject: 'Producer' }],
-  clouds: [{ pem: pemEncode('PUBLIC KEY', keys.cloud.publicKey.spki), subject: 'Cloud' }],
-});
+const keysOf = () => images.map((i) => ({ ref: i.ref, key: i.key }));
 
 describe('decode pipeline', () => {
-  it('sizes the pool from the cores, leaving one for the page', () => {
-    expect(defaultPoolSize(2)).toBe(1);
-    expect(defaultPoolSize(8)).toBe(7);
-    expect(defaultPoolSize(undefined)).toBe(1);
+  it('sizes the pool from the cores, less the workers of other pools', () => {
+    expect(defaultPoolSize(2)).toBe(2);
+    expect(defaultPoolSize(8)).toBe(8);
+    expect(defaultPoolSize(8, 4)).toBe(4);
+    expect(defaultPoolSize(2, 2)).toBe(1);
+    expect(defaultPoolSize(undefined)).toBe(2);
   });
 
-  it('opens every image on some worker, verified, with the display frames of the original', async () => {
+  it('opens every image on some worker, verified up to the pinned root, with the frames of the original', async () => {
     const log: string[] = [];
     let n = 0;
     const pool = new WorkerPool(() => inProcessWorker(log, `w${n++}`), 2);
-    await pool.broadcast({ kind: 'trust', trust: trust() });
-    await pool.broadcast({ kind: 'keys', keys: images.map((i) => ({ ref: i.ref, key: i.key })) });
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    await pool.broadcast({ kind: 'keys', keys: keysOf() });
     expect(log.filter((l) => l.endsWith(':trust'))).toEqual(['w0:trust', 'w1:trust']);
     const results = await Promise.all(
       images.map((i) => pool.run({ kind: 'open', ref: i.ref, bytes: i.bytes.slice().buffer })),
@@ -79,6 +84,10 @@ describe('decode pipeline', () => {
       if (res.kind !== 'opened') continue;
       expect(res.verdict.status).toBe('verified');
       expect(res.verdict.trace?.text).toBe('pipeline');
+      // The signers are the federation's certificates, chained to its root.
+      expect(res.verdict.seal?.signer?.subject).toBe(trust.pki.organisations.producer.cert.subject);
+      expect(res.verdict.seal?.signer?.chain.at(-1)).toBe(trust.pki.root.cert.subject);
+      expect(res.verdict.trace?.signer?.subject).toBe(trust.pki.organisations.cloud.cert.subject);
       const parsed = parseDicom(images[k]!.input);
       const px = await readPixelData(parsed);
       expect(res.frames.length).toBe(px.info.frames);
@@ -100,35 +109,51 @@ describe('decode pipeline', () => {
     pool.terminate();
   });
 
-  it('serves the highest priority first when workers are busy', async () => {
+  it('serves the highest priority first when workers are busy, and re-ranks the queue on demand', async () => {
     const log: string[] = [];
     const pool = new WorkerPool(() => inProcessWorker(log, 'w'), 1);
-    await pool.broadcast({ kind: 'trust', trust: trust() });
-    await pool.broadcast({ kind: 'keys', keys: images.map((i) => ({ ref: i.ref, key: i.key })) });
-    const runs = [
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    await pool.broadcast({ kind: 'keys', keys: keysOf() });
+    const open = (i: number, priority: number) =>
       pool.run(
-        { kind: 'open', ref: images[0]!.ref, bytes: images[0]!.bytes.slice().buffer },
+        { kind: 'open', ref: images[i]!.ref, bytes: images[i]!.bytes.slice().buffer },
         [],
-        5,
-      ),
-      pool.run(
-        { kind: 'open', ref: images[1]!.ref, bytes: images[1]!.bytes.slice().buffer },
-        [],
-        5,
-      ),
-      pool.run(
-        { kind: 'open', ref: images[2]!.ref, bytes: images[2]!.bytes.slice().buffer },
-        [],
-        0,
-      ),
-    ];
+        priority,
+      );
+    const runs = [open(0, 5), open(1, 5), open(2, 0), open(3, 9)];
+    // The clinician scrolled to image 3: it goes before image 1.
+    pool.reprioritise((r) => (r.kind === 'open' && r.ref === images[3]!.ref ? 1 : undefined));
     await Promise.all(runs);
-    // The first was already on the worker; then priority 0 overtakes the queued priority 5.
+    // The first was already on the worker; then priority 0, the re-ranked 1, and the 5 left.
     expect(log.filter((l) => l.includes(':open:'))).toEqual([
       `w:open:${images[0]!.ref}`,
       `w:open:${images[2]!.ref}`,
+      `w:open:${images[3]!.ref}`,
       `w:open:${images[1]!.ref}`,
     ]);
+  });
+
+  it('fails, rather than hangs, the requests of a worker that dies or of a stopped pool', async () => {
+    const dead: WorkerLike = {
+      onmessage: null,
+      onerror: null,
+      postMessage() {
+        setTimeout(() => dead.onerror?.({ message: 'script failed to load' }), 1);
+      },
+      terminate() {},
+    };
+    const pool = new WorkerPool(() => dead, 1);
+    const a = pool.run({ kind: 'forget' });
+    const b = pool.run({ kind: 'forget' });
+    expect(await a).toMatchObject({ kind: 'failed', code: 'worker' });
+    expect(await b).toMatchObject({ kind: 'failed', code: 'worker' });
+    const stopped = new WorkerPool(() => inProcessWorker([], 'w'), 1);
+    const queued = [stopped.run({ kind: 'forget' }), stopped.run({ kind: 'forget' })];
+    stopped.cancelQueued();
+    expect((await queued[0]!).kind).toBe('ok');
+    expect(code(await queued[1]!)).toBe('cancelled');
+    stopped.terminate();
+    expect(code(await stopped.run({ kind: 'forget' }))).toBe('terminated');
   });
 
   it('says why when it cannot open: no trust, no key, forgotten keys, tampered pixels', async () => {
@@ -136,9 +161,9 @@ describe('decode pipeline', () => {
     const img = images[0]!;
     const open = () =>
       job.handle({ kind: 'open', id: 1, ref: img.ref, bytes: img.bytes.slice().buffer });
-    expect(((await open()).message as WorkerResponse & { code: string }).code).toBe('no-trust');
-    await job.handle({ kind: 'trust', id: 2, trust: trust() });
-    expect(((await open()).message as WorkerResponse & { code: string }).code).toBe('no-key');
+    expect(code((await open()).message)).toBe('no-trust');
+    await job.handle({ kind: 'trust', id: 2, trust: trust.bundle });
+    expect(code((await open()).message)).toBe('no-key');
     await job.handle({ kind: 'keys', id: 3, keys: [{ ref: img.ref, key: img.key }] });
     expect((await open()).message.kind).toBe('opened');
     const bad = img.bytes.slice();
@@ -146,6 +171,171 @@ describe('decode pipeline', () => {
     const t = await job.handle({ kind: 'open', id: 4, ref: img.ref, bytes: bad.buffer });
     expect(t.message.kind === 'opened' && t.message.verdict.status).toBe('tampered');
     await job.handle({ kind: 'forget', id: 5 });
-    expect(((await open()).message as WorkerResponse & { code: string }).code).toBe('no-key');
+    expect(code((await open()).message)).toBe('no-key');
+  });
+});
+
+describe('trust in the workers', () => {
+  it('refuses a bundle whose root is not the pinned one, and then verifies nothing', async () => {
+    const job = new DecodeJob();
+    const other = await testTrust();
+    // The hospital serves another federation's root, trust group and certificates.
+    const swapped = { ...other.bundle, rootSha256: trust.bundle.rootSha256 };
+    const r = await job.handle({ kind: 'trust', id: 1, trust: swapped });
+    expect(r.message).toMatchObject({ kind: 'failed', code: 'integrity' });
+    expect((r.message as Failed).message).toMatch(/not the root this viewer pinned/);
+    await job.handle({ kind: 'keys', id: 2, keys: keysOf() });
+    const img = images[0]!;
+    const o = await job.handle({
+      kind: 'open',
+      id: 3,
+      ref: img.ref,
+      bytes: img.bytes.slice().buffer,
+    });
+    expect(code(o.message)).toBe('no-trust');
+  });
+
+  it('refuses a trust group the pinned root did not sign', async () => {
+    const other = await testTrust();
+    await expect(viewOf({ ...trust.bundle, trustGroup: other.bundle.trustGroup })).rejects.toThrow(
+      /not signed by the pinned authority/,
+    );
+  });
+
+  it('finds images sealed outside the federation unverifiable, with the reason', async () => {
+    const stranger = await testTrust();
+    const p = await protect(images[1]!.input, {
+      signer: stranger.producer,
+      pseudonymKey: new Uint8Array(32),
+    });
+    const bytes = await traceProtected(p.bytes, { signer: trust.cloud, traceId: trace });
+    const job = new DecodeJob();
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    await job.handle({ kind: 'keys', id: 2, keys: [{ ref: 'x', key: p.imageKey }] });
+    const r = await job.handle({ kind: 'open', id: 3, ref: 'x', bytes: bytes.slice().buffer });
+    expect(r.message.kind === 'opened' && r.message.verdict.status).toBe('unverifiable');
+    expect(r.message.kind === 'opened' && r.message.verdict.summary).toMatch(
+      /no certificate of the federation/,
+    );
+  });
+
+  it('memoises a signer only within its chain validity', async () => {
+    const view = await viewOf(trust.bundle);
+    const resolver = memoResolver(view);
+    const keyId = trust.producer.publicKey.keyId;
+    const now = await resolver.resolve(keyId, 'producer', new Date());
+    expect(now.ok).toBe(true);
+    const again = await resolver.resolve(keyId, 'producer', new Date(Date.now() + 1000));
+    expect(again.ok && now.ok && again.signer).toBe(now.ok && now.signer);
+    // A seal claiming a time before the certificates existed is still refused.
+    const before = await resolver.resolve(keyId, 'producer', new Date('1990-01-01T00:00:00Z'));
+    expect(before.ok).toBe(false);
+    // …and the role still matters.
+    expect((await resolver.resolve(keyId, 'cloud', new Date())).ok).toBe(false);
+  });
+});
+
+describe('tickets opened inside the worker', () => {
+  const issue = async (
+    deviceKey: CryptoKey,
+    deviceId: string,
+    opts: { ttlMs?: number; now?: number; signer?: TestTrust['producer'] } = {},
+  ) =>
+    issueTicket({
+      producer: opts.signer ?? trust.producer,
+      producerId: 'producer',
+      cloudId: 'cloud',
+      cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+      deviceId,
+      deviceEncryptionKey: deviceKey,
+      images: images.map((i) => ({ id: i.ref, key: i.key, trace })),
+      ttlMs: opts.ttlMs ?? 60_000,
+      purpose: 'treatment',
+      ...(opts.now !== undefined ? { now: opts.now } : {}),
+    });
+
+  it('opens the key part with a non-extractable device key and then the images', async () => {
+    const device = await generateEncryptionKeys(false);
+    expect(device.privateKey.extractable).toBe(false);
+    const deviceId = toHex(crypto.getRandomValues(new Uint8Array(32)));
+    const ticket = await issue(device.publicKey, deviceId);
+    const job = new DecodeJob();
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    const r = await job.handle({
+      kind: 'ticket',
+      id: 2,
+      keys: ticket.keys,
+      decryptionKey: device.privateKey,
+      deviceId,
+    });
+    expect(r.message).toMatchObject({ kind: 'ticket-opened', tid: ticket.tid });
+    expect(r.message.kind === 'ticket-opened' && r.message.images).toEqual(
+      images.map((i) => i.ref),
+    );
+    // What comes back names the images, never their keys.
+    for (const i of images)
+      expect(JSON.stringify(r.message)).not.toContain(Buffer.from(i.key).toString('base64url'));
+    for (const [n, i] of images.entries()) {
+      const o = await job.handle({
+        kind: 'open',
+        id: 3 + n,
+        ref: i.ref,
+        bytes: i.bytes.slice().buffer,
+      });
+      expect(o.message.kind === 'opened' && o.message.verdict.status).toBe('verified');
+    }
+  });
+
+  it("refuses another device's, an expired and a non-producer's ticket", async () => {
+    const device = await generateEncryptionKeys(false);
+    const deviceId = 'a'.repeat(64);
+    const job = new DecodeJob();
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    const open = async (t: Awaited<ReturnType<typeof issue>>, id = deviceId) =>
+      (
+        await job.handle({
+          kind: 'ticket',
+          id: 2,
+          keys: t.keys,
+          decryptionKey: device.privateKey,
+          deviceId: id,
+        })
+      ).message as Failed;
+    expect((await open(await issue(device.publicKey, deviceId), 'b'.repeat(64))).message).toMatch(
+      /another device/,
+    );
+    const old = await issue(device.publicKey, deviceId, { ttlMs: 1000, now: Date.now() - 5000 });
+    expect((await open(old)).message).toMatch(/expired/);
+    const byCloud = await issue(device.publicKey, deviceId, { signer: trust.cloud });
+    expect((await open(byCloud)).message).toMatch(/not a producer/);
+    expect(code(await open(byCloud))).toBe('ticket');
+  });
+});
+
+describe('the auditor view of an instance', () => {
+  it('lists the container and both signer chains up to the root', async () => {
+    const job = new DecodeJob();
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    const img = images[0]!;
+    const r = await job.handle({
+      kind: 'inspect',
+      id: 2,
+      ref: img.ref,
+      bytes: img.bytes.slice().buffer,
+    });
+    expect(r.message.kind).toBe('inspected');
+    if (r.message.kind !== 'inspected') return;
+    expect(r.message.container.intact).toBe(true);
+    expect(r.message.container.trace?.id).toBe(toHex(trace));
+    expect(r.message.seal?.status).toBe('valid');
+    expect(r.message.seal?.certificates.map((c) => c.subject)).toEqual([
+      trust.pki.organisations.producer.cert.subject,
+      trust.pki.root.cert.subject,
+    ]);
+    expect(r.message.seal?.certificates[0]).toMatchObject({ role: 'producer', member: 'producer' });
+    expect(r.message.trace?.certificates[0]?.subject).toBe(
+      trust.pki.organisations.cloud.cert.subject,
+    );
+    expect(r.message.trace?.status).toBe('valid');
   });
 });

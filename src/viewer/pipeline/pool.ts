@@ -1,13 +1,16 @@
 /**
  * A pool of decode workers: requests queue by priority (the image on screen first) and go to the next
- * idle worker; configuration (trust anchors, image keys) is broadcast to every worker. Works with any
- * worker-like object, so tests can run the same job code in-process.
+ * idle worker; configuration (trust, the ticket's key part) is broadcast to every worker. A worker that
+ * dies fails its request instead of leaving it pending; queued requests can be dropped when the
+ * clinician closes a study. Works with any worker-like object, so tests can run the same job code
+ * in-process.
  */
 import type { WorkerRequest, WorkerResponse } from './protocol.ts';
 
 export interface WorkerLike {
   postMessage(message: WorkerRequest, transfer: Transferable[]): void;
   onmessage: ((e: { data: WorkerResponse }) => void) | null;
+  onerror?: ((e: { message?: string }) => void) | null;
   terminate(): void;
 }
 
@@ -26,16 +29,30 @@ interface Pending {
   resolve(r: WorkerResponse): void;
 }
 
-/** Workers to start: the cores left after the main thread, at least one. */
-export const defaultPoolSize = (cores: number | undefined): number => Math.max(1, (cores ?? 2) - 1);
+/**
+ * Workers to start: one per core, less the workers other pools already run (Cornerstone's
+ * dicom-image-loader starts its own when it is initialised), at least one — both pools together no
+ * more than the cores. The page's own thread is not reserved a core: while a study streams it mostly
+ * waits (WebCrypto runs off-thread), and the benchmark measured the whole series faster this way on two
+ * cores (bench/reports/viewer.md).
+ */
+export const defaultPoolSize = (cores: number | undefined, otherWorkers = 0): number =>
+  Math.max(1, (cores ?? 2) - otherWorkers);
+
+const failed = (p: Pending, code: string, message: string): WorkerResponse => ({
+  kind: 'failed',
+  id: p.req.id,
+  ...('ref' in p.req ? { ref: p.req.ref } : {}),
+  code,
+  message,
+});
 
 export class WorkerPool {
   private readonly workers: WorkerLike[] = [];
-  private readonly busy = new Set<WorkerLike>();
+  private readonly busy = new Map<WorkerLike, Pending>();
   private readonly queue: Pending[] = [];
   /** Requests for one particular worker (broadcasts), served before the shared queue. */
   private readonly pinned = new Map<WorkerLike, Pending[]>();
-  private readonly waiting = new Map<number, Pending>();
   private nextId = 1;
   private seq = 0;
 
@@ -43,6 +60,7 @@ export class WorkerPool {
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = factory();
       w.onmessage = (e) => this.done(w, e.data);
+      w.onerror = (e) => this.crashed(w, e.message ?? 'the decode worker failed');
       this.workers.push(w);
     }
   }
@@ -51,7 +69,12 @@ export class WorkerPool {
     return this.workers.length;
   }
 
-  /** Sends a request to every worker (trust, keys, forget) and resolves when all have answered. */
+  /** Requests waiting for a worker (not those running). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Sends a request to every worker (trust, ticket, forget) and resolves when all have answered. */
   async broadcast(req: Request): Promise<WorkerResponse[]> {
     return Promise.all(this.workers.map((w) => this.enqueue(req, [], -Infinity, w)));
   }
@@ -61,7 +84,28 @@ export class WorkerPool {
     return this.enqueue(req, transfer, priority);
   }
 
+  /** Changes the priority of queued requests (the clinician scrolled): `rank(req)` gives the new one. */
+  reprioritise(rank: (req: WorkerRequest) => number | undefined): void {
+    const q = this.queue.map((p) => ({ ...p, priority: rank(p.req) ?? p.priority }));
+    this.queue.length = 0;
+    this.queue.push(...q.sort((a, b) => a.priority - b.priority || a.seq - b.seq));
+  }
+
+  /** Drops every queued request (they resolve as cancelled); running ones finish. */
+  cancelQueued(): void {
+    for (const p of this.queue.splice(0))
+      p.resolve(failed(p, 'cancelled', 'the request was cancelled'));
+  }
+
   terminate(): void {
+    this.cancelQueued();
+    for (const [w, p] of this.busy) {
+      p.resolve(failed(p, 'terminated', 'the decode workers were stopped'));
+      this.busy.delete(w);
+    }
+    for (const list of this.pinned.values())
+      for (const p of list.splice(0))
+        p.resolve(failed(p, 'terminated', 'the decode workers were stopped'));
     for (const w of this.workers) w.terminate();
     this.workers.length = 0;
   }
@@ -80,13 +124,19 @@ export class WorkerPool {
         seq: this.seq++,
         resolve,
       };
+      if (this.workers.length === 0) {
+        resolve(failed(p, 'terminated', 'the decode workers were stopped'));
+        return;
+      }
       if (pin) {
         const list = this.pinned.get(pin) ?? [];
         list.push(p);
         this.pinned.set(pin, list);
       } else {
-        this.queue.push(p);
-        this.queue.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+        // Insert in order (stable for equal priorities) rather than re-sorting the whole queue.
+        let i = this.queue.length;
+        while (i > 0 && this.queue[i - 1]!.priority > priority) i--;
+        this.queue.splice(i, 0, p);
       }
       this.pump();
     });
@@ -97,17 +147,33 @@ export class WorkerPool {
       if (this.busy.has(w)) continue;
       const next = this.pinned.get(w)?.shift() ?? this.queue.shift();
       if (!next) continue;
-      this.busy.add(w);
-      this.waiting.set(next.req.id, next);
+      this.busy.set(w, next);
       w.postMessage(next.req, next.transfer);
     }
   }
 
   private done(w: WorkerLike, res: WorkerResponse): void {
+    const p = this.busy.get(w);
     this.busy.delete(w);
-    const p = this.waiting.get(res.id);
-    this.waiting.delete(res.id);
-    p?.resolve(res);
+    if (p && p.req.id === res.id) p.resolve(res);
+    this.pump();
+  }
+
+  /**
+   * A worker failed outside a request's handling (its script did not load, or it ran out of memory):
+   * it is taken out of the pool with what it was doing; with no worker left, everything fails.
+   */
+  private crashed(w: WorkerLike, message: string): void {
+    const p = this.busy.get(w);
+    this.busy.delete(w);
+    p?.resolve(failed(p, 'worker', message));
+    for (const q of this.pinned.get(w)?.splice(0) ?? []) q.resolve(failed(q, 'worker', message));
+    this.pinned.delete(w);
+    const i = this.workers.indexOf(w);
+    if (i >= 0) this.workers.splice(i, 1);
+    w.terminate();
+    if (this.workers.length === 0)
+      for (const q of this.queue.splice(0)) q.resolve(failed(q, 'worker', message));
     this.pump();
   }
 }

@@ -1,15 +1,24 @@
 /**
- * Messages between the viewer and its decode workers. Image keys go to the workers and never come
- * back; what comes back is the verdict, the display-ready frames (transferred, not copied) and the
- * restored header for the tag browser.
+ * Messages between the viewer and its decode workers. The workers get the federation's trust material
+ * (they verify every seal and trace up to the pinned root themselves) and the ticket's key part with the
+ * device's non-extractable decryption key: image keys are opened inside the workers and never come
+ * back. What comes back is the verdict, the display-ready frames (transferred, not copied), the
+ * restored header for the tag browser and, on request, the auditor's view of a served instance.
  */
+import type { FlattenedJWS } from 'jose';
+import type { ContainerReport } from '../../core/protect/inspect.ts';
 import type { Verdict } from '../../core/protect/verdict.ts';
 import type { DisplayMeta } from './display.ts';
 
-/** Public keys (SPKI PEM) the workers trust for seals and traces, with the names to show. */
+/** The federation's trust as the hospital publishes it (PEM), and the root fingerprint the viewer pinned. */
 export interface TrustBundle {
-  readonly producers: readonly { readonly pem: string; readonly subject: string }[];
-  readonly clouds: readonly { readonly pem: string; readonly subject: string }[];
+  readonly root: string;
+  readonly intermediates: readonly string[];
+  readonly organisations: readonly string[];
+  readonly crls: readonly string[];
+  readonly trustGroup: FlattenedJWS;
+  /** SHA-256 (hex) of the root certificate's DER: the workers refuse any other root. */
+  readonly rootSha256: string;
 }
 
 export type PixelKind = 'int16' | 'uint16' | 'float32' | 'uint8';
@@ -30,9 +39,42 @@ export interface TagRow {
   readonly depth: number;
 }
 
+/** One certificate of a signer's chain, as the auditor view shows it. */
+export interface CertificateInfo {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly serial: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  /** SHA-256 of the DER (hex). */
+  readonly sha256: string;
+  /** The organisation role and the trust-group member id, for organisation certificates. */
+  readonly role?: string;
+  readonly member?: string;
+}
+
+/** A signer's chain, leaf first, with the result of validating it now. */
+export interface ChainReport {
+  readonly keyId: string;
+  readonly status: 'valid' | 'refused';
+  /** Why the chain is refused, or what it was validated against. */
+  readonly detail: string;
+  readonly certificates: readonly CertificateInfo[];
+}
+
 export type WorkerRequest =
   | { readonly kind: 'trust'; readonly id: number; readonly trust: TrustBundle }
   | {
+      /** Opens a ticket's key part (compact JWS) with the device's decryption key, in the worker. */
+      readonly kind: 'ticket';
+      readonly id: number;
+      readonly keys: string;
+      readonly decryptionKey: CryptoKey;
+      /** The device certificate's SHA-256 thumbprint: the audience the key part must name. */
+      readonly deviceId: string;
+    }
+  | {
+      /** Image keys held elsewhere already (tests, tools); the viewer itself sends tickets. */
       readonly kind: 'keys';
       readonly id: number;
       readonly keys: readonly { readonly ref: string; readonly key: Uint8Array }[];
@@ -43,10 +85,25 @@ export type WorkerRequest =
       readonly ref: string;
       readonly bytes: ArrayBuffer;
     }
+  | {
+      /** The auditor's view: container contents and signer chains; needs no image key. */
+      readonly kind: 'inspect';
+      readonly id: number;
+      readonly ref: string;
+      readonly bytes: ArrayBuffer;
+    }
   | { readonly kind: 'forget'; readonly id: number };
 
 export type WorkerResponse =
   | { readonly kind: 'ok'; readonly id: number }
+  | {
+      readonly kind: 'ticket-opened';
+      readonly id: number;
+      readonly tid: string;
+      /** The images whose keys this worker now holds. */
+      readonly images: readonly string[];
+      readonly expiresAt: number;
+    }
   | {
       readonly kind: 'opened';
       readonly id: number;
@@ -57,6 +114,14 @@ export type WorkerResponse =
       readonly header: readonly TagRow[];
       /** Milliseconds the worker spent, for the benchmark. */
       readonly ms: number;
+    }
+  | {
+      readonly kind: 'inspected';
+      readonly id: number;
+      readonly ref: string;
+      readonly container: ContainerReport;
+      readonly seal?: ChainReport;
+      readonly trace?: ChainReport;
     }
   | {
       readonly kind: 'failed';

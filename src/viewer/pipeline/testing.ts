@@ -1,0 +1,36 @@
+/**
+ * A throw-away federation PKI for tests of the decode pipeline (unit and browser): root, producer and
+ * cloud certificates, CRLs and the signed trust group as a worker TrustBundle, with the producer's and
+ * the cloud's signing keys to protect and trace images that then verify through the real chain.
+ */
+import { signingKeyFromCryptoKeys, type SigningKey } from '../../core/crypto/keys.ts';
+import { createDemoPki, type DemoPki } from '../../core/pki/demo.ts';
+import { crlPem } from '../../core/pki/issue.ts';
+import type { TrustBundle } from './protocol.ts';
+import { sha256Of } from './trust.ts';
+
+export interface TestTrust {
+  readonly pki: DemoPki;
+  readonly bundle: TrustBundle;
+  readonly producer: SigningKey;
+  readonly cloud: SigningKey;
+}
+
+export async function testTrust(): Promise<TestTrust> {
+  const pki = await createDemoPki();
+  const signer = (o: { keys: CryptoKeyPair }) =>
+    signingKeyFromCryptoKeys('ECDSA-P256', o.keys.privateKey, o.keys.publicKey);
+  return {
+    pki,
+    producer: await signer(pki.organisations.producer),
+    cloud: await signer(pki.organisations.cloud),
+    bundle: {
+      root: pki.root.cert.toString('pem'),
+      intermediates: Object.values(pki.hospitalCas).map((c) => c.cert.toString('pem')),
+      organisations: Object.values(pki.organisations).map((o) => o.cert.toString('pem')),
+      crls: pki.crls.map(crlPem),
+      trustGroup: pki.trustGroupJws,
+      rootSha256: await sha256Of(pki.root.cert),
+    },
+  };
+}
