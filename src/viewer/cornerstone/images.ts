@@ -107,16 +107,86 @@ export function toCornerstoneImage(
   } as unknown as Types.IImage;
 }
 
-/** Registers the `zt:` loader and the metadata provider; `get` resolves instances by reference. */
-export function registerZtImages(get: InstanceProvider, known: Map<string, OpenedInstance>): void {
+/**
+ * A black 512x512 16-bit image the viewer draws while it waits for the first verified one: the first
+ * draw of a data type compiles its shaders (hundreds of milliseconds with software WebGL), and this
+ * way that happens during the redemption instead of after the first image is verified.
+ */
+export const WARMUP_IMAGE_ID = `${SCHEME}:warm-up`;
+
+function warmupInstance(): OpenedInstance {
+  const side = 512;
+  return {
+    ref: 'warm-up',
+    verdict: {
+      status: 'unverifiable',
+      summary: 'placeholder',
+      checks: [],
+      tampered: [],
+      tiles: [],
+      keyed: false,
+    },
+    meta: {
+      rows: side,
+      columns: side,
+      frames: 1,
+      color: false,
+      photometric: 'MONOCHROME2',
+      invert: false,
+      rescaleSlope: 1,
+      rescaleIntercept: 0,
+      windowCenter: 40,
+      windowWidth: 400,
+    },
+    frames: [
+      {
+        pixels: new Int16Array(side * side).fill(-2000).buffer,
+        kind: 'int16',
+        min: -2000,
+        max: -2000,
+      },
+    ],
+    header: [],
+  };
+}
+
+/** Where `zt:` images come from: the study being viewed (swapped when another study opens). */
+let source: { get: InstanceProvider; known: { get(ref: string): OpenedInstance | undefined } } = {
+  get: (ref) => Promise.reject(new Error(`no study holds ${ref}`)),
+  known: new Map(),
+};
+let registered = false;
+
+/**
+ * Registers the `zt:` loader and the metadata provider once, and points them at `get` (resolves an
+ * instance when the pipeline has opened it) and `known` (the instances opened so far). Calling it
+ * again only swaps the source, so that successive studies do not stack providers.
+ */
+export function registerZtImages(
+  get: InstanceProvider,
+  known: { get(ref: string): OpenedInstance | undefined },
+): void {
+  source = { get, known };
+  ensureZtLoader();
+}
+
+/** Registers the loader and the provider once (no study yet: only the warm-up image loads). */
+export function ensureZtLoader(): void {
+  if (registered) return;
+  registered = true;
   imageLoader.registerImageLoader(SCHEME, (imageId: string) => {
+    if (imageId === WARMUP_IMAGE_ID)
+      return { promise: Promise.resolve(toCornerstoneImage(imageId, warmupInstance(), 1)) };
     const { ref, frame } = parseImageId(imageId);
-    return { promise: get(ref).then((inst) => toCornerstoneImage(imageId, inst, frame)) };
+    return {
+      promise: source.get(ref).then((inst) => toCornerstoneImage(imageId, inst, frame)),
+    };
   });
   metaData.addProvider((type: string, imageId: string) => {
     if (typeof imageId !== 'string' || !imageId.startsWith(`${SCHEME}:`)) return undefined;
+    if (imageId === WARMUP_IMAGE_ID) return metadataModule(type, warmupInstance(), 1);
     const { ref, frame } = parseImageId(imageId);
-    const inst = known.get(ref);
+    const inst = source.known.get(ref);
     return inst ? metadataModule(type, inst, frame) : undefined;
   }, 10000);
 }
