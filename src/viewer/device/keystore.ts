@@ -1,8 +1,9 @@
 /**
- * This browser's device identity: a non-extractable ECDSA P-256 key pair (signs session handshakes)
- * and a non-extractable ECDH P-256 key pair (opens the key part of tickets), kept in IndexedDB as
- * CryptoKey objects — the private keys never exist outside WebCrypto — with the certificate chain the
- * hospital issued for them.
+ * This browser's device identity, one per clinician who enrolled it: a non-extractable ECDSA P-256 key
+ * pair (signs session handshakes) and a non-extractable ECDH P-256 key pair (opens the key part of
+ * tickets), kept in IndexedDB as CryptoKey objects — the private keys never exist outside WebCrypto —
+ * with the certificate chain the hospital issued for them and the fingerprint of the federation root
+ * the device was enrolled under (its pin; see docs/viewer.md).
  */
 import { createCsr, generateEncryptionKeys, generateSigningKeys } from '../../core/pki/issue.ts';
 
@@ -16,7 +17,11 @@ export interface DeviceIdentity {
   readonly chain: readonly string[];
   /** The clinician this device was enrolled for. */
   readonly clinicianId?: string;
+  /** SHA-256 (hex) of the federation root certificate this device was enrolled under. */
+  readonly rootSha256?: string;
 }
+
+const keyOf = (clinicianId: string): string => `device:${clinicianId}`;
 
 function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
@@ -43,16 +48,33 @@ async function tx<T>(
   }
 }
 
-export const loadIdentity = (): Promise<DeviceIdentity | undefined> =>
-  tx<DeviceIdentity | undefined>(
+/** The identity enrolled for `clinicianId`; without one, the most recently enrolled identity. */
+export async function loadIdentity(clinicianId?: string): Promise<DeviceIdentity | undefined> {
+  if (clinicianId !== undefined)
+    return tx<DeviceIdentity | undefined>(
+      'readonly',
+      (s) => s.get(keyOf(clinicianId)) as IDBRequest<DeviceIdentity | undefined>,
+    );
+  const last = await tx<IDBValidKey | undefined>(
     'readonly',
-    (s) => s.get('device') as IDBRequest<DeviceIdentity | undefined>,
+    (s) => s.get('last') as IDBRequest<IDBValidKey | undefined>,
   );
+  return typeof last === 'string'
+    ? tx<DeviceIdentity | undefined>(
+        'readonly',
+        (s) => s.get(last) as IDBRequest<DeviceIdentity | undefined>,
+      )
+    : undefined;
+}
 
-const saveIdentity = (id: DeviceIdentity): Promise<IDBValidKey> =>
-  tx('readwrite', (s) => s.put(id, 'device'));
+async function saveIdentity(id: DeviceIdentity, clinicianId: string): Promise<void> {
+  await tx('readwrite', (s) => s.put(id, keyOf(clinicianId)));
+  await tx('readwrite', (s) => s.put(keyOf(clinicianId), 'last'));
+}
 
-export const forgetIdentity = (): Promise<undefined> => tx('readwrite', (s) => s.delete('device'));
+/** Forgets the identity of one clinician (after a revocation, or to enrol again). */
+export const forgetIdentity = (clinicianId: string): Promise<undefined> =>
+  tx('readwrite', (s) => s.delete(keyOf(clinicianId)));
 
 /**
  * Enrols this browser for a signed-in clinician: new non-extractable keys, a CSR (public keys only),
@@ -61,12 +83,19 @@ export const forgetIdentity = (): Promise<undefined> => tx('readwrite', (s) => s
 export async function enrol(
   send: (csr: string) => Promise<{ chain: string[] }>,
   clinicianId: string,
+  rootSha256?: string,
 ): Promise<DeviceIdentity> {
   const signing = await generateSigningKeys(false);
   const encryption = await generateEncryptionKeys(false);
   const csr = await createCsr(signing, encryption.publicKey, `device of ${clinicianId}`);
   const { chain } = await send(csr);
-  const identity: DeviceIdentity = { signing, encryption, chain, clinicianId };
-  await saveIdentity(identity);
+  const identity: DeviceIdentity = {
+    signing,
+    encryption,
+    chain,
+    clinicianId,
+    ...(rootSha256 ? { rootSha256 } : {}),
+  };
+  await saveIdentity(identity, clinicianId);
   return identity;
 }
