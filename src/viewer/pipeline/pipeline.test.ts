@@ -14,28 +14,9 @@ import { issueTicket } from '../../core/ticket/ticket.ts';
 import { displayFrame } from './display.ts';
 import { DecodeJob } from './job.ts';
 import { defaultPoolSize, WorkerPool, type WorkerLike } from './pool.ts';
-import type { WorkerRequest, WorkerResponse } from './protocol.ts';
-import { testTrust, type TestTrust } from './testing.ts';
+import type { WorkerResponse } from './protocol.ts';
+import { inProcessWorker, testTrust, type TestTrust } from './testing.ts';
 import { memoResolver, viewOf } from './trust.ts';
-
-/** The real job code behind a worker-shaped object (messages are cloned as a worker would). */
-function inProcessWorker(log: string[], name: string): WorkerLike {
-  const job = new DecodeJob();
-  const w: WorkerLike = {
-    onmessage: null,
-    postMessage(req: WorkerRequest) {
-      log.push(`${name}:${req.kind}${req.kind === 'open' ? `:${req.ref}` : ''}`);
-      const copy = structuredClone(req);
-      setTimeout(
-        () =>
-          void job.handle(copy).then((r) => w.onmessage?.({ data: structuredClone(r.message) })),
-        1,
-      );
-    },
-    terminate() {},
-  };
-  return w;
-}
 
 type Failed = Extract<WorkerResponse, { kind: 'failed' }>;
 const code = (r: WorkerResponse): string => (r as Failed).code;
@@ -217,6 +198,13 @@ describe('trust in the workers', () => {
     expect(r.message.kind === 'opened' && r.message.verdict.summary).toMatch(
       /no certificate of the federation/,
     );
+  });
+
+  it('warms up once trusted: the whole open path runs on a synthetic image and verifies', async () => {
+    const job = new DecodeJob();
+    expect(job.warmed).toBeUndefined();
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    expect(await job.warmed).toBe('verified');
   });
 
   it('memoises a signer only within its chain validity', async () => {

@@ -6,7 +6,9 @@
 import { signingKeyFromCryptoKeys, type SigningKey } from '../../core/crypto/keys.ts';
 import { createDemoPki, type DemoPki } from '../../core/pki/demo.ts';
 import { crlPem } from '../../core/pki/issue.ts';
-import type { TrustBundle } from './protocol.ts';
+import { DecodeJob } from './job.ts';
+import type { WorkerLike } from './pool.ts';
+import type { TrustBundle, WorkerRequest } from './protocol.ts';
 import { sha256Of } from './trust.ts';
 
 export interface TestTrust {
@@ -33,4 +35,26 @@ export async function testTrust(): Promise<TestTrust> {
       rootSha256: await sha256Of(pki.root.cert),
     },
   };
+}
+
+/**
+ * The real job code behind a worker-shaped object, for tests: messages are structured-cloned both
+ * ways as a worker's would be (CryptoKeys included), and each one is logged by kind.
+ */
+export function inProcessWorker(log: string[] = [], name = 'w'): WorkerLike {
+  const job = new DecodeJob();
+  const w: WorkerLike = {
+    onmessage: null,
+    postMessage(req: WorkerRequest) {
+      log.push(`${name}:${req.kind}${req.kind === 'open' ? `:${req.ref}` : ''}`);
+      const copy = structuredClone(req);
+      setTimeout(
+        () =>
+          void job.handle(copy).then((r) => w.onmessage?.({ data: structuredClone(r.message) })),
+        1,
+      );
+    },
+    terminate() {},
+  };
+  return w;
 }

@@ -1,0 +1,86 @@
+// Every failure a clinician can meet reads as one clear message with the service's own reason and the
+// next step: errors as the client really raises them (session refusals, HTTP failures, unreachable
+// parties, the pin, the worker's ticket refusal).
+import { describe, expect, it } from 'vitest';
+import { HttpFailure, NetworkFailure } from '../../core/client/federation.ts';
+import { ZtvError } from '../../core/errors.ts';
+import { RemoteError } from '../../core/session/protocol.ts';
+import { TicketError } from '../study/session.ts';
+import { PinError } from '../trust/pin.ts';
+import { describeProblem } from './problems.ts';
+
+describe('problems', () => {
+  it('names the party that cannot be reached', () => {
+    const p = describeProblem(new NetworkFailure('cloud', 'http://127.0.0.1:8443'), 'redeem');
+    expect(p).toMatchObject({
+      kind: 'network',
+      title: 'Cannot reach the cloud provider',
+      next: 'retry',
+    });
+    expect(p.detail).toContain('http://127.0.0.1:8443');
+  });
+
+  it('tells a wrong password from an ended sign-in', () => {
+    const bad = new HttpFailure(401, 'unauthenticated', 'unknown user or wrong password');
+    expect(describeProblem(bad, 'sign-in')).toMatchObject({
+      kind: 'sign-in',
+      title: 'Sign-in failed',
+    });
+    const ended = new HttpFailure(401, 'expired', 'this sign-in has expired; sign in again');
+    expect(describeProblem(ended, 'search')).toMatchObject({
+      title: 'Your sign-in has ended',
+      next: 'sign-in',
+    });
+  });
+
+  it("quotes the policy's reason for a denial, and says whose policy", () => {
+    const e = new RemoteError(403, 'denied', 'consultation denied: no rule permits it');
+    const p = describeProblem(e, 'consult');
+    expect(p.kind).toBe('denied');
+    expect(p.title).toBe("Access denied by the producer hospital's policy");
+    expect(p.detail).toBe('consultation denied: no rule permits it.');
+    expect(describeProblem(e, 'redeem').title).toBe("Refused by the cloud provider's policy");
+  });
+
+  it('recognises an expired ticket at the cloud, at retrieval and in the worker', () => {
+    for (const [e, step] of [
+      [new RemoteError(403, 'ticket-refused', 'the ticket has expired'), 'redeem'],
+      [new RemoteError(403, 'expired', 'the ticket of this redemption has expired'), 'retrieve'],
+      [new TicketError('the ticket has expired', 'ticket'), 'keys'],
+    ] as const) {
+      const p = describeProblem(e, step);
+      expect(p.kind).toBe('expired');
+      expect(p.next).toBe('request-again');
+    }
+    // An idle session that expired is not an expired ticket.
+    expect(
+      describeProblem(new HttpFailure(403, 'expired', 'the session expired'), 'search').kind,
+    ).not.toBe('expired');
+  });
+
+  it('recognises a replayed ticket, a refused device and a refused root', () => {
+    expect(
+      describeProblem(
+        new RemoteError(403, 'ticket-refused', 'the ticket was already redeemed (replay)'),
+        'redeem',
+      ).kind,
+    ).toBe('replayed');
+    expect(
+      describeProblem(
+        new HttpFailure(
+          403,
+          'bad-certificate',
+          'the client certificate is refused: CN=dev was revoked',
+        ),
+        'search',
+      ),
+    ).toMatchObject({ kind: 'device', next: 'enrol' });
+    expect(describeProblem(new PinError('the root changed'), 'start').kind).toBe('trust');
+    expect(
+      describeProblem(
+        new ZtvError('integrity', 'the trust group is not signed by the pinned authority'),
+        'start',
+      ).kind,
+    ).toBe('trust');
+  });
+});

@@ -1,0 +1,202 @@
+// A study session from ticket to verified slices, with the real decode job behind in-process workers
+// and a real blind ticket issued to a non-extractable device key; only the cloud is played by the test
+// (it serves real protected, traced CT slices — or a corrupted one, or not all of them, or refuses).
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { sampleFiles } from '../../../test/samples.ts';
+import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
+import type { ConsultAnswer, Retrieved } from '../../core/client/federation.ts';
+import { parseDicom } from '../../core/dicom/parse.ts';
+import { generateEncryptionKeys } from '../../core/pki/issue.ts';
+import { protect, traceProtected } from '../../core/protect/index.ts';
+import { RemoteError } from '../../core/session/protocol.ts';
+import { issueTicket } from '../../core/ticket/ticket.ts';
+import { describeProblem } from '../app/problems.ts';
+import { WorkerPool } from '../pipeline/pool.ts';
+import { inProcessWorker, testTrust, type TestTrust } from '../pipeline/testing.ts';
+import { StudySession } from './session.ts';
+
+const files = sampleFiles('series/ct_chest_LIDC-IDRI-0314').slice(10, 16);
+let trust: TestTrust;
+let device: CryptoKeyPair;
+const deviceId = 'd'.repeat(64);
+const served: { id: string; bytes: Uint8Array; z: number; number: number }[] = [];
+const keys: { id: string; key: Uint8Array }[] = [];
+let trace: string;
+
+beforeAll(async () => {
+  trust = await testTrust();
+  device = await generateEncryptionKeys(false);
+  trace = toHex(randomBytes(32));
+  for (const [n, f] of files.entries()) {
+    const input = new Uint8Array(readFileSync(f));
+    const ds = parseDicom(input).dataset;
+    const p = await protect(input, { signer: trust.producer, pseudonymKey: new Uint8Array(32) });
+    const id = `00000000-0000-4000-8000-00000000000${n}`;
+    served.push({
+      id,
+      bytes: await traceProtected(p.bytes, { signer: trust.cloud, traceId: fromHex(trace) }),
+      z: Number(ds.text(0x00200032)!.split('\\')[2]),
+      number: ds.number(0x00200013)!,
+    });
+    keys.push({ id, key: p.imageKey });
+  }
+});
+
+async function answer(opts: { ttlMs?: number } = {}): Promise<ConsultAnswer> {
+  const ticket = await issueTicket({
+    producer: trust.producer,
+    producerId: 'producer',
+    cloudId: 'cloud',
+    cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+    deviceId,
+    deviceEncryptionKey: device.publicKey,
+    images: keys.map((k) => ({ id: k.id, key: k.key, trace: fromHex(trace) })),
+    ttlMs: opts.ttlMs ?? 60_000,
+    purpose: 'treatment',
+  });
+  return {
+    ticket,
+    trace,
+    study: { uid: '1.2', description: 'CT', date: '20000101', modality: 'CT' },
+    series: [
+      {
+        uid: '1.2.3',
+        number: 1,
+        description: 'chest',
+        modality: 'CT',
+        // The listing gives no positions: the order comes from the verified headers.
+        instances: served.map((s) => ({ id: s.id, number: s.number, position: null })),
+      },
+    ],
+    decision: { rules: ['ATTENDING'], obligations: [] },
+  };
+}
+
+/** The cloud, as the test plays it. */
+function cloud(items: Retrieved[], redeem?: () => Promise<never>) {
+  return {
+    redeem:
+      redeem ??
+      (async () => ({ redemption: 'r'.repeat(32), ticket: 't', images: [], expiresAt: 0 })),
+    async *retrieve(): AsyncGenerator<Retrieved> {
+      for (const it of items) {
+        await new Promise((r) => setTimeout(r, 2));
+        yield { id: it.id, bytes: it.bytes.slice() };
+      }
+    },
+  };
+}
+
+async function session(items: Retrieved[], log: string[] = [], redeem?: () => Promise<never>) {
+  let n = 0;
+  const pool = new WorkerPool(() => inProcessWorker(log, `w${n++}`), 2);
+  await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+  const study = new StudySession({
+    client: cloud(items, redeem),
+    pool,
+    answer: await answer(),
+    device: { decryptionKey: device.privateKey, deviceId },
+  });
+  return { study, pool };
+}
+
+describe('a study session', () => {
+  it('opens the ticket in the workers, verifies every slice and orders them by position', async () => {
+    const log: string[] = [];
+    const { study, pool } = await session(served, log);
+    // The loader may ask for a slice before it has arrived: it waits.
+    const early = study.get(study.series[0]!.refs[3]!);
+    await study.start();
+    expect(study.done).toBe(true);
+    expect(study.failure).toBeUndefined();
+    expect(study.series[0]!.counts).toMatchObject({
+      total: 6,
+      received: 6,
+      verified: 6,
+      failed: 0,
+    });
+    expect((await early).verdict.status).toBe('verified');
+    for (const v of study.instances.values()) {
+      expect(v.badge?.state).toBe('verified');
+      expect(v.badge?.lines.join(' ')).toMatch(/your ticket/);
+      expect(v.opened?.frames[0]?.kind).toBe('int16');
+      // What export hands out is exactly what the cloud served.
+      expect(
+        Buffer.from(v.served!).equals(Buffer.from(served.find((s) => s.id === v.cloudId)!.bytes)),
+      ).toBe(true);
+    }
+    // Sorted along the slice normal (here z), ascending, once the headers are verified.
+    const s = study.series[0]!;
+    expect(s.orderVerified).toBe(true);
+    const zs = s.refs.map((r) => study.instances.get(r)!.opened!.meta.imagePosition![2]);
+    expect(zs).toEqual([...served.map((x) => x.z)].sort((a, b) => a - b));
+    // The key part went to both workers; no image key ever passed through this thread.
+    expect(log.filter((l) => l.endsWith(':ticket'))).toEqual(['w0:ticket', 'w1:ticket']);
+    expect(log.some((l) => l.endsWith(':keys'))).toBe(false);
+    expect(performance.getEntriesByName('ztv:first-verified').length).toBeGreaterThan(0);
+    await study.close();
+    // Closed: the workers forgot the keys.
+    const again = await pool.run({
+      kind: 'open',
+      ref: served[0]!.id,
+      bytes: served[0]!.bytes.slice().buffer,
+    });
+    expect(again).toMatchObject({ kind: 'failed', code: 'no-key' });
+  });
+
+  it('marks a corrupted slice Tampered with its tiles, and one never sent as missing', async () => {
+    const bad = served.map((s) => ({ id: s.id, bytes: s.bytes.slice() }));
+    bad[2]!.bytes[bad[2]!.bytes.length - 5000]! ^= 0x04;
+    const { study } = await session(bad.slice(0, 5));
+    const missing = study
+      .get([...study.instances.values()].find((v) => v.cloudId === served[5]!.id)!.ref)
+      .then(
+        () => 'shown',
+        (e: Error) => e.message,
+      );
+    await study.start();
+    const c = study.series[0]!.counts;
+    expect(c).toMatchObject({ received: 5, verified: 4, tampered: 1, failed: 1 });
+    const tampered = [...study.instances.values()].find((v) => v.cloudId === served[2]!.id)!;
+    expect(tampered.badge?.state).toBe('tampered');
+    expect(tampered.opened?.verdict.tiles.length).toBeGreaterThan(0);
+    // Still viewable: its frames are there.
+    expect(tampered.opened?.frames.length).toBe(1);
+    expect(await missing).toBe('the cloud did not send this image');
+    await study.close();
+  });
+
+  it('reports an expired ticket the cloud refused, as the clinician will read it', async () => {
+    const { study } = await session(served, [], async () => {
+      throw new RemoteError(403, 'ticket-refused', 'the ticket has expired');
+    });
+    const waiting = study.get(study.series[0]!.refs[0]!).then(
+      () => 'shown',
+      (e: Error) => e.message,
+    );
+    await study.start();
+    expect(study.failure?.step).toBe('redeem');
+    const p = describeProblem(study.failure!.error, study.failure!.step);
+    expect(p.kind).toBe('expired');
+    expect(p.title).toBe('The ticket has expired');
+    expect(p.next).toBe('request-again');
+    expect(await waiting).toBe('the study could not be retrieved');
+    expect(study.series[0]!.counts.received).toBe(0);
+  });
+
+  it('refuses a ticket whose key part is not for this device', async () => {
+    let n = 0;
+    const pool = new WorkerPool(() => inProcessWorker([], `w${n++}`), 1);
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    const study = new StudySession({
+      client: cloud(served),
+      pool,
+      answer: await answer(),
+      device: { decryptionKey: device.privateKey, deviceId: 'e'.repeat(64) },
+    });
+    await study.start();
+    expect(study.failure?.step).toBe('keys');
+    expect(describeProblem(study.failure!.error, 'keys').detail).toMatch(/another device/);
+  });
+});

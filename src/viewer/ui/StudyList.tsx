@@ -1,0 +1,134 @@
+/**
+ * The studies the producer hospital's policy lets this clinician open for treatment (the search itself
+ * is logged and decided by that policy), and a request by patient ID for anyone not listed (research,
+ * or an emergency access).
+ */
+import { useEffect, useState, type FormEvent } from 'react';
+import type { ClinicianSession, StudyListing } from '../app/clinician.ts';
+import { describeProblem, type Problem } from '../app/problems.ts';
+import type { ConsultTarget } from './ConsultDialog.tsx';
+import { ProblemBox } from './Problem.tsx';
+
+const formatDate = (d: string): string =>
+  /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : d || '—';
+
+const formatName = (n: string): string => n.replace(/\^+/g, ' ').trim() || '—';
+
+export function StudyList({
+  session,
+  onRequest,
+}: {
+  session: ClinicianSession;
+  onRequest: (t: ConsultTarget) => void;
+}) {
+  const [studies, setStudies] = useState<StudyListing>();
+  const [problem, setProblem] = useState<Problem>();
+  const [attempt, setAttempt] = useState(0);
+  const [patient, setPatient] = useState('');
+
+  useEffect(() => {
+    let live = true;
+    setProblem(undefined);
+    session.search().then(
+      (s) => live && setStudies(s),
+      (e: unknown) => live && setProblem(describeProblem(e, 'search')),
+    );
+    return () => {
+      live = false;
+    };
+  }, [session, attempt]);
+
+  const other = (e: FormEvent) => {
+    e.preventDefault();
+    if (patient.trim()) onRequest({ patient: patient.trim() });
+  };
+
+  return (
+    <div className="page">
+      <h2>Studies shared with you</h2>
+      <p className="muted">
+        Listed by the producer hospital for your declared purpose: treatment. Opening a study asks
+        it for a ticket; the request and its purpose are logged.
+      </p>
+      {problem && (
+        <ProblemBox
+          problem={problem}
+          actions={
+            problem.next === 'retry'
+              ? [{ label: 'Try again', run: () => setAttempt((a) => a + 1) }]
+              : []
+          }
+        />
+      )}
+      {!studies && !problem && <p className="muted">Searching…</p>}
+      {studies && studies.length === 0 && (
+        <p className="muted" data-testid="no-studies">
+          No study is shared with you for treatment. You can still request one by patient ID below.
+        </p>
+      )}
+      {studies && studies.length > 0 && (
+        <table className="list" data-testid="study-list">
+          <thead>
+            <tr>
+              <th>Patient</th>
+              <th>Patient ID</th>
+              <th>Born</th>
+              <th>Study date</th>
+              <th>Description</th>
+              <th>Modality</th>
+              <th>Series</th>
+              <th />
+            </tr>
+          </thead>
+          <tbody>
+            {studies.map((s) => (
+              <tr key={s.study.uid} data-testid="study-row" data-patient={s.patient.id}>
+                <td>{formatName(s.patient.name)}</td>
+                <td>{s.patient.id}</td>
+                <td>{formatDate(s.patient.birthDate)}</td>
+                <td>{formatDate(s.study.date)}</td>
+                <td>{s.study.description || '—'}</td>
+                <td>{s.study.modality}</td>
+                <td>
+                  {s.series.map((x) => `${x.description || 'series'} (${x.instances})`).join(', ')}
+                </td>
+                <td>
+                  <button
+                    className="primary"
+                    onClick={() =>
+                      onRequest({
+                        patient: s.patient.id,
+                        name: formatName(s.patient.name),
+                        study: s.study.uid,
+                        description: s.study.description,
+                      })
+                    }
+                  >
+                    Open…
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <form onSubmit={other} style={{ marginTop: 24 }} aria-label="Request another patient">
+        <h3>Request another patient</h3>
+        <p className="muted">
+          For a patient not listed (research, or an emergency access). The producer&apos;s policy
+          decides.
+        </p>
+        <input
+          aria-label="Patient ID"
+          placeholder="Patient ID"
+          value={patient}
+          maxLength={64}
+          onChange={(e) => setPatient(e.target.value)}
+        />{' '}
+        <button type="submit" disabled={!patient.trim()}>
+          Request…
+        </button>
+      </form>
+    </div>
+  );
+}

@@ -1,0 +1,525 @@
+/**
+ * The study viewer: series list with thumbnails and integrity summaries, toolbar (window presets,
+ * mouse tool, invert, reset, export), progress of the transfer, the Cornerstone3D stack viewport with
+ * its overlays, the integrity badge and the tampered tiles drawn over the image, and the side panels
+ * (integrity, tags, auditor). Wheel, arrows, Page Up/Down, Home and End scroll; the left button drags
+ * the chosen tool, the middle pans, the right zooms.
+ */
+import { cache } from '@cornerstonejs/core';
+import { useCallback, useEffect, useMemo, useRef, useState, type PointerEvent } from 'react';
+import { describeProblem } from '../app/problems.ts';
+import type { ViewportHost } from '../cornerstone/host.ts';
+import { imageIdOf, registerZtImages, WARMUP_IMAGE_ID } from '../cornerstone/images.ts';
+import type { StackViewer, ViewState } from '../cornerstone/viewer.ts';
+import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
+import { useStudy } from '../study/useStudy.ts';
+import { Badge, SeriesBadge } from './Badge.tsx';
+import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
+import { ProblemBox } from './Problem.tsx';
+import { Thumbnail } from './Thumbnail.tsx';
+
+export const PRESETS = [
+  { id: 'soft', label: 'Soft tissue', width: 400, center: 40, key: '1' },
+  { id: 'lung', label: 'Lung', width: 1500, center: -600, key: '2' },
+  { id: 'liver', label: 'Liver', width: 150, center: 90, key: '3' },
+  { id: 'bone', label: 'Bone', width: 2500, center: 480, key: '4' },
+  { id: 'brain', label: 'Brain', width: 80, center: 40, key: '5' },
+] as const;
+
+type Tool = 'wl' | 'pan' | 'zoom';
+type Panel = 'integrity' | 'tags' | 'auditor';
+
+const name = (n?: string): string => (n ? n.replace(/\^+/g, ' ').trim() : '');
+const date = (d?: string): string =>
+  d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : (d ?? '');
+
+/** Tampered tiles of the image on screen, as canvas rectangles. */
+function tileRects(viewer: StackViewer, inst?: InstanceView) {
+  const tiles = inst?.opened?.verdict.tiles.filter((t) => t.frame === 1) ?? [];
+  const out: { key: string; x: number; y: number; w: number; h: number }[] = [];
+  for (const t of tiles) {
+    const a = viewer.imageToCanvas(t.x, t.y);
+    const b = viewer.imageToCanvas(t.x + t.width, t.y + t.height);
+    if (!a || !b) continue;
+    out.push({
+      key: `${t.frame}.${t.index}`,
+      x: Math.min(a[0], b[0]),
+      y: Math.min(a[1], b[1]),
+      w: Math.abs(b[0] - a[0]),
+      h: Math.abs(b[1] - a[1]),
+    });
+  }
+  return out;
+}
+
+/** The series whose first image was verified first: shown until the clinician picks another. */
+function firstOpenedSeries(study: StudySession): string | undefined {
+  return study.series.find((s) => s.refs.some((r) => study.instances.get(r)?.opened))?.uid;
+}
+
+function download(inst: InstanceView, series?: SeriesView): void {
+  if (!inst.served) return;
+  const url = URL.createObjectURL(
+    new Blob([inst.served as Uint8Array<ArrayBuffer>], { type: 'application/dicom' }),
+  );
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+export function StudyViewer({
+  study,
+  host,
+  onRequestAgain,
+  onClose,
+}: {
+  study: StudySession;
+  /** The sign-in's viewport, created and warmed up before any ticket (see ViewportHost). */
+  host: ViewportHost;
+  onRequestAgain: () => void;
+  onClose: () => void;
+}) {
+  useStudy(study);
+  const stage = useRef<HTMLDivElement>(null);
+  const viewer = useRef<StackViewer | undefined>(undefined);
+  const [seriesUid, setSeriesUid] = useState<string>();
+  const [index, setIndex] = useState(0);
+  const [stackKey, setStackKey] = useState('');
+  const [view, setView] = useState<ViewState>();
+  const [tiles, setTiles] = useState<ReturnType<typeof tileRects>>([]);
+  const [tool, setTool] = useState<Tool>('wl');
+  const [panel, setPanel] = useState<Panel>('integrity');
+  const [loadError, setLoadError] = useState<string>();
+  const indexRef = useRef(0);
+  const firstRender = useRef(false);
+  /** An image to show once its series' stack is loaded (the "Show" of a tampered image). */
+  const wantRef = useRef<string | undefined>(undefined);
+
+  // The study's images feed the `zt:` loader; the transfer starts now.
+  useEffect(() => {
+    registerZtImages((ref) => study.get(ref), { get: (ref) => study.known(ref) });
+    void study.start();
+    return () => {
+      void study.close();
+      cache.purgeCache();
+    };
+  }, [study]);
+
+  // The sign-in's Cornerstone viewport moves onto the stage; overlays follow every render.
+  useEffect(() => {
+    const v = host.viewer;
+    host.attach(stage.current!);
+    viewer.current = v;
+    let frame = 0;
+    const off = v.onRender(() => {
+      const shown = v.state().imageId;
+      if (!firstRender.current && shown && shown !== WARMUP_IMAGE_ID) {
+        firstRender.current = true;
+        performance.mark('ztv:first-render');
+      }
+      if (frame) return;
+      frame = requestAnimationFrame(() => {
+        frame = 0;
+        setView(v.state());
+        setTiles(tileRects(v, currentRef.current));
+      });
+    });
+    return () => {
+      off();
+      if (frame) cancelAnimationFrame(frame);
+      host.park();
+      viewer.current = undefined;
+    };
+  }, [host]);
+
+  const shownSeries = seriesUid ?? firstOpenedSeries(study);
+  const series = study.series.find((s) => s.uid === shownSeries);
+  const refs = series?.refs ?? [];
+  const current = refs[index] !== undefined ? study.instances.get(refs[index]!) : undefined;
+  const currentRef = useRef<InstanceView | undefined>(undefined);
+  currentRef.current = current;
+
+  // The first series to have an image verified is shown, as soon as that image is.
+  const firstOpened = useMemo(() => {
+    for (const s of study.series) {
+      const r = s.refs.find((x) => study.instances.get(x)?.opened);
+      if (r) return { series: s.uid, ref: r };
+    }
+    return undefined;
+  }, [study, study.snapshot]);
+
+  // (Re)load the stack when the series or its order changes, keeping the image on screen.
+  const key = refs.join(',');
+  const anyOpened = refs.some((r) => study.instances.get(r)?.opened);
+  useEffect(() => {
+    const v = viewer.current;
+    if (!v || !series || !anyOpened || key === stackKey) return;
+    const wanted = wantRef.current && refs.includes(wantRef.current) ? wantRef.current : undefined;
+    wantRef.current = undefined;
+    // A re-ordered stack keeps the image on screen; a new one starts at its first verified image.
+    const keep =
+      stackKey && currentRef.current && refs.includes(currentRef.current.ref)
+        ? currentRef.current.ref
+        : undefined;
+    const start = wanted ?? keep ?? refs.find((r) => study.instances.get(r)?.opened) ?? refs[0]!;
+    const i = Math.max(0, refs.indexOf(start));
+    setStackKey(key);
+    setIndex(i);
+    indexRef.current = i;
+    study.focus(refs[i]!);
+    setLoadError(undefined);
+    performance.mark('ztv:stack');
+    v.setImages(
+      refs.map((r) => imageIdOf(r)),
+      i,
+    ).catch((e: unknown) => setLoadError((e as Error).message));
+  }, [series, key, anyOpened, stackKey, refs, study]);
+
+  const go = useCallback(
+    (i: number) => {
+      const v = viewer.current;
+      if (!v || refs.length === 0 || stackKey !== key) return;
+      const n = Math.max(0, Math.min(refs.length - 1, i));
+      if (n === indexRef.current) return;
+      indexRef.current = n;
+      setIndex(n);
+      study.focus(refs[n]!);
+      setLoadError(undefined);
+      v.show(n).catch((e: unknown) => {
+        if (indexRef.current === n) setLoadError((e as Error).message);
+      });
+    },
+    [refs, study, stackKey, key],
+  );
+
+  const preset = (center: number, width: number) => viewer.current?.setWindow(center, width);
+  const invert = () => viewer.current?.setInvert(!viewer.current.state().invert);
+  const reset = () => viewer.current?.reset();
+
+  // Keyboard: scroll, presets, invert, reset (not while typing in a field).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement | null;
+      if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      const i = indexRef.current;
+      const step: Record<string, number> = {
+        ArrowDown: 1,
+        ArrowRight: 1,
+        ArrowUp: -1,
+        ArrowLeft: -1,
+        PageDown: 10,
+        PageUp: -10,
+      };
+      if (e.key in step) go(i + step[e.key]!);
+      else if (e.key === 'Home') go(0);
+      else if (e.key === 'End') go(refs.length - 1);
+      else if (e.key === 'i') invert();
+      else if (e.key === 'r') reset();
+      else {
+        const p = PRESETS.find((x) => x.key === e.key);
+        if (!p) return;
+        preset(p.center, p.width);
+      }
+      e.preventDefault();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [go, refs.length]);
+
+  // Wheel scrolls slices (one per notch).
+  useEffect(() => {
+    const el = stage.current!;
+    const onWheel = (e: WheelEvent) => {
+      e.preventDefault();
+      if (e.deltaY !== 0) go(indexRef.current + Math.sign(e.deltaY));
+    };
+    el.addEventListener('wheel', onWheel, { passive: false });
+    return () => el.removeEventListener('wheel', onWheel);
+  }, [go]);
+
+  // Drags: left = chosen tool, middle = pan, right = zoom.
+  const drag = useRef<{ x: number; y: number; tool: Tool } | undefined>(undefined);
+  const onPointerDown = (e: PointerEvent<HTMLDivElement>) => {
+    const t: Tool = e.button === 1 ? 'pan' : e.button === 2 ? 'zoom' : tool;
+    drag.current = { x: e.clientX, y: e.clientY, tool: t };
+    e.currentTarget.setPointerCapture(e.pointerId);
+  };
+  const onPointerMove = (e: PointerEvent<HTMLDivElement>) => {
+    const d = drag.current;
+    const v = viewer.current;
+    if (!d || !v) return;
+    const dx = e.clientX - d.x;
+    const dy = e.clientY - d.y;
+    d.x = e.clientX;
+    d.y = e.clientY;
+    if (d.tool === 'pan') v.pan(dx, dy);
+    else if (d.tool === 'zoom') v.zoom(Math.exp(-dy / 200));
+    else {
+      const s = v.state();
+      const f = current?.opened?.frames[0];
+      if (s.center === undefined || s.width === undefined || !f) return;
+      const k = Math.max(0.1, (f.max - f.min) / 1024);
+      v.setWindow(s.center + dy * k, Math.max(1, s.width + dx * k));
+    }
+  };
+  const onPointerUp = () => {
+    drag.current = undefined;
+  };
+
+  const problem = study.failure
+    ? describeProblem(study.failure.error, study.failure.step)
+    : undefined;
+  const meta =
+    current?.opened?.meta ?? (firstOpened ? study.known(firstOpened.ref)?.meta : undefined);
+  const total = study.instances.size;
+  let received = 0;
+  let opened = 0;
+  for (const s of study.series) {
+    received += s.counts.received;
+    opened += s.counts.verified + s.counts.tampered + s.counts.unverifiable + s.counts.failed;
+  }
+  const color = !!current?.opened?.meta.color;
+  const firstTampered = (s: SeriesView) =>
+    s.refs.findIndex((r) => study.instances.get(r)?.badge?.state === 'tampered');
+  const state = current?.badge?.state;
+
+  return (
+    <div className="viewer">
+      <aside className="series-list" aria-label="Series">
+        {study.series.map((s) => {
+          const thumbRef = s.refs.find((r) => study.instances.get(r)?.opened);
+          const t = firstTampered(s);
+          return (
+            <div key={s.uid}>
+              <button
+                className="series-item"
+                aria-pressed={s.uid === shownSeries}
+                data-testid="series-item"
+                onClick={() => setSeriesUid(s.uid)}
+              >
+                <Thumbnail inst={thumbRef ? study.known(thumbRef) : undefined} />
+                <div>
+                  {s.number ? `${s.number}. ` : ''}
+                  {s.description || s.modality}
+                </div>
+                <div className="muted">
+                  {s.modality} · {s.counts.total} image{s.counts.total === 1 ? '' : 's'}
+                </div>
+              </button>
+              <SeriesBadge counts={s.counts} />
+              {t >= 0 && (
+                <button
+                  style={{ marginLeft: 4 }}
+                  data-testid="show-tampered"
+                  onClick={() => {
+                    if (s.uid !== shownSeries) {
+                      wantRef.current = s.refs[t];
+                      setSeriesUid(s.uid);
+                    } else go(t);
+                  }}
+                >
+                  Show
+                </button>
+              )}
+            </div>
+          );
+        })}
+      </aside>
+      <section className="center">
+        <div className="toolbar" role="toolbar" aria-label="Image tools">
+          {PRESETS.map((p) => (
+            <button
+              key={p.id}
+              data-testid={`preset-${p.id}`}
+              disabled={color}
+              title={`W ${p.width} / L ${p.center} (key ${p.key})`}
+              onClick={() => preset(p.center, p.width)}
+            >
+              {p.label}
+            </button>
+          ))}
+          <span className="sep" />
+          {(
+            [
+              ['wl', 'W/L'],
+              ['pan', 'Pan'],
+              ['zoom', 'Zoom'],
+            ] as const
+          ).map(([id, label]) => (
+            <button
+              key={id}
+              aria-pressed={tool === id}
+              data-testid={`tool-${id}`}
+              onClick={() => setTool(id)}
+            >
+              {label}
+            </button>
+          ))}
+          <button data-testid="invert" aria-pressed={!!view?.invert} onClick={invert}>
+            Invert
+          </button>
+          <button data-testid="reset" onClick={reset}>
+            Reset
+          </button>
+          <span className="sep" />
+          <button
+            data-testid="export"
+            disabled={!current?.served}
+            title="Downloads this image exactly as the cloud served it: still encrypted and sealed, with the trace of your ticket. The restored original never leaves the viewer."
+            onClick={() => current && download(current, series)}
+          >
+            Export (traced)
+          </button>
+          <span className="sep" />
+          <button onClick={onClose}>Close study</button>
+        </div>
+        <div className="progress" data-testid="progress" data-done={study.done}>
+          <div
+            className="bar"
+            role="progressbar"
+            aria-valuemin={0}
+            aria-valuemax={total}
+            aria-valuenow={opened}
+            aria-label="Images verified"
+          >
+            <div
+              className="received"
+              style={{ width: `${(100 * received) / Math.max(1, total)}%` }}
+            />
+            <div className="opened" style={{ width: `${(100 * opened) / Math.max(1, total)}%` }} />
+          </div>
+          <span>
+            {study.done
+              ? `${opened} of ${total} images received and checked`
+              : `received ${received} / ${total} · checked ${opened} / ${total}`}
+          </span>
+        </div>
+        {problem && (
+          <ProblemBox
+            problem={problem}
+            actions={
+              problem.next === 'request-again' || problem.next === 'retry'
+                ? [{ label: 'Request access again', run: onRequestAgain }]
+                : []
+            }
+          />
+        )}
+        <div
+          ref={stage}
+          className={`stage ${state === 'tampered' ? 'tampered' : state === 'unverifiable' ? 'unverifiable' : ''}`}
+          onPointerDown={onPointerDown}
+          onPointerMove={onPointerMove}
+          onPointerUp={onPointerUp}
+          onPointerCancel={onPointerUp}
+          onContextMenu={(e) => e.preventDefault()}
+        >
+          {current && (
+            <>
+              <div className="overlay tl" data-testid="overlay-patient">
+                {[
+                  name(meta?.patientName) || 'Unnamed patient',
+                  meta?.patientId ?? '',
+                  [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
+                ].join('\n')}
+              </div>
+              <div className="overlay tr">
+                <span data-testid="overlay-series">
+                  {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
+                </span>
+                {'\n'}
+                <span data-testid="overlay-slice">{`Im ${index + 1} / ${refs.length}`}</span>
+                {'\n'}
+                <span data-testid="overlay-instance">
+                  {current.opened?.meta.instanceNumber !== undefined
+                    ? `Instance ${current.opened.meta.instanceNumber}`
+                    : ''}
+                </span>
+                {'\n'}
+                <span data-testid="overlay-position">
+                  {current.opened?.meta.imagePosition
+                    ? `Z ${current.opened.meta.imagePosition[2].toFixed(2)} mm`
+                    : ''}
+                </span>
+              </div>
+              <div className="overlay bl" data-testid="overlay-wl">
+                {view?.center !== undefined && view.width !== undefined && !color
+                  ? `W ${Math.round(view.width)} L ${Math.round(view.center)}`
+                  : ''}
+                {view ? `\nZoom ${Math.round(view.zoom * 100)}%` : ''}
+              </div>
+              <div className="overlay br">
+                <span style={{ pointerEvents: 'auto' }}>
+                  <Badge
+                    model={current.badge}
+                    pending={current.error ? 'Unverifiable — not received' : undefined}
+                  />
+                </span>
+              </div>
+            </>
+          )}
+          {state === 'tampered' && (
+            <>
+              <svg className="tiles" aria-label="Tampered tiles">
+                {tiles.map((t) => (
+                  <rect
+                    key={t.key}
+                    data-testid="tampered-tile"
+                    x={t.x}
+                    y={t.y}
+                    width={t.w}
+                    height={t.h}
+                  />
+                ))}
+              </svg>
+              <div className="stamp">TAMPERED</div>
+            </>
+          )}
+          {!current?.opened && !problem && (
+            <div className="stage-message">
+              {current?.error
+                ? `This image cannot be displayed: ${current.error}`
+                : loadError
+                  ? `This image cannot be displayed: ${loadError}`
+                  : firstOpened
+                    ? `Receiving image ${index + 1}…`
+                    : 'Waiting for the first verified image…'}
+            </div>
+          )}
+        </div>
+      </section>
+      <aside className="side" aria-label="Details">
+        <div className="tabs" role="tablist">
+          {(
+            [
+              ['integrity', 'Integrity'],
+              ['tags', 'Tags'],
+              ['auditor', 'Auditor'],
+            ] as const
+          ).map(([id, label]) => (
+            <button
+              key={id}
+              role="tab"
+              aria-selected={panel === id}
+              aria-pressed={panel === id}
+              data-testid={`panel-${id}`}
+              onClick={() => setPanel(id)}
+            >
+              {label}
+            </button>
+          ))}
+        </div>
+        <div className="body">
+          {panel === 'integrity' && (
+            <IntegrityPanel inst={current} expectedTrace={study.answer.trace} />
+          )}
+          {panel === 'tags' && <TagPanel inst={current} />}
+          {panel === 'auditor' && <AuditorPanel study={study} inst={current} />}
+        </div>
+      </aside>
+    </div>
+  );
+}
