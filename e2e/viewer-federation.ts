@@ -1,0 +1,109 @@
+/**
+ * A real federation for the viewer's end-to-end tests and benchmark: the four services as their own
+ * processes on free loopback ports, in a temporary data directory, the CT series outsourced through the
+ * producer, and the viewer built with Vite (production mode, as `npm start` serves it) with the new
+ * federation's root pinned into the build (ZTV_ROOT_SHA256), served by the consumer hospital.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { build } from 'vite';
+import { certificateSha256 } from '../src/core/client/federation.ts';
+import { parseDicom } from '../src/core/dicom/parse.ts';
+import { T } from '../src/core/dicom/tags.ts';
+import { federationConfig } from '../src/services/common/config.ts';
+import {
+  freePorts,
+  outsource,
+  prepareFederation,
+  startFederation,
+  type Federation,
+} from '../src/services/federation.ts';
+import { REPO_ROOT, sampleFiles } from '../test/samples.ts';
+
+export const CT_SERIES = 'series/ct_chest_LIDC-IDRI-0314';
+
+export interface ViewerFederation {
+  readonly fed: Federation;
+  readonly dir: string;
+  /** The viewer's address (the consumer hospital). */
+  readonly url: string;
+  /** The outsourced CT slices (original files) and their patient. */
+  readonly ct: readonly string[];
+  readonly ctPatient: string;
+  /** SHA-256 of the federation root, pinned into the viewer build. */
+  readonly rootSha256: string;
+  close(): Promise<void>;
+}
+
+export interface ViewerFederationOptions {
+  /** How many CT slices to outsource (default: all 150). */
+  readonly slices?: number;
+  readonly env?: Record<string, string>;
+}
+
+export async function startViewerFederation(
+  opts: ViewerFederationOptions = {},
+): Promise<ViewerFederation> {
+  const dir = mkdtempSync(join(tmpdir(), 'ztv-viewer-'));
+  const [authority, producer, cloud, cloudInternal, consumer] = await freePorts(5);
+  const config = federationConfig({
+    ZTV_DATA: dir,
+    ZTV_PORT_AUTHORITY: String(authority),
+    ZTV_PORT_PRODUCER: String(producer),
+    ZTV_PORT_CLOUD: String(cloud),
+    ZTV_PORT_CLOUD_INTERNAL: String(cloudInternal),
+    ZTV_PORT_CONSUMER: String(consumer),
+    ZTV_VIEWER_DIR: join(dir, 'viewer'),
+    ZTV_LOG_LEVEL: 'warn',
+    ...opts.env,
+  });
+  try {
+    // The PKI first, so that the viewer is built with this federation's root pinned.
+    await prepareFederation(config);
+    const rootSha256 = await certificateSha256(readFileSync(join(config.pkiDir, 'ca.pem'), 'utf8'));
+    const previous = process.env.ZTV_ROOT_SHA256;
+    process.env.ZTV_ROOT_SHA256 = rootSha256;
+    try {
+      await build({
+        root: REPO_ROOT,
+        logLevel: 'error',
+        build: { outDir: config.viewerDir, emptyOutDir: true, sourcemap: false },
+      });
+    } finally {
+      if (previous === undefined) delete process.env.ZTV_ROOT_SHA256;
+      else process.env.ZTV_ROOT_SHA256 = previous;
+    }
+    const ct = sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
+    const ctPatient =
+      parseDicom(new Uint8Array(readFileSync(ct[0]!))).dataset.text(T.PatientID) ?? '';
+    const fed = await startFederation({
+      config,
+      demoCare: `dr.bob|attending|${ctPatient}`,
+      verbose: !!process.env.ZTV_VERBOSE,
+    });
+    try {
+      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, ct);
+      if (up.failed.length || up.stored !== ct.length)
+        throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
+    } catch (e) {
+      await fed.stop();
+      throw e;
+    }
+    return {
+      fed,
+      dir,
+      url: fed.urls.consumer,
+      ct,
+      ctPatient,
+      rootSha256,
+      async close() {
+        await fed.stop();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
