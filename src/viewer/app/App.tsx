@@ -141,7 +141,7 @@ export function App() {
                   ...(phase.problem.next === 'enrol'
                     ? [
                         {
-                          label: 'Enrol this device again',
+                          label: 'Forget this device and enrol again',
                           run: () =>
                             void forgetIdentity(phase.signIn.clinician.id).then(() =>
                               setPhase({ kind: 'enrol', signIn: phase.signIn }),

@@ -75,7 +75,13 @@ describe('problems', () => {
         'search',
       ),
     ).toMatchObject({ kind: 'device', next: 'enrol' });
-    expect(describeProblem(new PinError('the root changed'), 'start').kind).toBe('trust');
+    expect(describeProblem(new PinError('the root changed'), 'start')).toMatchObject({
+      kind: 'trust',
+      next: 'none',
+    });
+    expect(describeProblem(new PinError('enrolled under another', 'device'), 'start').next).toBe(
+      'enrol',
+    );
     expect(
       describeProblem(
         new ZtvError('integrity', 'the trust group is not signed by the pinned authority'),

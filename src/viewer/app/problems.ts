@@ -59,7 +59,8 @@ export function describeProblem(e: unknown, step: Step): Problem {
       kind: 'trust',
       title: 'The federation root is not the trusted one',
       detail: `${e.message}. No image can be verified, so none is shown.`,
-      next: 'none',
+      // Only the device's own pin can be reset, by enrolling again (a deliberate act of the user).
+      next: e.pin === 'device' ? 'enrol' : 'none',
     };
   const s = status(e);
   const m = s.message.replace(/[.\s]+$/, '');

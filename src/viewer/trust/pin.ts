@@ -23,7 +23,11 @@ export function buildPin(): string | undefined {
 }
 
 export class PinError extends Error {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Which pin refused the root: the build's, or the one this device was enrolled under. */
+    readonly pin: 'build' | 'device' = 'build',
+  ) {
     super(message);
     this.name = 'PinError';
   }
@@ -44,6 +48,7 @@ export async function choosePin(
     if (deviceRoot && deviceRoot !== built)
       throw new PinError(
         'this device was enrolled under another federation root: enrol the device again',
+        'device',
       );
     return { sha256: built, source: 'build' };
   }
@@ -51,6 +56,7 @@ export async function choosePin(
     if (served !== deviceRoot)
       throw new PinError(
         'the federation root changed since this device was enrolled: the viewer refuses it (ask the hospital, then enrol again)',
+        'device',
       );
     return { sha256: deviceRoot, source: 'device' };
   }
