@@ -14,6 +14,11 @@ export function useStudy(study: StudySession): number {
       let last = 0;
       const off = study.subscribe(() => {
         if (timer) return;
+        if (performance.now() - last >= PERIOD_MS) {
+          last = performance.now();
+          notify();
+          return;
+        }
         timer = setTimeout(
           () => {
             timer = undefined;

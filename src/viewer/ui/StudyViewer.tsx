@@ -9,7 +9,12 @@ import { cache } from '@cornerstonejs/core';
 import { useCallback, useEffect, useMemo, useRef, useState, type PointerEvent } from 'react';
 import { describeProblem } from '../app/problems.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
-import { imageIdOf, registerZtImages, WARMUP_IMAGE_ID } from '../cornerstone/images.ts';
+import {
+  imageIdOf,
+  parseImageId,
+  registerZtImages,
+  WARMUP_IMAGE_ID,
+} from '../cornerstone/images.ts';
 import type { StackViewer, ViewState } from '../cornerstone/viewer.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
@@ -125,7 +130,10 @@ export function StudyViewer({
       frame = requestAnimationFrame(() => {
         frame = 0;
         setView(v.state());
-        setTiles(tileRects(v, currentRef.current));
+        // The tiles of the image actually drawn (the slice index may already point further on).
+        const id = v.state().imageId;
+        const drawnRef = id && id !== WARMUP_IMAGE_ID ? parseImageId(id).ref : undefined;
+        setTiles(tileRects(v, drawnRef ? study.instances.get(drawnRef) : undefined));
       });
     });
     return () => {
@@ -134,7 +142,7 @@ export function StudyViewer({
       host.park();
       viewer.current = undefined;
     };
-  }, [host]);
+  }, [host, study]);
 
   const shownSeries = seriesUid ?? firstOpenedSeries(study);
   const series = study.series.find((s) => s.uid === shownSeries);
