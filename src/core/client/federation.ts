@@ -60,7 +60,7 @@ function reaching(f: typeof fetch, endpoints?: Partial<Endpoints>): typeof fetch
     try {
       return await f(input, init);
     } catch (e) {
-      if ((e as Error).name === 'AbortError') throw e;
+      if ((e as Error).name === 'AbortError' || e instanceof NetworkFailure) throw e;
       const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
       const party =
         PARTIES.find((p) => endpoints?.[p] && url.startsWith(endpoints[p]!)) ?? 'server';
