@@ -219,6 +219,45 @@ describe('the viewer, end to end', () => {
         0.95,
       );
 
+      // Invert draws the complement; zoom and pan move the picture; Reset brings it back.
+      const softRef = reference(byNumber.get(other)!, 40, 400);
+      await page.getByTestId('preset-soft').click();
+      await drawn(page, softRef);
+      await page.keyboard.press('i');
+      const inverted = await drawn(
+        page,
+        softRef.map((g) => 255 - g),
+        0.98,
+      );
+      expect(inverted.within3).toBeGreaterThan(0.98);
+      await page.keyboard.press('i');
+      await drawn(page, softRef);
+      await page.getByTestId('tool-zoom').click();
+      await page.mouse.move(box.x + 256, box.y + 300);
+      await page.mouse.down();
+      await page.mouse.move(box.x + 256, box.y + 200, { steps: 5 });
+      await page.mouse.up();
+      await expect
+        .poll(async () => Number(/Zoom (\d+)%/.exec(await text(page, 'overlay-wl'))?.[1]))
+        .toBeGreaterThan(120);
+      await expect
+        .poll(async () => compare(await canvasGrey(page), softRef).within3)
+        .toBeLessThan(0.5);
+      await page.getByTestId('reset').click();
+      await page.getByTestId('preset-soft').click();
+      expect((await drawn(page, softRef)).within3).toBeGreaterThan(0.99);
+      await page.getByTestId('tool-pan').click();
+      await page.mouse.move(box.x + 256, box.y + 256);
+      await page.mouse.down();
+      await page.mouse.move(box.x + 316, box.y + 276, { steps: 5 });
+      await page.mouse.up();
+      await expect
+        .poll(async () => compare(await canvasGrey(page), softRef).within3)
+        .toBeLessThan(0.8);
+      await page.getByTestId('reset').click();
+      await page.getByTestId('preset-soft').click();
+      expect((await drawn(page, softRef)).within3).toBeGreaterThan(0.99);
+
       // The tag browser shows the restored header.
       await page.getByTestId('panel-tags').click();
       await page.getByLabel('Filter tags').fill('PatientID');
@@ -368,6 +407,23 @@ describe('the viewer, end to end', () => {
       await v.fed.kill('producer');
       await v.fed.start('producer');
     }
+  });
+
+  it('says which party cannot be reached when the network fails', async () => {
+    const vp = await openViewer(browser, v.url);
+    await shooting(vp, 'viewer-network', async () => {
+      const { page } = vp;
+      await signInAndEnrol(page, 'dr.bob');
+      // The cloud is unreachable from here on (connection refused).
+      await page.route(`${v.fed.urls.cloud}/**`, (route) => route.abort('connectionrefused'));
+      await requestPatient(page, v.ctPatient);
+      await submitRequest(page, 'treatment');
+      const problem = page.getByTestId('problem');
+      await problem.waitFor({ timeout: 30_000 });
+      expect(await problem.getAttribute('data-kind')).toBe('network');
+      expect(await problem.locator('strong').textContent()).toBe('Cannot reach the cloud provider');
+      expect(await problem.textContent()).toContain(v.fed.urls.cloud);
+    });
   });
 
   it('shows the policy denial with its reason; an emergency access needs a justification', async () => {

@@ -74,7 +74,22 @@ export function App() {
 
   const signedIn = useCallback(
     async (signIn: SignedIn) => {
-      const identity = await deviceOf(signIn.clinician.id);
+      let identity: DeviceIdentity | undefined;
+      try {
+        identity = await deviceOf(signIn.clinician.id);
+      } catch (e) {
+        setPhase({
+          kind: 'opening',
+          signIn,
+          problem: {
+            kind: 'device',
+            title: "This browser's device store cannot be read",
+            detail: `${(e as Error).message}. Private windows and some settings disable IndexedDB, which the viewer needs for its device keys.`,
+            next: 'retry',
+          },
+        });
+        return;
+      }
       if (!identity?.chain.length) setPhase({ kind: 'enrol', signIn });
       else await openWith(signIn, identity);
     },

@@ -117,8 +117,12 @@ describe('a study session', () => {
       failed: 0,
     });
     expect((await early).verdict.status).toBe('verified');
+    const patient = parseDicom(new Uint8Array(readFileSync(files[0]!))).dataset.text(0x00100020)!;
     for (const v of study.instances.values()) {
       expect(v.badge?.state).toBe('verified');
+      // The patient is back, from the encrypted attributes: the served bytes do not carry it.
+      expect(v.opened?.meta.patientId).toBe(patient);
+      expect(Buffer.from(v.served!).includes(Buffer.from(patient))).toBe(false);
       expect(v.badge?.lines.join(' ')).toMatch(/your ticket/);
       expect(v.opened?.frames[0]?.kind).toBe('int16');
       // What export hands out is exactly what the cloud served.
