@@ -189,18 +189,18 @@ export function AuditorPanel({ study, inst }: { study: StudySession; inst?: Inst
       {v && (
         <>
           <p>{v.summary}</p>
-          <table className="tags" data-testid="auditor-checks">
-            <tbody>
-              {v.checks.map((k) => (
-                <tr key={k.id} className={`check ${k.result}`}>
-                  <td>{k.id}</td>
-                  <td>{k.part}</td>
-                  <td>{k.result}</td>
-                  <td>{k.detail}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <ul className="checks" data-testid="auditor-checks">
+            {v.checks.map((k) => (
+              <li
+                key={k.id}
+                className={`check ${k.result}`}
+                data-check={k.id}
+                data-result={k.result}
+              >
+                <strong>{k.result}</strong> <code>{k.id}</code> ({k.part}) — {k.detail}
+              </li>
+            ))}
+          </ul>
         </>
       )}
       {r?.error && <p className="check fail">{r.error}</p>}
