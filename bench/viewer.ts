@@ -1,0 +1,290 @@
+/**
+ * The viewer against plain Cornerstone3D, in headless Chromium on this machine, in the same run: a
+ * real federation (four processes) serving the 150-slice CT series to the real viewer — ticket to
+ * first verified image, to first render, to all 150 slices, worker throughput — and the same series
+ * loaded unprotected through Cornerstone's standard dicom-image-loader (wadouri) from a local,
+ * uncompressed HTTP server. Runs alternate between the two so that machine load hits both alike.
+ * Run: `npm run bench -- viewer` (or `npx tsx bench/viewer.ts [runs]`); writes bench/reports/viewer.md.
+ */
+import { spawnSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { basename, extname, join, normalize } from 'node:path';
+import * as prettier from 'prettier';
+import { build } from 'vite';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../e2e/browser.ts';
+import {
+  marks,
+  openViewer,
+  requestPatient,
+  signInAndEnrol,
+  submitRequest,
+  waitForStudy,
+} from '../e2e/viewer-app.ts';
+import { startViewerFederation, type ViewerFederation } from '../e2e/viewer-federation.ts';
+import { REPO_ROOT } from '../test/samples.ts';
+import { machine, median, writeReport } from './lib.ts';
+
+// `npm run bench` pins each benchmark to one core; a browser benchmark needs the machine's cores
+// (the viewer's workers, Cornerstone's, the services): widen the affinity again and start over.
+if (availableParallelism() < cpus().length && !process.env.ZTV_BENCH_WIDENED) {
+  const r = spawnSync(
+    'taskset',
+    [
+      '-c',
+      `0-${cpus().length - 1}`,
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, ZTV_BENCH_WIDENED: '1', UV_THREADPOOL_SIZE: '4' } },
+  );
+  process.exit(r.status ?? 1);
+}
+
+const RUNS = Number(process.argv[2] ?? 5);
+const MB = (b: number) => b / 1e6;
+
+/** Builds the baseline page and serves it and the original DICOM files, uncompressed. */
+async function plainServer(files: readonly string[]): Promise<{ base: string; close(): void }> {
+  const outDir = mkdtempSync(join(tmpdir(), 'ztv-bench-plain-'));
+  await build({
+    root: REPO_ROOT,
+    configFile: false,
+    logLevel: 'error',
+    build: {
+      outDir,
+      emptyOutDir: true,
+      chunkSizeWarningLimit: 10_000,
+      rollupOptions: { input: [join(REPO_ROOT, 'e2e/pages/plain.html')] },
+    },
+    worker: { format: 'es' },
+  });
+  const byName = new Map(files.map((f) => [basename(f), f]));
+  const types: Record<string, string> = {
+    '.html': 'text/html',
+    '.js': 'text/javascript',
+    '.wasm': 'application/wasm',
+    '.css': 'text/css',
+  };
+  const server: Server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = path.startsWith('/dicom/')
+      ? byName.get(path.slice(7))
+      : join(outDir, normalize(path).replace(/^(\.\.[/\\])+/, ''));
+    if (!file || !statSync(file, { throwIfNoEntry: false })?.isFile()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, {
+      'content-type': path.startsWith('/dicom/')
+        ? 'application/dicom'
+        : (types[extname(file)] ?? 'application/octet-stream'),
+      'content-length': statSync(file).size,
+      'cache-control': 'no-store',
+    });
+    createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    base: `http://127.0.0.1:${port}`,
+    close() {
+      server.close();
+      rmSync(outDir, { recursive: true, force: true });
+    },
+  };
+}
+
+interface PlainRun {
+  firstRender: number;
+  all: number;
+}
+
+async function plainRun(
+  browser: Browser,
+  base: string,
+  files: readonly string[],
+): Promise<PlainRun> {
+  const context = await browser.newContext({ viewport: { width: 600, height: 600 } });
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  await page.goto(`${base}/e2e/pages/plain.html`);
+  await page.waitForFunction(() => typeof window.plainLoad === 'function');
+  const urls = files.map((f) => `${base}/dicom/${basename(f)}`);
+  const r = await page.evaluate((u) => window.plainLoad(u), urls);
+  await context.close();
+  return { firstRender: r.firstRender, all: r.all };
+}
+
+interface ViewerRun {
+  workers: number;
+  redeemed: number;
+  firstByte: number;
+  firstVerified: number;
+  firstRender: number;
+  lastByte: number;
+  all: number;
+  bytes: number;
+  workerMs: number;
+  /** From the click on "Request access" (consultation included) to all slices. */
+  fromRequest: number;
+}
+
+async function viewerRun(
+  browser: Browser,
+  v: ViewerFederation,
+  cores: number | undefined,
+): Promise<ViewerRun> {
+  const vp = await openViewer(browser, v.url, cores ? { cores } : {});
+  const cdp = await vp.context.newCDPSession(vp.page);
+  await cdp.send('Network.setCacheDisabled', { cacheDisabled: true });
+  await signInAndEnrol(vp.page, 'dr.bob');
+  await requestPatient(vp.page, v.ctPatient);
+  // A clinician takes a moment to declare the purpose: the workers' warm-up is over by then.
+  await vp.page.waitForTimeout(1500);
+  const clicked = await vp.page.evaluate(() => performance.now());
+  await submitRequest(vp.page, 'treatment');
+  await waitForStudy(vp.page);
+  await vp.page.waitForFunction(() => performance.getEntriesByName('ztv:first-render').length > 0);
+  const m = await marks(vp.page);
+  await vp.context.close();
+  if (vp.errors.length) throw new Error(`the viewer reported errors: ${vp.errors.join('; ')}`);
+  const t = (k: string) => {
+    if (!m[k]) throw new Error(`no ztv:${k} mark`);
+    return m[k].at - m.ticket!.at;
+  };
+  const done = m['all-opened']!.detail as { bytes: number; workerMs: number; workers: number };
+  return {
+    workers: done.workers,
+    redeemed: t('redeemed'),
+    firstByte: t('first-byte'),
+    firstVerified: t('first-verified'),
+    firstRender: t('first-render'),
+    lastByte: t('last-byte'),
+    all: t('all-opened'),
+    bytes: done.bytes,
+    workerMs: done.workerMs,
+    fromRequest: m['all-opened']!.at - clicked,
+  };
+}
+
+const range = (xs: number[]) =>
+  `${median(xs).toFixed(0)} (${Math.min(...xs).toFixed(0)}–${Math.max(...xs).toFixed(0)})`;
+
+console.log('starting the federation and outsourcing the CT series…');
+const load0 = loadavg()[0]!;
+const v = await startViewerFederation();
+const plain = await plainServer(v.ct);
+const browser = await launchChromium();
+const hc = cpus().length;
+const configs: { label: string; cores?: number }[] = [
+  { label: `default pool (hardwareConcurrency ${hc})` },
+  {
+    label: `one worker less (hardwareConcurrency reported as ${hc - 1})`,
+    cores: Math.max(1, hc - 1),
+  },
+];
+const plainRuns: PlainRun[] = [];
+const viewerRuns: ViewerRun[][] = configs.map(() => []);
+try {
+  // One unmeasured round of each, so that neither side pays the machine's first-use costs.
+  await plainRun(browser, plain.base, v.ct);
+  await viewerRun(browser, v, undefined);
+  for (let i = 0; i < RUNS; i++) {
+    plainRuns.push(await plainRun(browser, plain.base, v.ct));
+    for (const [k, c] of configs.entries())
+      viewerRuns[k]!.push(await viewerRun(browser, v, c.cores));
+    console.log(
+      `run ${i + 1}/${RUNS}: plain ${plainRuns.at(-1)!.all.toFixed(0)} ms; viewer ${viewerRuns
+        .map((r) => r.at(-1)!.all.toFixed(0))
+        .join(' / ')} ms`,
+    );
+  }
+} finally {
+  await browser.close();
+  plain.close();
+  await v.close();
+}
+const load1 = loadavg()[0]!;
+
+const plainFirst = plainRuns.map((r) => r.firstRender);
+const plainAll = plainRuns.map((r) => r.all);
+const seriesBytes = viewerRuns[0]![0]!.bytes;
+const rows = viewerRuns.map((runs, k) => {
+  const all = runs.map((r) => r.all);
+  const perWorker = runs.map((r) => MB(r.bytes) / (r.workerMs / 1000));
+  const pipeline = runs.map((r) => MB(r.bytes) / ((r.all - r.firstByte) / 1000));
+  return {
+    label: configs[k]!.label,
+    workers: runs[0]!.workers,
+    redeemed: range(runs.map((r) => r.redeemed)),
+    firstByte: range(runs.map((r) => r.firstByte)),
+    firstVerified: range(runs.map((r) => r.firstVerified)),
+    byteToVerified: range(runs.map((r) => r.firstVerified - r.firstByte)),
+    firstRender: range(runs.map((r) => r.firstRender)),
+    lastByte: range(runs.map((r) => r.lastByte)),
+    all: range(all),
+    fromRequest: range(runs.map((r) => r.fromRequest)),
+    perWorker: median(perWorker).toFixed(1),
+    pipeline: median(pipeline).toFixed(1),
+    ratio: (median(all) / median(plainAll)).toFixed(2),
+    firstRatio: (median(runs.map((r) => r.firstRender)) / median(plainFirst)).toFixed(2),
+  };
+});
+
+const report = `# Viewer: protected series against plain Cornerstone3D
+
+The real CT series \`series/ct_chest_LIDC-IDRI-0314\` (150 slices, 512x512, 16-bit; ${MB(seriesBytes).toFixed(1)} MB as the
+cloud serves it) opened in Debian's Chromium (headless, WebGL through SwiftShader), ${RUNS} measured runs of each
+configuration, alternating, after one unmeasured round; medians with (min–max).
+
+- **Protected** — the real viewer against a real federation on this machine (authority, producer, cloud and
+  consumer as four processes): a clinician signs in, enrols the browser, requests the study for treatment;
+  times run from the ticket in hand (\`ztv:ticket\`): the key part is opened in every decode worker while the
+  cloud redeems the ticket (inserting and signing the trace of all 150 images), the instances stream in sealed
+  session frames, each is verified up to the pinned root, decrypted, restored exactly and converted in the
+  worker pool, and drawn by Cornerstone3D through the \`zt:\` loader.
+- **Plain** — Cornerstone3D 5.14 with its standard dicom-image-loader (\`wadouri:\`, its default pool:
+  max(1, hardwareConcurrency/2) workers), the original files from a local uncompressed HTTP server, one stack
+  viewport: \`setStack\` → first render, then every slice loaded and cached. No authentication, no decryption,
+  no verification.
+
+Machine: ${machine()}; load average ${load0.toFixed(1)} before, ${load1.toFixed(1)} after (the machine is shared).
+
+| | plain Cornerstone | ${rows.map((r) => `viewer, ${r.workers} decode worker${r.workers > 1 ? 's' : ''}`).join(' | ')} |
+| --- | --- | ${rows.map(() => '---').join(' | ')} |
+| ticket → redeemed (cloud inserts 150 traces) | — | ${rows.map((r) => r.redeemed).join(' | ')} |
+| ticket → first byte of the first image | — | ${rows.map((r) => r.firstByte).join(' | ')} |
+| ticket → first image verified | — | ${rows.map((r) => r.firstVerified).join(' | ')} |
+| first byte → first image verified (transfer of one instance, worker) | — | ${rows.map((r) => r.byteToVerified).join(' | ')} |
+| first render, ms (plain: from \`setStack\`; viewer: from the ticket) | ${range(plainFirst)} | ${rows.map((r) => r.firstRender).join(' | ')} |
+| ticket → last byte | — | ${rows.map((r) => r.lastByte).join(' | ')} |
+| all 150 slices, ms (plain: from \`setStack\`) | ${range(plainAll)} | ${rows.map((r) => r.all).join(' | ')} |
+| "Request access" click → all 150 (consultation included) | — | ${rows.map((r) => r.fromRequest).join(' | ')} |
+| worker throughput, MB/s per worker (served bytes / worker busy time) | — | ${rows.map((r) => r.perWorker).join(' | ')} |
+| pipeline throughput, MB/s (first byte → all verified) | ${(MB(seriesBytes) / (median(plainAll) / 1000)).toFixed(1)} | ${rows.map((r) => r.pipeline).join(' | ')} |
+| **protected / plain, all slices** | 1.00 | ${rows.map((r) => `**${r.ratio}**`).join(' | ')} |
+| protected / plain, first render | 1.00 | ${rows.map((r) => r.firstRatio).join(' | ')} |
+
+Configurations: ${rows.map((r) => `"${r.label}" → ${r.workers} worker(s)`).join('; ')}. The second reports one core less to
+the page through CDP (\`Emulation.setHardwareConcurrencyOverride\`), so that the viewer's pool-sizing rule (one
+worker per core, less Cornerstone's own workers, at least one) starts one worker fewer — the rule that keeps a
+core for the page; it runs on the same ${hc} cores.
+
+What the figures mean, and what was done for them, is in \`docs/viewer.md\` ("What we measured").
+
+Rerun: \`npm run bench -- viewer\` (about three minutes; the benchmark widens the one-core pinning of
+\`bench/run.ts\` again, since the browser, its workers and the four services need the machine), or
+\`npx tsx bench/viewer.ts [runs]\`.
+`;
+// Written as prettier would (the report is checked by `npm run lint` like every file).
+const formatted = await prettier.format(report, {
+  ...((await prettier.resolveConfig(join(REPO_ROOT, 'bench/reports/viewer.md'))) ?? {}),
+  parser: 'markdown',
+});
+console.log(`\n${formatted}`);
+console.log(`written to ${writeReport('viewer', formatted)}`);
