@@ -213,6 +213,8 @@ export function StudyViewer({
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement | null;
       if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      // Not while another tab or a dialog is in front of the viewer.
+      if (!stage.current?.offsetParent || document.querySelector('[role=dialog]')) return;
       const i = indexRef.current;
       const step: Record<string, number> = {
         ArrowDown: 1,
