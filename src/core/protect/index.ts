@@ -1,10 +1,13 @@
 /** The protection codec: protect (producer), trace (cloud), verify/open (viewer, auditor), inspect. */
 export { protect, type ProtectOptions, type Protected, type ProtectReport } from './protect.ts';
 export {
+  signTraceBasis,
   signTraceSlot,
+  traceBasis,
   traceIdFrom,
   traceProtected,
   writeTraceSlot,
+  type TraceBasis,
   type TraceOptions,
 } from './trace.ts';
 export {

@@ -58,10 +58,31 @@ function traceable(bytes: Uint8Array, what: string) {
   return { img, c, offset: img.parsed.pixelDataOffset };
 }
 
+/**
+ * What a trace signature covers of an image: its sealed container bytes and the producer's seal
+ * signature. Public (the container is in clear); the cloud reads it once when it stores the image
+ * and signs traces from it without reading the image again.
+ */
+export interface TraceBasis {
+  readonly sealedBytes: Uint8Array;
+  readonly sealSignature: Uint8Array;
+}
+
+/** The trace basis of a protected image (refused if its container is damaged). */
+export function traceBasis(bytes: Uint8Array, what = 'the image'): TraceBasis {
+  const { c } = traceable(bytes, what);
+  return { sealedBytes: c.sealedBytes, sealSignature: c.sealSignature };
+}
+
 /** The signed trace slot (128 bytes) for `bytes`, without writing it: the cloud stores it. */
 export async function signTraceSlot(bytes: Uint8Array, opts: TraceOptions): Promise<Uint8Array> {
+  return signTraceBasis(traceBasis(bytes, opts.what ?? 'the image'), opts);
+}
+
+/** The signed trace slot for an image known by its trace basis. */
+export async function signTraceBasis(basis: TraceBasis, opts: TraceOptions): Promise<Uint8Array> {
   assertInput(opts.traceId.length === TRACE_ID_LENGTH, `a trace id is ${TRACE_ID_LENGTH} bytes`);
-  const { c } = traceable(bytes, opts.what ?? 'the image');
+  const c = basis;
   const unsigned = {
     traceId: opts.traceId,
     tracedAt: (opts.now ?? new Date()).getTime(),

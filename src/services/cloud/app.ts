@@ -18,7 +18,13 @@ import { readOrganisation } from '../../core/pki/extensions.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { memberOf } from '../../core/pki/trust-group.ts';
 import { validateCertificate } from '../../core/pki/validate.ts';
-import { inspectProtected, signTraceSlot, writeTraceSlot } from '../../core/protect/index.ts';
+import {
+  inspectProtected,
+  signTraceBasis,
+  traceBasis,
+  writeTraceSlot,
+  type TraceBasis,
+} from '../../core/protect/index.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
 import { openCloudPart, type CloudClaims } from '../../core/ticket/ticket.ts';
 import { createApp, HttpError } from '../common/http.ts';
@@ -41,6 +47,8 @@ export interface CloudTables extends AuditTables {
     digest: string;
     size: number;
     created_at: string;
+    /** Hex of the sealed container bytes and the seal signature: what a trace signs (public). */
+    trace_basis: string | null;
   };
   spent_nonces: { nonce: string; ticket: string; spent_at: string };
   redemptions: {
@@ -93,6 +101,12 @@ export const cloudMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_trace_basis': {
+    // Redemption signs traces from what the upload read once, instead of re-reading every image.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('instances').addColumn('trace_basis', 'text').execute();
+    },
+  },
 };
 
 export interface CloudDeps {
@@ -120,6 +134,13 @@ export interface CloudDeps {
 }
 
 const BOUNDARY_BYTES = 12;
+
+/** A trace basis as the instances table keeps it: `<sealed bytes hex>.<seal signature hex>`. */
+const basisToText = (b: TraceBasis): string => `${toHex(b.sealedBytes)}.${toHex(b.sealSignature)}`;
+const basisFromText = (text: string): TraceBasis => {
+  const [sealed = '', signature = ''] = text.split('.');
+  return { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
+};
 
 /** The producer a ticket's signing key belongs to: a trust-group producer with a valid certificate. */
 function producerResolver(trust: LiveTrust) {
@@ -257,6 +278,7 @@ export async function buildCloud(
           'not-protected',
           'the instance is not intact or not sealed by the uploading producer',
         );
+      const basis = traceBasis(bytes, 'the upload');
       const id = crypto.randomUUID();
       await deps.blobs.put(id, bytes); // blob first …
       await deps.afterBlobWrite?.();
@@ -269,6 +291,7 @@ export async function buildCloud(
           digest,
           size: bytes.length,
           created_at: new Date(now()).toISOString(),
+          trace_basis: basisToText(basis),
         })
         .execute();
       await audit.append({
@@ -322,7 +345,7 @@ export async function buildCloud(
     const ids = claims.images.map((i) => i.id);
     const known = await db
       .selectFrom('instances')
-      .select(['id', 'producer'])
+      .select(['id', 'producer', 'trace_basis'])
       .where('id', 'in', ids)
       .execute();
     if (known.length !== new Set(ids).size || known.some((k) => k.producer !== claims.iss)) {
@@ -358,20 +381,27 @@ export async function buildCloud(
     });
     // Obligation before release: insert the requester's trace into every image (signed slots).
     const slots: { image: string; slot: Uint8Array }[] = [];
+    const bases = new Map(known.map((k) => [k.id, k.trace_basis]));
     const enforced = await enforce(decision, {
       'insert-trace': async () => {
-        for (const im of claims.images) {
-          const stored = await deps.blobs.get(im.id);
-          slots.push({
-            image: im.id,
-            slot: await signTraceSlot(stored, {
+        const signed = await Promise.all(
+          claims.images.map(async (im) => {
+            // The image must be here to take the trace; its basis was read when it was stored.
+            if (!(await deps.blobs.has(im.id)))
+              throw new Error(`image ${im.id} is missing from the store`);
+            const stored = bases.get(im.id);
+            const basis = stored
+              ? basisFromText(stored)
+              : traceBasis(await deps.blobs.get(im.id), `image ${im.id}`);
+            const opts = {
               signer: deps.signer,
               traceId: fromHex(im.trace),
               now: new Date(now()),
-              what: `image ${im.id}`,
-            }),
-          });
-        }
+            };
+            return { image: im.id, slot: await signTraceBasis(basis, opts) };
+          }),
+        );
+        slots.push(...signed);
       },
     });
     if (enforced.decision.decision !== 'allow') {
