@@ -4,13 +4,19 @@
  * consumer hospital, the real sample studies outsourced through the producer (idempotently), demo
  * clinicians seeded. Prints the viewer URL and the demo accounts; Ctrl-C stops everything.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDicom } from '../core/dicom/parse.ts';
+import { certificateSha256 } from '../core/client/federation.ts';
 import { T } from '../core/dicom/tags.ts';
 import { federationConfig } from '../services/common/config.ts';
-import { dicomFiles, outsource, startFederation } from '../services/federation.ts';
+import {
+  dicomFiles,
+  outsource,
+  prepareFederation,
+  startFederation,
+} from '../services/federation.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -34,16 +40,26 @@ function newest(dir: string): number {
   return t;
 }
 
-async function buildViewer(outDir: string): Promise<void> {
+/**
+ * Builds the viewer when its sources changed or when it pins another root: the federation root's
+ * fingerprint is compiled into the build (ZTV_ROOT_SHA256), so the browser refuses any other root
+ * from its first sign-in on (docs/viewer.md, "Pinning the root").
+ */
+async function buildViewer(outDir: string, rootPin: string): Promise<void> {
   const index = join(outDir, 'index.html');
+  const pinFile = `${outDir}.root-pin`;
   const stale =
     !existsSync(index) ||
+    !existsSync(pinFile) ||
+    readFileSync(pinFile, 'utf8').trim() !== rootPin ||
     statSync(index).mtimeMs <
       Math.max(newest(join(ROOT, 'src')), statSync(join(ROOT, 'index.html')).mtimeMs);
   if (!stale || process.env.ZTV_SKIP_BUILD) return;
   console.log('building the viewer…');
+  process.env.ZTV_ROOT_SHA256 = rootPin;
   const { build } = await import('vite');
   await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+  writeFileSync(pinFile, `${rootPin}\n`);
 }
 
 const c = federationConfig();
@@ -66,7 +82,11 @@ const demoCare = [
   `nurse.carol|care-team|${patients[0]}`,
 ].join(';');
 
-await buildViewer(c.viewerDir);
+await prepareFederation(c);
+await buildViewer(
+  c.viewerDir,
+  await certificateSha256(readFileSync(join(c.pkiDir, 'ca.pem'), 'utf8')),
+);
 console.log(`starting the federation in ${c.dataDir}…`);
 const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
 const stop = async () => {

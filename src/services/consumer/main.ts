@@ -80,8 +80,33 @@ app.get('/config.json', async () => ({
   cloud: u.cloud,
   consumer: u.consumer,
 }));
+// The viewer is the hospital's own application: served with a strict content security policy (its
+// code only from here; it talks to this hospital, the producer and the cloud, nothing else) and read
+// from disk per request, so a rebuilt viewer is served without a restart.
+const csp = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self' blob:",
+  `connect-src 'self' ${u.producer} ${u.cloud}`,
+  "img-src 'self' data: blob:",
+  "style-src 'self' 'unsafe-inline'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
 if (existsSync(join(c.viewerDir, 'index.html')))
-  await app.register(fastifyStatic, { root: c.viewerDir, wildcard: false, index: 'index.html' });
+  await app.register(fastifyStatic, {
+    root: c.viewerDir,
+    wildcard: true,
+    index: 'index.html',
+    setHeaders: (reply) => {
+      reply.header('content-security-policy', csp);
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header('referrer-policy', 'no-referrer');
+      reply.header('cross-origin-opener-policy', 'same-origin');
+    },
+  });
 await app.listen({ host: c.host, port: c.ports.consumer });
 setInterval(() => void trust.fresh(true).catch(() => undefined), 5_000).unref();
 announce('consumer', { consumer: c.ports.consumer });

@@ -202,6 +202,14 @@ export async function unwrapKey(
   );
 }
 
+/** The slice's position along z from Image Position (Patient) — 0 is a position, not a missing one. */
+export function slicePosition(ipp: string | undefined): number | null {
+  const z = ipp?.split('\\')[2]?.trim();
+  if (z === undefined || z === '') return null;
+  const n = Number(z);
+  return Number.isFinite(n) ? n : null;
+}
+
 // --- the service -------------------------------------------------------------------------------
 
 export interface OutsourceResult {
@@ -262,7 +270,7 @@ export class Producer {
         series_uid: ds.text(T.SeriesInstanceUID) ?? `series-of-${digest}`,
         sop_uid: sop,
         instance_number: ds.number(T.InstanceNumber) ?? 0,
-        position: Number(ds.text(T.ImagePositionPatient)?.split('\\')[2]) || null,
+        position: slicePosition(ds.text(T.ImagePositionPatient)),
         created_at: new Date(this.now()).toISOString(),
       };
       if (row)
