@@ -281,12 +281,17 @@ function Ready({
           />
         </div>
       )}
-      {tab === 'audit' && auditor && (
-        <AuditArea
-          endpoints={session.signIn.endpoints}
-          token={session.signIn.token}
-          clinician={session.signIn.clinician}
-        />
+      {auditor && (
+        // Kept mounted while another tab is shown, so that traced files and trails stay on screen.
+        <div style={{ display: tab === 'audit' ? 'contents' : 'none' }}>
+          <AuditArea
+            endpoints={session.signIn.endpoints}
+            token={session.signIn.token}
+            clinician={session.signIn.clinician}
+            device={session.identity}
+            trust={session.trust}
+          />
+        </div>
       )}
       {target && (
         <ConsultDialog
