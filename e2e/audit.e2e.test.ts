@@ -266,6 +266,16 @@ describe('the auditor area, end to end', () => {
       expect(cli.out).toContain(`device      ${resolved!.fields.device}`);
       expect(resolved!.text).not.toContain(v.ctPatient);
 
+      // Corroborated by the trail of that ticket: the cloud inserted this very trace, then served it.
+      await dave.page.getByTestId('leak-show-trail').click();
+      await dave.page.getByTestId('chains').waitFor({ timeout: 60_000 });
+      expect(await dave.page.getByTestId('trail-value').inputValue()).toBe(leakedTicket);
+      const ofTicket = await rows(dave.page);
+      expect(ofTicket.find((r) => r.subtype === 'trace-inserted')?.text).toContain(leakedTrace);
+      expect(ofTicket.map((r) => `${r.party}:${r.subtype}`)).toContain('cloud:retrieve');
+      expect(ofTicket.map((r) => `${r.party}:${r.subtype}`)).toContain('producer:ticket-issued');
+      await dave.page.getByTestId('audit-leak').click();
+
       // The same file with one bit of its trace altered; a trace the cloud signed for no ticket; the
       // cloud's stored copy (never served); an original, unprotected file — picked together.
       const slot = readProtected(leaked).container!.trace!;

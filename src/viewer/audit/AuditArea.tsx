@@ -11,7 +11,7 @@ import type { PkiView } from '../../core/pki/resolver.ts';
 import { openAuditor, type AuditorDevice } from './auditor.ts';
 import { BreakGlassReviews } from './BreakGlassReviews.tsx';
 import { LeakTrace } from './LeakTrace.tsx';
-import { TrailPanel } from './TrailPanel.tsx';
+import { TrailPanel, type TrailRequest } from './TrailPanel.tsx';
 
 export interface AuditAreaProps {
   readonly endpoints: Endpoints;
@@ -36,6 +36,7 @@ const SECTIONS: readonly [Section, string][] = [
 export function AuditArea({ endpoints, device, trust }: AuditAreaProps) {
   const [client, setClient] = useState<AuditorClient>();
   const [section, setSection] = useState<Section>('leak');
+  const [trailRequest, setTrailRequest] = useState<TrailRequest>();
   useEffect(() => {
     const c = openAuditor(endpoints, device, trust);
     setClient(c);
@@ -59,10 +60,16 @@ export function AuditArea({ endpoints, device, trust }: AuditAreaProps) {
       {client && (
         <>
           <div hidden={section !== 'leak'}>
-            <LeakTrace client={client} />
+            <LeakTrace
+              client={client}
+              onTrail={(ticket) => {
+                setTrailRequest((r) => ({ id: (r?.id ?? 0) + 1, kind: 'ticket', value: ticket }));
+                setSection('trail');
+              }}
+            />
           </div>
           <div hidden={section !== 'trail'}>
-            <TrailPanel client={client} />
+            <TrailPanel client={client} {...(trailRequest ? { request: trailRequest } : {})} />
           </div>
           {section === 'break-glass' && <BreakGlassReviews client={client} />}
         </>

@@ -15,7 +15,14 @@ interface Result {
   readonly view?: LeakView;
 }
 
-export function LeakTrace({ client }: { client: Pick<AuditorClient, 'traceLeak'> }) {
+export function LeakTrace({
+  client,
+  onTrail,
+}: {
+  client: Pick<AuditorClient, 'traceLeak'>;
+  /** Shows the audit trail of a resolved trace's ticket (step 4 of the procedure: corroborate). */
+  onTrail?: (ticket: string) => void;
+}) {
   const [results, setResults] = useState<readonly Result[]>([]);
   const [over, setOver] = useState(false);
   const run = useRef(0);
@@ -84,13 +91,21 @@ export function LeakTrace({ client }: { client: Pick<AuditorClient, 'traceLeak'>
         />
       </div>
       {results.map((r) => (
-        <LeakResult key={r.id} file={r.file} view={r.view} />
+        <LeakResult key={r.id} file={r.file} view={r.view} {...(onTrail ? { onTrail } : {})} />
       ))}
     </section>
   );
 }
 
-export function LeakResult({ file, view }: { file: string; view?: LeakView }) {
+export function LeakResult({
+  file,
+  view,
+  onTrail,
+}: {
+  file: string;
+  view?: LeakView;
+  onTrail?: (ticket: string) => void;
+}) {
   if (!view)
     return (
       <article
@@ -102,6 +117,7 @@ export function LeakResult({ file, view }: { file: string; view?: LeakView }) {
         <strong>{file}</strong> <span className="muted">examining…</span>
       </article>
     );
+  const ticket = view.fields.find((f) => f.id === 'ticket')?.value;
   return (
     <article
       className={`leak ${view.status}`}
@@ -130,6 +146,13 @@ export function LeakResult({ file, view }: { file: string; view?: LeakView }) {
           </div>
         ))}
       </dl>
+      {onTrail && view.status === 'resolved' && ticket && (
+        <div className="actions">
+          <button data-testid="leak-show-trail" onClick={() => onTrail(ticket)}>
+            Audit trail of this ticket
+          </button>
+        </div>
+      )}
     </article>
   );
 }

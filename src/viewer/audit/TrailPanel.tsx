@@ -5,7 +5,7 @@
  * the party's certified key), each break shown on the record it concerns with its seq and kind; the
  * shown selection exports as DICOM audit messages (XML) or CSV.
  */
-import { useState, type FormEvent } from 'react';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { saveFile } from './download.ts';
 import { verifiedTrail, type VerifiedTrail } from './auditor.ts';
 import type { AuditorClient } from '../../core/audit/client.ts';
@@ -33,42 +33,67 @@ type State =
   | { readonly kind: 'shown'; readonly trail: VerifiedTrail; readonly about: TrailKind }
   | { readonly kind: 'failed'; readonly problem: Problem };
 
+/** A trail asked for from elsewhere in the area (a traced file's ticket); `id` tells requests apart. */
+export interface TrailRequest {
+  readonly id: number;
+  readonly kind: TrailKind;
+  readonly value: string;
+}
+
 export function TrailPanel({
   client,
+  request,
 }: {
   client: Pick<AuditorClient, 'mergedTrail' | 'verifyChain'>;
+  request?: TrailRequest;
 }) {
   const [kind, setKind] = useState<TrailKind>('patient');
   const [typed, setTyped] = useState('');
   const [invalid, setInvalid] = useState<string>();
   const [state, setState] = useState<State>({ kind: 'idle' });
   const [shown, setShown] = useState<ReadonlySet<string>>(new Set(PARTIES));
+  const generation = useRef(0);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const show = async (about: TrailKind, value: string) => {
     let filter;
     try {
-      filter = trailFilter(kind, typed);
+      filter = trailFilter(about, value);
     } catch (err) {
       setInvalid(
         err instanceof QueryError ? err.message : 'This is not something a trail is about.',
       );
       return;
     }
+    const mine = ++generation.current;
     setInvalid(undefined);
     setState({ kind: 'loading' });
+    let next: State;
     try {
-      setState({ kind: 'shown', trail: await verifiedTrail(client, filter), about: kind });
+      next = { kind: 'shown', trail: await verifiedTrail(client, filter), about };
     } catch (err) {
-      setState({ kind: 'failed', problem: describeProblem(err, 'start') });
+      next = { kind: 'failed', problem: describeProblem(err, 'start') };
     }
+    if (generation.current === mine) setState(next); // a later query replaced this one
   };
+
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void show(kind, typed);
+  };
+
+  useEffect(() => {
+    if (!request) return;
+    setKind(request.kind);
+    setTyped(request.value);
+    void show(request.kind, request.value);
+    // Only a new request runs a query; the client and show are those of this sign-in.
+  }, [request?.id]);
 
   const rows = state.kind === 'shown' ? selectRows(state.trail.view, shown) : [];
   return (
     <section className="audit-section" data-testid="trail-panel">
       <h2>Audit trail</h2>
-      <form className="trail-query" onSubmit={(e) => void submit(e)}>
+      <form className="trail-query" onSubmit={submit}>
         <label htmlFor="trail-kind">About</label>
         <select
           id="trail-kind"
@@ -108,6 +133,11 @@ export function TrailPanel({
       {state.kind === 'failed' && <ProblemBox problem={state.problem} />}
       {state.kind === 'shown' && (
         <>
+          {state.trail.trails.some((t) => t.truncated) && (
+            <p className="muted" data-testid="trail-truncated">
+              A party cut its selection at its limit: narrow the query to see every record.
+            </p>
+          )}
           <ul className="chains" data-testid="chains" data-ok={state.trail.view.ok}>
             {state.trail.view.chains.map((c) => (
               <li

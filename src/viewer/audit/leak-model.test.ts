@@ -122,6 +122,15 @@ describe('leak tracing in the auditor view', () => {
     expect(html).toContain('data-status="resolved"');
     expect(html).toContain(`data-testid="leak-requester">${t.requester}<`);
     expect(html).toContain(`data-testid="leak-ticket">${t.tid}<`);
+    // …and, where the area can show trails, the way to the ticket's trail (only for a resolved trace).
+    const onTrail = () => undefined;
+    expect(
+      renderToStaticMarkup(createElement(LeakResult, { file: 'x.dcm', view: v, onTrail })),
+    ).toContain('data-testid="leak-show-trail"');
+    const unknown = describeLeak(await reportOf(traced, { trace: toHex(trace), known: false }));
+    expect(
+      renderToStaticMarkup(createElement(LeakResult, { file: 'x.dcm', view: unknown, onTrail })),
+    ).not.toContain('leak-show-trail');
   });
 
   it('says whether the glass was broken, and how the access was reviewed', async () => {
