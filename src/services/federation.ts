@@ -95,9 +95,13 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     instance: string = party,
   ): Promise<ChildProcess> =>
     new Promise((resolve, reject) => {
+      // ZTV_NODE_ARGS: extra Node flags for this process (diagnostics: --cpu-prof, --inspect…).
+      const nodeArgs = (extraEnv.ZTV_NODE_ARGS ?? opts.env?.ZTV_NODE_ARGS ?? '')
+        .split(/\s+/)
+        .filter(Boolean);
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src/services', party, 'main.ts')],
+        [...nodeArgs, '--import', 'tsx', join(ROOT, 'src/services', party, 'main.ts')],
         {
           cwd: ROOT,
           env: {

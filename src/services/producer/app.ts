@@ -236,16 +236,17 @@ export class Producer {
    */
   async outsource(source: Uint8Array): Promise<OutsourceResult> {
     const digest = toHex(sha256(source));
-    const parsed = parseDicom(source, 'the instance');
-    const ds = parsed.dataset;
-    const sop = ds.text(T.SOPInstanceUID) ?? digest;
     const done = await this.db
       .selectFrom('instances')
       .selectAll()
       .where('source_digest', '=', digest)
       .executeTakeFirst();
+    // Sent before and stored: answered from the record, without parsing the file again.
     if (done?.status === 'done')
-      return { sopInstanceUid: sop, cloudId: done.cloud_id!, created: false };
+      return { sopInstanceUid: done.sop_uid, cloudId: done.cloud_id!, created: false };
+    const parsed = parseDicom(source, 'the instance');
+    const ds = parsed.dataset;
+    const sop = ds.text(T.SOPInstanceUID) ?? digest;
     let row = done;
     let protectedBytes: Uint8Array;
     if (row && (await this.deps.outbox.has(row.upload_key))) {
