@@ -317,21 +317,17 @@ function extractPayload(
   throw new ZtvError('integrity', 'the image ends before its hidden payload does');
 }
 
-/**
- * Undoes `hide`: returns the original values, R's low bits included. `marked` holds R's samples
- * with whatever the container left in their low bits. Throws an integrity error when the hidden
- * stream is inconsistent (a tampered or wrongly decrypted image).
- */
-export function recover(
-  marked: Values,
-  g: Geometry,
-  region: Region,
-  p: HidingParams,
-  payloadBits: number,
-): Values {
-  const w = marked.slice() as Values;
-  for (let i = 0; i < region.K; i++) w[i] = maskLow(w[i]!, region.L);
-  const payload = extractPayload(w, g, region.K, p, payloadBits);
+/** The side information at the head of an extracted payload, read and checked. */
+interface Side {
+  readonly d: number;
+  readonly entries: number;
+  /** The inflated location map (undefined when no sample was clamped). */
+  readonly lm: BitReader | undefined;
+  /** Positioned at R's original low bits. */
+  readonly r: BitReader;
+}
+
+function readSide(payload: Uint8Array, payloadBits: number): Side {
   const r = new BitReader(payload, payloadBits);
   if (r.read(8) !== PAYLOAD_VERSION)
     throw new ZtvError('integrity', 'the hidden payload has an unknown version');
@@ -348,6 +344,27 @@ export function recover(
       throw new ZtvError('integrity', 'the hidden location map does not inflate');
     }
   } else if (lmLength !== 0) throw new ZtvError('integrity', 'an empty location map has content');
+  return { d, entries, lm, r };
+}
+
+/**
+ * Undoes `hide`: returns the original values, R's low bits included. `marked` holds R's samples
+ * with whatever the container left in their low bits. Throws an integrity error when the hidden
+ * stream is inconsistent (a tampered or wrongly decrypted image). The reference decoder: any
+ * geometry and depth (32-bit samples included); `recoverWords` is the fast path for words of 1 or 2
+ * bytes and gives the same result.
+ */
+export function recover(
+  marked: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+  payloadBits: number,
+): Values {
+  const w = marked.slice() as Values;
+  for (let i = 0; i < region.K; i++) w[i] = maskLow(w[i]!, region.L);
+  const payload = extractPayload(w, g, region.K, p, payloadBits);
+  const { d, entries, lm, r } = readSide(payload, payloadBits);
   const { min, max } = valueRange(g);
   const M = margin(p);
   const lo = min + M;
@@ -371,4 +388,258 @@ export function recover(
     throw new ZtvError('integrity', "the hidden payload does not end with R's low bits");
   for (let i = 0; i < region.K; i++) w[i] = w[i]! + r.read(region.L);
   return w;
+}
+
+/** Whether `recoverWords` handles this image and these parameters (else use `recover`). */
+export function recoversWords(g: Geometry, region: Region, p: HidingParams): boolean {
+  return (
+    (g.wordBytes === 1 || g.wordBytes === 2) &&
+    g.bitsStored >= 1 &&
+    g.bitsStored <= 8 * g.wordBytes &&
+    Number.isInteger(region.L) &&
+    region.L >= 1 &&
+    region.L <= 8 &&
+    Number.isInteger(region.K) &&
+    region.K >= 0 &&
+    region.K <= g.count &&
+    Number.isInteger(p.k) &&
+    p.k >= 1 &&
+    p.k <= 8 &&
+    Number.isInteger(p.T) &&
+    p.T >= 0 &&
+    p.T <= 0xffff
+  );
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+/** The words as 16-bit lanes when the platform and the alignment allow it (else bytes are used). */
+const wordView = (data: Uint8Array, g: Geometry): Uint16Array | undefined =>
+  g.wordBytes === 2 && LITTLE_ENDIAN && data.byteOffset % 2 === 0
+    ? new Uint16Array(data.buffer, data.byteOffset, g.count)
+    : undefined;
+
+/** Sample values of 1- or 2-byte words (low `bitsStored` bits, sign-extended when signed). */
+function readWords(data: Uint8Array, g: Geometry, out: Int32Array): void {
+  const n = g.count;
+  const bs = g.bitsStored;
+  const mask = (1 << bs) - 1;
+  const shift = 32 - bs;
+  const u16 = wordView(data, g);
+  if (u16) {
+    if (g.signed) for (let i = 0; i < n; i++) out[i] = ((u16[i]! & mask) << shift) >> shift;
+    else for (let i = 0; i < n; i++) out[i] = u16[i]! & mask;
+  } else if (g.wordBytes === 1) {
+    if (g.signed) for (let i = 0; i < n; i++) out[i] = ((data[i]! & mask) << shift) >> shift;
+    else for (let i = 0; i < n; i++) out[i] = data[i]! & mask;
+  } else if (g.signed) {
+    for (let i = 0, j = 0; i < n; i++, j += 2)
+      out[i] = (((data[j]! | (data[j + 1]! << 8)) & mask) << shift) >> shift;
+  } else {
+    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = (data[j]! | (data[j + 1]! << 8)) & mask;
+  }
+}
+
+/** Writes values [from, to) into the low `bitsStored` bits of their words, keeping the bits above. */
+function putWords(data: Uint8Array, g: Geometry, w: Int32Array, from: number, to: number): void {
+  const vMask = (1 << g.bitsStored) - 1;
+  const keep = ~vMask;
+  const u16 = wordView(data, g);
+  if (u16) for (let i = from; i < to; i++) u16[i] = (u16[i]! & keep) | (w[i]! & vMask);
+  else if (g.wordBytes === 2)
+    for (let i = from, j = 2 * from; i < to; i++, j += 2) {
+      const word = ((data[j]! | (data[j + 1]! << 8)) & keep) | (w[i]! & vMask);
+      data[j] = word & 0xff;
+      data[j + 1] = (word >>> 8) & 0xff;
+    }
+  else for (let i = from; i < to; i++) data[i] = (data[i]! & keep) | (w[i]! & vMask);
+}
+
+/** Collects k-bit chunks (k ≤ 8) most significant bit first. */
+class ChunkWriter {
+  private acc = 0;
+  private held = 0;
+  private at = 0;
+  /** Bits written so far. */
+  bits = 0;
+  constructor(readonly out: Uint8Array) {}
+  put(chunk: number, k: number): void {
+    this.acc = ((this.acc << k) | chunk) & 0xffff;
+    this.held += k;
+    this.bits += k;
+    if (this.held >= 8) {
+      this.held -= 8;
+      this.out[this.at++] = (this.acc >>> this.held) & 0xff;
+    }
+  }
+  /** Writes the bits still held, left-aligned in their byte; returns the bytes. */
+  flush(): Uint8Array {
+    if (this.held > 0) this.out[this.at] = (this.acc << (8 - this.held)) & 0xff;
+    return this.out;
+  }
+}
+
+/**
+ * The fast decoder's extraction (it mirrors `extractPayload`): 32-bit integer arithmetic only —
+ * exact, because `recoversWords` bounds values to 16 bits, T to 16 bits and k to 8, so no
+ * intermediate leaves ±2^26 — MED as the median of (a, b, a + b − c) without branches, the first
+ * row and column of each plane outside the inner loop, and R's samples skipped by index.
+ */
+function extractWords(
+  w: Int32Array,
+  g: Geometry,
+  K: number,
+  T: number,
+  k: number,
+  payloadBits: number,
+): Uint8Array {
+  const lowE = -T << k;
+  const highE = T << k;
+  const shift = (T << k) - T;
+  const low = (1 << k) - 1;
+  const out = new ChunkWriter(new Uint8Array(Math.ceil((payloadBits + k) / 8)));
+  if (payloadBits <= 0) return out.out;
+  /** Restores sample idx from its prediction; true once the payload is complete. */
+  const step = (idx: number, pred: number): boolean => {
+    const e2 = w[idx]! - pred;
+    if (e2 >= lowE && e2 < highE) {
+      w[idx] = pred + (e2 >> k);
+      out.put(e2 & low, k);
+      return out.bits >= payloadBits;
+    }
+    w[idx] = e2 >= highE ? w[idx]! - shift : w[idx]! + shift;
+    return false;
+  };
+  for (const pl of planesOf(g)) {
+    const xs = pl.xStride;
+    const ys = pl.yStride;
+    for (let y = 0; y < pl.height; y++) {
+      const width = y === pl.height - 1 ? pl.lastRowWidth : pl.width;
+      const row = pl.base + y * ys;
+      let x = row >= K ? 0 : Math.ceil((K - row) / xs);
+      if (x >= width) continue;
+      let idx = row + x * xs;
+      if (y === 0) {
+        for (; x < width; x++, idx += xs)
+          if (step(idx, x === 0 ? 0 : w[idx - xs]!)) return out.flush();
+        continue;
+      }
+      if (x === 0) {
+        if (step(idx, w[idx - ys]!)) return out.flush();
+        x++;
+        idx += xs;
+      }
+      for (; x < width; x++, idx += xs) {
+        const va = w[idx - xs]!;
+        const vb = w[idx - ys]!;
+        const vc = w[idx - ys - xs]!;
+        // MED (LOCO-I) is the median of a, b and a + b − c.
+        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        const e2 = w[idx]! - pred;
+        if (e2 >= lowE && e2 < highE) {
+          w[idx] = pred + (e2 >> k);
+          out.put(e2 & low, k);
+          if (out.bits >= payloadBits) return out.flush();
+        } else w[idx] = e2 >= highE ? w[idx]! - shift : w[idx]! + shift;
+      }
+    }
+  }
+  throw new ZtvError('integrity', 'the image ends before its hidden payload does');
+}
+
+/**
+ * Values [K, n) restored into the bytes: clamped values (at lo or hi, when there is a location map)
+ * take back their distance, then all lose d, each range-checked — in scan order, as `recover` does,
+ * so the same tampering raises the same error. Returns how many map entries were used.
+ */
+function finishWords(
+  data: Uint8Array,
+  g: Geometry,
+  w: Int32Array,
+  K: number,
+  side: Side,
+  lo: number,
+  hi: number,
+): number {
+  const { d, lm, entries } = side;
+  const { min, max } = valueRange(g);
+  const n = g.count;
+  const u16 = wordView(data, g);
+  if (lm === undefined && u16) {
+    // v − d is in [min, max] exactly when v is in [min + d, max + d] (|d| is small when it is).
+    const vlo = min + d;
+    const vhi = max + d;
+    const vMask = (1 << g.bitsStored) - 1;
+    const keep = ~vMask;
+    for (let i = K; i < n; i++) {
+      const v = w[i]!;
+      if (v < vlo || v > vhi) throw new ZtvError('integrity', 'a restored sample is out of range');
+      u16[i] = (u16[i]! & keep) | ((v - d) & vMask);
+    }
+    return 0;
+  }
+  let seen = 0;
+  for (let i = K; i < n; i++) {
+    let v = w[i]!;
+    if (lm !== undefined && (v === lo || v === hi)) {
+      if (++seen > entries)
+        throw new ZtvError('integrity', 'the location map has fewer entries than clamped samples');
+      const dist = readVarint(lm);
+      v = v === lo ? lo - dist : hi + dist;
+    }
+    v -= d;
+    if (v < min || v > max) throw new ZtvError('integrity', 'a restored sample is out of range');
+    w[i] = v;
+  }
+  putWords(data, g, w, K, n);
+  return seen;
+}
+
+/** Values of images up to this many samples reuse one scratch array; larger ones get their own. */
+const SCRATCH_LIMIT = 1 << 22;
+let scratch = new Int32Array(0);
+
+/**
+ * `recover` for words of 1 or 2 bytes (`recoversWords`), straight on the decrypted bytes: reads the
+ * values, undoes the hiding, and writes the original low `bitsStored` bits back into `data` in place
+ * (the bits above them untouched), returning `data`. Same result and same errors as
+ * `writeValues(data, g, recover(readValues(data, g), …))`; `data` is left partly written when it
+ * throws. Values live in a scratch array reused between calls (nothing here awaits).
+ */
+export function recoverWords(
+  data: Uint8Array,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+  payloadBits: number,
+): Uint8Array {
+  if (!recoversWords(g, region, p))
+    throw new ZtvError('bad-input', 'recoverWords does not handle this image or these parameters');
+  const n = g.count;
+  if (data.length < n * g.wordBytes) throw new ZtvError('bad-input', 'the pixel data is too short');
+  if (n <= SCRATCH_LIMIT && scratch.length < n) scratch = new Int32Array(n);
+  const w = n <= SCRATCH_LIMIT ? scratch : new Int32Array(n);
+  readWords(data, g, w);
+  const { K, L } = region;
+  const rMask = ~((1 << L) - 1);
+  for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
+  const payload = extractWords(w, g, K, p.T, p.k, payloadBits);
+  const side = readSide(payload, payloadBits);
+  const { min, max } = valueRange(g);
+  const M = margin(p);
+  const seen = finishWords(data, g, w, K, side, min + M, max - M);
+  if (seen !== side.entries)
+    throw new ZtvError('integrity', 'the location map has more entries than clamped samples');
+  if (side.r.remaining !== K * L)
+    throw new ZtvError('integrity', "the hidden payload does not end with R's low bits");
+  // R's original low bits, L per sample, most significant first, straight from the payload.
+  let pos = side.r.offset;
+  for (let i = 0; i < K; i++) {
+    let bits = 0;
+    for (let b = 0; b < L; b++, pos++)
+      bits = (bits << 1) | ((payload[pos >>> 3]! >>> (7 - (pos & 7))) & 1);
+    w[i] = w[i]! + bits;
+  }
+  putWords(data, g, w, 0, K);
+  return data;
 }
