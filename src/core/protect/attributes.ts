@@ -12,6 +12,7 @@ import { DataSet, type DicomElement } from '../dicom/dataset.ts';
 import { parseDicom } from '../dicom/parse.ts';
 import { T, TS } from '../dicom/tags.ts';
 import { writeDataSet } from '../dicom/write.ts';
+import { openKekEnvelope } from './envelope.ts';
 import { ZtvError } from '../errors.ts';
 
 /** Key identifier of the KEK recipient: says which derivation made the key. */
@@ -86,7 +87,21 @@ export interface OpenedAttributes {
   readonly added: number[];
 }
 
-/** Decrypts our item of the Encrypted Attributes Sequence; throws 'integrity' if it does not open. */
+/** PKI.js's reading of an EnvelopedData with a KEK recipient (the general path, and the judge). */
+export async function openWithPkijs(content: Uint8Array, kek: Uint8Array): Promise<Uint8Array> {
+  try {
+    const ci = pkijs.ContentInfo.fromBER(exactCopy(content).buffer);
+    const env = new pkijs.EnvelopedData({ schema: ci.content });
+    return new Uint8Array(await env.decrypt(0, { preDefinedData: exactCopy(kek).buffer }));
+  } catch {
+    throw new ZtvError('integrity', 'the encrypted attributes do not decrypt with this image key');
+  }
+}
+
+/**
+ * Decrypts our item of the Encrypted Attributes Sequence: the envelope this module writes is read
+ * directly (envelope.ts), any other through PKI.js; throws 'integrity' if it does not open.
+ */
 export async function decryptAttributes(
   ds: DataSet,
   imageKey: Uint8Array,
@@ -99,16 +114,10 @@ export async function decryptAttributes(
   const content = item?.get(T.EncryptedContent)?.value;
   if (!content)
     throw new ZtvError('integrity', 'the Encrypted Attributes Sequence (0400,0500) is missing');
-  let plain: Uint8Array;
-  try {
-    const ci = pkijs.ContentInfo.fromBER(exactCopy(content).buffer);
-    const env = new pkijs.EnvelopedData({ schema: ci.content });
-    plain = new Uint8Array(
-      await env.decrypt(0, { preDefinedData: exactCopy(attributesKek(imageKey, iv)).buffer }),
-    );
-  } catch {
-    throw new ZtvError('integrity', 'the encrypted attributes do not decrypt with this image key');
-  }
+  const kek = attributesKek(imageKey, iv);
+  let plain = openKekEnvelope(content, kek);
+  if (!plain) plain = await openWithPkijs(content, kek);
+  kek.fill(0);
   let inner: DataSet;
   try {
     inner = parseDicom(plain, 'the encrypted attributes', {
