@@ -31,7 +31,7 @@ import {
   tileTags,
 } from './digests.ts';
 import { tileAt, tileGrid, type TileGrid } from './geometry.ts';
-import { recover } from './hiding.ts';
+import { recover, recoversWords, recoverWords } from './hiding.ts';
 import { readProtected, type ProtectedImage } from './image.ts';
 import { readValues, writeValues } from './samples.ts';
 import type { SignerResolver, SignerRole, TrustedSigner } from './signers.ts';
@@ -96,8 +96,39 @@ class Checks {
   }
 }
 
+/**
+ * The outcome of work started ahead of the point where its result is reported: opening starts every
+ * independent step at once (WebCrypto signatures, digests and AES run off the JavaScript thread, in
+ * parallel with the pixel work), then reports — or rethrows — each in the order of the checks.
+ */
+type Settled<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+function settleNow<T>(fn: () => T): Settled<T> {
+  try {
+    return { ok: true, value: fn() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+function take<T>(s: Settled<T>): T {
+  if (!s.ok) throw s.error;
+  return s.value;
+}
+
+interface SignatureResult {
+  readonly checks: readonly Check[];
+  readonly signer?: TrustedSigner;
+}
+
 async function verifySignature(
-  checks: Checks,
   resolver: SignerResolver,
   role: SignerRole,
   idPrefix: string,
@@ -107,7 +138,8 @@ async function verifySignature(
   at: number,
   message: Uint8Array,
   signature: Uint8Array,
-): Promise<TrustedSigner | undefined> {
+): Promise<SignatureResult> {
+  const checks = new Checks();
   const who = role === 'producer' ? "the producer's seal" : "the cloud's trace";
   const lookup = await resolver.resolve(keyId, role, new Date(at));
   if (!lookup.ok) {
@@ -117,13 +149,13 @@ async function verifySignature(
       'unknown',
       `${who} signer is not trusted: ${lookup.reason}`,
     );
-    return undefined;
+    return { checks: checks.list };
   }
   const signer = lookup.signer;
   checks.add(`${idPrefix}.signer`, part, 'pass', `${who} is signed by ${signer.subject}`);
   if (SIG_ALG_BY_CODE[sigAlg] !== signer.key.alg) {
     checks.add(`${idPrefix}.signature`, part, 'fail', `${who} names the wrong signature algorithm`);
-    return signer;
+    return { checks: checks.list, signer };
   }
   const ok = await signer.key.verify(signature, message);
   checks.add(
@@ -132,7 +164,7 @@ async function verifySignature(
     ok ? 'pass' : 'fail',
     ok ? `${who} signature is valid` : `${who} signature does not verify`,
   );
-  return signer;
+  return { checks: checks.list, signer };
 }
 
 /** The tiles whose tags no longer match, in image pixels. */
@@ -197,6 +229,53 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
     return { verdict: decide(checks.list, { tiles: [], keyed }) };
   }
   const f = c.fields;
+  const K = regionSamples(f.containerBytes, img.L);
+
+  // Start everything at once: signatures, the ciphertext digest and, with a key that matches its
+  // commitment, the decryption and restoration. Results are reported below in the checks' order.
+  const sealing = settle(
+    verifySignature(
+      opts.resolver,
+      'producer',
+      'seal',
+      'container',
+      f.signerKeyId,
+      f.sigAlg,
+      f.createdAt,
+      sealMessage(c.sealedBytes),
+      c.sealSignature,
+    ),
+  );
+  const grid = f.tileSide > 0 ? tileGrid(img.g, f.tileSide) : undefined;
+  const gridFits = !!grid && grid.count === f.tileCount;
+  const masking = gridFits ? settleNow(() => maskContainer(img.data, img.g, K, img.L)) : undefined;
+  const ciphertext =
+    masking?.ok === true ? settle(ciphertextDigest(masking.value, f.iv)) : undefined;
+  const t = c.traceError ? undefined : c.trace;
+  const tracing = t
+    ? settle(
+        verifySignature(
+          opts.resolver,
+          'cloud',
+          'trace',
+          'trace',
+          t.cloudKeyId,
+          t.sigAlg,
+          t.tracedAt,
+          traceMessage(c.sealedBytes, c.sealSignature, t),
+          t.signature,
+        ),
+      )
+    : undefined;
+  const key = opts.imageKey;
+  const expectedKeyLength = f.cipher === CIPHER['AES-128-CTR'] ? 16 : 32;
+  const committed =
+    !!key &&
+    key.length === expectedKeyLength &&
+    equalBytes(keyCommitment(key, f.iv), f.keyCommitment);
+  const restoring = key && committed ? settle(restore(img, c, K, key, opts.backend)) : undefined;
+  const headerDigestNow = settleNow(() => headerDigest('protected', img.dataset));
+
   checks.add(
     'container.padding',
     'container',
@@ -207,23 +286,14 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
   );
 
   // The producer's seal over the container.
-  const sealSigner = await verifySignature(
-    checks,
-    opts.resolver,
-    'producer',
-    'seal',
-    'container',
-    f.signerKeyId,
-    f.sigAlg,
-    f.createdAt,
-    sealMessage(c.sealedBytes),
-    c.sealSignature,
-  );
+  const seal = take(await sealing);
+  checks.list.push(...seal.checks);
+  const sealSigner = seal.signer;
   const sealTrusted =
     checks.list.at(-1)?.id === 'seal.signature' && checks.list.at(-1)?.result === 'pass';
 
   // The protected (clear) header.
-  const headerOk = equalBytes(headerDigest('protected', img.dataset), f.protectedHeaderDigest);
+  const headerOk = equalBytes(take(headerDigestNow), f.protectedHeaderDigest);
   checks.add(
     'header.protected',
     'header',
@@ -234,14 +304,12 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
   );
 
   // Ciphertext: one digest; tile by tile only when it fails, to say where.
-  const K = regionSamples(f.containerBytes, img.L);
   const tiles: TileReport[] = [];
-  const grid = f.tileSide > 0 ? tileGrid(img.g, f.tileSide) : undefined;
-  if (!grid || grid.count !== f.tileCount) {
+  if (!grid || !gridFits || !masking) {
     checks.add('pixels.tiles', 'container', 'fail', 'the tile grid does not fit the image');
   } else {
-    const masked = maskContainer(img.data, img.g, K, img.L);
-    const ctOk = equalBytes(await ciphertextDigest(masked, f.iv), f.ciphertextDigest);
+    const masked = take(masking);
+    const ctOk = equalBytes(take(await ciphertext!), f.ciphertextDigest);
     if (!ctOk) tiles.push(...alteredTiles(img, grid, masked, f.iv, f.tileTags));
     checks.add(
       'pixels.ciphertext',
@@ -259,22 +327,12 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
   let trace: TraceReport | null = null;
   if (c.traceError) {
     checks.add('trace.structure', 'trace', 'fail', c.traceError);
-  } else if (!c.trace) {
+  } else if (!t || !tracing) {
     checks.add('trace.present', 'trace', 'skipped', 'no cloud has traced this image yet');
   } else {
-    const t = c.trace;
-    const cloud = await verifySignature(
-      checks,
-      opts.resolver,
-      'cloud',
-      'trace',
-      'trace',
-      t.cloudKeyId,
-      t.sigAlg,
-      t.tracedAt,
-      traceMessage(c.sealedBytes, c.sealSignature, t),
-      t.signature,
-    );
+    const traced = take(await tracing);
+    checks.list.push(...traced.checks);
+    const cloud = traced.signer;
     const text = traceText(t.traceId);
     trace = {
       id: toHex(t.traceId),
@@ -285,20 +343,16 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
     };
   }
 
-  const seal = {
+  const sealReport = {
     createdAt: iso(f.createdAt),
     keyId: toHex(f.signerKeyId),
     ...(sealSigner ? { signer: signerReport(sealSigner) } : {}),
   };
-  const rest = { tiles, seal, trace, keyed };
-  if (!opts.imageKey) return { verdict: decide(checks.list, rest) };
+  const rest = { tiles, seal: sealReport, trace, keyed };
+  if (!key) return { verdict: decide(checks.list, rest) };
 
   // With the key: commitment first, so a wrong key is told apart from tampering.
-  const key = opts.imageKey;
-  const expectedKeyLength = f.cipher === CIPHER['AES-128-CTR'] ? 16 : 32;
-  const committed =
-    key.length === expectedKeyLength && equalBytes(keyCommitment(key, f.iv), f.keyCommitment);
-  if (!committed) {
+  if (!committed || !restoring) {
     if (sealTrusted)
       throw new ZtvError(
         'wrong-key',
@@ -318,20 +372,25 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
     'pass',
     'the image key matches the sealed key commitment',
   );
-  const restored = await restore(img, c, K, key, opts.backend, checks);
+  const restoredPart = take(await restoring);
+  checks.list.push(...restoredPart.checks);
+  const restored = restoredPart.restored;
   return { verdict: decide(checks.list, rest), ...(restored ? { restored } : {}) };
 }
 
+/**
+ * Decrypts and restores: the attributes decrypt while the pixels are restored; the fast path of
+ * `recoverWords` serves words of 1 or 2 bytes, the general decoder the rest (32-bit samples).
+ */
 async function restore(
   img: ProtectedImage,
   c: Container,
   K: number,
   key: Uint8Array,
   backend: CipherBackend | undefined,
-  checks: Checks,
-): Promise<Restored | undefined> {
+): Promise<{ readonly checks: readonly Check[]; readonly restored?: Restored }> {
+  const checks = new Checks();
   const f = c.fields;
-  // The attributes decrypt (WebCrypto, asynchronous) while the pixels are restored.
   const attributes = decryptAttributes(img.dataset, key, f.iv).then(
     (a) => ({ ok: true as const, a }),
     (e: unknown) => {
@@ -339,12 +398,20 @@ async function restore(
       throw e;
     },
   );
-  const plain = await aesCtr(key, f.iv, img.data, backend);
+  // Settled at once: a failure here must not leave the attributes' promise unobserved.
+  const decrypting = settle(aesCtr(key, f.iv, img.data, backend));
+  const attributesDone = settle(attributes);
+  const plain = take(await decrypting);
   let pixels: Uint8Array | undefined;
   try {
-    const marked = readValues(plain, img.g);
-    const values = recover(marked, img.g, { K, L: img.L }, { T: f.T, k: f.k }, f.payloadBits);
-    pixels = writeValues(plain, img.g, values);
+    const region = { K, L: img.L };
+    const params = { T: f.T, k: f.k };
+    if (recoversWords(img.g, region, params))
+      pixels = recoverWords(plain, img.g, region, params, f.payloadBits);
+    else {
+      const values = recover(readValues(plain, img.g), img.g, region, params, f.payloadBits);
+      pixels = writeValues(plain, img.g, values);
+    }
   } catch (e) {
     if (!(e instanceof ZtvError)) throw e;
     checks.add(
@@ -366,7 +433,7 @@ async function restore(
     );
   }
   let original: DataSet | undefined;
-  const attrs = await attributes;
+  const attrs = take(await attributesDone);
   if (attrs.ok) {
     const clear = img.dataset.clone();
     clear.delete(T.EncryptedAttributesSequence);
@@ -385,7 +452,7 @@ async function restore(
         : 'the restored header differs from the original',
     );
   }
-  if (!pixels || !original) return undefined;
+  if (!pixels || !original) return { checks: checks.list };
   const dataset = original;
   dataset.set({
     tag: img.info.pixelTag,
@@ -395,10 +462,13 @@ async function restore(
   const sopClassUid = dataset.text(T.SOPClassUID) ?? '';
   const sopInstanceUid = dataset.text(T.SOPInstanceUID) ?? '';
   return {
-    dataset,
-    info: img.info,
-    pixels,
-    file: () => writePart10({ sopClassUid, sopInstanceUid }, dataset).bytes,
+    checks: checks.list,
+    restored: {
+      dataset,
+      info: img.info,
+      pixels,
+      file: () => writePart10({ sopClassUid, sopInstanceUid }, dataset).bytes,
+    },
   };
 }
 
