@@ -419,24 +419,24 @@ const wordView = (data: Uint8Array, g: Geometry): Uint16Array | undefined =>
     ? new Uint16Array(data.buffer, data.byteOffset, g.count)
     : undefined;
 
-/** Sample values of 1- or 2-byte words (low `bitsStored` bits, sign-extended when signed). */
-function readWords(data: Uint8Array, g: Geometry, out: Int32Array): void {
-  const n = g.count;
+/** Sample values [from, to) of 1- or 2-byte words (low `bitsStored` bits, sign-extended if signed). */
+function readWords(data: Uint8Array, g: Geometry, out: Int32Array, from: number, to: number): void {
   const bs = g.bitsStored;
   const mask = (1 << bs) - 1;
   const shift = 32 - bs;
   const u16 = wordView(data, g);
   if (u16) {
-    if (g.signed) for (let i = 0; i < n; i++) out[i] = ((u16[i]! & mask) << shift) >> shift;
-    else for (let i = 0; i < n; i++) out[i] = u16[i]! & mask;
+    if (g.signed) for (let i = from; i < to; i++) out[i] = ((u16[i]! & mask) << shift) >> shift;
+    else for (let i = from; i < to; i++) out[i] = u16[i]! & mask;
   } else if (g.wordBytes === 1) {
-    if (g.signed) for (let i = 0; i < n; i++) out[i] = ((data[i]! & mask) << shift) >> shift;
-    else for (let i = 0; i < n; i++) out[i] = data[i]! & mask;
+    if (g.signed) for (let i = from; i < to; i++) out[i] = ((data[i]! & mask) << shift) >> shift;
+    else for (let i = from; i < to; i++) out[i] = data[i]! & mask;
   } else if (g.signed) {
-    for (let i = 0, j = 0; i < n; i++, j += 2)
+    for (let i = from, j = 2 * from; i < to; i++, j += 2)
       out[i] = (((data[j]! | (data[j + 1]! << 8)) & mask) << shift) >> shift;
   } else {
-    for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = (data[j]! | (data[j + 1]! << 8)) & mask;
+    for (let i = from, j = 2 * from; i < to; i++, j += 2)
+      out[i] = (data[j]! | (data[j + 1]! << 8)) & mask;
   }
 }
 
@@ -595,6 +595,128 @@ function finishWords(
   return seen;
 }
 
+/** Words as lanes of their own width: the bytes, or 16-bit lanes when little endian and aligned. */
+type Lanes = Uint8Array | Uint16Array;
+
+const lanesOf = (data: Uint8Array, g: Geometry): Lanes | undefined =>
+  g.wordBytes === 1 ? data.subarray(0, g.count) : wordView(data, g);
+
+/**
+ * Whether scan order is index order — every plane contiguous, one after the other (grey images of
+ * any number of frames, colour by plane, packed 1-bit data) — so that extraction visits exactly the
+ * samples [K, stop).
+ */
+function sequential(g: Geometry): boolean {
+  let next = 0;
+  for (const pl of planesOf(g)) {
+    if (pl.xStride !== 1 || pl.yStride !== pl.width || pl.base !== next) return false;
+    next += (pl.height - 1) * pl.width + pl.lastRowWidth;
+  }
+  return next === g.count;
+}
+
+/**
+ * `extractWords` for sequential images, reading each sample's marked value from its lane as it
+ * comes (sign-extended by `sh`) instead of from a first pass over the whole image: only R has to be
+ * in `w` beforehand. Returns the payload and `stop`, the end of the samples restored in `w`.
+ */
+function extractLanes(
+  lanes: Lanes,
+  sh: number,
+  w: Int32Array,
+  g: Geometry,
+  K: number,
+  T: number,
+  k: number,
+  payloadBits: number,
+): { readonly payload: Uint8Array; readonly stop: number } {
+  const mask = (1 << g.bitsStored) - 1;
+  const lowE = -T << k;
+  const highE = T << k;
+  const shift = (T << k) - T;
+  const low = (1 << k) - 1;
+  const out = new ChunkWriter(new Uint8Array(Math.ceil((payloadBits + k) / 8)));
+  if (payloadBits <= 0) return { payload: out.out, stop: K };
+  /** Restores sample idx from its prediction; true once the payload is complete. */
+  const step = (idx: number, pred: number): boolean => {
+    const v = ((lanes[idx]! & mask) << sh) >> sh;
+    const e2 = v - pred;
+    if (e2 >= lowE && e2 < highE) {
+      w[idx] = pred + (e2 >> k);
+      out.put(e2 & low, k);
+      return out.bits >= payloadBits;
+    }
+    w[idx] = e2 >= highE ? v - shift : v + shift;
+    return false;
+  };
+  for (const pl of planesOf(g)) {
+    const ys = pl.yStride;
+    for (let y = 0; y < pl.height; y++) {
+      const width = y === pl.height - 1 ? pl.lastRowWidth : pl.width;
+      const row = pl.base + y * ys;
+      let x = row >= K ? 0 : K - row;
+      if (x >= width) continue;
+      let idx = row + x;
+      if (y === 0) {
+        for (; x < width; x++, idx++)
+          if (step(idx, x === 0 ? 0 : w[idx - 1]!)) return { payload: out.flush(), stop: idx + 1 };
+        continue;
+      }
+      if (x === 0) {
+        if (step(idx, w[idx - ys]!)) return { payload: out.flush(), stop: idx + 1 };
+        x++;
+        idx++;
+      }
+      for (; x < width; x++, idx++) {
+        const va = w[idx - 1]!;
+        const vb = w[idx - ys]!;
+        const vc = w[idx - ys - 1]!;
+        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        const v = ((lanes[idx]! & mask) << sh) >> sh;
+        const e2 = v - pred;
+        if (e2 >= lowE && e2 < highE) {
+          w[idx] = pred + (e2 >> k);
+          out.put(e2 & low, k);
+          if (out.bits >= payloadBits) return { payload: out.flush(), stop: idx + 1 };
+        } else w[idx] = e2 >= highE ? v - shift : v + shift;
+      }
+    }
+  }
+  throw new ZtvError('integrity', 'the image ends before its hidden payload does');
+}
+
+/**
+ * `finishWords` for sequential images without a location map: [K, stop) from `w`, the untouched
+ * rest straight from the lanes, each less d and range-checked in index (= scan) order.
+ */
+function finishLanes(
+  lanes: Lanes,
+  sh: number,
+  w: Int32Array,
+  g: Geometry,
+  K: number,
+  stop: number,
+  d: number,
+): void {
+  const { min, max } = valueRange(g);
+  const vlo = min + d;
+  const vhi = max + d;
+  const vMask = (1 << g.bitsStored) - 1;
+  const keep = ~vMask;
+  for (let i = K; i < stop; i++) {
+    const v = w[i]!;
+    if (v < vlo || v > vhi) throw new ZtvError('integrity', 'a restored sample is out of range');
+    lanes[i] = (lanes[i]! & keep) | ((v - d) & vMask);
+  }
+  const n = g.count;
+  for (let i = stop; i < n; i++) {
+    const word = lanes[i]!;
+    const v = ((word & vMask) << sh) >> sh;
+    if (v < vlo || v > vhi) throw new ZtvError('integrity', 'a restored sample is out of range');
+    lanes[i] = (word & keep) | ((v - d) & vMask);
+  }
+}
+
 /** Values of images up to this many samples reuse one scratch array; larger ones get their own. */
 const SCRATCH_LIMIT = 1 << 22;
 let scratch = new Int32Array(0);
@@ -619,15 +741,36 @@ export function recoverWords(
   if (data.length < n * g.wordBytes) throw new ZtvError('bad-input', 'the pixel data is too short');
   if (n <= SCRATCH_LIMIT && scratch.length < n) scratch = new Int32Array(n);
   const w = n <= SCRATCH_LIMIT ? scratch : new Int32Array(n);
-  readWords(data, g, w);
   const { K, L } = region;
-  const rMask = ~((1 << L) - 1);
-  for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
-  const payload = extractWords(w, g, K, p.T, p.k, payloadBits);
-  const side = readSide(payload, payloadBits);
-  const { min, max } = valueRange(g);
   const M = margin(p);
-  const seen = finishWords(data, g, w, K, side, min + M, max - M);
+  const { min, max } = valueRange(g);
+  const rMask = ~((1 << L) - 1);
+  const lanes = lanesOf(data, g);
+  let payload: Uint8Array;
+  let side: Side;
+  let seen: number;
+  if (lanes && sequential(g)) {
+    // One pass fewer: R read first, every other sample read where extraction or finishing needs it.
+    const sh = g.signed ? 32 - g.bitsStored : 0;
+    readWords(data, g, w, 0, K);
+    for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
+    const extracted = extractLanes(lanes, sh, w, g, K, p.T, p.k, payloadBits);
+    payload = extracted.payload;
+    side = readSide(payload, payloadBits);
+    if (side.lm === undefined) {
+      finishLanes(lanes, sh, w, g, K, extracted.stop, side.d);
+      seen = 0;
+    } else {
+      readWords(data, g, w, extracted.stop, n);
+      seen = finishWords(data, g, w, K, side, min + M, max - M);
+    }
+  } else {
+    readWords(data, g, w, 0, n);
+    for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
+    payload = extractWords(w, g, K, p.T, p.k, payloadBits);
+    side = readSide(payload, payloadBits);
+    seen = finishWords(data, g, w, K, side, min + M, max - M);
+  }
   if (seen !== side.entries)
     throw new ZtvError('integrity', 'the location map has more entries than clamped samples');
   if (side.r.remaining !== K * L)
