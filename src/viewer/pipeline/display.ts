@@ -259,6 +259,26 @@ function fastGrey(
   const mask = bs >= 16 ? 0xffff : (1 << bs) - 1;
   const shift = 32 - bs;
   const signed = info.pixelRepresentation === 1;
+  // When every value the stored bits can hold maps into Int16 (CT: 12 bits, intercept −1024), the
+  // array kind is Int16 whatever the actual range: one pass, the range found on the way.
+  const [pa, pb] = signed
+    ? [-(2 ** (bs - 1)) * slope + intercept, (2 ** (bs - 1) - 1) * slope + intercept]
+    : [intercept, mask * slope + intercept];
+  if (Math.min(pa, pb) >= -32768 && Math.max(pa, pb) <= 32767) {
+    const out = new Int16Array(n);
+    let lo = Infinity;
+    let hi = -Infinity;
+    const sh = signed ? shift : 0;
+    for (let i = 0; i < n; i++) {
+      const v = ((src[i]! & mask) << sh) >> sh;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+      out[i] = v * slope + intercept;
+    }
+    const a = lo * slope + intercept;
+    const b = hi * slope + intercept;
+    return { pixels: out, min: Math.min(a, b), max: Math.max(a, b) };
+  }
   // Pass 1: the range of the stored values (sign-extended, high bits masked).
   let lo = Infinity;
   let hi = -Infinity;
@@ -305,6 +325,32 @@ export function displayFrame(
     const fast = fastGrey(info, data, frame, slope, intercept);
     if (fast) return fast;
   }
+  return generalGrey(info, data, frame, slope, intercept, lut);
+}
+
+/**
+ * Grey modality values the general way, for any depth, LUT and rescale (exported for the tests
+ * that hold the fast path to it).
+ */
+export function greyFrameGeneral(
+  ds: DataSet,
+  info: PixelInfo,
+  data: Uint8Array,
+  frame: number,
+): DisplayFrame {
+  const meta = displayMeta(ds, info);
+  const lut = modalityLut(ds, info.pixelRepresentation === 1);
+  return generalGrey(info, data, frame, meta.rescaleSlope, meta.rescaleIntercept, lut);
+}
+
+function generalGrey(
+  info: PixelInfo,
+  data: Uint8Array,
+  frame: number,
+  slope: number,
+  intercept: number,
+  lut: ((v: number) => number) | undefined,
+): DisplayFrame {
   const stored = storedValues(info, data, frame);
   let min = Infinity;
   let max = -Infinity;
