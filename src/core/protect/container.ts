@@ -6,7 +6,7 @@
  */
 import { concatBytes, equalBytes, readU16be, readU32be, readU64be, utf8 } from '../bytes.ts';
 import { SIGNATURE_LENGTH } from '../crypto/keys.ts';
-import { ZtvError } from '../errors.ts';
+import { assertInput, ZtvError } from '../errors.ts';
 import type { Geometry } from './geometry.ts';
 
 export const MAGIC = Uint8Array.of(0x5a, 0x54, 0x56, 0x43); // "ZTVC"
@@ -244,7 +244,8 @@ export const regionSamples = (bytes: number, L: number): number => Math.ceil((by
 
 /**
  * Writes `bitCount` bits of `bits` (MSB first) at container bit `fromBit` into the low L bits of
- * little-endian samples, in place. Container bit n lives in sample ⌊n/L⌋, bit plane L−1−(n mod L).
+ * little-endian samples, in place. Container bit n lives in sample ⌊n/L⌋, bit plane L−1−(n mod L)
+ * (L ≤ 8: always in the sample's first byte).
  */
 export function writeRegionBits(
   data: Uint8Array,
@@ -254,15 +255,18 @@ export function writeRegionBits(
   fromBit: number,
   bitCount: number,
 ): void {
+  assertInput(Number.isInteger(L) && L >= 1 && L <= MAX_L, 'the container has 1 to 8 planes');
   const wb = g.wordBytes;
+  let byte = Math.floor(fromBit / L) * wb;
+  let j = fromBit % L;
   for (let s = 0; s < bitCount; s++) {
-    const n = fromBit + s;
-    const i = Math.floor(n / L);
-    const plane = L - 1 - (n % L);
+    const m = 1 << (L - 1 - j);
     const bit = (bits[s >>> 3]! >>> (7 - (s & 7))) & 1;
-    const byte = i * wb + (plane >>> 3);
-    const m = 1 << (plane & 7);
     data[byte] = bit ? data[byte]! | m : data[byte]! & ~m;
+    if (++j === L) {
+      j = 0;
+      byte += wb;
+    }
   }
 }
 
@@ -274,14 +278,17 @@ export function readRegionBits(
   fromBit: number,
   bitCount: number,
 ): Uint8Array {
+  assertInput(Number.isInteger(L) && L >= 1 && L <= MAX_L, 'the container has 1 to 8 planes');
   const out = new Uint8Array(Math.ceil(bitCount / 8));
   const wb = g.wordBytes;
+  let byte = Math.floor(fromBit / L) * wb;
+  let j = fromBit % L;
   for (let s = 0; s < bitCount; s++) {
-    const n = fromBit + s;
-    const i = Math.floor(n / L);
-    const plane = L - 1 - (n % L);
-    const byte = i * wb + (plane >>> 3);
-    if ((data[byte]! >>> (plane & 7)) & 1) out[s >>> 3]! |= 0x80 >>> (s & 7);
+    if ((data[byte]! >>> (L - 1 - j)) & 1) out[s >>> 3]! |= 0x80 >>> (s & 7);
+    if (++j === L) {
+      j = 0;
+      byte += wb;
+    }
   }
   return out;
 }

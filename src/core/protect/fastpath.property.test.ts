@@ -3,6 +3,7 @@
 // garbage and single-bit damage). Same bytes out, or the same error.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { readRegionBits, writeRegionBits } from './container.ts';
 import { valueRange, type Geometry } from './geometry.ts';
 import { hide, recover, recoversWords, recoverWords, type HidingParams } from './hiding.ts';
 import { readValues, writeValues, type Values } from './samples.ts';
@@ -212,5 +213,66 @@ describe('recoverWords (fast) against recover (general)', () => {
     expect(recoversWords(g16, { K: 2, L: 1 }, { T: 1, k: 9 })).toBe(false);
     expect(recoversWords(g16, { K: 2, L: 1 }, { T: 1, k: 0 })).toBe(false);
     expect(recoversWords(g16, { K: 17, L: 1 }, { T: 1, k: 1 })).toBe(false);
+  });
+});
+
+/** The container's bit placement as first written, bit by bit: the reference for the loops. */
+function referenceRead(data: Uint8Array, wb: number, L: number, from: number, count: number) {
+  const out = new Uint8Array(Math.ceil(count / 8));
+  for (let s = 0; s < count; s++) {
+    const n = from + s;
+    const plane = L - 1 - (n % L);
+    const byte = Math.floor(n / L) * wb + (plane >>> 3);
+    if ((data[byte]! >>> (plane & 7)) & 1) out[s >>> 3]! |= 0x80 >>> (s & 7);
+  }
+  return out;
+}
+
+function referenceWrite(
+  data: Uint8Array,
+  wb: number,
+  L: number,
+  bits: Uint8Array,
+  from: number,
+  count: number,
+) {
+  for (let s = 0; s < count; s++) {
+    const n = from + s;
+    const plane = L - 1 - (n % L);
+    const bit = (bits[s >>> 3]! >>> (7 - (s & 7))) & 1;
+    const byte = Math.floor(n / L) * wb + (plane >>> 3);
+    const m = 1 << (plane & 7);
+    data[byte] = bit ? data[byte]! | m : data[byte]! & ~m;
+  }
+}
+
+describe('container bit placement', () => {
+  it('reads and writes the same bits as the bit-by-bit reference, at any offset', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(1, 2, 4),
+        fc.integer({ min: 1, max: 8 }),
+        fc.uint8Array({ minLength: 1, maxLength: 600 }),
+        fc.nat(),
+        fc.nat(),
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        (wb, L, data, from0, count0, bits) => {
+          const samples = Math.floor(data.length / wb);
+          const total = samples * L;
+          const from = total > 0 ? from0 % total : 0;
+          const count = Math.min(total - from, count0 % 512);
+          const g = { wordBytes: wb } as Geometry;
+          expect(readRegionBits(data, g, L, from, count)).toEqual(
+            referenceRead(data, wb, L, from, count),
+          );
+          const a = data.slice();
+          const b = data.slice();
+          writeRegionBits(a, g, L, bits, from, count);
+          referenceWrite(b, wb, L, bits, from, count);
+          expect(a).toEqual(b);
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 });
