@@ -139,6 +139,11 @@ export function isPart10(b: Uint8Array): boolean {
 export interface ParseOptions {
   /** Read the input as a bare data set in this transfer syntax (no preamble, no File Meta). */
   readonly bareSyntax?: string;
+  /**
+   * Keep native little-endian pixel data as a view into `bytes` instead of a copy (half a megabyte
+   * per CT slice): for readers that only read it, and leave `bytes` alone while they use the data set.
+   */
+  readonly viewPixelData?: boolean;
 }
 
 export function parseDicom(
@@ -230,7 +235,7 @@ export function parseDicom(
     throw toZtvError(e, what);
   }
   for (const w of raw.warnings ?? []) warnings.push(w);
-  const dataset = convert(raw, enc, warnings, 0);
+  const dataset = convert(raw, enc, warnings, 0, options.viewPixelData === true);
   // Group 0002 belongs to the File Meta only. A second copy inside the data set (seen in the wild)
   // must not override the real one; in a bare data set it is the only meta there is.
   for (const el of dataset.elements()) {
@@ -336,11 +341,14 @@ function swapInPlace(b: Uint8Array, width: number): void {
   }
 }
 
+const PIXEL_TAGS = new Set<number>([T.PixelData, T.FloatPixelData, T.DoubleFloatPixelData]);
+
 function convert(
   raw: dicomParser.DataSet,
   enc: Encoding,
   warnings: string[],
   depth: number,
+  viewPixelData = false,
 ): DataSet {
   if (depth > 32) throw new ZtvError('not-dicom', 'sequences nest deeper than 32 levels');
   const out = new DataSet();
@@ -385,7 +393,10 @@ function convert(
           .toUpperCase()}) runs past its end`,
       );
     const vr = resolveVr(t, enc.explicit ? el.vr : undefined, raw, warnings);
-    const value = bytes.slice(el.dataOffset, el.dataOffset + el.length);
+    const view = viewPixelData && depth === 0 && enc.littleEndian && PIXEL_TAGS.has(t);
+    const value = view
+      ? bytes.subarray(el.dataOffset, el.dataOffset + el.length)
+      : bytes.slice(el.dataOffset, el.dataOffset + el.length);
     if (!enc.littleEndian) {
       const w =
         vr === 'OW' && t === T.PixelData && (raw.uint16('x00280100') ?? 16) <= 8

@@ -66,10 +66,15 @@ export const keyCommitment = (key: Uint8Array, iv: Uint8Array): Uint8Array =>
 
 /** A copy of the ciphertext with the container planes of samples [0, K) cleared. */
 export function maskContainer(ct: Uint8Array, g: Geometry, K: number, L: number): Uint8Array {
-  const out = ct.slice();
+  return clearContainer(ct.slice(), g, K, L);
+}
+
+/** Clears the container planes of samples [0, K) in place; returns `ct`. */
+export function clearContainer(ct: Uint8Array, g: Geometry, K: number, L: number): Uint8Array {
   const m = ~((1 << L) - 1) & 0xff;
-  for (let i = 0; i < K; i++) out[i * g.wordBytes] = out[i * g.wordBytes]! & m;
-  return out;
+  const wb = g.wordBytes;
+  for (let i = 0, j = 0; i < K; i++, j += wb) ct[j] = ct[j]! & m;
+  return ct;
 }
 
 /**

@@ -38,8 +38,13 @@ export interface ProtectedImage {
   readonly paddingClean: boolean;
 }
 
+/**
+ * Parses `bytes` and reads the container. The pixel data (`data`) is a view into `bytes`, not a
+ * copy: callers read it, and leave `bytes` unchanged while they use the image (open may clear the
+ * container planes in place when its caller hands the bytes over, see `VerifyOptions.consume`).
+ */
 export function readProtected(bytes: Uint8Array, what = 'the image'): ProtectedImage {
-  const parsed = parseDicom(bytes, what);
+  const parsed = parseDicom(bytes, what, { viewPixelData: true });
   if (parsed.transferSyntax !== TS.ExplicitLittle)
     throw new ZtvError(
       'not-protected',

@@ -24,6 +24,7 @@ import {
 } from './container.ts';
 import {
   ciphertextDigest,
+  clearContainer,
   headerDigest,
   keyCommitment,
   maskContainer,
@@ -51,6 +52,13 @@ export interface VerifyOptions {
   readonly imageKey?: Uint8Array;
   readonly backend?: CipherBackend;
   readonly what?: string;
+  /**
+   * The caller hands `bytes` over (a worker's transferred copy): the container planes are cleared
+   * in place for the ciphertext digest instead of in a copy of the pixel data. Verdict and restored
+   * image are the same either way (decryption then sees those planes cleared, and restoration
+   * discards them in any case); `bytes` must not be used afterwards.
+   */
+  readonly consume?: boolean;
 }
 
 export interface Restored {
@@ -248,7 +256,13 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
   );
   const grid = f.tileSide > 0 ? tileGrid(img.g, f.tileSide) : undefined;
   const gridFits = !!grid && grid.count === f.tileCount;
-  const masking = gridFits ? settleNow(() => maskContainer(img.data, img.g, K, img.L)) : undefined;
+  const masking = gridFits
+    ? settleNow(() =>
+        opts.consume
+          ? clearContainer(img.data, img.g, K, img.L)
+          : maskContainer(img.data, img.g, K, img.L),
+      )
+    : undefined;
   const ciphertext =
     masking?.ok === true ? settle(ciphertextDigest(masking.value, f.iv)) : undefined;
   const t = c.traceError ? undefined : c.trace;

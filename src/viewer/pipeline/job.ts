@@ -234,7 +234,12 @@ export class DecodeJob {
     const key = this.keys.get(ref);
     if (!key) return fail('no-key', `no image key for ${ref} in this session`);
     try {
-      const opened = await openProtected(bytes, { resolver: this.resolver, imageKey: key });
+      // The bytes were transferred to this worker for this open alone: open may use them in place.
+      const opened = await openProtected(bytes, {
+        resolver: this.resolver,
+        imageKey: key,
+        consume: true,
+      });
       const r = opened.restored;
       const frames: FrameOut[] = [];
       const transfer: ArrayBuffer[] = [];
