@@ -82,8 +82,8 @@ export async function startParty<DB extends AuditTables>(
 
 /**
  * The party's live view of the federation's trust: its PKI directory, with the authority's current
- * trust group and CRL and the consumer hospital's device CRL fetched over mutual TLS (first fetch
- * now; a party that starts before the authority answers retries on the next request).
+ * trust group and CRL and the consumer hospital's device CRL fetched over mutual TLS, now and then
+ * every 5 s in the background (a party that starts before the authority answers catches up then).
  */
 export async function partyTrust<DB extends AuditTables>(
   c: FederationConfig,
@@ -96,7 +96,7 @@ export async function partyTrust<DB extends AuditTables>(
     { authority: u.authority, deviceCrls: [`${u.consumer}/crl.pem`] },
   );
   await trust.fresh(true).catch(() => undefined);
-  return trust;
+  return trust.startRefreshing();
 }
 
 /**

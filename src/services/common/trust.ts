@@ -1,7 +1,9 @@
 /**
  * A service's live view of the federation's trust: the pinned root and certificates from its PKI
  * directory, plus the current trust group and CRLs fetched from the authority (and hospitals' device
- * CRLs from the hospitals) over mutual TLS, refreshed on demand at most every few seconds. A trust
+ * CRLs from the hospitals) over mutual TLS. Refreshed in the background every few seconds, so that
+ * no request waits for the authority; a request waits only when the view is older than twice that
+ * (the authority was unreachable), and then fails closed if it still cannot be refreshed. A trust
  * group older than one already seen is refused.
  */
 import type { FlattenedJWS } from 'jose';
@@ -21,6 +23,7 @@ export class LiveTrust {
   private current: LoadedPki;
   private lastRefresh = 0;
   private refreshing: Promise<void> | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     initial: LoadedPki,
@@ -36,12 +39,38 @@ export class LiveTrust {
     return this.current;
   }
 
-  /** Refreshes the trust group and CRLs if the last refresh is older than the interval. */
+  /**
+   * The view for a decision: the current one while it is younger than twice the refresh interval
+   * (a background refresh keeps it so), otherwise refreshed first. `force` always refreshes.
+   */
   async fresh(force = false): Promise<LoadedPki> {
-    if (!force && Date.now() - this.lastRefresh < this.minIntervalMs) return this.current;
-    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
-    await this.refreshing;
+    const age = Date.now() - this.lastRefresh;
+    if (!force && age < 2 * this.minIntervalMs) {
+      if (age >= this.minIntervalMs) void this.refresh().catch(() => undefined);
+      return this.current;
+    }
+    await this.refresh();
     return this.current;
+  }
+
+  /** Refreshes every interval in the background until `stop` (the timer never keeps a process alive). */
+  startRefreshing(): this {
+    this.timer ??= setInterval(
+      () => void this.refresh().catch(() => undefined),
+      this.minIntervalMs,
+    );
+    this.timer.unref?.();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private refresh(): Promise<void> {
+    this.refreshing ??= this.load().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
   }
 
   private async load(): Promise<void> {

@@ -108,7 +108,6 @@ if (existsSync(join(c.viewerDir, 'index.html')))
     },
   });
 await app.listen({ host: c.host, port: c.ports.consumer });
-setInterval(() => void trust.fresh(true).catch(() => undefined), 5_000).unref();
 announce('consumer', { consumer: c.ports.consumer });
 onShutdown(async () => {
   await app.close();
