@@ -10,6 +10,7 @@ import { displayFrame, greyFrameGeneral } from './display.ts';
 
 describe('fast grey display values', () => {
   it('equal the general conversion, array kind and range included', () => {
+    let reusedCount = 0;
     fc.assert(
       fc.property(
         fc.record({
@@ -58,10 +59,23 @@ describe('fast grey display values', () => {
             expect(fast.pixels.constructor).toBe(general.pixels.constructor);
             expect(Array.from(fast.pixels)).toEqual(Array.from(general.pixels));
             expect([fast.min, fast.max]).toEqual([general.min, general.max]);
+            // In place, on a copy filling its own buffer: the same frame, over that buffer when
+            // it is one 16-bit frame (else a new array, as without the option).
+            const own = data.slice();
+            const inPlace = displayFrame(ds, info, own, f, { inPlace: true });
+            expect(inPlace.pixels.constructor).toBe(general.pixels.constructor);
+            expect(Array.from(inPlace.pixels)).toEqual(Array.from(general.pixels));
+            expect([inPlace.min, inPlace.max]).toEqual([general.min, general.max]);
+            const reused = inPlace.pixels.buffer === own.buffer;
+            if (reused) reusedCount++;
+            expect(reused).toBe(
+              r.bytes === 2 && r.frames === 1 && !(inPlace.pixels instanceof Float32Array),
+            );
           }
         },
       ),
       { numRuns: 500 },
     );
+    expect(reusedCount).toBeGreaterThan(20);
   });
 });

@@ -234,6 +234,7 @@ function fastGrey(
   frame: number,
   slope: number,
   intercept: number,
+  inPlace: boolean,
 ): DisplayFrame | undefined {
   const bytes = info.bitsAllocated / 8;
   if (
@@ -259,13 +260,27 @@ function fastGrey(
   const mask = bs >= 16 ? 0xffff : (1 << bs) - 1;
   const shift = 32 - bs;
   const signed = info.pixelRepresentation === 1;
+  /**
+   * The output array: a new one, or — when the caller gives the pixel data up and it is exactly one
+   * frame of 16-bit words filling its own buffer — 16-bit lanes over that very buffer, each value
+   * converted where it is read (no half-megabyte allocation, no fresh pages to fault in).
+   */
+  const reuse =
+    inPlace &&
+    bytes === 2 &&
+    src.buffer === data.buffer &&
+    data.byteOffset === 0 &&
+    data.byteLength === 2 * n &&
+    data.buffer.byteLength === 2 * n;
+  const output = (Kind: typeof Int16Array | typeof Uint16Array | typeof Float32Array) =>
+    reuse && Kind !== Float32Array ? new Kind(data.buffer as ArrayBuffer, 0, n) : new Kind(n);
   // When every value the stored bits can hold maps into Int16 (CT: 12 bits, intercept −1024), the
   // array kind is Int16 whatever the actual range: one pass, the range found on the way.
   const [pa, pb] = signed
     ? [-(2 ** (bs - 1)) * slope + intercept, (2 ** (bs - 1) - 1) * slope + intercept]
     : [intercept, mask * slope + intercept];
   if (Math.min(pa, pb) >= -32768 && Math.max(pa, pb) <= 32767) {
-    const out = new Int16Array(n);
+    const out = output(Int16Array);
     let lo = Infinity;
     let hi = -Infinity;
     const sh = signed ? shift : 0;
@@ -299,11 +314,19 @@ function fastGrey(
   const min = Math.min(a, b);
   const max = Math.max(a, b);
   // Pass 2: modality values straight into the smallest array that holds them.
-  const out = new (kindFor(min, max, true))(n);
+  const out = output(kindFor(min, max, true));
   if (signed)
     for (let i = 0; i < n; i++) out[i] = (((src[i]! & mask) << shift) >> shift) * slope + intercept;
   else for (let i = 0; i < n; i++) out[i] = (src[i]! & mask) * slope + intercept;
   return { pixels: out, min, max };
+}
+
+export interface DisplayOptions {
+  /**
+   * The caller gives `data` up (a decode worker, once the image is verified): a single 16-bit grey
+   * frame may then be converted in place and returned over `data`'s buffer.
+   */
+  readonly inPlace?: boolean;
 }
 
 /** One frame ready to draw. */
@@ -312,6 +335,7 @@ export function displayFrame(
   info: PixelInfo,
   data: Uint8Array,
   frame: number,
+  opts: DisplayOptions = {},
 ): DisplayFrame {
   const meta = displayMeta(ds, info);
   if (meta.color) {
@@ -322,7 +346,7 @@ export function displayFrame(
   const slope = meta.rescaleSlope;
   const intercept = meta.rescaleIntercept;
   if (!lut) {
-    const fast = fastGrey(info, data, frame, slope, intercept);
+    const fast = fastGrey(info, data, frame, slope, intercept, opts.inPlace === true);
     if (fast) return fast;
   }
   return generalGrey(info, data, frame, slope, intercept, lut);

@@ -245,7 +245,8 @@ export class DecodeJob {
       const transfer: ArrayBuffer[] = [];
       if (r) {
         for (let f = 0; f < r.info.frames; f++) {
-          const d = displayFrame(r.dataset, r.info, r.pixels, f);
+          // One frame: its restored pixels are not needed again here, so convert them in place.
+          const d = displayFrame(r.dataset, r.info, r.pixels, f, { inPlace: r.info.frames === 1 });
           const buf = d.pixels.buffer as ArrayBuffer;
           frames.push({ pixels: buf, kind: kindOf(d.pixels), min: d.min, max: d.max });
           transfer.push(buf);
