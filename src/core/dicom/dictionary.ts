@@ -28,7 +28,15 @@ export function dictionaryVr(tag: number): string | undefined {
   return vr.toUpperCase();
 }
 
+const names = new Map<number, string>();
+
+/** The attribute's name (remembered: the tag browser asks for the same ~100 names per image). */
 export function tagName(tag: number): string {
   if (isPrivateTag(tag)) return (tag & 0xffff) <= 0xff ? 'PrivateCreator' : 'PrivateTag';
-  return dict[tagKey(tag)]?.name ?? 'Unknown';
+  let name = names.get(tag);
+  if (name === undefined) {
+    name = dict[tagKey(tag)]?.name ?? 'Unknown';
+    if (names.size < 4096) names.set(tag, name);
+  }
+  return name;
 }

@@ -283,13 +283,19 @@ export function readRegionBits(
   const wb = g.wordBytes;
   let byte = Math.floor(fromBit / L) * wb;
   let j = fromBit % L;
+  let acc = 0;
   for (let s = 0; s < bitCount; s++) {
-    if ((data[byte]! >>> (L - 1 - j)) & 1) out[s >>> 3]! |= 0x80 >>> (s & 7);
+    acc = (acc << 1) | ((data[byte]! >>> (L - 1 - j)) & 1);
+    if ((s & 7) === 7) {
+      out[s >>> 3] = acc;
+      acc = 0;
+    }
     if (++j === L) {
       j = 0;
       byte += wb;
     }
   }
+  if (bitCount & 7) out[bitCount >>> 3] = acc << (8 - (bitCount & 7));
   return out;
 }
 
