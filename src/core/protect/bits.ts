@@ -18,8 +18,11 @@ export class BitWriter {
   /** Appends the low `n` bits of `v` (n ≤ 32), most significant first. */
   write(v: number, n: number): void {
     this.grow(n);
+    // For an integer, bit i of v is bit i of v mod 2^32: shifts, not a division per bit.
+    const int = Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER;
+    const u = int ? v >>> 0 : 0;
     for (let i = n - 1; i >= 0; i--) {
-      const bit = Math.floor(v / 2 ** i) & 1;
+      const bit = int && i < 32 ? (u >>> i) & 1 : Math.floor(v / 2 ** i) & 1;
       if (bit) this.buf[this.length >>> 3]! |= 0x80 >>> (this.length & 7);
       this.length++;
     }

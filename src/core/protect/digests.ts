@@ -89,13 +89,72 @@ export function tileTags(
   iv: Uint8Array,
 ): Uint8Array {
   const tags = new Uint8Array(grid.count * TILE_TAG_LENGTH);
-  const label = new TextEncoder().encode('ZTV/tile/v1\0');
+  // Each tile's message gathered into one buffer and hashed in one call: SHA-256 then runs over
+  // whole blocks instead of 64-byte row segments misaligned by the 36-byte prefix.
+  let buf = new Uint8Array(0);
   for (let n = 0; n < grid.count; n++) {
-    const t = tileAt(g, grid, n);
-    const h = sha256.create();
-    h.update(label).update(iv).update(u32be(t.frame)).update(u32be(t.index));
-    forEachTileSegment(g, t, (s, e) => h.update(masked.subarray(s, e)));
-    tags.set(h.digest().subarray(0, TILE_TAG_LENGTH), n * TILE_TAG_LENGTH);
+    const size = tileMessageLength(g, grid, n, iv);
+    if (buf.length < size) buf = new Uint8Array(size);
+    tileMessage(masked, g, grid, n, iv, buf);
+    tags.set(sha256(buf.subarray(0, size)).subarray(0, TILE_TAG_LENGTH), n * TILE_TAG_LENGTH);
   }
+  return tags;
+}
+
+const TILE_LABEL = new TextEncoder().encode('ZTV/tile/v1\0');
+
+function tileMessageLength(g: Geometry, grid: TileGrid, n: number, iv: Uint8Array): number {
+  let size = TILE_LABEL.length + iv.length + 8;
+  forEachTileSegment(g, tileAt(g, grid, n), (s, e) => (size += e - s));
+  return size;
+}
+
+/** Writes tile n's message (label ‖ IV ‖ frame ‖ index ‖ its bytes) into `out`. */
+function tileMessage(
+  masked: Uint8Array,
+  g: Geometry,
+  grid: TileGrid,
+  n: number,
+  iv: Uint8Array,
+  out: Uint8Array,
+): void {
+  const t = tileAt(g, grid, n);
+  out.set(TILE_LABEL, 0);
+  out.set(iv, TILE_LABEL.length);
+  out.set(u32be(t.frame), TILE_LABEL.length + iv.length);
+  out.set(u32be(t.index), TILE_LABEL.length + iv.length + 4);
+  let at = TILE_LABEL.length + iv.length + 8;
+  forEachTileSegment(g, t, (s, e) => {
+    out.set(masked.subarray(s, e), at);
+    at += e - s;
+  });
+}
+
+/**
+ * `tileTags` with WebCrypto where the runtime has it: every tile's message in one buffer, all the
+ * digests requested at once (native SHA-256, in parallel where the runtime spreads them), about
+ * half the time of hashing 512 kB tile by tile in JavaScript. Same tags (tested).
+ */
+export async function tileTagsAsync(
+  masked: Uint8Array,
+  g: Geometry,
+  grid: TileGrid,
+  iv: Uint8Array,
+): Promise<Uint8Array> {
+  const subtle = globalThis.crypto?.subtle;
+  if (!subtle) return tileTags(masked, g, grid, iv);
+  const sizes = Array.from({ length: grid.count }, (_, n) => tileMessageLength(g, grid, n, iv));
+  const all = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
+  const digests: Promise<ArrayBuffer>[] = [];
+  let at = 0;
+  for (let n = 0; n < grid.count; n++) {
+    const view = all.subarray(at, at + sizes[n]!);
+    tileMessage(masked, g, grid, n, iv, view);
+    digests.push(subtle.digest('SHA-256', view));
+    at += sizes[n]!;
+  }
+  const tags = new Uint8Array(grid.count * TILE_TAG_LENGTH);
+  const done = await Promise.all(digests);
+  done.forEach((d, n) => tags.set(new Uint8Array(d, 0, TILE_TAG_LENGTH), n * TILE_TAG_LENGTH));
   return tags;
 }

@@ -4,8 +4,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { readRegionBits, writeRegionBits } from './container.ts';
-import { valueRange, type Geometry } from './geometry.ts';
-import { hide, recover, recoversWords, recoverWords, type HidingParams } from './hiding.ts';
+import { forEachTileSegment, tileAt, tileGrid, valueRange, type Geometry } from './geometry.ts';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { u32be } from '../bytes.ts';
+import { BitWriter } from './bits.ts';
+import { tileTags, tileTagsAsync } from './digests.ts';
+import {
+  hide,
+  predictionErrors,
+  preparePayload,
+  recover,
+  recoversWords,
+  recoverWords,
+  type HidingParams,
+} from './hiding.ts';
 import { readValues, writeValues, type Values } from './samples.ts';
 
 const geometry = fc
@@ -273,6 +285,107 @@ describe('container bit placement', () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+});
+
+describe('hiding (fast) against hiding (general)', () => {
+  it('embeds the same marked values, prepared payload or not, and predicts the same errors', () => {
+    let embedded = 0;
+    fc.assert(
+      fc.property(
+        geometry,
+        fc.constantFrom(0, 0, 1, 2, 3),
+        fc.integer(),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom(1, 2, 3, 4, 16, 100),
+        fc.integer({ min: 1, max: 8 }),
+        (g, style, seed, K0, L0, T, k) => {
+          const values = content(g, style, seed);
+          const L = Math.max(1, Math.min(L0, g.bitsStored - 2));
+          const K = Math.min(K0, g.count - 1);
+          const p = { T, k };
+          // Float64Array values take the general path (the one for 32-bit samples).
+          const general = Float64Array.from(values);
+          expect(Array.from(predictionErrors(values, g))).toEqual(
+            Array.from(predictionErrors(general, g)),
+          );
+          const a = hide(general, g, { K, L }, p);
+          const b = hide(values, g, { K, L }, p);
+          const c = hide(values, g, { K, L }, p, preparePayload(values, g, { K, L }, p));
+          expect(b === undefined).toBe(a === undefined);
+          expect(c === undefined).toBe(a === undefined);
+          if (!a || !b || !c) return;
+          embedded++;
+          expect(b.payloadBits).toBe(a.payloadBits);
+          expect(Array.from(b.marked)).toEqual(Array.from(a.marked));
+          expect(Array.from(c.marked)).toEqual(Array.from(a.marked));
+        },
+      ),
+      { numRuns: 800, seed: 20261203 },
+    );
+    expect(embedded).toBeGreaterThan(100);
+  });
+
+  it('writes bits with shifts exactly as with a division per bit', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(
+            fc.integer({ min: 1, max: 32 }),
+            fc.oneof(fc.nat(), fc.integer(), fc.maxSafeInteger()),
+          ),
+          { maxLength: 40 },
+        ),
+        (writes) => {
+          const w = new BitWriter(8);
+          const bits: number[] = [];
+          for (const [n, v] of writes) {
+            w.write(v, n);
+            for (let i = n - 1; i >= 0; i--) bits.push(Math.floor(v / 2 ** i) & 1);
+          }
+          const want = new Uint8Array(Math.ceil(bits.length / 8));
+          bits.forEach((b, i) => {
+            if (b) want[i >>> 3]! |= 0x80 >>> (i & 7);
+          });
+          expect(w.length).toBe(bits.length);
+          expect(w.bytes()).toEqual(want);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('tile tags', () => {
+  it('gathered, and through WebCrypto, equal the segment-by-segment reference', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        geometry,
+        fc.integer({ min: 1, max: 40 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.integer(),
+        async (g, side, iv, seed) => {
+          const data = new Uint8Array(g.count * g.wordBytes).map(
+            (_, i) => (Math.imul(i + 3, seed | 1) >>> 11) & 0xff,
+          );
+          const grid = tileGrid(g, side);
+          // The tags as first computed: an incremental hash fed row segment by row segment.
+          const want = new Uint8Array(grid.count * 8);
+          for (let n = 0; n < grid.count; n++) {
+            const t = tileAt(g, grid, n);
+            const h = sha256.create();
+            h.update(new TextEncoder().encode('ZTV/tile/v1\0')).update(iv);
+            h.update(u32be(t.frame)).update(u32be(t.index));
+            forEachTileSegment(g, t, (s, e) => h.update(data.subarray(s, e)));
+            want.set(h.digest().subarray(0, 8), n * 8);
+          }
+          expect(tileTags(data, g, grid, iv)).toEqual(want);
+          expect(await tileTagsAsync(data, g, grid, iv)).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
     );
   });
 });

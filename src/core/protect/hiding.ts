@@ -75,8 +75,12 @@ function predict(w: Values, a: number, b: number, c: number): number {
   return va + vb - vc;
 }
 
+/** Prediction errors: exact integers; Int32Array for samples of up to 16 bits. */
+export type Errors = Float64Array | Int32Array;
+
 /** Prediction errors of every sample, from unclamped values (an estimate: hiding clamps first). */
-export function predictionErrors(values: Values, g: Geometry): Float64Array {
+export function predictionErrors(values: Values, g: Geometry): Errors {
+  if (values instanceof Int32Array && g.bitsStored <= 16) return predictionErrorsInt(values, g);
   const errors = new Float64Array(values.length);
   scan(g, (idx, a, b, c) => {
     errors[idx] = values[idx]! - predict(values, a, b, c);
@@ -85,10 +89,38 @@ export function predictionErrors(values: Values, g: Geometry): Float64Array {
   return errors;
 }
 
+/** `predictionErrors` for values of up to 16 bits, without callbacks (errors fit in 18 bits). */
+function predictionErrorsInt(values: Int32Array, g: Geometry): Int32Array {
+  const errors = new Int32Array(values.length);
+  for (const pl of planesOf(g)) {
+    const xs = pl.xStride;
+    const ys = pl.yStride;
+    for (let y = 0; y < pl.height; y++) {
+      const width = y === pl.height - 1 ? pl.lastRowWidth : pl.width;
+      const row = pl.base + y * ys;
+      if (width <= 0) continue;
+      errors[row] = values[row]! - (y === 0 ? 0 : values[row - ys]!);
+      if (y === 0) {
+        for (let x = 1, idx = row + xs; x < width; x++, idx += xs)
+          errors[idx] = values[idx]! - values[idx - xs]!;
+        continue;
+      }
+      for (let x = 1, idx = row + xs; x < width; x++, idx += xs) {
+        const va = values[idx - xs]!;
+        const vb = values[idx - ys]!;
+        const vc = values[idx - ys - xs]!;
+        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        errors[idx] = values[idx]! - pred;
+      }
+    }
+  }
+  return errors;
+}
+
 const HIST_LIMIT = 1 << 16;
 
 /** Histogram of the errors of samples [K, n): the ones that would carry the payload. */
-export function errorHistogram(errors: Float64Array, K: number): Float64Array {
+export function errorHistogram(errors: Errors, K: number): Float64Array {
   const hist = new Float64Array(2 * HIST_LIMIT + 1);
   for (let i = K; i < errors.length; i++) {
     const e = errors[i]!;
@@ -165,6 +197,31 @@ export interface Hidden {
  * values span less than the room, one offset `d` shifts them inside and nothing else is recorded;
  * otherwise values beyond lo/hi are clamped and the location map records how far beyond they were.
  */
+/** A payload built for (values, region, margin): what `hide` embeds, and the clamped values. */
+export interface Prepared {
+  readonly payload: Uint8Array;
+  readonly bits: number;
+  readonly clamped: Values;
+  /** What it was built for: `hide` refuses it for anything else. */
+  readonly of: {
+    readonly values: Values;
+    readonly K: number;
+    readonly L: number;
+    readonly M: number;
+  };
+}
+
+/** The payload `hide` would embed with these parameters (one clamping pass), to size and reuse. */
+export function preparePayload(
+  values: Values,
+  g: Geometry,
+  region: Region,
+  p: HidingParams,
+): Prepared {
+  const built = buildPayload(values, g, region, p);
+  return { ...built, of: { values, K: region.K, L: region.L, M: margin(p) } };
+}
+
 function buildPayload(
   values: Values,
   g: Geometry,
@@ -233,14 +290,26 @@ export function hide(
   g: Geometry,
   region: Region,
   p: HidingParams,
+  prepared?: Prepared,
 ): Hidden | undefined {
   if (!fitsRange(g, p)) return undefined;
-  const { payload, bits, clamped } = buildPayload(values, g, region, p);
+  const reuse =
+    prepared !== undefined &&
+    prepared.of.values === values &&
+    prepared.of.K === region.K &&
+    prepared.of.L === region.L &&
+    prepared.of.M === margin(p);
+  const { payload, bits, clamped } = reuse ? prepared : buildPayload(values, g, region, p);
   // Context: original clamped values, with R's container planes cleared (the decoder sees only those).
+  // Writing R's part is idempotent, so a prepared payload can serve several parameter sets.
   const ctx = clamped;
   for (let i = 0; i < region.K; i++) ctx[i] = maskLow(values[i]!, region.L);
   const marked = clamped.slice() as Values;
   for (let i = 0; i < region.K; i++) marked[i] = values[i]!;
+  if (ctx instanceof Int32Array && marked instanceof Int32Array && recoversWords(g, region, p)) {
+    const done = embedWords(ctx, marked, g, region.K, p.T, p.k, payload, bits);
+    return done < bits ? undefined : { marked, payloadBits: bits };
+  }
   const reader = new BitReader(payload, bits);
   const { T, k } = p;
   const scale = 2 ** k;
@@ -261,6 +330,56 @@ export function hide(
     return done < bits;
   });
   return done < bits ? undefined : { marked, payloadBits: bits };
+}
+
+/**
+ * `hide`'s embedding for words of up to 16 bits (`recoversWords`), without callbacks: MED inline as
+ * in `extractWords`, int32 arithmetic (exact: |e| < T ≤ 2^16, k ≤ 8), payload bits read through a
+ * 16-bit window. Returns how many payload bits went in (all of them when the image had room).
+ */
+function embedWords(
+  ctx: Int32Array,
+  marked: Int32Array,
+  g: Geometry,
+  K: number,
+  T: number,
+  k: number,
+  payload: Uint8Array,
+  bits: number,
+): number {
+  const shift = (T << k) - T;
+  let done = 0;
+  for (const pl of planesOf(g)) {
+    const xs = pl.xStride;
+    const ys = pl.yStride;
+    for (let y = 0; y < pl.height; y++) {
+      const width = y === pl.height - 1 ? pl.lastRowWidth : pl.width;
+      const row = pl.base + y * ys;
+      let x = row >= K ? 0 : Math.ceil((K - row) / xs);
+      for (let idx = row + x * xs; x < width; x++, idx += xs) {
+        let pred: number;
+        if (y === 0) pred = x === 0 ? 0 : ctx[idx - xs]!;
+        else if (x === 0) pred = ctx[idx - ys]!;
+        else {
+          const va = ctx[idx - xs]!;
+          const vb = ctx[idx - ys]!;
+          const vc = ctx[idx - ys - xs]!;
+          pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        }
+        const e = ctx[idx]! - pred;
+        if (e >= -T && e < T) {
+          const take = Math.min(k, bits - done);
+          const at = done >>> 3;
+          const window = (payload[at]! << 8) | (payload[at + 1] ?? 0);
+          const chunk = (window >>> (16 - (done & 7) - take)) & ((1 << take) - 1);
+          done += take;
+          marked[idx] = pred + (e << k) + (chunk << (k - take));
+        } else marked[idx] = pred + (e >= T ? e + shift : e - shift);
+        if (done >= bits) return done;
+      }
+    }
+  }
+  return done;
 }
 
 /**

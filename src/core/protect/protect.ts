@@ -33,7 +33,7 @@ import {
   keyCommitment,
   maskContainer,
   pixelDigest,
-  tileTags,
+  tileTagsAsync,
 } from './digests.ts';
 import { geometryOf, tileGrid, type Geometry } from './geometry.ts';
 import {
@@ -41,11 +41,12 @@ import {
   estimateCapacity,
   fitsRange,
   hide,
-  payloadBitsFor,
+  preparePayload,
   predictionErrors,
   estimateMapBits,
   valueHistogram,
   type HidingParams,
+  type Prepared,
   type Region,
 } from './hiding.ts';
 import { readValues, writeValues, type Values } from './samples.ts';
@@ -147,7 +148,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   const hists = new Map<number, Float64Array>();
   const valueHist = valueHistogram(values, g, 0);
   const maxL = Math.max(1, Math.min(8, g.bitsStored - 2));
-  const needs = new Map<string, number>();
+  const needs = new Map<string, Prepared>();
   const best = { need: Infinity, capacity: 0, fits: false };
   for (const side of tileSides(g, minTileSide)) {
     const grid = tileGrid(g, side);
@@ -169,13 +170,14 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
           if (capacity < floor * 1.02) continue;
           if (valueHist && capacity < (floor + estimateMapBits(valueHist, g, params)) * 1.02)
             continue;
-          // The exact payload (with its location map) depends on K, L and the margin only.
+          // The exact payload (with its location map) depends on K, L and the margin only: built
+          // once, to size it and then to embed it.
           const key = `${K}:${L}:${T * (2 ** k - 1)}`;
-          let need = needs.get(key);
-          if (need === undefined)
-            needs.set(key, (need = payloadBitsFor(values, g, { K, L }, params)));
-          if (capacity < need * 1.02) continue;
-          const hidden = hide(values, g, { K, L }, params);
+          let prepared = needs.get(key);
+          if (prepared === undefined)
+            needs.set(key, (prepared = preparePayload(values, g, { K, L }, params)));
+          if (capacity < prepared.bits * 1.02) continue;
+          const hidden = hide(values, g, { K, L }, params, prepared);
           if (hidden)
             return {
               side,
@@ -273,7 +275,7 @@ export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<
 
   // 3. Seal.
   const masked = maskContainer(ct, g, p.region.K, p.region.L);
-  const tags = tileTags(masked, g, tileGrid(g, p.side), iv);
+  const tags = await tileTagsAsync(masked, g, tileGrid(g, p.side), iv);
   const fields: SealedFields = {
     version: FORMAT_VERSION,
     flags: px.lossy ? FLAG_LOSSY_SOURCE : 0,
