@@ -65,8 +65,14 @@ export async function warmUp(): Promise<string> {
   });
   let status = '';
   for (let i = 0; i < 2; i++) {
-    const o = await openProtected(traced, { resolver, imageKey: p.imageKey });
-    if (o.restored) displayFrame(o.restored.dataset, o.restored.info, o.restored.pixels, 0);
+    // As the worker opens (bytes handed over, the frame converted in place): the same code paths.
+    const o = await openProtected(traced.slice(), {
+      resolver,
+      imageKey: p.imageKey,
+      consume: true,
+    });
+    if (o.restored)
+      displayFrame(o.restored.dataset, o.restored.info, o.restored.pixels, 0, { inPlace: true });
     status = o.verdict.status;
   }
   p.imageKey.fill(0);
