@@ -4,14 +4,14 @@
  * min / median / max). Run: `npm run bench -- capacity`; writes bench/reports/capacity.md and the
  * generated tables of docs/protection.md (between its `capacity:` markers).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isZtvError } from '../src/core/errors.ts';
 import { protect, type ProtectReport } from '../src/core/protect/index.ts';
 import { testKeys } from '../test/keys.ts';
 import { MANIFEST, type ManifestEntry } from '../test/manifest.ts';
 import { REPO_ROOT, SAMPLES, sampleFiles } from '../test/samples.ts';
-import { machine, median, writeReport } from './lib.ts';
+import { machine, median, writeMarkdown, writeReport } from './lib.ts';
 
 interface Done {
   readonly m: ManifestEntry;
@@ -162,9 +162,10 @@ const docPath = join(REPO_ROOT, 'docs/protection.md');
 let doc = readFileSync(docPath, 'utf8');
 doc = splice(doc, 'table', capacityTable);
 doc = splice(doc, 'refused', refusedTable);
-writeFileSync(docPath, doc);
+await writeMarkdown(docPath, doc);
+const reportPath = await writeReport('capacity', report);
 
 const slices = series.reduce((n, s) => n + s.done.length, 0);
 console.log(
-  `${singles.length} files and ${slices} series slices protected, ${refused.length} refused; report written to ${writeReport('capacity', report)}; docs/protection.md tables updated`,
+  `${singles.length} files and ${slices} series slices protected, ${refused.length} refused; report written to ${reportPath}; docs/protection.md tables updated`,
 );

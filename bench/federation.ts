@@ -118,7 +118,7 @@ Machine: ${machine()}; load average ${load0.toFixed(1)} before, ${loadavg()[0]!.
 Rerun: \`npm run bench -- federation\` (about a minute), or \`npx tsx bench/federation.ts [rounds]\`.
 `;
   console.log(report);
-  console.log(`wrote ${writeReport('federation', report)}`);
+  console.log(`wrote ${await writeReport('federation', report)}`);
 } finally {
   await t.close();
 }

@@ -4,6 +4,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
 
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 
@@ -46,9 +47,21 @@ export function opensslSpeed(alg: string): string {
   }
 }
 
-export function writeReport(name: string, markdown: string): string {
-  const path = join(BENCH_DIR, 'reports', `${name}.md`);
+/**
+ * Write a Markdown file as Prettier would: `npm run lint` checks every file, reports and docs included,
+ * so a report written raw fails CI the next time it is regenerated. Returns the formatted text.
+ */
+export async function writeMarkdown(path: string, markdown: string): Promise<string> {
+  const options = (await prettier.resolveConfig(path)) ?? {};
+  const formatted = await prettier.format(markdown, { ...options, parser: 'markdown' });
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, markdown);
+  writeFileSync(path, formatted);
+  return formatted;
+}
+
+/** Write bench/reports/NAME.md (formatted); returns its path. */
+export async function writeReport(name: string, markdown: string): Promise<string> {
+  const path = join(BENCH_DIR, 'reports', `${name}.md`);
+  await writeMarkdown(path, markdown);
   return path;
 }

@@ -86,4 +86,4 @@ Each decision includes building the Cedar entities and context, Cedar's evaluati
 a second evaluation for obligation rules. Rerun: \`npm run bench -- policy\`.
 `;
 console.log(report);
-console.log(`report written to ${writeReport('policy', report)}`);
+console.log(`report written to ${await writeReport('policy', report)}`);

@@ -13,7 +13,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as prettier from 'prettier';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { readPixelData } from '../src/core/dicom/pixels.ts';
 import type { CipherBackend } from '../src/core/protect/cipher.ts';
@@ -250,10 +249,6 @@ ${sha} (16 KiB blocks).
 Rerun: \`npm run bench -- protect\` (pins the process to one core with \`taskset -c 0\` when available), or
 \`npx tsx bench/protect.ts\`; \`ZTV_BENCH_BASELINE=<git ref>\` compares against another commit (\`none\`: no baseline).
 `;
-// Written as prettier would (the report is checked by `npm run lint` like every file).
-const formatted = await prettier.format(report, {
-  ...((await prettier.resolveConfig(join(REPO_ROOT, 'bench/reports/protect.md'))) ?? {}),
-  parser: 'markdown',
-});
-console.log(formatted);
-console.log(`report written to ${writeReport('protect', formatted)}`);
+const reportPath = await writeReport('protect', report);
+console.log(report);
+console.log(`report written to ${reportPath}`);

@@ -11,7 +11,6 @@ import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { basename, extname, join, normalize } from 'node:path';
-import * as prettier from 'prettier';
 import { build } from 'vite';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../e2e/browser.ts';
@@ -281,10 +280,6 @@ Rerun: \`npm run bench -- viewer\` (about three minutes; the benchmark widens th
 \`bench/run.ts\` again, since the browser, its workers and the four services need the machine), or
 \`npx tsx bench/viewer.ts [runs]\`.
 `;
-// Written as prettier would (the report is checked by `npm run lint` like every file).
-const formatted = await prettier.format(report, {
-  ...((await prettier.resolveConfig(join(REPO_ROOT, 'bench/reports/viewer.md'))) ?? {}),
-  parser: 'markdown',
-});
-console.log(`\n${formatted}`);
-console.log(`written to ${writeReport('viewer', formatted)}`);
+const reportPath = await writeReport('viewer', report);
+console.log(`\n${report}`);
+console.log(`written to ${reportPath}`);
