@@ -157,11 +157,21 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     });
   };
 
+  // A test runner or `npm start` that dies without calling stop() must not leave services holding
+  // ports and data directories: the children are killed with the parent (exit handlers run
+  // synchronously, so a signal is all that can be sent).
+  const orphanGuard = (): void => {
+    for (const p of procs.values())
+      if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  };
+  process.once('exit', orphanGuard);
+
   try {
     await start('authority');
     await Promise.all([start('cloud'), start('consumer')]);
     await start('producer');
   } catch (e) {
+    process.off('exit', orphanGuard);
     for (const p of procs.values()) p.kill('SIGKILL');
     throw e;
   }
@@ -172,6 +182,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     start,
     kill,
     async stop() {
+      process.off('exit', orphanGuard);
       await Promise.all([...procs.keys()].map((p) => kill(p)));
     },
   };
