@@ -7,16 +7,13 @@
 import { X509Certificate, X509Crl } from '../pki/x509.ts';
 import type { FlattenedJWS } from 'jose';
 import { ZtvError } from '../errors.ts';
-import { keyIdOf, signingKeyFromCryptoKeys, verifyKeyFromSpki } from '../crypto/keys.ts';
+import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
 import { toHex } from '../bytes.ts';
-import { readOrganisation } from '../pki/extensions.ts';
-import { OID, type OrgRole } from '../pki/oids.ts';
 import type { PkiView } from '../pki/resolver.ts';
-import { memberOf, verifyTrustGroup } from '../pki/trust-group.ts';
-import { validateCertificate } from '../pki/validate.ts';
+import { verifyTrustGroup } from '../pki/trust-group.ts';
 import { organisationValidator } from '../session/peers.ts';
 import { SessionClient, type Post, type Sealed } from '../session/protocol.ts';
-import { openKeysPart, type ProducerLookup, type Ticket } from '../ticket/ticket.ts';
+import { openKeysPart, type Ticket } from '../ticket/ticket.ts';
 
 export interface Endpoints {
   readonly consumer: string;
@@ -164,46 +161,6 @@ export async function fetchTrust(
     await fetchTrustMaterial(consumer, f),
     pinnedRoot ? { pem: pinnedRoot } : undefined,
   );
-}
-
-/**
- * Who signed a ticket: the producer organisation whose certificate holds the JWS key id, valid up to
- * the pinned root now, not revoked, and admitted by the trust group as a producer — the same checks
- * the cloud makes on its part. Throws with the reason otherwise.
- */
-export function ticketProducerResolver(view: () => PkiView) {
-  return async (kid: string): Promise<ProducerLookup> => {
-    const pki = view();
-    for (const cert of pki.organisations) {
-      const spki = new Uint8Array(cert.publicKey.rawData);
-      if (toHex(keyIdOf(spki)) !== kid) continue;
-      const ext = cert.getExtension(OID.organisationExtension);
-      const role: OrgRole | undefined = ext ? readOrganisation(ext.value).role : undefined;
-      if (role !== 'producer')
-        throw new ZtvError(
-          'ticket',
-          'the ticket is signed by an organisation that is not a producer',
-        );
-      const v = await validateCertificate(cert, {
-        anchors: [pki.root],
-        intermediates: pki.intermediates,
-        crls: pki.crls,
-        usage: 'signature',
-      });
-      if (!v.ok) throw new ZtvError('ticket', `the ticket's producer is not trusted: ${v.reason}`);
-      const member = await memberOf(pki.trustGroup, cert);
-      if (!member || member.role !== 'producer')
-        throw new ZtvError(
-          'ticket',
-          `the ticket's producer is not in trust group version ${pki.trustGroup.version}`,
-        );
-      return { producerId: member.id, key: await verifyKeyFromSpki(spki) };
-    }
-    throw new ZtvError(
-      'ticket',
-      'the ticket is signed by a key no producer of the federation holds',
-    );
-  };
 }
 
 export interface ConsultRequest {

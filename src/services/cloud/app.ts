@@ -12,12 +12,9 @@ import type { Kysely, Migration } from 'kysely';
 import type { TLSSocket } from 'node:tls';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import { sha256 } from '../../core/crypto/hash.ts';
-import { keyIdOf, verifyKeyFromSpki, type SigningKey } from '../../core/crypto/keys.ts';
+import { keyIdOf, type SigningKey } from '../../core/crypto/keys.ts';
 import { isZtvError } from '../../core/errors.ts';
-import { readOrganisation } from '../../core/pki/extensions.ts';
 import { OID } from '../../core/pki/oids.ts';
-import { memberOf } from '../../core/pki/trust-group.ts';
-import { validateCertificate } from '../../core/pki/validate.ts';
 import {
   inspectProtected,
   signTraceBasis,
@@ -26,6 +23,7 @@ import {
   type TraceBasis,
 } from '../../core/protect/index.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
+import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import { openCloudPart, type CloudClaims } from '../../core/ticket/ticket.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import { OperationError, sessionPlugin, type OperationContext } from '../common/session.ts';
@@ -141,50 +139,6 @@ const basisFromText = (text: string): TraceBasis => {
   const [sealed = '', signature = ''] = text.split('.');
   return { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
 };
-
-/** The producer a ticket's signing key belongs to: a trust-group producer with a valid certificate. */
-function producerResolver(trust: LiveTrust) {
-  return async (kid: string) => {
-    const pki = await trust.fresh();
-    for (const cert of pki.organisations) {
-      const spki = new Uint8Array(cert.publicKey.rawData);
-      if (toHex(keyIdOf(spki)) !== kid) continue;
-      const ext = cert.getExtension(OID.organisationExtension);
-      const org = ext ? readOrganisation(ext.value) : undefined;
-      if (org?.role !== 'producer')
-        throw new OperationError(
-          403,
-          'ticket-refused',
-          'the ticket is signed by an organisation that is not a producer',
-        );
-      const v = await validateCertificate(cert, {
-        anchors: [pki.root],
-        intermediates: pki.intermediates,
-        crls: pki.crls,
-        usage: 'signature',
-      });
-      if (!v.ok)
-        throw new OperationError(
-          403,
-          'ticket-refused',
-          `the ticket's producer is not trusted: ${v.reason}`,
-        );
-      const member = await memberOf(pki.trustGroup, cert);
-      if (!member)
-        throw new OperationError(
-          403,
-          'ticket-refused',
-          `the ticket's producer is not in trust group version ${pki.trustGroup.version}`,
-        );
-      return { producerId: member.id, key: await verifyKeyFromSpki(spki) };
-    }
-    throw new OperationError(
-      403,
-      'ticket-refused',
-      'the ticket is signed by a key no producer of the federation holds',
-    );
-  };
-}
 
 export async function buildCloud(
   deps: CloudDeps,
@@ -322,7 +276,8 @@ export async function buildCloud(
     if (req.method === 'OPTIONS') return reply.code(204).send();
   });
   pub.options('/*', async (_req, reply) => reply.code(204).send());
-  const resolveProducer = producerResolver(deps.trust);
+  // The same checks as the clinician's side; a refusal's reason becomes the 403 below.
+  const resolveProducer = ticketProducerResolver(() => deps.trust.fresh());
 
   const redeem = async (body: { ticket: string }, ctx: OperationContext) => {
     const device = ctx.client.thumbprint;

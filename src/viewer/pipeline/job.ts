@@ -4,7 +4,7 @@
  * trust group) and the image keys of this session in memory — the keys opened here from the ticket's
  * key part — and open protected images into display-ready frames.
  */
-import { ticketProducerResolver } from '../../core/client/federation.ts';
+import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import type { DataSet } from '../../core/dicom/dataset.ts';
 import { tagName } from '../../core/dicom/dictionary.ts';
 import { TEXT_VRS } from '../../core/dicom/dataset.ts';
