@@ -121,6 +121,7 @@ async function plainRun(
 
 interface ViewerRun {
   workers: number;
+  keysOpened: number;
   redeemed: number;
   firstByte: number;
   firstVerified: number;
@@ -159,6 +160,7 @@ async function viewerRun(
   const done = m['all-opened']!.detail as { bytes: number; workerMs: number; workers: number };
   return {
     workers: done.workers,
+    keysOpened: t('keys-opened'),
     redeemed: t('redeemed'),
     firstByte: t('first-byte'),
     firstVerified: t('first-verified'),
@@ -220,6 +222,7 @@ const rows = viewerRuns.map((runs, k) => {
   return {
     label: configs[k]!.label,
     workers: runs[0]!.workers,
+    keysOpened: range(runs.map((r) => r.keysOpened)),
     redeemed: range(runs.map((r) => r.redeemed)),
     firstByte: range(runs.map((r) => r.firstByte)),
     firstVerified: range(runs.map((r) => r.firstVerified)),
@@ -256,6 +259,7 @@ Machine: ${machine()}; load average ${load0.toFixed(1)} before, ${load1.toFixed(
 
 | | plain Cornerstone | ${rows.map((r) => `viewer, ${r.workers} decode worker${r.workers > 1 ? 's' : ''}`).join(' | ')} |
 | --- | --- | ${rows.map(() => '---').join(' | ')} |
+| ticket → key part opened in every worker | — | ${rows.map((r) => r.keysOpened).join(' | ')} |
 | ticket → redeemed (cloud inserts 150 traces) | — | ${rows.map((r) => r.redeemed).join(' | ')} |
 | ticket → first byte of the first image | — | ${rows.map((r) => r.firstByte).join(' | ')} |
 | ticket → first image verified | — | ${rows.map((r) => r.firstVerified).join(' | ')} |
