@@ -11,12 +11,13 @@ import { TEXT_VRS } from '../../core/dicom/dataset.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
 import { inspectProtected, openProtected, type SignerResolver } from '../../core/protect/index.ts';
-import { openKeysPart } from '../../core/ticket/ticket.ts';
+import { openKeysPart, type ProducerLookup } from '../../core/ticket/ticket.ts';
 import { displayFrame, displayMeta, type DisplayPixels } from './display.ts';
 import type { FrameOut, PixelKind, TagRow, WorkerRequest, WorkerResponse } from './protocol.ts';
 import { chainReport, memoResolver, viewOf } from './trust.ts';
 import { warmUp } from './warmup.ts';
 import { keyIdOf } from '../../core/crypto/keys.ts';
+import { toHex } from '../../core/bytes.ts';
 import { readOrganisation } from '../../core/pki/extensions.ts';
 import { OID } from '../../core/pki/oids.ts';
 
@@ -99,6 +100,8 @@ const failure = (id: number, e: unknown, ref?: string): Reply => ({
 export class DecodeJob {
   private view: PkiView | undefined;
   private resolver: SignerResolver | undefined;
+  /** Ticket signers of the current view, validated once (see `producerOf`). */
+  private producers = new Map<string, { lookup: Promise<ProducerLookup>; until: number }>();
   private readonly keys = new Map<string, Uint8Array>();
   /**
    * The warm-up started after the first trust: the open path run once on a synthetic image and the
@@ -114,6 +117,7 @@ export class DecodeJob {
         try {
           this.view = await viewOf(req.trust);
           this.resolver = memoResolver(this.view);
+          this.producers = new Map();
           this.warmed ??= warmUp().catch((e: unknown) => `warm-up failed: ${(e as Error).message}`);
           void this.prime(this.view, this.resolver);
         } catch (e) {
@@ -139,16 +143,40 @@ export class DecodeJob {
     }
   }
 
-  /** Validates the chains of the federation's producers and clouds now, into the resolver's memo. */
+  /**
+   * Validates the chains of the federation's producers and clouds now, into the resolver's memo, and
+   * the producers' as ticket signers: a ticket then costs its signature and decryption only.
+   */
   private async prime(view: PkiView, resolver: SignerResolver): Promise<void> {
     for (const cert of view.organisations) {
       const ext = cert.getExtension(OID.organisationExtension);
       const role = ext ? readOrganisation(ext.value).role : undefined;
+      const keyId = keyIdOf(new Uint8Array(cert.publicKey.rawData));
       if (role === 'producer' || role === 'cloud')
-        await resolver
-          .resolve(keyIdOf(new Uint8Array(cert.publicKey.rawData)), role, new Date())
-          .catch(() => undefined);
+        await resolver.resolve(keyId, role, new Date()).catch(() => undefined);
+      if (role === 'producer') await this.producerOf(view, toHex(keyId)).catch(() => undefined);
     }
+  }
+
+  /**
+   * The ticket signer with key id `kid` under `view`, validated once per view (a new trust bundle
+   * starts afresh) and reused only while every certificate of the view that could be in its chain is
+   * within its validity; a refusal is not remembered.
+   */
+  private producerOf(view: PkiView, kid: string): Promise<ProducerLookup> {
+    const now = Date.now();
+    const hit = this.producers.get(kid);
+    if (hit && view === this.view && now <= hit.until) return hit.lookup;
+    const lookup = ticketProducerResolver(() => view)(kid);
+    const certs = [view.root, ...view.intermediates, ...view.organisations];
+    const until = Math.min(...certs.map((c) => c.notAfter.getTime()));
+    if (view === this.view) {
+      this.producers.set(kid, { lookup, until });
+      lookup.catch(() => {
+        if (this.producers.get(kid)?.lookup === lookup) this.producers.delete(kid);
+      });
+    }
+    return lookup;
   }
 
   /** The ticket's key part, opened here with the device key; the image keys stay in this worker. */
@@ -166,7 +194,7 @@ export class DecodeJob {
       };
     try {
       const { claims, keys } = await openKeysPart(req.keys, {
-        resolveProducer: ticketProducerResolver(() => view),
+        resolveProducer: (kid) => this.producerOf(view, kid),
         decryptionKey: req.decryptionKey,
         deviceId: req.deviceId,
       });

@@ -11,6 +11,7 @@ import { parseDicom } from '../../core/dicom/parse.ts';
 import { readPixelData } from '../../core/dicom/pixels.ts';
 import { protect, traceIdFrom, traceProtected } from '../../core/protect/index.ts';
 import { issueTicket } from '../../core/ticket/ticket.ts';
+import { signTrustGroup } from '../../core/pki/trust-group.ts';
 import { displayFrame } from './display.ts';
 import { DecodeJob } from './job.ts';
 import { defaultPoolSize, WorkerPool, type WorkerLike } from './pool.ts';
@@ -272,6 +273,36 @@ describe('tickets opened inside the worker', () => {
       });
       expect(o.message.kind === 'opened' && o.message.verdict.status).toBe('verified');
     }
+  });
+
+  it('keeps a validated ticket signer only for the trust it was validated under', async () => {
+    const device = await generateEncryptionKeys(false);
+    const deviceId = 'c'.repeat(64);
+    const job = new DecodeJob();
+    const open = async () =>
+      (
+        await job.handle({
+          kind: 'ticket',
+          id: 2,
+          keys: (await issue(device.publicKey, deviceId)).keys,
+          decryptionKey: device.privateKey,
+          deviceId,
+        })
+      ).message;
+    await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
+    expect((await open()).kind).toBe('ticket-opened');
+    expect((await open()).kind).toBe('ticket-opened');
+    // The authority drops the producer from the trust group: its next ticket is refused at once.
+    const v2 = {
+      version: trust.pki.trustGroup.version + 1,
+      issuedAt: new Date().toISOString(),
+      members: trust.pki.trustGroup.members.filter((m) => m.role !== 'producer'),
+    };
+    const dropped = { ...trust.bundle, trustGroup: await signTrustGroup(v2, trust.pki.root) };
+    expect((await job.handle({ kind: 'trust', id: 3, trust: dropped })).message.kind).toBe('ok');
+    const refused = (await open()) as Failed;
+    expect(refused.kind).toBe('failed');
+    expect(refused.message).toMatch(/not in trust group version/);
   });
 
   it("refuses another device's, an expired and a non-producer's ticket", async () => {
