@@ -202,8 +202,22 @@ class ChunkQueue {
     this.length += c.length;
   }
 
-  /** The next `n` bytes (n ≤ length), removed from the queue. */
+  /**
+   * The next `n` bytes (n ≤ length), removed from the queue: a view when they lie in one chunk (the
+   * chunks are never written to), otherwise a copy.
+   */
   take(n: number): Uint8Array {
+    const first = this.chunks[0];
+    if (first && first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.head += n;
+      if (this.head === first.length) {
+        this.chunks.shift();
+        this.head = 0;
+      }
+      this.length -= n;
+      return out;
+    }
     const out = new Uint8Array(n);
     let off = 0;
     while (off < n) {

@@ -651,12 +651,16 @@ export class SessionClient {
   ): AsyncGenerator<Uint8Array, void, undefined> {
     const keys = this.ready();
     const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
-    let buf = new Uint8Array(0);
+    let buf: Uint8Array = new Uint8Array(0);
     for await (const chunk of await fetchStream('/session/stream', sealed)) {
-      const next = new Uint8Array(buf.length + chunk.length);
-      next.set(buf);
-      next.set(chunk, buf.length);
-      buf = next;
+      // Callers that cut the body into whole frames hand each over as it is: no copy then.
+      if (buf.length === 0) buf = chunk;
+      else {
+        const next = new Uint8Array(buf.length + chunk.length);
+        next.set(buf);
+        next.set(chunk, buf.length);
+        buf = next;
+      }
       while (buf.length >= 8) {
         const dv = new DataView(buf.buffer, buf.byteOffset, 8);
         const seq = dv.getUint32(0);
@@ -671,7 +675,7 @@ export class SessionClient {
           unsealRaw(keys.s2c, this.sessionId, S2C, seq, body),
         );
         this.recvSeq++;
-        buf = buf.slice(8 + len);
+        buf = buf.subarray(8 + len);
         if (plain[0] === FRAME_DATA) yield plain.subarray(1);
         else {
           const info = JSON.parse(new TextDecoder().decode(plain.subarray(1))) as {
