@@ -103,6 +103,11 @@ export function StudyViewer({
   const firstRender = useRef(false);
   /** An image to show once its series' stack is loaded (the "Show" of a tampered image). */
   const wantRef = useRef<string | undefined>(undefined);
+  /**
+   * Each series' thumbnail slice, chosen once (its first image opened): while the series streams, a
+   * slice nearer the front may open later, and redrawing the thumbnail for each cost the page's thread.
+   */
+  const thumbs = useRef(new Map<string, string>());
 
   // The study's images feed the `zt:` loader; the transfer starts now.
   useEffect(() => {
@@ -301,7 +306,11 @@ export function StudyViewer({
     <div className="viewer">
       <aside className="series-list" aria-label="Series">
         {study.series.map((s) => {
-          const thumbRef = s.refs.find((r) => study.instances.get(r)?.opened);
+          let thumbRef = thumbs.current.get(s.uid);
+          if (!thumbRef || !s.refs.includes(thumbRef)) {
+            thumbRef = s.refs.find((r) => study.instances.get(r)?.opened);
+            if (thumbRef) thumbs.current.set(s.uid, thumbRef);
+          }
           const t = firstTampered(s);
           return (
             <div key={s.uid}>
