@@ -39,7 +39,8 @@ export interface StackViewer {
   /** Multiplies the zoom by `factor` (>1 magnifies). */
   zoom(factor: number): void;
   reset(): void;
-  resize(): void;
+  /** Fits the canvas to its element; `render: false` leaves drawing to the next render asked for. */
+  resize(render?: boolean): void;
   state(): ViewState;
   /** Canvas CSS pixels of an image pixel (column x, row y) of the image on screen. */
   imageToCanvas(x: number, y: number): [number, number] | undefined;
@@ -115,8 +116,8 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
       viewport.resetProperties();
       viewport.render();
     },
-    resize() {
-      engine.resize(true, true);
+    resize(render = true) {
+      engine.resize(render, true);
     },
     state() {
       const p = props();
