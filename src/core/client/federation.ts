@@ -210,29 +210,28 @@ class ChunkQueue {
     const first = this.chunks[0];
     if (first && first.length - this.head >= n) {
       const out = first.subarray(this.head, this.head + n);
-      this.head += n;
-      if (this.head === first.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
-      this.length -= n;
+      this.skip(first, n);
       return out;
     }
     const out = new Uint8Array(n);
-    let off = 0;
-    while (off < n) {
+    for (let off = 0; off < n;) {
       const c = this.chunks[0]!;
       const k = Math.min(c.length - this.head, n - off);
       out.set(c.subarray(this.head, this.head + k), off);
       off += k;
-      this.head += k;
-      if (this.head === c.length) {
-        this.chunks.shift();
-        this.head = 0;
-      }
+      this.skip(c, k);
     }
-    this.length -= n;
     return out;
+  }
+
+  /** Moves past `k` bytes of the front chunk `c`, dropping it once read to its end. */
+  private skip(c: Uint8Array, k: number): void {
+    this.head += k;
+    this.length -= k;
+    if (this.head === c.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
   }
 
   /** The byte at `i` from the front (i < length). */
