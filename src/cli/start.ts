@@ -113,9 +113,9 @@ ZTV federation is up.
   Central authority           ${fed.urls.authority} (mutual TLS)
 
 Demo accounts (password: ztv-demo)
-  dr.bob        physician     attending of the demo patients (${patients.join(', ')})
+  dr.bob        physician     attending of the ${patients.length} demo patients (find them with the study search)
   dr.alice      radiologist   may consult for research; no treatment relationship
-  nurse.carol   nurse         care team of ${patients[0]} (working hours only)
+  nurse.carol   nurse         care team of the CT series' patient (working hours only)
   admin.erin    administrative   never sees images
   auditor.dave  auditor       audit trail and break-glass reviews
 
