@@ -53,7 +53,7 @@ export class LiveTrust {
     return this.current;
   }
 
-  /** Refreshes every interval in the background until `stop` (the timer never keeps a process alive). */
+  /** Refreshes every interval in the background, for the life of the process (the timer never keeps it alive). */
   startRefreshing(): this {
     this.timer ??= setInterval(
       () => void this.refresh().catch(() => undefined),
@@ -61,11 +61,6 @@ export class LiveTrust {
     );
     this.timer.unref?.();
     return this;
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
   }
 
   private refresh(): Promise<void> {
@@ -79,18 +74,17 @@ export class LiveTrust {
     let trustGroup = this.current.trustGroup;
     const crls: X509Crl[] = [];
     if (this.sources.authority && id) {
+      // An answer other than 200 is a failed refresh, as an unreachable authority is: the view then
+      // ages, and a decision waits for a refresh that succeeds or fails closed (see `fresh`).
       const tg = await mtlsFetch(`${this.sources.authority}/trust-group`, id);
-      if (tg.status === 200) {
-        const jws = JSON.parse(tg.body.toString()) as FlattenedJWS;
-        trustGroup = await verifyTrustGroup(
-          jws,
-          this.current.root,
-          this.current.trustGroup.version,
-        );
-        trustGroupJws = jws;
-      }
+      if (tg.status !== 200)
+        throw new Error(`the authority answered ${tg.status} for its trust group`);
+      const jws = JSON.parse(tg.body.toString()) as FlattenedJWS;
+      trustGroup = await verifyTrustGroup(jws, this.current.root, this.current.trustGroup.version);
+      trustGroupJws = jws;
       const crl = await mtlsFetch(`${this.sources.authority}/crl.pem`, id);
-      if (crl.status === 200) crls.push(new X509Crl(crl.body.toString()));
+      if (crl.status !== 200) throw new Error(`the authority answered ${crl.status} for its CRL`);
+      crls.push(new X509Crl(crl.body.toString()));
     }
     for (const url of this.sources.deviceCrls ?? []) {
       const r = await fetch(url).catch(() => undefined);
