@@ -273,6 +273,48 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
       );
     });
 
+    it('traces an image stored before the cloud kept trace bases from its stored bytes', async () => {
+      const c = await consultCt();
+      const id = c.series[0]!.instances[0]!.id;
+      type Instances = { instances: { id: string; trace_basis: string | null } };
+      const cloud = await t.database<Instances>('cloud');
+      let kept: string | null | undefined;
+      try {
+        const row = await cloud.db
+          .selectFrom('instances')
+          .select('trace_basis')
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow();
+        kept = row.trace_basis;
+        expect(kept).toMatch(/^[0-9a-f]+\.[0-9a-f]{128}$/);
+        await cloud.db
+          .updateTable('instances')
+          .set({ trace_basis: null })
+          .where('id', '=', id)
+          .execute();
+        const keys = await bob.client.openKeys(c.ticket, t.resolveProducer);
+        const red = await bob.client.redeem(c.ticket);
+        const resolver = pkiResolver(await t.trust());
+        let seen = 0;
+        for await (const got of bob.client.retrieve(red.redemption)) {
+          if (got.id !== id) continue;
+          seen++;
+          const opened = await openProtected(got.bytes, { resolver, imageKey: keys.get(id)! });
+          expect(opened.verdict.status).toBe('verified');
+          expect(opened.verdict.trace?.id).toBe(c.trace);
+        }
+        expect(seen).toBe(1);
+      } finally {
+        if (kept !== undefined)
+          await cloud.db
+            .updateTable('instances')
+            .set({ trace_basis: kept })
+            .where('id', '=', id)
+            .execute();
+        await cloud.close();
+      }
+    });
+
     it('denies a consultation the policy does not allow, with the reason, and logs it', async () => {
       await expect(
         alice.client.consult({ patient: t.ctPatient, purpose: 'treatment' }),
