@@ -6,28 +6,14 @@
  * `npm run bench -- federation`; writes bench/reports/federation.md. The services and this client
  * share the machine's cores (the one-core pinning of bench/run.ts is widened again).
  */
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { outsource } from '../src/services/federation.ts';
 import { sampleFiles } from '../test/samples.ts';
 import { startTestFederation } from '../test/federation.ts';
-import { machine, median, writeReport } from './lib.ts';
+import { machine, median, widenToAllCores, writeReport } from './lib.ts';
 
-if (availableParallelism() < cpus().length && !process.env.ZTV_BENCH_WIDENED) {
-  const r = spawnSync(
-    'taskset',
-    [
-      '-c',
-      `0-${cpus().length - 1}`,
-      process.execPath,
-      ...process.execArgv,
-      ...process.argv.slice(1),
-    ],
-    { stdio: 'inherit', env: { ...process.env, ZTV_BENCH_WIDENED: '1' } },
-  );
-  process.exit(r.status ?? 1);
-}
+widenToAllCores();
 
 const ROUNDS = Number(process.argv[2] ?? 7);
 const load0 = loadavg()[0]!;

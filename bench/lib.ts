@@ -1,7 +1,7 @@
 /** Shared helpers of the benchmarks: machine description, statistics, report files. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
@@ -64,4 +64,26 @@ export async function writeReport(name: string, markdown: string): Promise<strin
   const path = join(BENCH_DIR, 'reports', `${name}.md`);
   await writeMarkdown(path, markdown);
   return path;
+}
+
+/**
+ * `npm run bench` pins each benchmark to one core with a one-thread libuv pool. A benchmark of the
+ * federation or of the browser needs the machine (services, browser, workers), and so do the services
+ * it spawns, which inherit the environment: this re-runs the process on every core with Node's default
+ * pool of 4 threads and exits with its status; once widened, it returns.
+ */
+export function widenToAllCores(): void {
+  if (availableParallelism() >= cpus().length || process.env.ZTV_BENCH_WIDENED) return;
+  const r = spawnSync(
+    'taskset',
+    [
+      '-c',
+      `0-${cpus().length - 1}`,
+      process.execPath,
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
+    { stdio: 'inherit', env: { ...process.env, ZTV_BENCH_WIDENED: '1', UV_THREADPOOL_SIZE: '4' } },
+  );
+  process.exit(r.status ?? 1);
 }

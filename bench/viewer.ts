@@ -6,10 +6,9 @@
  * uncompressed HTTP server. Runs alternate between the two so that machine load hits both alike.
  * Run: `npm run bench -- viewer` (or `npx tsx bench/viewer.ts [runs]`); writes bench/reports/viewer.md.
  */
-import { spawnSync } from 'node:child_process';
 import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, extname, join, normalize } from 'node:path';
 import { build } from 'vite';
 import type { Browser } from 'playwright-core';
@@ -24,24 +23,10 @@ import {
 } from '../e2e/viewer-app.ts';
 import { startViewerFederation, type ViewerFederation } from '../e2e/viewer-federation.ts';
 import { REPO_ROOT } from '../test/samples.ts';
-import { machine, median, writeReport } from './lib.ts';
+import { machine, median, widenToAllCores, writeReport } from './lib.ts';
 
-// `npm run bench` pins each benchmark to one core; a browser benchmark needs the machine's cores
-// (the viewer's workers, Cornerstone's, the services): widen the affinity again and start over.
-if (availableParallelism() < cpus().length && !process.env.ZTV_BENCH_WIDENED) {
-  const r = spawnSync(
-    'taskset',
-    [
-      '-c',
-      `0-${cpus().length - 1}`,
-      process.execPath,
-      ...process.execArgv,
-      ...process.argv.slice(1),
-    ],
-    { stdio: 'inherit', env: { ...process.env, ZTV_BENCH_WIDENED: '1', UV_THREADPOOL_SIZE: '4' } },
-  );
-  process.exit(r.status ?? 1);
-}
+// The viewer's workers, Cornerstone's and the services need the machine's cores.
+widenToAllCores();
 
 const RUNS = Number(process.argv[2] ?? 5);
 const MB = (b: number) => b / 1e6;
