@@ -192,17 +192,12 @@ export interface Hidden {
   readonly payloadBits: number;
 }
 
-/**
- * Maps the values into [lo, hi] so no later ±M change can leave the sample range. When the image's
- * values span less than the room, one offset `d` shifts them inside and nothing else is recorded;
- * otherwise values beyond lo/hi are clamped and the location map records how far beyond they were.
- */
 /** A payload built for (values, region, margin): what `hide` embeds, and the clamped values. */
 export interface Prepared {
   readonly payload: Uint8Array;
   readonly bits: number;
   readonly clamped: Values;
-  /** What it was built for: `hide` refuses it for anything else. */
+  /** What it was built for: `hide` uses it only for exactly these, and builds its own otherwise. */
   readonly of: {
     readonly values: Values;
     readonly K: number;
@@ -222,6 +217,11 @@ export function preparePayload(
   return { ...built, of: { values, K: region.K, L: region.L, M: margin(p) } };
 }
 
+/**
+ * Maps the values into [lo, hi] so no later ±M change can leave the sample range. When the image's
+ * values span less than the room, one offset `d` shifts them inside and nothing else is recorded;
+ * otherwise values beyond lo/hi are clamped and the location map records how far beyond they were.
+ */
 function buildPayload(
   values: Values,
   g: Geometry,
