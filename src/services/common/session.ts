@@ -210,13 +210,30 @@ export async function sessionPlugin(
         ),
       );
     }
-    // Re-chunk the plaintext into packets and seal each as it goes: nothing is buffered whole.
+    // Re-chunk the plaintext into full packets and seal each as it fills: nothing is buffered
+    // beyond one packet, and small pieces (a part's headers, its CRLF) share a frame with their
+    // neighbours instead of each costing a frame to seal and to open.
     async function* frames(): AsyncGenerator<Uint8Array> {
+      const pending = new Uint8Array(packet);
+      let fill = 0;
       try {
         for await (const chunk of source) {
-          for (let o = 0; o < chunk.length; o += packet)
+          let o = 0;
+          // A whole packet straight from the chunk when nothing is pending: no copy.
+          for (; fill === 0 && chunk.length - o >= packet; o += packet)
             yield await server.sealFrame(sid, FRAME_DATA, chunk.subarray(o, o + packet));
+          while (o < chunk.length) {
+            const k = Math.min(packet - fill, chunk.length - o);
+            pending.set(chunk.subarray(o, o + k), fill);
+            fill += k;
+            o += k;
+            if (fill === packet) {
+              yield await server.sealFrame(sid, FRAME_DATA, pending);
+              fill = 0;
+            }
+          }
         }
+        if (fill) yield await server.sealFrame(sid, FRAME_DATA, pending.subarray(0, fill));
         yield await end(200, {});
       } catch (e) {
         req.log.error({ err: e }, 'stream failed midway');
