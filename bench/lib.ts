@@ -87,3 +87,15 @@ export function widenToAllCores(): void {
   );
   process.exit(r.status ?? 1);
 }
+
+/**
+ * Milliseconds all the machine's cores have been busy so far (every process: browser, services,
+ * the benchmark itself), from the kernel's per-CPU counters: the difference over an interval is the
+ * CPU work done in it, which tells a load bound by the cores from one waiting on something else.
+ */
+export function machineBusyMs(): number {
+  return cpus().reduce(
+    (sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq,
+    0,
+  );
+}
