@@ -212,7 +212,8 @@ export async function sessionPlugin(
     }
     // Re-chunk the plaintext into full packets and seal each as it fills: nothing is buffered
     // beyond one packet, and small pieces (a part's headers, its CRLF) share a frame with their
-    // neighbours instead of each costing a frame to seal and to open.
+    // neighbours instead of each costing a frame to seal and to open. A piece waits for the packet
+    // to fill: right for streams of stored data (retrievals, trails), not for a live feed.
     async function* frames(): AsyncGenerator<Uint8Array> {
       const pending = new Uint8Array(packet);
       let fill = 0;
