@@ -219,11 +219,7 @@ export async function sessionPlugin(
       let fill = 0;
       try {
         for await (const chunk of source) {
-          let o = 0;
-          // A whole packet straight from the chunk when nothing is pending: no copy.
-          for (; fill === 0 && chunk.length - o >= packet; o += packet)
-            yield await server.sealFrame(sid, FRAME_DATA, chunk.subarray(o, o + packet));
-          while (o < chunk.length) {
+          for (let o = 0; o < chunk.length;) {
             const k = Math.min(packet - fill, chunk.length - o);
             pending.set(chunk.subarray(o, o + k), fill);
             fill += k;
