@@ -177,6 +177,20 @@ beforeAll(async () => {
             for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
           })(),
       },
+      // Yields `n` bytes in 10 kB pieces, then fails (a blob that cannot be read, say).
+      fails: {
+        schema: {
+          type: 'object',
+          required: ['n'],
+          additionalProperties: false,
+          properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+        },
+        handler: async (body: { n: number }) =>
+          (async function* () {
+            for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
+            throw new Error('the store went away');
+          })(),
+      },
     },
   });
   device = await enrolDevice();
@@ -411,6 +425,25 @@ describe('session protocol', () => {
         'client',
       ),
     ).toMatch(/failed authentication/);
+  });
+
+  it('ends a stream that fails midway with a sealed 500, after the full packets it had sealed', async () => {
+    const c = client();
+    await c.connect();
+    const parts: Uint8Array[] = [];
+    const failed = await (async () => {
+      for await (const p of c.stream('fails', { n: 70_000 }, injectStream())) parts.push(p);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(failed).toBeInstanceOf(RemoteError);
+    expect(failed).toMatchObject({ status: 500, code: 'internal' });
+    expect((failed as Error).message).toBe('fails failed midway'); // not the server's own error
+    // Two full packets went out; the 4466 bytes still pending when the source failed did not.
+    expect(parts.map((p) => p.length)).toEqual([32767, 32767]);
+    expect(Buffer.concat(parts).equals(Buffer.from(pattern(0, 2 * 32767)))).toBe(true);
+    expect(await c.request('echo', { text: 'after' })).toMatchObject({ echo: 'after' }); // sequence kept
   });
 
   it('expires idle sessions', async () => {
