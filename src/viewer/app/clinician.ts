@@ -165,6 +165,8 @@ export class ClinicianSession {
       pool: this.pool,
       answer,
       device: { decryptionKey: this.identity.encryption.privateKey, deviceId: this.deviceId },
+      // The study viewer draws it and says when (`shown`); past this bound nothing waits for it.
+      firstImageHoldMs: 500,
     });
     this.study = study;
     return study;

@@ -115,6 +115,35 @@ describe('decode pipeline', () => {
     ]);
   });
 
+  it('holds queued requests, not running ones or broadcasts, until the hold settles', async () => {
+    const log: string[] = [];
+    const pool = new WorkerPool(() => inProcessWorker(log, 'w'), 1);
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    await pool.broadcast({ kind: 'keys', keys: keysOf() });
+    const open = (i: number) =>
+      pool.run({ kind: 'open', ref: images[i]!.ref, bytes: images[i]!.bytes.slice().buffer });
+    const running = open(0);
+    let release!: () => void;
+    pool.hold(new Promise<void>((r) => (release = r)));
+    const queued = open(1);
+    let settled = false;
+    void queued.then(() => (settled = true));
+    expect((await running).kind).toBe('opened');
+    // A broadcast goes past the hold; the queued open does not.
+    expect((await pool.broadcast({ kind: 'keys', keys: [] }))[0]!.kind).toBe('ok');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(settled).toBe(false);
+    expect(pool.queued).toBe(1);
+    release();
+    expect((await queued).kind).toBe('opened');
+    // A hold that fails releases as well.
+    pool.hold(Promise.reject(new Error('no draw')));
+    expect((await open(2)).kind).toBe('opened');
+    expect(log.filter((l) => l.includes(':open:'))).toEqual(
+      [0, 1, 2].map((i) => `w:open:${images[i]!.ref}`),
+    );
+  });
+
   it('fails, rather than hangs, the requests of a worker that dies or of a stopped pool', async () => {
     const dead: WorkerLike = {
       onmessage: null,

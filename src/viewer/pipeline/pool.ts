@@ -55,6 +55,8 @@ export class WorkerPool {
   private readonly pinned = new Map<WorkerLike, Pending[]>();
   private nextId = 1;
   private seq = 0;
+  /** While set, queued requests wait (broadcasts and running requests go on): see `hold`. */
+  private held?: Promise<void>;
 
   constructor(factory: () => WorkerLike, size: number) {
     for (let i = 0; i < Math.max(1, size); i++) {
@@ -89,6 +91,23 @@ export class WorkerPool {
     const q = this.queue.map((p) => ({ ...p, priority: rank(p.req) ?? p.priority }));
     this.queue.length = 0;
     this.queue.push(...q.sort((a, b) => a.priority - b.priority || a.seq - b.seq));
+  }
+
+  /**
+   * Starts no queued request until `until` settles (requests already running finish; broadcasts
+   * still go): the page gets the machine's cores for a moment, e.g. to draw the first image.
+   */
+  hold(until: Promise<unknown>): void {
+    const held = until.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.held = held;
+    void held.then(() => {
+      if (this.held !== held) return;
+      this.held = undefined;
+      this.pump();
+    });
   }
 
   /** Drops every queued request (they resolve as cancelled); running ones finish. */
@@ -145,7 +164,7 @@ export class WorkerPool {
   private pump(): void {
     for (const w of this.workers) {
       if (this.busy.has(w)) continue;
-      const next = this.pinned.get(w)?.shift() ?? this.queue.shift();
+      const next = this.pinned.get(w)?.shift() ?? (this.held ? undefined : this.queue.shift());
       if (!next) continue;
       this.busy.set(w, next);
       w.postMessage(next.req, next.transfer);

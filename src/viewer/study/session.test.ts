@@ -88,7 +88,12 @@ function cloud(items: Retrieved[], redeem?: () => Promise<never>) {
   };
 }
 
-async function session(items: Retrieved[], log: string[] = [], redeem?: () => Promise<never>) {
+async function session(
+  items: Retrieved[],
+  log: string[] = [],
+  redeem?: () => Promise<never>,
+  firstImageHoldMs?: number,
+) {
   let n = 0;
   const pool = new WorkerPool(() => inProcessWorker(log, `w${n++}`), 2);
   await pool.broadcast({ kind: 'trust', trust: trust.bundle });
@@ -97,9 +102,14 @@ async function session(items: Retrieved[], log: string[] = [], redeem?: () => Pr
     pool,
     answer: await answer(),
     device: { decryptionKey: device.privateKey, deviceId },
+    ...(firstImageHoldMs !== undefined ? { firstImageHoldMs } : {}),
   });
   return { study, pool };
 }
+
+const until = async (ok: () => boolean): Promise<void> => {
+  while (!ok()) await new Promise((r) => setTimeout(r, 5));
+};
 
 describe('a study session', () => {
   it('opens the ticket in the workers, verifies every slice and orders them by position', async () => {
@@ -169,6 +179,40 @@ describe('a study session', () => {
     expect(tampered.opened?.frames.length).toBe(1);
     expect(await missing).toBe('the cloud did not send this image');
     await study.close();
+  });
+
+  it('holds the stream and the queued opens from the first instance until its image is shown', async () => {
+    const log: string[] = [];
+    const { study } = await session(served, log, undefined, 60_000);
+    const done = study.start();
+    const first = [...study.instances.values()].find((v) => v.cloudId === served[0]!.id)!;
+    await until(() => first.status === 'opened');
+    expect(first.badge?.state).toBe('verified');
+    // Verified, not yet drawn: nothing else was taken from the stream or opened.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(study.series[0]!.counts.received).toBe(1);
+    expect(log.filter((l) => l.includes(':open:'))).toEqual([`w0:open:${served[0]!.id}`]);
+    study.shown();
+    await done;
+    expect(study.series[0]!.counts).toMatchObject({ received: 6, verified: 6 });
+    await study.close();
+  });
+
+  it('ends the hold when the first instance does not verify, and after its bound', async () => {
+    // A tampered first slice: the stack starts at the first verified one, which needs the pool.
+    const bad = served.map((s) => ({ id: s.id, bytes: s.bytes.slice() }));
+    bad[0]!.bytes[bad[0]!.bytes.length - 5000]! ^= 0x04;
+    const tampered = await session(bad, [], undefined, 60_000);
+    await tampered.study.start();
+    expect(tampered.study.series[0]!.counts).toMatchObject({ tampered: 1, verified: 5 });
+    await tampered.study.close();
+    // Never drawn (no viewer): the stream goes on once the bound has passed.
+    const undrawn = await session(served, [], undefined, 100);
+    const t0 = performance.now();
+    await undrawn.study.start();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(99);
+    expect(undrawn.study.series[0]!.counts).toMatchObject({ received: 6, verified: 6 });
+    await undrawn.study.close();
   });
 
   it('reports an expired ticket the cloud refused, as the clinician will read it', async () => {

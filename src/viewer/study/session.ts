@@ -65,6 +65,12 @@ export interface StudyDeps {
   readonly answer: ConsultAnswer;
   /** The device's ECDH private key (non-extractable) and certificate thumbprint. */
   readonly device: { readonly decryptionKey: CryptoKey; readonly deviceId: string };
+  /**
+   * A viewer that draws the study (and calls `shown`) sets this: from the first instance received
+   * until its image is drawn, at most this many milliseconds, the stream waits and no other open
+   * starts, so that the first image has the machine's cores (see `holdForFirstImage`).
+   */
+  readonly firstImageHoldMs?: number;
 }
 
 let studies = 0;
@@ -107,6 +113,9 @@ export class StudySession {
   private version = 0;
   private firstVerified = false;
   private closed = false;
+  /** While the first image is awaited on screen: what ends the hold (see `holdForFirstImage`). */
+  private releaseHold?: () => void;
+  private holding?: Promise<void>;
 
   constructor(private readonly deps: StudyDeps) {
     this.series = deps.answer.series.map((s) => {
@@ -159,6 +168,11 @@ export class StudySession {
   private changed(): void {
     this.version++;
     for (const fn of this.listeners) fn();
+  }
+
+  /** The viewer has drawn an image of this study: what the pipeline held back for it goes on. */
+  shown(): void {
+    this.releaseHold?.();
   }
 
   /** The opened instance, when the pipeline has it (the metadata provider asks synchronously). */
@@ -244,8 +258,10 @@ export class StudySession {
         const v = this.byCloudId.get(r.id);
         if (!v || v.status !== 'waiting') continue; // not an image of this ticket, or a repeat
         opening.push(this.open(v, r.bytes));
+        if (opening.length === 1) this.holdForFirstImage();
         // Buffered frames resolve as microtasks: let the page render between instances.
         await yieldToPage();
+        if (this.holding) await this.holding;
       }
       mark('last-byte', { bytes: this.bytes });
     } catch (e) {
@@ -264,6 +280,30 @@ export class StudySession {
     });
     this.reorder();
     this.changed();
+  }
+
+  /**
+   * The first image reaches the screen sooner with the machine to itself: on two cores the other
+   * opens, the stream's frames and the cloud otherwise share the cores with its verification and its
+   * draw. Until it is drawn (`shown`), or turns out not verified (the stack starts at the first verified
+   * image, which needs the pool), or `firstImageHoldMs` pass, the stream waits and queued opens do not
+   * start; opens already running finish. Measured: docs/viewer.md ("What we measured").
+   */
+  private holdForFirstImage(): void {
+    const ms = this.deps.firstImageHoldMs ?? 0;
+    if (ms <= 0) return;
+    const holding = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.releaseHold = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).then(() => {
+      this.holding = undefined;
+      this.releaseHold = undefined;
+    });
+    this.holding = holding;
+    this.deps.pool.hold(holding);
   }
 
   private async open(v: InstanceView, bytes: Uint8Array): Promise<void> {
@@ -289,6 +329,7 @@ export class StudySession {
     this.workerMs += res.ms;
     const badge = badgeModel(res.verdict, { expectedTrace: this.deps.answer.trace });
     v.badge = badge;
+    if (badge.state !== 'verified') this.releaseHold?.();
     const counts = this.seriesOf(v).counts;
     counts[badge.state]++;
     if (!res.meta || res.frames.length === 0) return this.settle(v, undisplayable(res.verdict));
@@ -311,6 +352,7 @@ export class StudySession {
 
   /** An instance that cannot be shown: the loader's waiters learn why. */
   private settle(v: InstanceView, error: string): void {
+    this.releaseHold?.();
     v.status = 'failed';
     v.error = error;
     this.seriesOf(v).counts.failed++;
@@ -368,6 +410,7 @@ export class StudySession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.releaseHold?.();
     this.abort.abort();
     this.deps.pool.cancelQueued();
     for (const list of this.waiters.values())

@@ -130,6 +130,7 @@ export function StudyViewer({
       if (!firstRender.current && shown && shown !== WARMUP_IMAGE_ID) {
         firstRender.current = true;
         performance.mark('ztv:first-render');
+        study.shown();
       }
       if (frame) return;
       frame = requestAnimationFrame(() => {
