@@ -26,6 +26,9 @@ describe('hex', () => {
     expect(() => fromHex('abc')).toThrow(/even-length hexadecimal/);
     for (const bad of ['0g', 'g0', ' 0', '0 ', '+1', '0x', '`0', '@0', '/0', ':0', '0G', '\u00e90'])
       expect(() => fromHex(bad), JSON.stringify(bad)).toThrow(/hexadecimal/);
+    // Beyond ASCII (a table index would overflow), and one bad digit at the end of a long string.
+    for (const bad of ['\u01300', '0\u0130', '\uffff\uffff', `${'ab'.repeat(4096)}0z`])
+      expect(() => fromHex(bad), JSON.stringify(bad.slice(-4))).toThrow(/hexadecimal/);
     expect(fromHex('')).toEqual(new Uint8Array(0));
   });
 });
