@@ -1,6 +1,6 @@
 /** Shared helpers of the benchmarks: machine description, statistics, report files. */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,4 +98,75 @@ export function machineBusyMs(): number {
     (sum, c) => sum + c.times.user + c.times.nice + c.times.sys + c.times.irq,
     0,
   );
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ). */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** Which part of the benchmark a thread works for, from its process's command line and its name. */
+function partOf(pid: number, cmdline: string, thread: string): string | undefined {
+  if (cmdline.includes('chromium')) {
+    const type = /--type=([\w-]+)/.exec(cmdline)?.[1] ?? 'browser';
+    if (type !== 'renderer') return type === 'gpu-process' ? 'GPU process' : 'browser, network';
+    if (thread.startsWith('DedicatedWorker')) return 'page: workers';
+    if (thread.startsWith('ThreadPool'))
+      return 'page: thread pool (V8 GC and compilers, Blink tasks)';
+    if (thread === 'chromium' || thread.startsWith('CrRendererMain')) return 'page: main thread';
+    return 'page: other threads';
+  }
+  const service = /services\/(\w+)\/main\.ts/.exec(cmdline)?.[1];
+  if (service) return `service: ${service}`;
+  if (pid === process.pid) return 'this benchmark (file server, Playwright)';
+  return undefined;
+}
+
+/**
+ * Core-milliseconds each part of the benchmark has used so far, per thread from /proc (Linux): the
+ * page's main thread, its workers, the browser's other processes, each service. Differences over an
+ * interval say where the machine's work went; what is not listed (the kernel, other processes) is
+ * the rest of `machineBusyMs`. Empty where /proc is not there.
+ */
+export function cpuByPart(): Map<string, number> {
+  const out = new Map<string, number>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (!cmdline.includes('chromium') && !cmdline.includes('node')) continue;
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const part = partOf(Number(pid), cmdline, name);
+        if (!part) continue;
+        // Fields after the name: state is the first; utime and stime are the 12th and 13th.
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const ms = ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+        out.set(part, (out.get(part) ?? 0) + ms);
+      }
+    } catch {
+      // The process or thread ended while it was read.
+    }
+  }
+  return out;
+}
+
+/** `after − before`, part by part. */
+export function cpuSince(
+  before: Map<string, number>,
+  after: Map<string, number>,
+): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of after) out.set(k, v - (before.get(k) ?? 0));
+  return out;
 }

@@ -23,7 +23,15 @@ import {
 } from '../e2e/viewer-app.ts';
 import { startViewerFederation, type ViewerFederation } from '../e2e/viewer-federation.ts';
 import { REPO_ROOT } from '../test/samples.ts';
-import { machine, machineBusyMs, median, widenToAllCores, writeReport } from './lib.ts';
+import {
+  cpuByPart,
+  cpuSince,
+  machine,
+  machineBusyMs,
+  median,
+  widenToAllCores,
+  writeReport,
+} from './lib.ts';
 
 // The viewer's workers, Cornerstone's and the services need the machine's cores.
 widenToAllCores();
@@ -87,6 +95,8 @@ interface PlainRun {
   all: number;
   /** Core-milliseconds the whole machine was busy while the series loaded. */
   busy: number;
+  /** The same, part by part (`cpuByPart`). */
+  parts: Map<string, number>;
 }
 
 async function plainRun(
@@ -102,10 +112,12 @@ async function plainRun(
   await page.waitForFunction(() => typeof window.plainLoad === 'function');
   const urls = files.map((f) => `${base}/dicom/${basename(f)}`);
   const busy0 = machineBusyMs();
+  const parts0 = cpuByPart();
   const r = await page.evaluate((u) => window.plainLoad(u), urls);
   const busy = machineBusyMs() - busy0;
+  const parts = cpuSince(parts0, cpuByPart());
   await context.close();
-  return { firstRender: r.firstRender, all: r.all, busy };
+  return { firstRender: r.firstRender, all: r.all, busy, parts };
 }
 
 /**
@@ -130,6 +142,8 @@ interface ViewerRun {
   fromRequest: number;
   /** Core-milliseconds the whole machine was busy from that click to all slices. */
   busy: number;
+  /** The same, part by part (`cpuByPart`). */
+  parts: Map<string, number>;
 }
 
 interface ViewerConfig {
@@ -156,9 +170,11 @@ async function viewerRun(
   await vp.page.waitForTimeout(1500);
   const clicked = await vp.page.evaluate(() => performance.now());
   const busy0 = machineBusyMs();
+  const parts0 = cpuByPart();
   await submitRequest(vp.page, 'treatment');
   await waitForStudy(vp.page);
   const busy = machineBusyMs() - busy0;
+  const parts = cpuSince(parts0, cpuByPart());
   await vp.page.waitForFunction(() => performance.getEntriesByName('ztv:first-render').length > 0);
   const m = await marks(vp.page);
   const box = await vp.page.locator('[data-testid=viewport]').boundingBox();
@@ -189,6 +205,7 @@ async function viewerRun(
     workerMs: done.workerMs,
     fromRequest: m['all-opened']!.at - clicked,
     busy,
+    parts,
   };
 }
 
@@ -263,6 +280,29 @@ const rows = viewerRuns.map((runs, k) => {
   };
 });
 
+/** The CPU work per part, plain and each viewer configuration side by side. */
+function partsTable(): string {
+  const all = [plainRuns, ...viewerRuns] as { parts: Map<string, number>; busy: number }[][];
+  const names = [...new Set(all.flatMap((runs) => runs.flatMap((r) => [...r.parts.keys()])))];
+  const med = (runs: { parts: Map<string, number> }[], name: string) =>
+    median(runs.map((r) => r.parts.get(name) ?? 0));
+  const shown = names
+    .filter((n) => all.some((runs) => med(runs, n) >= 10))
+    .sort((a, b) => med(viewerRuns[0]!, b) - med(viewerRuns[0]!, a));
+  const rest = (runs: { parts: Map<string, number>; busy: number }[]) =>
+    median(runs.map((r) => r.busy - [...r.parts.values()].reduce((x, y) => x + y, 0)));
+  const head = `| part | plain Cornerstone | ${rows.map((r, k) => `viewer, ${r.workers} worker${r.workers > 1 ? 's' : ''}${configs[k]!.window === LIKE_PLAIN ? '' : ', large window'}`).join(' | ')} |`;
+  const lines = shown.map(
+    (n) => `| ${n} | ${all.map((runs) => med(runs, n).toFixed(0)).join(' | ')} |`,
+  );
+  return [
+    head,
+    `| --- | ${all.map(() => '---').join(' | ')} |`,
+    ...lines,
+    `| the rest | ${all.map((runs) => rest(runs).toFixed(0)).join(' | ')} |`,
+  ].join('\n');
+}
+
 const report = `# Viewer: protected series against plain Cornerstone3D
 
 The real CT series \`series/ct_chest_LIDC-IDRI-0314\` (150 slices, 512x512, 16-bit; ${MB(seriesBytes).toFixed(1)} MB as the
@@ -299,6 +339,12 @@ Machine: ${machine()}; load average ${load0.toFixed(1)} before, ${load1.toFixed(
 | pipeline throughput, MB/s (first byte → all verified) | ${(MB(seriesBytes) / (median(plainAll) / 1000)).toFixed(1)} | ${rows.map((r) => r.pipeline).join(' | ')} |
 | **protected / plain, all slices** | 1.00 | ${rows.map((r) => `**${r.ratio}**`).join(' | ')} |
 | protected / plain, first render | 1.00 | ${rows.map((r) => r.firstRatio).join(' | ')} |
+
+Where the CPU work went (core-milliseconds during the load, medians; per thread from \`/proc\`, in clock
+ticks of 10 ms; "the rest" is the machine's total less the parts listed — the kernel and anything else
+running — and can come out slightly below zero, the two counters being read a moment apart):
+
+${partsTable()}
 
 Configurations: ${rows.map((r) => `"${r.label}" → ${r.workers} worker(s)`).join('; ')}. The first two draw
 into a 512x512 viewport, as the plain page does (the window is sized for it and the size checked), so that
