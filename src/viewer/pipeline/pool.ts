@@ -32,9 +32,8 @@ interface Pending {
 /**
  * Workers to start: one per core, less the workers other pools already run (Cornerstone's
  * dicom-image-loader starts its own when it is initialised), at least one — both pools together no
- * more than the cores. The page's own thread is not reserved a core: while a study streams it mostly
- * waits (WebCrypto runs off-thread), and the benchmark measured the whole series faster this way on two
- * cores (bench/reports/viewer.md).
+ * more than the cores. The page's own thread is not reserved a core: the benchmark measured the
+ * whole series faster this way on two cores (bench/reports/viewer.md).
  */
 export const defaultPoolSize = (cores: number | undefined, otherWorkers = 0): number =>
   Math.max(1, (cores ?? 2) - otherWorkers);
