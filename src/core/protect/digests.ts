@@ -69,6 +69,20 @@ export function maskContainer(ct: Uint8Array, g: Geometry, K: number, L: number)
   return clearContainer(ct.slice(), g, K, L);
 }
 
+/**
+ * Saves the bytes that hold the container planes of samples [0, K) (each word's low byte, where
+ * `clearContainer` clears them) and returns what writes them back: `ct` lent, then as it was.
+ */
+export function lendContainer(ct: Uint8Array, g: Geometry, K: number): () => void {
+  const wb = g.wordBytes;
+  const n = Math.min(K, Math.ceil(ct.length / wb));
+  const saved = new Uint8Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += wb) saved[i] = ct[j]!;
+  return () => {
+    for (let i = 0, j = 0; i < n; i++, j += wb) ct[j] = saved[i]!;
+  };
+}
+
 /** Clears the container planes of samples [0, K) in place; returns `ct`. */
 export function clearContainer(ct: Uint8Array, g: Geometry, K: number, L: number): Uint8Array {
   const m = ~((1 << L) - 1) & 0xff;

@@ -27,6 +27,7 @@ import {
   clearContainer,
   headerDigest,
   keyCommitment,
+  lendContainer,
   maskContainer,
   pixelDigest,
   tileTags,
@@ -59,6 +60,13 @@ export interface VerifyOptions {
    * discards them in any case); `bytes` must not be used afterwards.
    */
   readonly consume?: boolean;
+  /**
+   * The caller lends `bytes` for the call (a worker that hands them back to the page, which keeps
+   * them as served): as with `consume` the container planes are cleared in place — no copy of the
+   * pixel data — and they are put back before `openProtected` settles, returned or thrown, so that
+   * `bytes` then hold exactly what they held before. Nothing else may use `bytes` meanwhile.
+   */
+  readonly lend?: boolean;
 }
 
 export interface Restored {
@@ -207,6 +215,21 @@ function alteredTiles(
 
 /** Checks everything that needs no key, and with `imageKey` decrypts and restores the original. */
 export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Promise<Opened> {
+  if (!opts.lend) return openWith(bytes, opts);
+  const undo: (() => void)[] = [];
+  try {
+    return await openWith(bytes, opts, undo);
+  } finally {
+    for (const putBack of undo) putBack();
+  }
+}
+
+/** `openProtected`; with `undo`, what it changes in `bytes` is cleared in place and put back there. */
+async function openWith(
+  bytes: Uint8Array,
+  opts: VerifyOptions,
+  undo?: (() => void)[],
+): Promise<Opened> {
   const img = readProtected(bytes, opts.what);
   const checks = new Checks();
   const keyed = !!opts.imageKey;
@@ -257,11 +280,15 @@ export async function openProtected(bytes: Uint8Array, opts: VerifyOptions): Pro
   const grid = f.tileSide > 0 ? tileGrid(img.g, f.tileSide) : undefined;
   const gridFits = !!grid && grid.count === f.tileCount;
   const masking = gridFits
-    ? settleNow(() =>
-        opts.consume
+    ? settleNow(() => {
+        if (undo) {
+          undo.push(lendContainer(img.data, img.g, K));
+          return clearContainer(img.data, img.g, K, img.L);
+        }
+        return opts.consume
           ? clearContainer(img.data, img.g, K, img.L)
-          : maskContainer(img.data, img.g, K, img.L),
-      )
+          : maskContainer(img.data, img.g, K, img.L);
+      })
     : undefined;
   const ciphertext =
     masking?.ok === true ? settle(ciphertextDigest(masking.value, f.iv)) : undefined;
