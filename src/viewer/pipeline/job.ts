@@ -252,25 +252,27 @@ export class DecodeJob {
     }
   }
 
+  /** Opens lent bytes; every answer hands them back, unchanged (`lend`), transferred. */
   private async open(id: number, ref: string, bytes: Uint8Array): Promise<Reply> {
     const t0 = performance.now();
+    const served = bytes.buffer as ArrayBuffer;
     const fail = (code: string, message: string): Reply => ({
-      message: { kind: 'failed', id, ref, code, message },
-      transfer: [],
+      message: { kind: 'failed', id, ref, code, message, served },
+      transfer: [served],
     });
     if (!this.resolver) return fail('no-trust', 'the viewer has no trust anchors yet');
     const key = this.keys.get(ref);
     if (!key) return fail('no-key', `no image key for ${ref} in this session`);
     try {
-      // The bytes were transferred to this worker for this open alone: open may use them in place.
+      // Lent: opened in place (no copy of the pixel data), as they were again once it returns.
       const opened = await openProtected(bytes, {
         resolver: this.resolver,
         imageKey: key,
-        consume: true,
+        lend: true,
       });
       const r = opened.restored;
       const frames: FrameOut[] = [];
-      const transfer: ArrayBuffer[] = [];
+      const transfer: ArrayBuffer[] = [served];
       if (r) {
         for (let f = 0; f < r.info.frames; f++) {
           // One frame: its restored pixels are not needed again here, so convert them in place.
@@ -290,6 +292,7 @@ export class DecodeJob {
           frames,
           header: r ? headerRows(r.dataset) : [],
           ms: performance.now() - t0,
+          served,
         },
         transfer,
       };

@@ -80,6 +80,10 @@ export type WorkerRequest =
       readonly keys: readonly { readonly ref: string; readonly key: Uint8Array }[];
     }
   | {
+      /**
+       * Opens a served instance. The bytes are lent (transfer them): the worker opens them in place
+       * and hands them back unchanged with its answer, so that nobody copies half a megabyte.
+       */
       readonly kind: 'open';
       readonly id: number;
       readonly ref: string;
@@ -114,6 +118,8 @@ export type WorkerResponse =
       readonly header: readonly TagRow[];
       /** Milliseconds the worker spent, for the benchmark. */
       readonly ms: number;
+      /** The bytes the open request lent, handed back exactly as they were sent (transferred). */
+      readonly served: ArrayBuffer;
     }
   | {
       readonly kind: 'inspected';
@@ -129,4 +135,6 @@ export type WorkerResponse =
       readonly ref?: string;
       readonly code: string;
       readonly message: string;
+      /** An open request's bytes, handed back as they were (absent when the worker itself failed). */
+      readonly served?: ArrayBuffer;
     };
