@@ -70,10 +70,14 @@ export async function openDatabase<DB>(opts: DatabaseOptions): Promise<Database<
     sqlite.pragma('synchronous = FULL');
     db = new Kysely<DB>({ dialect: new SqliteDialect({ database: sqlite }) });
   }
+  const schema = dialect === 'postgres' && opts.schema ? ident(opts.schema) : undefined;
   const migrator = new Migrator({
     db,
     migrationTableName: ident(opts.migrationTable),
     migrationLockTableName: ident(`${opts.migrationTable}_lock`),
+    // Kysely looks for its tables in every schema unless told which: a service's own schema, so that
+    // another schema's migration tables (another federation, a test run that stopped) do not count.
+    ...(schema ? { migrationTableSchema: schema } : {}),
     provider: { getMigrations: async () => ({ ...opts.migrations }) },
   });
   const { error, results } = await migrator.migrateToLatest();

@@ -121,6 +121,37 @@ describe.each(DIALECTS)('audit chain on %s', (dialect) => {
   });
 });
 
+describe('services in schemas of one PostgreSQL database', () => {
+  it("migrate each in its own schema, whatever another schema's migration tables say", async () => {
+    // Another federation (or a test run that stopped before its cleanup) left the same tables in
+    // its schema: Kysely used to find that schema's lock table, skip creating its own, and fail.
+    const left = await openTestDatabase<AuditTables>('postgres', 'test_migrations', {
+      '0001_audit': auditMigration,
+    });
+    try {
+      const mine = await openTestDatabase<AuditTables>('postgres', 'test_migrations', {
+        '0001_audit': auditMigration,
+      });
+      try {
+        const signer = await signingKeyFromPem((await generateKeyPairPem('ECDSA-P256')).privatePem);
+        const store = new AuditStore(mine.database, 'cloud', signer, 1000);
+        await store.append(entry(1));
+        expect(await store.verify()).toMatchObject({ ok: true, records: 1 });
+        const tables = await sql<{ schema: string }>`
+          select table_schema as schema from information_schema.tables
+          where table_name = 'test_migrations_lock'`.execute(mine.database.db);
+        const schemas = tables.rows.map((r) => r.schema);
+        expect(schemas).toContain((mine.options as { schema: string }).schema);
+        expect(schemas).toContain((left.options as { schema: string }).schema);
+      } finally {
+        await mine.cleanup();
+      }
+    } finally {
+      await left.cleanup();
+    }
+  });
+});
+
 describe('replicas sharing PostgreSQL', () => {
   it('two services appending at once keep one unbroken chain', async () => {
     const t = await openTestDatabase<AuditTables>('postgres', 'test_migrations', {
