@@ -118,19 +118,39 @@ export async function startTestFederation(
         w.resolve(line);
       }
   };
-  const fed = await startFederation({
-    config,
-    demoCare,
-    verbose: !!process.env.ZTV_VERBOSE,
-    onOutput,
-    env: {
-      ...(opts.capture ? { ZTV_CAPTURE_DIR: join(dir, 'cloud-capture') } : {}),
-      ...opts.env,
-    },
-  });
-  const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [...ct, ...other]);
-  if (up.failed.length || up.stored !== ct.length + other.length)
-    throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
+  /** The schemas and files of this federation: dropped when it closes, or when it fails to start. */
+  const removeData = async () => {
+    if (opts.postgres)
+      for (const p of ['authority', 'producer', 'cloud', 'consumer'])
+        await dropSchema(PG_URL, `${prefix}_${p}`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  let fed: Federation;
+  try {
+    fed = await startFederation({
+      config,
+      demoCare,
+      verbose: !!process.env.ZTV_VERBOSE,
+      onOutput,
+      env: {
+        ...(opts.capture ? { ZTV_CAPTURE_DIR: join(dir, 'cloud-capture') } : {}),
+        ...opts.env,
+      },
+    });
+  } catch (e) {
+    // A service that did not start leaves the others' schemas behind otherwise, for every later run.
+    await removeData();
+    throw e;
+  }
+  try {
+    const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [...ct, ...other]);
+    if (up.failed.length || up.stored !== ct.length + other.length)
+      throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
+  } catch (e) {
+    await fed.stop();
+    await removeData();
+    throw e;
+  }
 
   let trustView: PkiView | undefined;
   const trust = async () => (trustView ??= await fetchTrust(fed.urls.consumer));
@@ -225,10 +245,7 @@ export async function startTestFederation(
     async close() {
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       await fed.stop();
-      if (opts.postgres)
-        for (const p of ['authority', 'producer', 'cloud', 'consumer'])
-          await dropSchema(PG_URL, `${prefix}_${p}`);
-      rmSync(dir, { recursive: true, force: true });
+      await removeData();
     },
   };
 }
