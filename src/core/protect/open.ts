@@ -281,11 +281,8 @@ async function openWith(
   const gridFits = !!grid && grid.count === f.tileCount;
   const masking = gridFits
     ? settleNow(() => {
-        if (undo) {
-          undo.push(lendContainer(img.data, img.g, K));
-          return clearContainer(img.data, img.g, K, img.L);
-        }
-        return opts.consume
+        if (undo) undo.push(lendContainer(img.data, img.g, K));
+        return opts.consume || undo
           ? clearContainer(img.data, img.g, K, img.L)
           : maskContainer(img.data, img.g, K, img.L);
       })

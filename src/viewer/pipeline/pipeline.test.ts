@@ -172,6 +172,13 @@ describe('decode pipeline', () => {
     const img = images[0]!;
     const open = () =>
       job.handle({ kind: 'open', id: 1, ref: img.ref, bytes: img.bytes.slice().buffer });
+    // Every answer to an open hands the lent bytes back, transferred and exactly as they were lent.
+    const handedBack = (r: Awaited<ReturnType<typeof open>>, sent: Uint8Array) => {
+      const m = r.message as { served?: ArrayBuffer };
+      expect(m.served && Buffer.from(m.served).equals(Buffer.from(sent))).toBe(true);
+      expect(r.transfer).toContain(m.served);
+    };
+    handedBack(await open(), img.bytes);
     expect(code((await open()).message)).toBe('no-trust');
     await job.handle({ kind: 'trust', id: 2, trust: trust.bundle });
     expect(code((await open()).message)).toBe('no-key');
@@ -179,8 +186,10 @@ describe('decode pipeline', () => {
     expect((await open()).message.kind).toBe('opened');
     const bad = img.bytes.slice();
     bad[bad.length - 100]! ^= 4;
-    const t = await job.handle({ kind: 'open', id: 4, ref: img.ref, bytes: bad.buffer });
+    const t = await job.handle({ kind: 'open', id: 4, ref: img.ref, bytes: bad.slice().buffer });
     expect(t.message.kind === 'opened' && t.message.verdict.status).toBe('tampered');
+    handedBack(t, bad);
+    handedBack(await open(), img.bytes);
     await job.handle({ kind: 'forget', id: 5 });
     expect(code((await open()).message)).toBe('no-key');
   });
