@@ -2,11 +2,11 @@
 import { DecodeJob } from './job.ts';
 import type { WorkerRequest } from './protocol.ts';
 
-const job = new DecodeJob();
 const scope = self as unknown as {
   onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
   postMessage(message: unknown, transfer: Transferable[]): void;
 };
+const job = new DecodeJob((notice, transfer) => scope.postMessage(notice, transfer));
 
 scope.onmessage = (e) => {
   void job.handle(e.data).then((r) => scope.postMessage(r.message, r.transfer));

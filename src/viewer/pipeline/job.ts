@@ -13,9 +13,16 @@ import type { PkiView } from '../../core/pki/resolver.ts';
 import { inspectProtected, openProtected, type SignerResolver } from '../../core/protect/index.ts';
 import { openKeysPart, type ProducerLookup } from '../../core/ticket/ticket.ts';
 import { displayFrame, displayMeta, type DisplayPixels } from './display.ts';
-import type { FrameOut, PixelKind, TagRow, WorkerRequest, WorkerResponse } from './protocol.ts';
+import type {
+  FrameOut,
+  PixelKind,
+  TagRow,
+  WarmedNotice,
+  WorkerRequest,
+  WorkerResponse,
+} from './protocol.ts';
 import { chainReport, memoResolver, viewOf } from './trust.ts';
-import { warmUp } from './warmup.ts';
+import { syntheticProtected, warmTicket } from './warmup.ts';
 import { keyIdOf } from '../../core/crypto/keys.ts';
 import { toHex } from '../../core/bytes.ts';
 import { readOrganisation } from '../../core/pki/extensions.ts';
@@ -25,6 +32,20 @@ export interface Reply {
   readonly message: WorkerResponse;
   readonly transfer: ArrayBuffer[];
 }
+
+/** Posts a worker's unasked notice (the worker file: `self.postMessage`). */
+export type Announce = (notice: WarmedNotice, transfer: ArrayBuffer[]) => void;
+
+/**
+ * Opens of the synthetic image in the warm-up. The first one's answer is posted (`WarmedNotice`),
+ * which makes V8 discard the typed-array code compiled so far (its "array buffer detaching"
+ * protector): seen with --trace-protector-invalidation in Chromium 156, a worker's first transfer of
+ * an opened image's buffers threw away nearly all of the decode path's optimised code, which was then
+ * compiled again while the study streamed. A transfer of a fresh buffer (structuredClone, a
+ * MessageChannel, an extra buffer on a reply) did not trip it; the answer of an open did. The opens
+ * after the first compile the code for the rest of the session.
+ */
+const WARM_OPENS = 5;
 
 const kindOf = (p: DisplayPixels): PixelKind =>
   p instanceof Int16Array
@@ -110,6 +131,9 @@ export class DecodeJob {
    */
   warmed?: Promise<string>;
 
+  /** `announce` posts the warm-up's notice; without it (tests calling `handle`) none is sent. */
+  constructor(private readonly announce?: Announce) {}
+
   async handle(req: WorkerRequest): Promise<Reply> {
     const none: ArrayBuffer[] = [];
     switch (req.kind) {
@@ -118,7 +142,9 @@ export class DecodeJob {
           this.view = await viewOf(req.trust);
           this.resolver = memoResolver(this.view);
           this.producers = new Map();
-          this.warmed ??= warmUp().catch((e: unknown) => `warm-up failed: ${(e as Error).message}`);
+          this.warmed ??= this.warmUp().catch(
+            (e: unknown) => `warm-up failed: ${(e as Error).message}`,
+          );
           void this.prime(this.view, this.resolver);
         } catch (e) {
           // A refused trust bundle leaves the worker without trust: nothing verifies.
@@ -252,21 +278,50 @@ export class DecodeJob {
     }
   }
 
-  /** Opens lent bytes; every answer hands them back, unchanged (`lend`), transferred. */
-  private async open(id: number, ref: string, bytes: Uint8Array): Promise<Reply> {
+  /**
+   * The JIT warm-up: the synthetic image opened through `open` itself (the code a study's images
+   * run, answer and transfers included), the first answer posted as a real one is, then a ticket.
+   * Resolves to the last open's verdict status.
+   */
+  private async warmUp(): Promise<string> {
+    const s = await syntheticProtected();
+    let status = '';
+    try {
+      for (let i = 0; i < WARM_OPENS; i++) {
+        const r = await this.open(0, 'warm-up', s.bytes.slice(), s.resolver, s.imageKey);
+        status = r.message.kind === 'opened' ? r.message.verdict.status : r.message.kind;
+        if (i === 0) this.announce?.({ kind: 'warmed', status, buffers: r.transfer }, r.transfer);
+      }
+    } finally {
+      s.imageKey.fill(0);
+    }
+    await warmTicket(s.producer);
+    return status;
+  }
+
+  /**
+   * Opens lent bytes; every answer hands them back, unchanged (`lend`), transferred. The resolver
+   * and key are the session's unless given (the warm-up's throw-away ones).
+   */
+  private async open(
+    id: number,
+    ref: string,
+    bytes: Uint8Array,
+    resolver = this.resolver,
+    key = this.keys.get(ref),
+  ): Promise<Reply> {
     const t0 = performance.now();
     const served = bytes.buffer as ArrayBuffer;
     const fail = (code: string, message: string): Reply => ({
       message: { kind: 'failed', id, ref, code, message, served },
       transfer: [served],
     });
-    if (!this.resolver) return fail('no-trust', 'the viewer has no trust anchors yet');
-    const key = this.keys.get(ref);
+    if (!resolver) return fail('no-trust', 'the viewer has no trust anchors yet');
     if (!key) return fail('no-key', `no image key for ${ref} in this session`);
     try {
       // Lent: opened in place (no copy of the pixel data), as they were again once it returns.
       const opened = await openProtected(bytes, {
-        resolver: this.resolver,
+        resolver,
         imageKey: key,
         lend: true,
       });

@@ -3,7 +3,7 @@
 // root, certificate chains, CRLs, trust group), opens the ticket's key part itself with a
 // non-extractable device key, and keys go in and never come back out.
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { samplePath } from '../../../test/samples.ts';
 import { toHex } from '../../core/bytes.ts';
 import { generateEncryptionKeys } from '../../core/pki/issue.ts';
@@ -15,7 +15,7 @@ import { signTrustGroup } from '../../core/pki/trust-group.ts';
 import { displayFrame } from './display.ts';
 import { DecodeJob } from './job.ts';
 import { defaultPoolSize, WorkerPool, type WorkerLike } from './pool.ts';
-import type { WorkerResponse } from './protocol.ts';
+import type { WarmedNotice, WorkerResponse } from './protocol.ts';
 import { inProcessWorker, testTrust, type TestTrust } from './testing.ts';
 import { memoResolver, viewOf } from './trust.ts';
 
@@ -239,11 +239,38 @@ describe('trust in the workers', () => {
     );
   });
 
-  it('warms up once trusted: the whole open path runs on a synthetic image and verifies', async () => {
-    const job = new DecodeJob();
+  it('warms up once trusted: the open path runs on a synthetic image, its first answer posted', async () => {
+    const notices: { notice: WarmedNotice; transfer: ArrayBuffer[] }[] = [];
+    const job = new DecodeJob((notice, transfer) => notices.push({ notice, transfer }));
     expect(job.warmed).toBeUndefined();
     await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
     expect(await job.warmed).toBe('verified');
+    // Posted once, as an opened image is: the container handed back and the 512x512 display frame,
+    // the very buffers of the transfer list (the transfer is what the notice is for).
+    expect(notices).toHaveLength(1);
+    const [{ notice, transfer }] = notices as [(typeof notices)[0]];
+    expect(notice.kind).toBe('warmed');
+    expect(notice.status).toBe('verified');
+    expect(transfer).toHaveLength(2);
+    expect(notice.buffers).toEqual(transfer);
+    expect(transfer[1]!.byteLength).toBe(512 * 512 * 2);
+    expect(transfer[0]!.byteLength).toBeGreaterThan(512 * 512 * 2);
+    // The warm-up's key stays its own: the session holds none.
+    const r = await job.handle({ kind: 'open', id: 2, ref: 'warm-up', bytes: transfer[0]! });
+    expect(r.message.kind === 'failed' && r.message.code).toBe('no-key');
+  });
+
+  it("counts each worker's warm-up in the pool, and the notices answer no request", async () => {
+    const pool = new WorkerPool(() => inProcessWorker([], 'w'), 2);
+    const replies = await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    expect(replies.map((r) => r.kind)).toEqual(['ok', 'ok']);
+    await vi.waitFor(() => expect(pool.warmUps).toEqual(['verified', 'verified']), {
+      timeout: 60_000,
+    });
+    // Requests still pair with their own answers after the notices.
+    const again = await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    expect(again.map((r) => r.kind)).toEqual(['ok', 'ok']);
+    pool.terminate();
   });
 
   it('memoises a signer only within its chain validity', async () => {

@@ -5,11 +5,11 @@
  * clinician closes a study. Works with any worker-like object, so tests can run the same job code
  * in-process.
  */
-import type { WorkerRequest, WorkerResponse } from './protocol.ts';
+import type { WarmedNotice, WorkerRequest, WorkerResponse } from './protocol.ts';
 
 export interface WorkerLike {
   postMessage(message: WorkerRequest, transfer: Transferable[]): void;
-  onmessage: ((e: { data: WorkerResponse }) => void) | null;
+  onmessage: ((e: { data: WorkerResponse | WarmedNotice }) => void) | null;
   onerror?: ((e: { message?: string }) => void) | null;
   terminate(): void;
 }
@@ -56,11 +56,17 @@ export class WorkerPool {
   private seq = 0;
   /** While set, queued requests wait (broadcasts and running requests go on): see `hold`. */
   private held?: Promise<void>;
+  /** Each worker's warm-up verdict status, as its notice arrives ("verified" when healthy). */
+  readonly warmUps: string[] = [];
 
   constructor(factory: () => WorkerLike, size: number) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = factory();
-      w.onmessage = (e) => this.done(w, e.data);
+      // A warm-up notice answers nothing (its buffers were transferred only to be let go).
+      w.onmessage = (e) => {
+        if (e.data.kind === 'warmed') this.warmUps.push(e.data.status);
+        else this.done(w, e.data);
+      };
       w.onerror = (e) => this.crashed(w, e.message ?? 'the decode worker failed');
       this.workers.push(w);
     }

@@ -98,6 +98,19 @@ export type WorkerRequest =
     }
   | { readonly kind: 'forget'; readonly id: number };
 
+/**
+ * Sent once by each worker, unasked, after the first open of its warm-up (job.ts `warmUp`): the
+ * synthetic image's answer posted as a real image's is, its buffers transferred, because V8 discards
+ * a worker's optimised typed-array code at the first such transfer. Not an answer to any request.
+ */
+export interface WarmedNotice {
+  readonly kind: 'warmed';
+  /** The synthetic image's verdict status ("verified" when the build is healthy). */
+  readonly status: string;
+  /** The transferred buffers (the synthetic container and display frame), of no further use. */
+  readonly buffers: readonly ArrayBuffer[];
+}
+
 export type WorkerResponse =
   | { readonly kind: 'ok'; readonly id: number }
   | {

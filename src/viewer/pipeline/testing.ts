@@ -42,7 +42,7 @@ export async function testTrust(): Promise<TestTrust> {
  * ways as a worker's would be (CryptoKeys included), and each one is logged by kind.
  */
 export function inProcessWorker(log: string[] = [], name = 'w'): WorkerLike {
-  const job = new DecodeJob();
+  const job = new DecodeJob((notice) => w.onmessage?.({ data: structuredClone(notice) }));
   const w: WorkerLike = {
     onmessage: null,
     postMessage(req: WorkerRequest) {
