@@ -12,7 +12,7 @@ import { protect, traceProtected } from '../../core/protect/index.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
 import { issueTicket } from '../../core/ticket/ticket.ts';
 import { describeProblem } from '../app/problems.ts';
-import { WorkerPool } from '../pipeline/pool.ts';
+import { WorkerPool, type WorkerLike } from '../pipeline/pool.ts';
 import { inProcessWorker, testTrust, type TestTrust } from '../pipeline/testing.ts';
 import { StudySession } from './session.ts';
 
@@ -213,6 +213,52 @@ describe('a study session', () => {
     expect(performance.now() - t0).toBeGreaterThanOrEqual(99);
     expect(undrawn.study.series[0]!.counts).toMatchObject({ received: 6, verified: 6 });
     await undrawn.study.close();
+  });
+
+  it('fails only the image a dying worker held, and the others verify on the worker left', async () => {
+    /** A worker that dies (out of memory, say) on its second open, with that open's bytes. */
+    const dying = (): WorkerLike => {
+      const inner = inProcessWorker([], 'w0');
+      let opens = 0;
+      const w: WorkerLike = {
+        onmessage: null,
+        onerror: null,
+        postMessage(req, transfer) {
+          if (req.kind === 'open' && ++opens === 2) {
+            setTimeout(() => w.onerror?.({ message: 'the decode worker ran out of memory' }), 1);
+            return;
+          }
+          inner.postMessage(req, transfer);
+        },
+        terminate() {},
+      };
+      inner.onmessage = (e) => w.onmessage?.(e);
+      return w;
+    };
+    let n = 0;
+    const pool = new WorkerPool(() => (n++ === 0 ? dying() : inProcessWorker([], 'w1')), 2);
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    const study = new StudySession({
+      client: cloud(served),
+      pool,
+      answer: await answer(),
+      device: { decryptionKey: device.privateKey, deviceId },
+      firstImageHoldMs: 0,
+    });
+    await study.start();
+    expect(study.done).toBe(true);
+    expect(study.failure).toBeUndefined();
+    expect(pool.size).toBe(1);
+    expect(study.series[0]!.counts).toMatchObject({ received: 6, verified: 5, failed: 1 });
+    const lost = [...study.instances.values()].filter((v) => v.status === 'failed');
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.error).toMatch(/ran out of memory/);
+    // The bytes went down with the worker: that image can be neither shown nor exported.
+    expect(lost[0]!.served).toBeUndefined();
+    await expect(study.get(lost[0]!.ref)).rejects.toThrow(/ran out of memory/);
+    for (const v of study.instances.values())
+      if (v !== lost[0]) expect(v.badge?.state).toBe('verified');
+    await study.close();
   });
 
   it('reports an expired ticket the cloud refused, as the clinician will read it', async () => {
