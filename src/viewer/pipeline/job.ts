@@ -289,7 +289,14 @@ export class DecodeJob {
     try {
       for (let i = 0; i < WARM_OPENS; i++) {
         const r = await this.open(0, 'warm-up', s.bytes.slice(), s.resolver, s.imageKey);
-        status = r.message.kind === 'opened' ? r.message.verdict.status : r.message.kind;
+        const m = r.message;
+        // A broken build says why: the tests and the pool's `warmUps` read this.
+        status =
+          m.kind === 'opened'
+            ? m.verdict.status
+            : m.kind === 'failed'
+              ? `failed: ${m.message}`
+              : m.kind;
         if (i === 0) this.announce?.({ kind: 'warmed', status, buffers: r.transfer }, r.transfer);
       }
     } finally {
