@@ -45,7 +45,7 @@ try {
     let s = performance.now();
     const c = await bob.client.consult({
       patient: t.ctPatient,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       roleAssignments: bob.roleAssignments,
     });
     const consult = performance.now() - s;

@@ -24,6 +24,7 @@ const engine = await PolicyEngine.load(files, {
       ? { id: 'consumer', key: hospital.publicKey.cryptoKey }
       : undefined,
   resolveClinician: async () => undefined,
+  resolveOrganization: async (id) => (id === 'consumer' ? { role: 'consumer' } : undefined),
   holdsRole: async () => false,
 });
 const now = Date.now();
@@ -44,13 +45,13 @@ const breakGlass: AccessRequest = {
   activity: 'consult',
   resource: { kind: 'study', patient: 'P1', study: 'S1' },
   context: {
-    purpose: 'treatment',
+    purpose: 'ETREAT',
     emergencyJustification: 'unconscious patient, suspected intracranial bleed',
   },
 };
 const attending: AccessRequest = {
   ...breakGlass,
-  context: { purpose: 'treatment' },
+  context: { purpose: 'TREAT' },
   roleAssignments: [assignment],
 };
 

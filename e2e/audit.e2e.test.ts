@@ -254,7 +254,7 @@ describe('the auditor area, end to end', () => {
         ticket: leakedTicket,
         trace: leakedTrace,
         device: ticket.device,
-        purpose: 'treatment',
+        purpose: 'TREAT',
         rules: 'ATTENDING',
         'break-glass': 'not used',
         image: 'as sealed (pixels and header unaltered)',
@@ -507,7 +507,7 @@ describe('the auditor area, end to end', () => {
       const details = JSON.parse(row.details) as Record<string, unknown>;
       expect(details.purpose).toBeTruthy();
       db.prepare('UPDATE audit_records SET details = ? WHERE seq = ?').run(
-        JSON.stringify({ ...details, purpose: 'research' }),
+        JSON.stringify({ ...details, purpose: 'HRESCH' }),
         target.seq,
       );
       db.close();

@@ -150,7 +150,7 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     const statements = await bob.client.roleAssignments(bob.token);
     consulted = await bob.client.consult({
       patient: PATIENT,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       roleAssignments: statements,
     });
     const red = await bob.client.redeem(consulted.ticket);
@@ -185,7 +185,7 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     expect(r.out).toContain(`resolved by the producer's log`);
     expect(r.out).toMatch(/requester\s+dr\.bob/);
     expect(r.out).toContain(`ticket      ${consulted.ticket.tid}`);
-    expect(r.out).toMatch(/purpose\s+treatment/);
+    expect(r.out).toMatch(/purpose\s+TREAT/);
     expect(r.out).toMatch(/rules\s+ATTENDING/);
     expect(r.out).toMatch(/break-glass no/);
     expect(r.out).not.toContain(PATIENT);
@@ -198,7 +198,7 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
       tid: consulted.ticket.tid,
       requester: 'dr.bob',
       device: await bob.client.deviceId(),
-      purpose: 'treatment',
+      purpose: 'TREAT',
       rules: ['ATTENDING'],
       breakGlass: false,
     });
@@ -308,7 +308,7 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
   it('break-glass: pending for review, the requester cannot review it (SOD-DYNAMIC), an auditor does once', async () => {
     const bg = await bob.client.consult({
       patient: PATIENT,
-      purpose: 'treatment',
+      purpose: 'ETREAT',
       emergencyJustification: 'unconscious patient in the emergency room, prior CT needed now',
     });
     expect(bg.decision.rules).toEqual(['BREAK-GLASS']);
@@ -411,8 +411,8 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
 
     const target = (
       await auditor.trail('producer', { subtype: 'request-logged', tickets: [] })
-    ).records.find((r) => r.details.purpose === 'treatment')!;
-    const details = JSON.stringify({ ...target.details, purpose: 'research' });
+    ).records.find((r) => r.details.purpose === 'TREAT')!;
+    const details = JSON.stringify({ ...target.details, purpose: 'HRESCH' });
     if (dialect === 'sqlite') {
       const db = new SQLite(join(dir, 'producer', 'producer.sqlite'));
       db.pragma('busy_timeout = 5000');

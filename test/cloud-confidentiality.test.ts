@@ -68,9 +68,9 @@ describe('what the cloud stores, receives and prints', () => {
     const bob = await t.clinician('dr.bob');
     const alice = await t.clinician('dr.alice');
     for (const [who, patient, purpose] of [
-      [bob, t.ctPatient, 'treatment'],
-      [bob, t.otherPatient, 'treatment'],
-      [alice, t.ctPatient, 'research'],
+      [bob, t.ctPatient, 'TREAT'],
+      [bob, t.otherPatient, 'TREAT'],
+      [alice, t.ctPatient, 'HRESCH'],
     ] as const) {
       const c = await who.client.consult({
         patient,

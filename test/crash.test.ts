@@ -111,7 +111,7 @@ describe('the cloud killed with SIGKILL', () => {
   it('during a redemption: nothing spent, nothing logged as released, the retry redeems and serves', async () => {
     const c = await bob.client.consult({
       patient: t.ctPatient,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       roleAssignments: bob.roleAssignments,
     });
     await bob.client.close();

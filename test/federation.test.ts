@@ -40,7 +40,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
   const consultCt = (who: TestClinician = bob): Promise<ConsultAnswer> =>
     who.client.consult({
       patient: t.ctPatient,
-      purpose: who === bob ? 'treatment' : 'research',
+      purpose: who === bob ? 'TREAT' : 'HRESCH',
       roleAssignments: who.roleAssignments,
     });
 
@@ -108,7 +108,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
         trace: new Uint8Array(32).fill(7),
       })),
       ttlMs: opts.ttlMs ?? 60_000,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       ...(opts.now !== undefined ? { now: opts.now } : {}),
     });
   }
@@ -200,7 +200,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
 
   describe('consultation', () => {
     it('lists for a physician the studies the policy lets them open, and none for an administrator', async () => {
-      const found = await bob.client.search('treatment', bob.roleAssignments);
+      const found = await bob.client.search('TREAT', bob.roleAssignments);
       expect(found.studies.map((s) => s.patient.id).sort()).toEqual(
         [t.ctPatient, t.otherPatient].sort(),
       );
@@ -215,7 +215,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
         true,
       );
       const erin = await t.clinician('admin.erin');
-      await expect(erin.client.search('treatment')).rejects.toThrow(/denied/);
+      await expect(erin.client.search('TREAT')).rejects.toThrow(/denied/);
     });
 
     it('issues a ticket, and the cloud serves every image with this clinician’s trace, verified and exact', async () => {
@@ -317,7 +317,7 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
 
     it('denies a consultation the policy does not allow, with the reason, and logs it', async () => {
       await expect(
-        alice.client.consult({ patient: t.ctPatient, purpose: 'treatment' }),
+        alice.client.consult({ patient: t.ctPatient, purpose: 'TREAT' }),
       ).rejects.toThrow(/consultation denied/);
       const last = (await t.audit('producer')).filter((r) => r.actor.id === 'dr.alice').at(-1)!;
       expect(last.subtype).toBe('policy-decision');

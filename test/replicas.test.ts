@@ -38,7 +38,7 @@ describe('two cloud replicas sharing PostgreSQL', () => {
   const consult = () =>
     bob.client.consult({
       patient: t.ctPatient,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       roleAssignments: bob.roleAssignments,
     });
 

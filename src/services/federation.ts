@@ -23,6 +23,7 @@ import {
   type Secrets,
 } from './common/config.ts';
 import { isPkiDir, writePkiDir } from './common/pki-dir.ts';
+import { signDemoPolicies } from './policy/files.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -76,6 +77,8 @@ export async function freePorts(n: number): Promise<number[]> {
 export async function prepareFederation(c: FederationConfig): Promise<Secrets> {
   mkdirSync(c.dataDir, { recursive: true, mode: 0o700 });
   if (!isPkiDir(c.pkiDir)) await writePkiDir(c.pkiDir, await createDemoPki(), randomBytes(32));
+  // The demo's security officers sign the repository's policies with the demo PKI, on every start.
+  await signDemoPolicies(join(ROOT, 'policies'), join(c.dataDir, 'policies'), c.pkiDir);
   if (!existsSync(join(c.dataDir, 'secrets.json')))
     saveSecrets(c, {
       adminToken: toBase64Url(randomBytes(24)),

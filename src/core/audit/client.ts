@@ -4,7 +4,7 @@
  * the auditor's device certificate; trace resolution; each party's trail with its chain verification,
  * the merged trail of all three for a patient, a study, a clinician or a ticket; whole chains verified
  * again here with each party's certified key; break-glass reviews; and `traceLeak`, the whole tracing
- * procedure for a leaked file. Every call declares the purpose `audit`, which the policy requires.
+ * procedure for a leaked file. Every call declares the purpose of use `HOPERAT` (healthcare operations), which the policy requires.
  */
 import { fromUtf8 } from '../bytes.ts';
 import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
@@ -127,7 +127,7 @@ export class AuditorClient {
     private readonly device: Pick<DeviceKeys, 'signing' | 'chain'>,
     private readonly trust: () => PkiView,
     private readonly f: typeof fetch = fetch,
-    readonly purpose = 'audit',
+    readonly purpose = 'HOPERAT',
   ) {}
 
   private url(party: AuditedParty): string {

@@ -1,9 +1,9 @@
 // Blind tickets: the cloud learns image ids and traces but no key; the device learns keys; every
 // attack — forgery, alteration, expiry, wrong audience, another device, stripped and re-signed
 // signature, a key that is not the reader's — is refused with its reason.
-import { CompactSign, decodeProtectedHeader } from 'jose';
+import { CompactEncrypt, CompactSign, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fromUtf8, toHex } from '../bytes.ts';
+import { fromUtf8, toHex, utf8 } from '../bytes.ts';
 import { generateKeyPairPem, signingKeyFromPem, type SigningKey } from '../crypto/keys.ts';
 import { isZtvError } from '../errors.ts';
 import {
@@ -75,7 +75,7 @@ beforeAll(async () => {
     deviceEncryptionKey: deviceKeys.publicKey,
     images,
     ttlMs: 600_000,
-    purpose: 'treatment',
+    purpose: 'TREAT',
   });
 });
 
@@ -161,6 +161,42 @@ describe('blind tickets', () => {
     );
   });
 
+  it('carries the purpose of use the producer allowed, as a PurposeOfUse code, and nothing else', async () => {
+    expect((await openCloudPart(ticket.cloud, cloudOpts())).purpose).toBe('TREAT');
+    // The producer cannot issue a ticket for a free-text purpose …
+    await expect(
+      issueTicket({
+        producer,
+        producerId: 'producer-a',
+        cloudId: 'cloud-1',
+        cloudEncryptionKey: cloudKeys.publicKey,
+        deviceId: 'device-x',
+        deviceEncryptionKey: deviceKeys.publicKey,
+        images,
+        ttlMs: 1000,
+        purpose: 'marketing',
+      }),
+    ).rejects.toThrow(/PurposeOfUse code/);
+    // … and the cloud refuses a correctly signed cloud part that states one (or none).
+    for (const purpose of ['marketing', undefined]) {
+      const c = await openCloudPart(ticket.cloud, cloudOpts());
+      const claims = { ...c, purpose };
+      const jwe = await new CompactEncrypt(utf8(JSON.stringify(claims)))
+        .setProtectedHeader({ alg: 'ECDH-ES+A256KW', enc: 'A256GCM', cty: 'json' })
+        .encrypt(cloudKeys.publicKey);
+      const part = await new CompactSign(utf8(jwe))
+        .setProtectedHeader({
+          alg: 'ES256',
+          typ: decodeProtectedHeader(ticket.cloud).typ,
+          kid: producer.publicKey.keyIdHex,
+        })
+        .sign(producer.cryptoKey);
+      expect(await reason(openCloudPart(part, cloudOpts()))).toMatch(
+        /states no purpose of use \(an HL7 v3 PurposeOfUse code\)/,
+      );
+    }
+  });
+
   it('an untrusted signer is refused by the resolver', async () => {
     const other = await signingKeyFromPem((await generateKeyPairPem('ECDSA-P256')).privatePem);
     const t = await issueTicket({
@@ -172,7 +208,7 @@ describe('blind tickets', () => {
       deviceEncryptionKey: deviceKeys.publicKey,
       images,
       ttlMs: 1000,
-      purpose: 'treatment',
+      purpose: 'TREAT',
     });
     await expect(openCloudPart(t.cloud, cloudOpts())).rejects.toThrow(/unknown producer key/);
   });

@@ -17,6 +17,7 @@ import {
 import { fromBase64Url, fromUtf8, randomBytes, toBase64Url, toHex, utf8 } from '../bytes.ts';
 import type { SigningKey, VerifyKey } from '../crypto/keys.ts';
 import { assertInput, ZtvError } from '../errors.ts';
+import { PURPOSE_CODE } from '../policy/purposes.ts';
 
 export const CLOUD_TYP = 'ztv-ticket-cloud+jws';
 export const KEYS_TYP = 'ztv-ticket-keys+jws';
@@ -34,7 +35,10 @@ export interface CloudClaims {
   readonly exp: number;
   /** One-time nonce (hex), spent by the cloud on redemption. */
   readonly nonce: string;
-  /** The declared purpose of use, for the cloud's own policy decision. */
+  /**
+   * The purpose of use the producer's decision allowed (an HL7 v3 PurposeOfUse code): the only one
+   * the cloud honours when it decides the redemption under its own policy.
+   */
   readonly purpose: string;
   /** The exact image list and, per image, the trace W_trace (64 hex digits) to insert. */
   readonly images: readonly { readonly id: string; readonly trace: string }[];
@@ -76,6 +80,7 @@ export interface IssueInput {
     readonly trace: Uint8Array;
   }[];
   readonly ttlMs: number;
+  /** The purpose of use the producer allowed (HL7 v3 PurposeOfUse code). */
   readonly purpose: string;
   readonly now?: number;
 }
@@ -102,6 +107,10 @@ export async function issueTicket(input: IssueInput): Promise<Ticket> {
   assertInput(
     input.ttlMs > 0 && input.ttlMs <= 24 * 3600_000,
     'a ticket lives between 0 and 24 hours',
+  );
+  assertInput(
+    PURPOSE_CODE.test(input.purpose),
+    'a ticket states the purpose of use it allows as an HL7 v3 PurposeOfUse code',
   );
   for (const im of input.images) {
     assertInput(im.trace.length === 32, 'a trace id is 32 bytes');
@@ -222,7 +231,8 @@ export async function openCloudPart(
   if (claims.aud !== opts.cloudId) fail('the ticket is for another cloud');
   if (opts.deviceId !== undefined && claims.sub !== opts.deviceId)
     fail("the ticket is another device's");
-  if (typeof claims.purpose !== 'string') fail('the ticket declares no purpose');
+  if (typeof claims.purpose !== 'string' || !PURPOSE_CODE.test(claims.purpose))
+    fail('the ticket states no purpose of use (an HL7 v3 PurposeOfUse code)');
   if (typeof claims.nonce !== 'string' || !/^[0-9a-f]{32}$/.test(claims.nonce))
     fail('the ticket nonce is malformed');
   const images = claims.images as unknown[];

@@ -1,7 +1,7 @@
 /**
  * Auditors' access to a party's audit chain, shared by the producer, the cloud and the consumer
  * hospital: sealed session operations whose caller is a clinician's device certificate with the auditor
- * role, each access decided by the policy (`read-audit` on the `audit-trail` view, purpose `audit`) and
+ * role, each access decided by the policy (`read-audit` on the `audit-trail` view, purpose `HOPERAT`) and
  * itself appended to the chain (DICOM 110101 Audit Log Used) before anything is read; refusals are
  * security alerts. The trail is streamed (it can exceed one packet): the party's verification of its
  * whole chain with every break named, a fresh signed checkpoint of the head, and the records the filter
@@ -11,6 +11,7 @@ import { EVENTS, type AuditObject, type AuditRecord } from '../../core/audit/rec
 import type { PartyTrail, TrailFilter } from '../../core/audit/trail.ts';
 import { utf8 } from '../../core/bytes.ts';
 import { OID } from '../../core/pki/oids.ts';
+import { PURPOSE_CODE } from '../../core/policy/purposes.ts';
 import { enforce, type DecisionRecord, type PolicyEngine } from '../policy/engine.ts';
 import type { AuditQuery, AuditStore } from '../storage/audit-store.ts';
 import {
@@ -35,7 +36,8 @@ export interface AuditAccessDeps {
  */
 export const AUDIT_DOMAIN = OID.domainProducer;
 
-export const PURPOSE = { type: 'string', pattern: '^[a-z][a-z-]{0,40}$' } as const;
+/** A declared purpose of use: an HL7 v3 PurposeOfUse code (the policy denies one outside its vocabulary). */
+export const PURPOSE = { type: 'string', pattern: PURPOSE_CODE.source } as const;
 const HEX32 = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
 const TIME = {
   type: 'string',

@@ -1,33 +1,60 @@
-/** The policy engine of a service: the repository's policy files, statements checked against the PKI. */
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+/**
+ * The policy engine of a service: the signed policy files of its data directory (each verified
+ * against the PKI and the trust group before anything is compiled; an unsigned or foreign file stops
+ * the service), statements checked against the PKI, organisations against the current trust group,
+ * persons against their hospital's directory.
+ */
+import { join } from 'node:path';
 import { PolicyEngine } from '../policy/engine.ts';
-import { clinicianResolver, issuerResolver } from '../policy/resolvers.ts';
+import { directoryResolver } from '../policy/directory.ts';
+import { loadSignedPolicies } from '../policy/files.ts';
+import {
+  clinicianResolver,
+  issuerResolver,
+  organizationResolver,
+  policySignerResolver,
+} from '../policy/resolvers.ts';
+import { federationConfig, urls } from './config.ts';
 import type { LiveTrust } from './trust.ts';
 
-export const POLICY_DIR =
-  process.env.ZTV_POLICIES ?? join(dirname(fileURLToPath(import.meta.url)), '../../../policies');
+/** Where the services read their signed policies: ZTV_POLICIES, or `<data>/policies` (npm start signs them there). */
+export const policyDir = (): string =>
+  process.env.ZTV_POLICIES ?? join(federationConfig().dataDir, 'policies');
 
-export async function loadPolicyEngine(trust: LiveTrust, dir = POLICY_DIR): Promise<PolicyEngine> {
-  const files = readdirSync(dir)
-    .filter((f) => f.endsWith('.json'))
-    .sort()
-    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as unknown);
-  // Parents first: a domain's file after the file of the domain that encloses it.
-  files.sort(
-    (a, b) =>
-      Number(!!(a as { parent?: string }).parent) - Number(!!(b as { parent?: string }).parent),
+export interface PolicyEngineSetup {
+  readonly dir?: string;
+  /** Trust-group member id → base URL of its directory (default: the demo consumer hospital). */
+  readonly directories?: Readonly<Record<string, string>>;
+  /** Revoked statements (the producer's revocation table). */
+  readonly isRevoked?: (jti: string) => Promise<boolean>;
+  readonly fetch?: typeof fetch;
+}
+
+export async function loadPolicyEngine(
+  trust: LiveTrust,
+  setup: PolicyEngineSetup = {},
+): Promise<PolicyEngine> {
+  const files = await loadSignedPolicies(
+    setup.dir ?? policyDir(),
+    policySignerResolver(() => trust.view()),
   );
+  const resolveIssuer = issuerResolver(trust);
   return PolicyEngine.load(files, {
-    resolveIssuer: issuerResolver(trust),
+    resolveIssuer,
     resolveClinician: clinicianResolver(trust),
+    resolveOrganization: organizationResolver(trust),
+    directory: directoryResolver(
+      resolveIssuer,
+      setup.directories ?? { consumer: urls(federationConfig()).consumer },
+      setup.fetch ? { fetch: setup.fetch } : {},
+    ),
+    ...(setup.isRevoked ? { isRevoked: setup.isRevoked } : {}),
     // What a delegator holds is proven, not looked up: the clinician resolver reports the
     // structural role of the delegator's device certificate (it signs the delegation), and a
     // functional role (attending, care-team, reading-radiologist) needs the delegator's own role
     // assignment presented with the request, in scope for the resource (PolicyEngine.decide). There
     // is no third source of roles here, so nothing is held "natively" beyond those.
     holdsRole: async () => false,
-    maxDelegationDepth: 2,
+    maxDelegationDepth: 4,
   });
 }

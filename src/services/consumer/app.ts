@@ -12,6 +12,7 @@ import { createCrl, crlPem, issueDeviceFromCsr, type Issuer } from '../../core/p
 import type { SigningKey } from '../../core/crypto/keys.ts';
 import type { StructuralRole } from '../../core/pki/oids.ts';
 import { issueRoleAssignment } from '../../core/policy/statements.ts';
+import { directoryRoute } from '../policy/directory.ts';
 import { thumbprint } from '../../core/pki/validate.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import type { LoadedPki } from '../common/pki-dir.ts';
@@ -363,6 +364,9 @@ export async function buildConsumer(deps: ConsumerDeps): Promise<FastifyInstance
     });
     return { statements };
   });
+
+  // The hospital's directory: every role a person holds, signed, for separation of duty per person.
+  directoryRoute(app, { db, memberId: deps.memberId, signer: deps.signer, now });
 
   app.post(
     '/devices/revocations',

@@ -16,23 +16,29 @@ import { OID } from '../../core/pki/oids.ts';
 import { issueRoleAssignment } from '../../core/policy/statements.ts';
 import { PolicyEngine, type AccessRequest } from './engine.ts';
 
-/** Rules whose compiled condition gets an overflowing term: `or` for a prohibition, `and` for a rule that otherwise applies. */
+/**
+ * Rules whose compiled condition gets an overflowing term, in one domain: `or` for a prohibition,
+ * `and` for a rule that otherwise applies.
+ */
 const SABOTAGE = vi.hoisted(
   () =>
-    new Map<string, '||' | '&&'>([
-      ['NO-MARKETING', '||'], // a prohibition: errors whenever the purpose is not marketing
-      ['CLOUD-LOG', '&&'], // an obligation rule: errors whenever it applies (images)
+    new Map<string, { op: '||' | '&&'; domain: string }>([
+      // A prohibition, in the producer's domain: errors whenever the purpose is not HMARKT.
+      ['NO-MARKETING', { op: '||', domain: '1.3.6.1.4.1.32473.71.2.1' }],
+      // An obligation rule of the cloud: errors whenever it applies (images).
+      ['CLOUD-LOG', { op: '&&', domain: '1.3.6.1.4.1.32473.71.2' }],
     ]),
 );
 const OVERFLOW = 'context.hour + 9223372036854775807 > 0'; // Long overflow for any hour ≥ 1
 
 vi.mock('../../core/policy/compile.ts', async (importOriginal) => {
   const actual = await importOriginal<typeof Compile>();
-  const sabotage = (set: Record<string, string>): Record<string, string> =>
+  const sabotage = (domain: string, set: Record<string, string>): Record<string, string> =>
     Object.fromEntries(
       Object.entries(set).map(([id, text]) => {
-        const op = SABOTAGE.get(id);
-        if (!op) return [id, text];
+        const s = SABOTAGE.get(id);
+        if (!s || s.domain !== domain) return [id, text];
+        const op = s.op;
         const out = text.replace(
           /when \{ (.*) \}(;|\nunless)/s,
           `when { ($1) ${op} ${OVERFLOW} }$2`,
@@ -43,9 +49,13 @@ vi.mock('../../core/policy/compile.ts', async (importOriginal) => {
     );
   return {
     ...actual,
-    compileDomain: (domain: string, rules: Parameters<typeof actual.compileDomain>[1]) => {
-      const c = actual.compileDomain(domain, rules);
-      return { ...c, access: sabotage(c.access), obligations: sabotage(c.obligations) };
+    compileDomain: (...args: Parameters<typeof actual.compileDomain>) => {
+      const c = actual.compileDomain(...args);
+      return {
+        ...c,
+        access: sabotage(c.domain, c.access),
+        obligations: sabotage(c.domain, c.obligations),
+      };
     },
   };
 });
@@ -67,6 +77,7 @@ beforeAll(async () => {
         ? { id: 'consumer', key: hospital.publicKey.cryptoKey }
         : undefined,
     resolveClinician: async () => undefined,
+    resolveOrganization: async (id) => (id === 'consumer' ? { role: 'consumer' } : undefined),
     holdsRole: async () => false,
   });
 });
@@ -75,7 +86,7 @@ const attending = async (): Promise<AccessRequest> => ({
   principal: { id: 'dr.bob', organization: 'consumer', roles: ['physician'] },
   activity: 'consult',
   resource: { kind: 'study', patient: 'P1', study: 'S1' },
-  context: { purpose: 'treatment', time: DAY },
+  context: { purpose: 'TREAT', time: DAY },
   roleAssignments: [
     await issueRoleAssignment(
       { key: hospital, kid: hospital.publicKey.keyIdHex },
@@ -108,7 +119,7 @@ describe('a Cedar evaluation error is a deny', () => {
       resource: { type: 'Resource', id: 'target' },
       context: {
         treatment: true,
-        purpose: 'treatment',
+        purpose: 'TREAT',
         hour: 11,
         workingStart: 7,
         workingEnd: 20,
@@ -122,7 +133,7 @@ describe('a Cedar evaluation error is a deny', () => {
       entities: [
         {
           uid: { type: 'User', id: 'dr.bob' },
-          attrs: { id: 'dr.bob', organization: 'consumer' },
+          attrs: { id: 'dr.bob', organization: 'consumer', held: ['physician'] },
           parents: [
             { type: 'Role', id: 'physician' },
             { type: 'Role', id: 'attending' },
@@ -158,7 +169,7 @@ describe('a Cedar evaluation error is a deny', () => {
       principal: { id: 'dr.bob', organization: 'consumer', roles: ['physician'] },
       activity: 'release',
       resource: { kind: 'image' },
-      context: { purpose: 'treatment', time: DAY, traceInserted: true },
+      context: { purpose: 'TREAT', time: DAY, traceInserted: true },
     });
     expect(d.decision).toBe('deny');
     expect(d.rules).toEqual(['CLOUD-RELEASE']); // access alone would be allowed
@@ -172,7 +183,7 @@ describe('a Cedar evaluation error is a deny', () => {
       principal: { id: 'dr.bob', organization: 'consumer', roles: ['physician'] },
       activity: 'redeem',
       resource: { kind: 'image' },
-      context: { purpose: 'treatment', time: DAY },
+      context: { purpose: 'TREAT', time: DAY },
     });
     expect(d.errors).toEqual([]);
     expect(d.decision).toBe('allow');
@@ -180,7 +191,7 @@ describe('a Cedar evaluation error is a deny', () => {
     // And a prohibition that applies before reaching the overflow still decides as written.
     const m = await engine.decide(PD, {
       ...(await attending()),
-      context: { purpose: 'marketing', time: DAY },
+      context: { purpose: 'HMARKT', time: DAY },
     });
     expect(m).toMatchObject({ decision: 'deny', rules: ['NO-MARKETING'], errors: [] });
   });

@@ -1,16 +1,25 @@
 /**
- * Who signed a statement, from the federation's PKI: hospitals (role assignments) by their
- * organisation key id, clinicians (delegations) by the device certificate chain carried in the
- * statement's x5c header — both validated, not revoked, and admitted by the current trust group.
+ * Who signed a statement or a policy file, and who an organisation is, from the federation's PKI:
+ * hospitals (role assignments, directory entries) by their organisation key id, clinicians
+ * (delegations) by the device certificate chain carried in the statement's x5c header, policy files
+ * by the organisation certificate in their signature's x5c header — each validated, not revoked, and
+ * admitted by the current trust group.
  */
 import { toHex } from '../../core/bytes.ts';
 import { keyIdOf, verifyKeyFromSpki } from '../../core/crypto/keys.ts';
 import type { KeyResolver } from '../../core/policy/statements.ts';
+import type { PolicySignerResolver } from '../../core/policy/signature.ts';
+import { readOrganisation } from '../../core/pki/extensions.ts';
+import { OID } from '../../core/pki/oids.ts';
+import type { PkiView } from '../../core/pki/resolver.ts';
 import { memberOf } from '../../core/pki/trust-group.ts';
 import { validateCertificate } from '../../core/pki/validate.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
-import { PemConverter } from '../../core/pki/x509.ts';
+import { PemConverter, X509Certificate } from '../../core/pki/x509.ts';
 import type { LiveTrust } from '../common/trust.ts';
+
+const pemOf = (b64: string): string =>
+  PemConverter.encode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer, 'CERTIFICATE');
 
 export function issuerResolver(trust: LiveTrust): KeyResolver {
   return async (kid) => {
@@ -26,7 +35,12 @@ export function issuerResolver(trust: LiveTrust): KeyResolver {
       });
       const member = v.ok ? await memberOf(pki.trustGroup, cert) : undefined;
       if (!member) return undefined;
-      return { id: member.id, key: (await verifyKeyFromSpki(spki)).cryptoKey };
+      return {
+        id: member.id,
+        key: (await verifyKeyFromSpki(spki)).cryptoKey,
+        organization: member.id,
+        organizationRole: member.role,
+      };
     }
     return undefined;
   };
@@ -36,16 +50,59 @@ export function clinicianResolver(trust: LiveTrust): KeyResolver {
   const validate = deviceValidator(() => trust.view());
   return async (kid, header) => {
     if (!Array.isArray(header.x5c) || header.x5c.length === 0) return undefined;
-    const chain = header.x5c.map((b64) =>
-      PemConverter.encode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer, 'CERTIFICATE'),
-    );
     await trust.fresh();
-    const check = await validate(chain);
+    const check = await validate(header.x5c.map(pemOf));
     if (!check.ok || toHex(keyIdOf(check.peer.spki)) !== kid) return undefined;
     return {
       id: check.peer.attributes.clinicianId ?? '',
       key: (await verifyKeyFromSpki(check.peer.spki)).cryptoKey,
       roles: [check.peer.attributes.role ?? ''],
+      ...(check.peer.attributes.hospital ? { organization: check.peer.attributes.hospital } : {}),
+    };
+  };
+}
+
+/** An organisation of the current trust group (not a hospital's device CA), with its role. */
+export function organizationResolver(
+  trust: LiveTrust,
+): (id: string) => Promise<{ readonly role: string } | undefined> {
+  return async (id) => {
+    const pki = await trust.fresh();
+    const m = pki.trustGroup.members.find((x) => x.id === id && x.organization === undefined);
+    return m ? { role: m.role } : undefined;
+  };
+}
+
+/**
+ * Who signed a policy file: an organisation certificate (the first of x5c) that validates to the
+ * root, carries the organisation extension, and is in the trust group.
+ */
+export function policySignerResolver(view: () => PkiView): PolicySignerResolver {
+  return async (x5c) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(pemOf(x5c[0]!));
+    } catch {
+      return 'the certificate in x5c is not X.509';
+    }
+    const pki = view();
+    const v = await validateCertificate(cert, {
+      anchors: [pki.root],
+      intermediates: pki.intermediates,
+      crls: pki.crls,
+      usage: 'signature',
+    });
+    if (!v.ok) return v.reason;
+    const ext = cert.getExtension(OID.organisationExtension);
+    if (!ext) return `${cert.subject} is not an organisation certificate`;
+    const org = readOrganisation(ext.value);
+    const member = await memberOf(pki.trustGroup, cert);
+    if (!member) return `${cert.subject} is not in trust group version ${pki.trustGroup.version}`;
+    return {
+      key: (await verifyKeyFromSpki(new Uint8Array(cert.publicKey.rawData))).cryptoKey,
+      organization: member.id,
+      role: org.role,
+      domain: org.domain,
     };
   };
 }

@@ -28,14 +28,21 @@ import {
   enforce,
   type AccessRequest,
   type DecisionRecord,
+  purposeSchema,
   type PolicyEngine,
 } from '../policy/engine.ts';
+import {
+  revocationMigration,
+  revocationOperations,
+  type RevocationTables,
+} from '../policy/revocations.ts';
+import { clinicianResolver } from '../policy/resolvers.ts';
 import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
 import { producerAuditOperations } from './audit.ts';
 
-export interface ProducerTables extends AuditTables {
+export interface ProducerTables extends AuditTables, RevocationTables {
   patients: { id: string; name: string; birth_date: string };
   studies: { uid: string; patient_id: string; description: string; date: string; modality: string };
   series: { uid: string; study_uid: string; number: number; description: string; modality: string };
@@ -135,6 +142,8 @@ export const producerMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  // Delegations revoked before their expiry (services/policy/revocations.ts).
+  '0003_revoked_statements': revocationMigration,
 };
 
 export interface ProducerDeps {
@@ -826,13 +835,19 @@ export async function buildProducer(
     streams: auditOps.streams,
     operations: {
       ...auditOps.operations,
+      ...revocationOperations({
+        db,
+        audit,
+        resolveClinician: clinicianResolver(deps.trust),
+        now,
+      }),
       search: {
         schema: {
           type: 'object',
           required: ['purpose'],
           additionalProperties: false,
           properties: {
-            purpose: { type: 'string', pattern: '^[a-z][a-z-]{0,40}$' },
+            purpose: purposeSchema(deps.policy, deps.domain),
             ...statements,
           },
         },
@@ -846,7 +861,7 @@ export async function buildProducer(
           properties: {
             patient: { type: 'string', minLength: 1, maxLength: 64 },
             study: { type: 'string', pattern: '^[0-9.]{1,64}$' },
-            purpose: { type: 'string', pattern: '^[a-z][a-z-]{0,40}$' },
+            purpose: purposeSchema(deps.policy, deps.domain),
             emergencyJustification: { type: 'string', maxLength: 2000 },
             ...statements,
           },

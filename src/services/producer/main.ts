@@ -9,6 +9,7 @@ import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
 import { loadPolicyEngine } from '../common/engine.ts';
+import { revocationCheck } from '../policy/revocations.ts';
 import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
@@ -39,7 +40,7 @@ const { app } = await buildProducer({
   pseudonymKey: fromHex(readFileSync(join(c.pkiDir, 'producer.pseudonym.key'), 'utf8').trim()),
   kek,
   trust,
-  policy: await loadPolicyEngine(trust),
+  policy: await loadPolicyEngine(trust, { isRevoked: revocationCheck(rt.database.db) }),
   domain: OID.domainProducer,
   audit: rt.audit,
   sessions,

@@ -150,7 +150,7 @@ export class ClinicianSession {
 
   /** The studies the producer's policy lets this clinician open for treatment. */
   async search(): Promise<StudyListing> {
-    return (await this.client.search('treatment', this.roleAssignments)).studies;
+    return (await this.client.search('TREAT', this.roleAssignments)).studies;
   }
 
   async consult(req: Omit<ConsultRequest, 'roleAssignments'>): Promise<ConsultAnswer> {

@@ -304,7 +304,7 @@ describe('tickets opened inside the worker', () => {
       deviceEncryptionKey: deviceKey,
       images: images.map((i) => ({ id: i.ref, key: i.key, trace })),
       ttlMs: opts.ttlMs ?? 60_000,
-      purpose: 'treatment',
+      purpose: 'TREAT',
       ...(opts.now !== undefined ? { now: opts.now } : {}),
     });
 

@@ -103,7 +103,7 @@ export async function warmTicket(producer: SigningKey): Promise<void> {
     deviceEncryptionKey: device.publicKey,
     images,
     ttlMs: 60_000,
-    purpose: 'warm-up',
+    purpose: 'TREAT',
   });
   const { keys } = await openKeysPart(ticket.keys, {
     resolveProducer: async () => ({ producerId: 'warm-up', key: producer.publicKey }),

@@ -53,7 +53,7 @@ async function answer(opts: { ttlMs?: number } = {}): Promise<ConsultAnswer> {
     deviceEncryptionKey: device.publicKey,
     images: keys.map((k) => ({ id: k.id, key: k.key, trace: fromHex(trace) })),
     ttlMs: opts.ttlMs ?? 60_000,
-    purpose: 'treatment',
+    purpose: 'TREAT',
   });
   return {
     ticket,

@@ -9,10 +9,11 @@ import type { ClinicianSession } from '../app/clinician.ts';
 import { describeProblem, type Problem } from '../app/problems.ts';
 import { ProblemBox } from './Problem.tsx';
 
+/** The purposes a clinician may declare, with the HL7 v3 PurposeOfUse code the policy knows them by. */
 export const PURPOSES = [
-  { id: 'treatment', label: 'Treatment' },
-  { id: 'research', label: 'Research' },
-  { id: 'emergency', label: 'Emergency (break the glass)' },
+  { id: 'treatment', code: 'TREAT', label: 'Treatment' },
+  { id: 'research', code: 'HRESCH', label: 'Research' },
+  { id: 'emergency', code: 'ETREAT', label: 'Emergency (break the glass)' },
 ] as const;
 
 export const MIN_JUSTIFICATION = 20;
@@ -51,7 +52,7 @@ export function ConsultDialog({
       const answer = await session.consult({
         patient: target.patient,
         ...(target.study ? { study: target.study } : {}),
-        purpose,
+        purpose: PURPOSES.find((p) => p.id === purpose)!.code,
         ...(emergency ? { emergencyJustification: justification.trim() } : {}),
       });
       onTicket(answer);
