@@ -341,7 +341,19 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
       requester: 'dr.bob',
       rules: ['REVIEW'],
     });
-    expect(JSON.stringify(trail.records)).not.toContain('unconscious'); // the justification is not logged
+    // The justification is logged whole, with the decision that let the emergency access through.
+    const decisions = await auditor.trail('producer', {
+      subtype: 'policy-decision',
+      clinician: 'dr.bob',
+    });
+    expect(
+      decisions.records.some(
+        (r) =>
+          (r.details.decision as { request?: { context?: { justification?: string } } })?.request
+            ?.context?.justification ===
+          'unconscious patient in the emergency room, prior CT needed now',
+      ),
+    ).toBe(true);
     const denied = trail.records.filter((r) => r.subtype === 'audit-access-denied');
     expect(denied[0]?.details.rules).toContain('SOD-DYNAMIC');
 

@@ -67,7 +67,7 @@ export interface PendingReview {
   readonly device: string;
   readonly issuedAt: string;
   readonly purpose: string;
-  /** The clinician's typed justification: shown to the reviewer, never logged or exported. */
+  /** The clinician's typed justification, for the reviewer (logged whole with its decision). */
   readonly justification: string;
   readonly rules: readonly string[];
   readonly patient: string;

@@ -920,7 +920,6 @@ describe('the decision table of docs/policy.md', () => {
     ).toBe(row.decision);
     expect(d.rules).toEqual(row.rules);
     expect(d.obligations.map((o) => `${o.id}:${o.timing}`)).toEqual(row.obligations);
-    if (process.env.ZTV_SHOW) console.log(row.id, d.decision, d.rules.join(','), '::', said);
     if (row.says) expect(said).toContain(row.says);
     else if (row.decision === 'allow') expect(said).toBe('');
     // The record is loggable: JSON, and no statement (JWS) in it.

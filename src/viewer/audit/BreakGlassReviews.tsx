@@ -1,9 +1,10 @@
 /**
  * Break-glass accesses awaiting review, from the producer: who broke the glass, when, for which
  * patient (pseudonym) and study (reference), the rule that allowed it and the clinician's typed
- * justification (shown to the reviewer, never logged). The auditor records the outcome — justified or
- * unjustified, once, after a confirmation — which discharges the post-obligation; a refusal (the policy's
- * rule, an access already reviewed) is shown with the producer's reason.
+ * justification (shown to the reviewer; the producer logs it whole with its decision). The auditor
+ * records the outcome — justified or unjustified, once, after a confirmation — which discharges the
+ * post-obligation; a refusal (the policy's rule, an access already reviewed) is shown with the
+ * producer's reason.
  */
 import { useCallback, useEffect, useState } from 'react';
 import type { AuditorClient, PendingReview } from '../../core/audit/client.ts';
