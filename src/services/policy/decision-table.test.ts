@@ -27,6 +27,7 @@ import type { X509Certificate } from '../../core/pki/x509.ts';
 import {
   issueDelegation,
   issueRoleAssignment,
+  verifyDirectoryEntry,
   type Delegation,
   type RoleAssignment,
 } from '../../core/policy/statements.ts';
@@ -45,7 +46,7 @@ import { AuditStore } from '../storage/audit-store.ts';
 import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
 import type { PolicyEngine, AccessRequest, DecisionRecord } from './engine.ts';
 import { signDemoPolicies } from './files.ts';
-import { clinicianResolver } from './resolvers.ts';
+import { clinicianResolver, issuerResolver } from './resolvers.ts';
 import {
   revocationCheck,
   revocationMigration,
@@ -94,8 +95,9 @@ let producerDb: TestDatabase<RevocationTables & AuditTables>;
 let consumer: FastifyInstance;
 let rogue: SigningKey;
 const orgKeys = new Map<string, SigningKey>();
-const devices = new Map<string, Device>();
+const devices = new Map<string, Device & { serial?: string }>();
 let revoke: (jws: string, by: Device) => Promise<unknown>;
+let trust: LiveTrust;
 
 const der = (c: X509Certificate) => toBase64(new Uint8Array(c.rawData));
 
@@ -134,7 +136,7 @@ beforeAll(async () => {
   pki = await createDemoPki();
   await writePkiDir(join(dir, 'pki'), pki, randomBytes(32));
   await signDemoPolicies(join(REPO_ROOT, 'policies'), join(dir, 'policies'), join(dir, 'pki'));
-  const trust = new LiveTrust(await loadPkiDir(join(dir, 'pki')), undefined, {});
+  trust = new LiveTrust(await loadPkiDir(join(dir, 'pki')), undefined, {});
   for (const o of Object.values(pki.organisations))
     orgKeys.set(
       o.id,
@@ -974,6 +976,35 @@ describe('what the table rows do not show', () => {
     );
     expect(after.decision).toBe('deny');
     expect(after.refusedStatements.join(' ')).toMatch(/revoked/);
+  });
+
+  it('the directory counts a device of the person until it is revoked, and signs what it says', async () => {
+    const entry = async (who: string) => {
+      const r = await consumer.inject({ method: 'GET', url: `/directory/${who}` });
+      expect(r.statusCode).toBe(200);
+      const jws = (r.json() as { entry: string }).entry;
+      return verifyDirectoryEntry(
+        jws,
+        issuerResolver(trust),
+        { id: who, organization: 'consumer' },
+        Date.now(),
+      );
+    };
+    expect(await entry('dr.frank')).toMatchObject({
+      active: true,
+      roles: ['auditor', 'physician'],
+    });
+    expect(await entry('dr.gina')).toMatchObject({ active: false, roles: ['physician'] });
+    expect(await entry('nobody')).toMatchObject({ active: false, roles: [] });
+    await consumerDb.database.db
+      .updateTable('devices')
+      .set({ revoked_at: DAY.toISOString() })
+      .where('serial', '=', devices.get('dr.frank/auditor')!.serial!)
+      .execute();
+    expect(await entry('dr.frank')).toMatchObject({ active: true, roles: ['physician'] });
+    expect((await consumer.inject({ method: 'GET', url: '/directory/a%20b' })).statusCode).toBe(
+      400,
+    );
   });
 
   it('a directory that cannot be reached fails the request closed', async () => {

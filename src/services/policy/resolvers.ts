@@ -10,11 +10,11 @@ import { keyIdOf, verifyKeyFromSpki } from '../../core/crypto/keys.ts';
 import type { KeyResolver } from '../../core/policy/statements.ts';
 import type { PolicySignerResolver } from '../../core/policy/signature.ts';
 import { readOrganisation } from '../../core/pki/extensions.ts';
-import { OID } from '../../core/pki/oids.ts';
+import { OID, ORG_ROLES } from '../../core/pki/oids.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
 import { memberOf } from '../../core/pki/trust-group.ts';
 import { validateCertificate } from '../../core/pki/validate.ts';
-import { deviceValidator } from '../../core/session/peers.ts';
+import { deviceValidator, organisationValidator } from '../../core/session/peers.ts';
 import { PemConverter, X509Certificate } from '../../core/pki/x509.ts';
 import type { LiveTrust } from '../common/trust.ts';
 
@@ -74,35 +74,27 @@ export function organizationResolver(
 }
 
 /**
- * Who signed a policy file: an organisation certificate (the first of x5c) that validates to the
- * root, carries the organisation extension, and is in the trust group.
+ * Who signed a policy file: an organisation certificate (the first of x5c) of the federation, as the
+ * sessions validate organisations — to the root, unrevoked, in the trust group — with the policy
+ * domain its certificate is for.
  */
 export function policySignerResolver(view: () => PkiView): PolicySignerResolver {
+  const validate = organisationValidator(view, ORG_ROLES);
   return async (x5c) => {
-    let cert: X509Certificate;
+    let leaf: string;
     try {
-      cert = new X509Certificate(pemOf(x5c[0]!));
+      leaf = pemOf(String(x5c[0]));
     } catch {
-      return 'the certificate in x5c is not X.509';
+      return 'the certificate in x5c is not base64 DER';
     }
-    const pki = view();
-    const v = await validateCertificate(cert, {
-      anchors: [pki.root],
-      intermediates: pki.intermediates,
-      crls: pki.crls,
-      usage: 'signature',
-    });
-    if (!v.ok) return v.reason;
-    const ext = cert.getExtension(OID.organisationExtension);
-    if (!ext) return `${cert.subject} is not an organisation certificate`;
-    const org = readOrganisation(ext.value);
-    const member = await memberOf(pki.trustGroup, cert);
-    if (!member) return `${cert.subject} is not in trust group version ${pki.trustGroup.version}`;
+    const check = await validate([leaf]);
+    if (!check.ok) return check.reason;
+    const ext = new X509Certificate(leaf).getExtension(OID.organisationExtension)!;
     return {
-      key: (await verifyKeyFromSpki(new Uint8Array(cert.publicKey.rawData))).cryptoKey,
-      organization: member.id,
-      role: org.role,
-      domain: org.domain,
+      key: (await verifyKeyFromSpki(check.peer.spki)).cryptoKey,
+      organization: check.peer.attributes.organisation ?? '',
+      role: check.peer.attributes.role ?? '',
+      domain: readOrganisation(ext.value).domain,
     };
   };
 }
