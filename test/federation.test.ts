@@ -323,6 +323,18 @@ describe.each(DIALECTS)('the federation on %s', (dialect) => {
       expect(last.subtype).toBe('policy-decision');
       expect(last.outcome).toBe(4);
     });
+
+    it('refuses at the edge a purpose outside the policy’s PurposeOfUse vocabulary', async () => {
+      for (const purpose of ['treatment', 'Marketing', 'TREAT ']) {
+        const r = bob.client.consult({
+          patient: t.ctPatient,
+          purpose,
+          roleAssignments: bob.roleAssignments,
+        });
+        await expect(r).rejects.toMatchObject({ status: 400 });
+        await expect(r).rejects.toThrow(/purpose/);
+      }
+    });
   });
 
   describe('attacks on tickets', () => {
