@@ -26,12 +26,8 @@ import { readProtected } from '../src/core/protect/image.ts';
 import { traceProtected, writeTraceSlot } from '../src/core/protect/trace.ts';
 import { RemoteError } from '../src/core/session/protocol.ts';
 import { federationConfig } from '../src/services/common/config.ts';
-import {
-  freePorts,
-  outsource,
-  startFederation,
-  type Federation,
-} from '../src/services/federation.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
+import { freePorts, startFederation, type Federation } from '../src/services/launcher.ts';
 import { DIALECTS, PG_URL } from './databases.ts';
 import { REPO_ROOT, sampleFiles } from './samples.ts';
 

@@ -11,12 +11,8 @@ import { parseDicom } from '../core/dicom/parse.ts';
 import { certificateSha256 } from '../core/client/federation.ts';
 import { T } from '../core/dicom/tags.ts';
 import { federationConfig } from '../services/common/config.ts';
-import {
-  dicomFiles,
-  outsource,
-  prepareFederation,
-  startFederation,
-} from '../services/federation.ts';
+import { prepareFederation, startFederation } from '../services/launcher.ts';
+import { dicomFiles, outsource } from './commands/outsource.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 

@@ -4,11 +4,19 @@
  * Re-sending is idempotent. The integration token comes from a file, the environment or the
  * federation's data directory — never from the command line, where other users could read it.
  */
-import { existsSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { stowInstances } from '../../core/client/stow.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { federationConfig, loadSecrets } from '../../services/common/config.ts';
-import { outsource } from '../../services/federation.ts';
 import { EXIT, parse, readInput, requireString, UsageError } from '../common.ts';
 
 const USAGE =
@@ -41,6 +49,42 @@ export function collectDicom(paths: readonly string[]): string[] {
   };
   for (const p of paths) walk(p, true);
   return out;
+}
+
+/**
+ * Outsources DICOM files through the producer's STOW-RS endpoint, `batch` files a request;
+ * idempotent (the producer answers a file it stored before from its records).
+ */
+export async function outsource(
+  producerUrl: string,
+  token: string,
+  files: readonly string[],
+  onProgress?: (done: number, total: number) => void,
+  batch = 10,
+): Promise<{ stored: number; failed: string[] }> {
+  let stored = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < files.length; i += batch) {
+    const group = files.slice(i, i + batch);
+    const r = await stowInstances(
+      producerUrl,
+      token,
+      group.map((name) => ({ name, bytes: new Uint8Array(readFileSync(name)) })),
+    );
+    stored += r.stored;
+    failed.push(...r.failed);
+    onProgress?.(Math.min(i + batch, files.length), files.length);
+  }
+  return { stored, failed };
+}
+
+/** The .dcm files of a directory (non-recursive), or the file itself. */
+export function dicomFiles(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path)
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => join(path, f));
 }
 
 function tokenFrom(values: Record<string, string | boolean | undefined>): string {

@@ -25,6 +25,7 @@ export const T = {
   DeidentificationMethodCodeSequence: tag(0x0012, 0x0064),
   StudyInstanceUID: tag(0x0020, 0x000d),
   SeriesInstanceUID: tag(0x0020, 0x000e),
+  SeriesNumber: tag(0x0020, 0x0011),
   InstanceNumber: tag(0x0020, 0x0013),
   ImagePositionPatient: tag(0x0020, 0x0032),
   SamplesPerPixel: tag(0x0028, 0x0002),

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { federationConfig, urls } from '../common/config.ts';
 import { captureTo } from '../common/capture.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
+import { loadPolicyEngine } from '../policy/load.ts';
 import { faultHook } from '../common/faults.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { mtlsServerOptions } from '../common/tls.ts';

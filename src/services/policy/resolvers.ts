@@ -10,9 +10,18 @@ import { memberOf } from '../../core/pki/trust-group.ts';
 import { validateCertificate } from '../../core/pki/validate.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
 import { PemConverter } from '../../core/pki/x509.ts';
-import type { LiveTrust } from '../common/trust.ts';
+import type { PkiView } from '../../core/pki/resolver.ts';
 
-export function issuerResolver(trust: LiveTrust): KeyResolver {
+/**
+ * The federation's trust as the resolvers read it: the current view, and one fresh enough for a
+ * decision (a service's `LiveTrust`).
+ */
+export interface TrustSource {
+  view(): PkiView;
+  fresh(): Promise<PkiView>;
+}
+
+export function issuerResolver(trust: TrustSource): KeyResolver {
   return async (kid) => {
     const pki = await trust.fresh();
     for (const cert of pki.organisations) {
@@ -32,7 +41,7 @@ export function issuerResolver(trust: LiveTrust): KeyResolver {
   };
 }
 
-export function clinicianResolver(trust: LiveTrust): KeyResolver {
+export function clinicianResolver(trust: TrustSource): KeyResolver {
   const validate = deviceValidator(() => trust.view());
   return async (kid, header) => {
     if (!Array.isArray(header.x5c) || header.x5c.length === 0) return undefined;

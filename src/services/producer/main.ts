@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
+import { loadPolicyEngine } from '../policy/load.ts';
 import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';

@@ -2,14 +2,16 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PolicyEngine } from '../policy/engine.ts';
-import { clinicianResolver, issuerResolver } from '../policy/resolvers.ts';
-import type { LiveTrust } from './trust.ts';
+import { PolicyEngine } from './engine.ts';
+import { clinicianResolver, issuerResolver, type TrustSource } from './resolvers.ts';
 
 export const POLICY_DIR =
   process.env.ZTV_POLICIES ?? join(dirname(fileURLToPath(import.meta.url)), '../../../policies');
 
-export async function loadPolicyEngine(trust: LiveTrust, dir = POLICY_DIR): Promise<PolicyEngine> {
+export async function loadPolicyEngine(
+  trust: TrustSource,
+  dir = POLICY_DIR,
+): Promise<PolicyEngine> {
   const files = readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .sort()

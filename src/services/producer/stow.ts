@@ -1,0 +1,83 @@
+/**
+ * STOW-RS (DICOMweb, PS3.18 10.5) for the hospital's own systems: `POST /studies` with a
+ * multipart/related body of DICOM instances and the integration token; each part is outsourced
+ * (`outsourcing.ts`) and the answer is the PS3.18 JSON response — the stored instances with the
+ * cloud's id as Retrieve URL, the failed ones with Failure Reason C000 and the reason in words.
+ */
+import type { FastifyInstance } from 'fastify';
+import { boundaryOf, parseMultipart } from '../../core/dicom/multipart.ts';
+import { isZtvError } from '../../core/errors.ts';
+import { HttpError } from '../common/http.ts';
+import { checkSecret } from '../common/secrets.ts';
+import type { Producer } from './outsourcing.ts';
+
+/** Private creator of the attributes the producer adds to its STOW-RS answers. */
+export const PRIVATE_CREATOR = 'ZTV 1';
+
+export interface StowOptions {
+  readonly producer: Producer;
+  /** scrypt hash of the hospital integration token. */
+  readonly stowTokenHash: string;
+}
+
+export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promise<void> {
+  app.addContentTypeParser(/^multipart\/related/i, { parseAs: 'buffer' }, (_req, body, done) =>
+    done(null, body),
+  );
+  app.post(
+    '/studies',
+    {
+      schema: {
+        // Bounded here; the token itself is checked below (a wrong one is a 401, not a 400).
+        headers: {
+          type: 'object',
+          properties: {
+            authorization: { type: 'string', maxLength: 1024 },
+            'content-type': { type: 'string', maxLength: 512 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const token = /^Bearer (\S{16,256})$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!token || !(await checkSecret(token, opts.stowTokenHash)))
+        throw new HttpError(401, 'unauthorised', 'a hospital integration token is required');
+      const boundary = boundaryOf(req.headers['content-type']);
+      const referenced: { sop: string; id: string; created: boolean }[] = [];
+      const failed: { index: number; reason: string }[] = [];
+      let index = 0;
+      for await (const part of parseMultipart([new Uint8Array(req.body as Buffer)], boundary)) {
+        index++;
+        try {
+          const r = await opts.producer.outsource(part.body);
+          referenced.push({ sop: r.sopInstanceUid, id: r.cloudId, created: r.created });
+        } catch (e) {
+          if (!isZtvError(e)) throw e;
+          failed.push({ index, reason: e.message });
+        }
+      }
+      // A PS3.18 STOW response in JSON: referenced instances, and the failed ones with their reason.
+      const status = failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202;
+      return reply.code(status).send({
+        '00081199': {
+          vr: 'SQ',
+          Value: referenced.map((r) => ({
+            '00081155': { vr: 'UI', Value: [r.sop] },
+            '00081190': { vr: 'UR', Value: [`cloud:${r.id}`] },
+          })),
+        },
+        // Failure Reason C000 (cannot understand) with the reason in words: a short Error Comment
+        // (LO holds 64 characters) and the whole sentence in a private attribute of block ZTV.
+        '00081198': {
+          vr: 'SQ',
+          Value: failed.map((f) => ({
+            '00081197': { vr: 'US', Value: [0xc000] },
+            '00000902': { vr: 'LO', Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)] },
+            '00090010': { vr: 'LO', Value: [PRIVATE_CREATOR] },
+            '00091001': { vr: 'LT', Value: [`part ${f.index}: ${f.reason}`] },
+          })),
+        },
+      });
+    },
+  );
+}
