@@ -5,10 +5,10 @@
  * Every body declares a purpose, which the policy requires to be `audit`.
  */
 import { TRAIL_FILTER, type PartyTrail } from '../audit/trail.ts';
-import { HEX32, message, PATIENT_ID, PURPOSE, stream, UID, type BodyOf } from './contract.ts';
+import { HEX32, jsonStream, message, PATIENT_ID, PURPOSE, UID, type BodyOf } from './contract.ts';
 
 /** A party's trail: its verified chain's records the filter selects (answer: `PartyTrail`). */
-export const auditTrail = stream('audit-trail', {
+export const auditTrail = jsonStream<PartyTrail>()('audit-trail', {
   type: 'object',
   required: ['purpose'],
   additionalProperties: false,
@@ -16,7 +16,7 @@ export const auditTrail = stream('audit-trail', {
 });
 
 /** The producer's trail, which also takes patient ids and UIDs (mapped to what records carry). */
-export const producerAuditTrail = stream('audit-trail', {
+export const producerAuditTrail = jsonStream<PartyTrail>()('audit-trail', {
   type: 'object',
   required: ['purpose'],
   additionalProperties: false,
@@ -28,8 +28,6 @@ export const producerAuditTrail = stream('audit-trail', {
   },
 });
 
-/** What a streamed `audit-trail` answer parses to. */
-export type AuditTrailAnswer = PartyTrail;
 export type TrailBody = BodyOf<typeof auditTrail>;
 export type ProducerTrailBody = BodyOf<typeof producerAuditTrail>;
 

@@ -19,16 +19,20 @@ export interface MessageContract<Name extends string, Schema extends ObjectSchem
   readonly answer?: Answer;
 }
 
-/** A request answered with a stream of bytes through `/session/stream`. */
-export interface StreamContract<Name extends string, Schema extends ObjectSchema, Body> {
+/**
+ * A request answered with a stream of bytes through `/session/stream`; `Answer` is what the bytes
+ * parse to when they are one JSON document (a `jsonStream`).
+ */
+export interface StreamContract<Name extends string, Schema extends ObjectSchema, Body, Answer> {
   readonly kind: 'stream';
   readonly name: Name;
   readonly schema: Schema;
   readonly body?: Body;
+  readonly answer?: Answer;
 }
 
 export type AnyMessageContract = MessageContract<string, ObjectSchema, unknown, unknown>;
-export type AnyStreamContract = StreamContract<string, ObjectSchema, unknown>;
+export type AnyStreamContract = StreamContract<string, ObjectSchema, unknown, unknown>;
 export type AnyContract = AnyMessageContract | AnyStreamContract;
 
 /** The request body a contract accepts: the type of its schema. */
@@ -36,6 +40,9 @@ export type BodyOf<C extends AnyContract> = NonNullable<C['body']>;
 
 /** The answer of a message contract. */
 export type AnswerOf<C extends AnyMessageContract> = NonNullable<C['answer']>;
+
+/** What the bytes of a JSON stream contract parse to. */
+export type StreamAnswerOf<C extends AnyStreamContract> = NonNullable<C['answer']>;
 
 /**
  * A message contract: `message<Answer>()(name, schema)`. (Curried so that the answer is named and
@@ -48,11 +55,27 @@ export const message =
     schema: Schema,
   ): MessageContract<Name, Schema, Accepted<Schema>, Answer> => ({ kind: 'message', name, schema });
 
-/** A stream contract. */
+/** A stream contract: its answer is bytes (multipart/related instances, say). */
 export const stream = <const Name extends string, const Schema extends ObjectSchema>(
   name: Name,
   schema: Schema,
-): StreamContract<Name, Schema, Accepted<Schema>> => ({ kind: 'stream', name, schema });
+): StreamContract<Name, Schema, Accepted<Schema>, Uint8Array> => ({
+  kind: 'stream',
+  name,
+  schema,
+});
+
+/** A stream contract whose bytes are one JSON document: `jsonStream<Answer>()(name, schema)`. */
+export const jsonStream =
+  <Answer>() =>
+  <const Name extends string, const Schema extends ObjectSchema>(
+    name: Name,
+    schema: Schema,
+  ): StreamContract<Name, Schema, Accepted<Schema>, Answer> => ({
+    kind: 'stream',
+    name,
+    schema,
+  });
 
 // --- schema pieces shared by several contracts -------------------------------------------------
 
