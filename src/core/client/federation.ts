@@ -20,7 +20,7 @@ import { redeem, retrieve, type Redemption } from '../operations/redemption.ts';
 import type { PkiView } from '../pki/resolver.ts';
 import { verifyTrustGroup } from '../pki/trust-group.ts';
 import { openKeysPart, type Ticket } from '../ticket/ticket.ts';
-import { HttpFailure, json, reaching, type Endpoints } from './http.ts';
+import { json, reaching, type Endpoints } from './http.ts';
 import { PartySessions } from './sessions.ts';
 
 export { HttpFailure, NetworkFailure, poster, type Endpoints } from './http.ts';

@@ -23,7 +23,7 @@ import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { pkiResolver } from '../../core/pki/resolver.ts';
 import { openProtected, protect } from '../../core/protect/index.ts';
-import { RemoteError } from '../../core/session/protocol.ts';
+import type { RemoteError } from '../../core/session/protocol.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import { mtlsFetch } from '../common/tls.ts';
 
