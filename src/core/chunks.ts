@@ -1,11 +1,7 @@
 /**
- * Bytes arriving in chunks (a fetch body, a socket), taken out by exact lengths: what the session
- * frames and the multipart parts are read with.
- */
-
-/**
- * Bytes arriving in chunks, taken out by exact lengths: each byte is copied once, into the buffer
- * that keeps it (concatenating chunk by chunk would copy a 500 kB instance a dozen times over).
+ * Bytes arriving in chunks (a fetch body, a request stream), taken out by exact lengths: what the
+ * session frames and the multipart parts are read with. Each byte is copied once at most, into the
+ * buffer that keeps it (concatenating chunk by chunk would copy a 500 kB instance a dozen times).
  */
 export class ChunkQueue {
   private readonly chunks: Uint8Array[] = [];
@@ -58,6 +54,40 @@ export class ChunkQueue {
       k -= c.length;
     }
     return -1;
+  }
+
+  /**
+   * Where `needle` next starts at or after `from`, across chunk edges; -1 when not there yet. Jumps
+   * from one occurrence of its first byte to the next, so a long body is scanned at native speed.
+   */
+  indexOf(needle: Uint8Array, from = 0): number {
+    const n = needle.length;
+    if (n === 0) return Math.min(from, this.length);
+    let base = 0;
+    for (let ci = 0; ci < this.chunks.length; ci++) {
+      const c = this.chunks[ci]!;
+      const start = ci === 0 ? this.head : 0;
+      for (let j = c.indexOf(needle[0]!, start + Math.max(from - base, 0)); j >= 0;) {
+        const pos = base + j - start;
+        if (pos + n > this.length) return -1;
+        if (this.matchesAt(needle, ci, j)) return pos;
+        j = c.indexOf(needle[0]!, j + 1);
+      }
+      base += c.length - start;
+    }
+    return -1;
+  }
+
+  private matchesAt(needle: Uint8Array, ci: number, j: number): boolean {
+    let c = this.chunks[ci]!;
+    for (let t = 0; t < needle.length; t++, j++) {
+      while (j >= c.length) {
+        c = this.chunks[++ci]!;
+        j = 0;
+      }
+      if (c[j] !== needle[t]) return false;
+    }
+    return true;
   }
 
   /** Where the next CRLF starts, searching at most `limit` bytes; -1 when not there yet. */

@@ -6,8 +6,8 @@
  */
 import { X509Certificate, X509Crl } from '../pki/x509.ts';
 import type { FlattenedJWS } from 'jose';
-import { ChunkQueue } from '../chunks.ts';
 import { ZtvError } from '../errors.ts';
+import { readMultipart } from '../multipart.ts';
 import { toHex } from '../bytes.ts';
 import {
   consult,
@@ -108,63 +108,18 @@ export async function fetchTrust(
   );
 }
 
-const LINE_MAX = 8192;
-
 /**
- * The instances of a WADO-style multipart/related body (RFC 2387), as the cloud sends them: each part
- * with its Content-Length and Content-Location. Parts are taken by length straight into their own
- * buffer; a part without a length, or a body that ends early, is refused.
+ * The instances of the cloud's multipart/related answer, each with its Content-Length (a part
+ * without one, or a body that ends early, is refused), named by its Content-Location.
  */
-async function* instancesOf(frames: AsyncIterator<Uint8Array>): AsyncGenerator<Retrieved> {
-  const q = new ChunkQueue();
-  const dec = new TextDecoder();
-  const fill = async (): Promise<boolean> => {
-    const r = await frames.next();
-    if (r.done) return false;
-    q.push(r.value);
-    return true;
-  };
-  const line = async (): Promise<string> => {
-    for (;;) {
-      const i = q.crlf(LINE_MAX);
-      if (i >= 0) {
-        const text = dec.decode(q.take(i));
-        q.take(2);
-        return text;
-      }
-      if (q.length >= LINE_MAX)
-        throw new ZtvError('integrity', 'the cloud sent a multipart line that never ends');
-      if (!(await fill()))
-        throw new ZtvError('truncated', 'the retrieval ends in the middle of a part');
-    }
-  };
-  let delimiter = (await line()).trim();
-  while (delimiter === '') delimiter = (await line()).trim();
-  if (!delimiter.startsWith('--'))
-    throw new ZtvError('integrity', 'the retrieval is not a multipart body');
-  for (;;) {
-    const headers: Record<string, string> = {};
-    for (let h = await line(); h !== ''; h = await line()) {
-      const c = h.indexOf(':');
-      if (c > 0) headers[h.slice(0, c).trim().toLowerCase()] = h.slice(c + 1).trim();
-    }
-    const length = Number(headers['content-length']);
-    if (!Number.isSafeInteger(length) || length < 0)
-      throw new ZtvError('integrity', 'the cloud sent a part without its Content-Length');
-    while (q.length < length + 2)
-      if (!(await fill()))
-        throw new ZtvError(
-          'truncated',
-          'a part of the retrieval is shorter than its Content-Length',
-        );
-    const bytes = q.take(length);
-    q.take(2); // the CRLF before the next delimiter
-    const id = /\/instances\/([0-9a-f-]+)/.exec(headers['content-location'] ?? '')?.[1] ?? '';
-    yield { id, bytes };
-    const next = (await line()).trim();
-    if (next === `${delimiter}--`) return;
-    if (next !== delimiter)
-      throw new ZtvError('integrity', 'a part of the retrieval is not followed by the boundary');
+async function* instancesOf(frames: AsyncIterable<Uint8Array>): AsyncGenerator<Retrieved> {
+  for await (const part of readMultipart(frames, {
+    what: 'the retrieval',
+    malformed: 'integrity',
+    requireLength: true,
+  })) {
+    const id = /\/instances\/([0-9a-f-]+)/.exec(part.headers['content-location'] ?? '')?.[1] ?? '';
+    yield { id, bytes: part.body };
   }
 }
 

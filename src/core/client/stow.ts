@@ -6,7 +6,7 @@
  * benchmarks use it alike.
  */
 import { randomBytes, toBase64Url } from '../bytes.ts';
-import { buildMultipart } from '../dicom/multipart.ts';
+import { buildMultipart } from '../multipart.ts';
 import { ZtvError } from '../errors.ts';
 
 export interface StowInstance {
@@ -35,7 +35,7 @@ export async function stowInstances(
 ): Promise<StowResult> {
   const boundary = `ztv-stow-${toBase64Url(randomBytes(9))}`;
   const body = buildMultipart(
-    instances.map((i) => i.bytes),
+    instances.map((i) => ({ body: i.bytes })),
     boundary,
   ) as Uint8Array<ArrayBuffer>;
   let r: Response;

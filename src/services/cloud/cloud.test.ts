@@ -18,7 +18,7 @@ import { sampleFiles } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { randomBytes, toHex } from '../../core/bytes.ts';
 import type { ConsultAnswer } from '../../core/client/federation.ts';
-import { buildMultipart } from '../../core/dicom/multipart.ts';
+import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { pkiResolver } from '../../core/pki/resolver.ts';
@@ -65,7 +65,12 @@ describe.each(DIALECTS)('cloud on %s', (dialect) => {
         'content-type': 'multipart/related; type="application/dicom"; boundary=b',
         authorization: `Bearer ${STOW_TOKEN}`,
       },
-      payload: Buffer.from(buildMultipart(CT.map(read), 'b')),
+      payload: Buffer.from(
+        buildMultipart(
+          CT.map((f) => ({ body: read(f) })),
+          'b',
+        ),
+      ),
     });
     if (r.statusCode !== 200) throw new Error(`outsourcing failed: ${r.body}`);
   }, 120_000);

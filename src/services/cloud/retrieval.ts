@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../core/bytes.ts';
+import { writeMultipart, type OutgoingPart } from '../../core/multipart.ts';
 import { retrieve } from '../../core/operations/redemption.ts';
 import { writeTraceSlot } from '../../core/protect/index.ts';
 import { OperationError } from '../common/session.ts';
@@ -25,25 +26,13 @@ const BOUNDARY_BYTES = 12;
 export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptions): Promise<void> {
   const db = deps.database.db;
 
-  async function* multipart(
-    rid: string,
-    items: { image: string; slot: string }[],
-  ): AsyncGenerator<Uint8Array> {
-    const boundary = `ztv-${rid.slice(0, BOUNDARY_BYTES)}`;
-    const enc = new TextEncoder();
-    for (const it of items) {
-      const traced = writeTraceSlot(
-        await deps.blobs.get(it.image),
-        fromHex(it.slot),
-        `image ${it.image}`,
-      );
-      yield enc.encode(
-        `--${boundary}\r\nContent-Type: application/dicom\r\nContent-Location: /instances/${it.image}\r\nContent-Length: ${traced.length}\r\n\r\n`,
-      );
-      yield traced;
-      yield enc.encode('\r\n');
-    }
-    yield enc.encode(`--${boundary}--\r\n`);
+  /** The traced instances, each read and traced when the previous one has been sent. */
+  async function* traced(items: { image: string; slot: string }[]): AsyncGenerator<OutgoingPart> {
+    for (const it of items)
+      yield {
+        headers: { 'Content-Location': `/instances/${it.image}` },
+        body: writeTraceSlot(await deps.blobs.get(it.image), fromHex(it.slot), `image ${it.image}`),
+      };
   }
 
   app.sessionOperations.stream(retrieve, async (body, ctx) => {
@@ -71,6 +60,6 @@ export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptio
       objects: [{ type: 'ticket', id: r.ticket }],
       details: { redemption: r.id, images: items.length },
     });
-    return multipart(r.id, items);
+    return writeMultipart(traced(items), `ztv-${r.id.slice(0, BOUNDARY_BYTES)}`);
   });
 }

@@ -43,7 +43,6 @@ export async function buildProducer(
   const producer = new Producer(deps);
   const app = createApp({
     name: 'producer',
-    bodyLimit: 512 * 1024 * 1024,
     ...(deps.logLevel ? { logLevel: deps.logLevel } : {}),
   });
   await app.register(browserAccessPlugin, {
@@ -60,7 +59,11 @@ export async function buildProducer(
       trust: () => deps.trust.fresh(),
     },
   });
-  await app.register(stowPlugin, { producer, stowTokenHash: deps.stowTokenHash });
+  await app.register(stowPlugin, {
+    producer,
+    stowTokenHash: deps.stowTokenHash,
+    bodyLimit: 512 * 1024 * 1024,
+  });
   await app.register(sessionPlugin, { server: deps.sessions });
   // Not `deps` itself: Fastify reads a plugin's `logLevel` and `prefix` from its options.
   const { logLevel: _level, corsOrigins: _origins, ...consultation } = deps;

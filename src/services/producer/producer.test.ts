@@ -4,6 +4,7 @@
 // clinician's FederationClient, and the auditors' operations by an AuditorClient — plus the slice
 // positions the consultation answer carries.
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS } from '../../../test/databases.ts';
 import {
@@ -18,7 +19,7 @@ import { sampleFiles, samplePath } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { studyRef } from '../../core/audit/trail.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
-import { buildMultipart } from '../../core/dicom/multipart.ts';
+import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
@@ -38,7 +39,12 @@ const stow = (p: Parties, parts: Uint8Array[], token = STOW_TOKEN) =>
       'content-type': 'multipart/related; type="application/dicom"; boundary=b0undary',
       authorization: `Bearer ${token}`,
     },
-    payload: Buffer.from(buildMultipart(parts, 'b0undary')),
+    payload: Buffer.from(
+      buildMultipart(
+        parts.map((body) => ({ body })),
+        'b0undary',
+      ),
+    ),
   });
 
 type StowAnswer = Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>;
@@ -147,6 +153,31 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     expect(again.statusCode).toBe(200);
     expect(again.json<StowAnswer>()['00081199']!.Value![0]!['00081190']!.Value![0]).toBe(urls[0]);
     expect(await p.cloudDb.db.selectFrom('instances').select('id').execute()).toHaveLength(3);
+  });
+
+  it('reads a STOW-RS body as it streams in, parts without Content-Length too (as other toolkits send)', async () => {
+    const bytes = read(OTHER);
+    const head = Buffer.from(
+      'preamble\r\n--other-toolkit\r\nContent-Type: application/dicom\r\n\r\n',
+    );
+    const tail = Buffer.from('\r\n--other-toolkit--\r\n');
+    const body = Buffer.concat([head, bytes, tail]);
+    const pieces = Array.from({ length: Math.ceil(body.length / 4096) }, (_, i) =>
+      body.subarray(i * 4096, (i + 1) * 4096),
+    );
+    const r = await p.producer.app.inject({
+      method: 'POST',
+      url: '/studies',
+      headers: {
+        'content-type': 'multipart/related; type="application/dicom"; boundary="other-toolkit"',
+        authorization: `Bearer ${STOW_TOKEN}`,
+      },
+      payload: Readable.from(pieces),
+    });
+    expect(r.statusCode).toBe(200);
+    expect(r.json<StowAnswer>()['00081199']!.Value![0]!['00081155']!.Value![0]).toBe(
+      parseDicom(bytes).dataset.text(T.SOPInstanceUID),
+    );
   });
 
   it('refuses a broken part with its reason (202 beside a good one, 409 alone)', async () => {

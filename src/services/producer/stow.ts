@@ -5,7 +5,7 @@
  * cloud's id as Retrieve URL, the failed ones with Failure Reason C000 and the reason in words.
  */
 import type { FastifyInstance } from 'fastify';
-import { boundaryOf, parseMultipart } from '../../core/dicom/multipart.ts';
+import { boundaryOf, readMultipart } from '../../core/multipart.ts';
 import { isZtvError } from '../../core/errors.ts';
 import { HttpError } from '../common/http.ts';
 import { checkSecret } from '../common/secrets.ts';
@@ -18,12 +18,25 @@ export interface StowOptions {
   readonly producer: Producer;
   /** scrypt hash of the hospital integration token. */
   readonly stowTokenHash: string;
+  /** The largest request accepted, in bytes (parts are read and outsourced one at a time). */
+  readonly bodyLimit: number;
+}
+
+/** The request body as it arrives, refused once longer than `limit` (413). */
+async function* bounded(body: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit)
+      throw new HttpError(413, 'too-large', `a STOW-RS request is limited to ${limit} bytes`);
+    yield new Uint8Array(c.buffer, c.byteOffset, c.length);
+  }
 }
 
 export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promise<void> {
-  app.addContentTypeParser(/^multipart\/related/i, { parseAs: 'buffer' }, (_req, body, done) =>
-    done(null, body),
-  );
+  // The body is read as it streams in: each part is outsourced once complete, so the producer
+  // holds one instance at a time, not the whole request.
+  app.addContentTypeParser(/^multipart\/related/i, (_req, payload, done) => done(null, payload));
   app.post(
     '/studies',
     {
@@ -46,7 +59,8 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
       const referenced: { sop: string; id: string; created: boolean }[] = [];
       const failed: { index: number; reason: string }[] = [];
       let index = 0;
-      for await (const part of parseMultipart([new Uint8Array(req.body as Buffer)], boundary)) {
+      const body = bounded(req.body as AsyncIterable<Buffer>, opts.bodyLimit);
+      for await (const part of readMultipart(body, { boundary, what: 'the STOW-RS request' })) {
         index++;
         try {
           const r = await opts.producer.outsource(part.body);
