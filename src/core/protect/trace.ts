@@ -3,7 +3,7 @@
  * container's trace slot — in place in the stored bytes, without any key, changing nothing else.
  * DESIGN §2 step 4.
  */
-import { utf8 } from '../bytes.ts';
+import { fromHex, utf8 } from '../bytes.ts';
 import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
 import { assertInput, ZtvError } from '../errors.ts';
 import {
@@ -26,11 +26,7 @@ export interface TraceOptions {
 
 /** A trace id from text: 64 hex digits are taken as bytes, other text (≤ 32 bytes) is zero-padded. */
 export function traceIdFrom(text: string): Uint8Array {
-  if (/^[0-9a-fA-F]{64}$/.test(text)) {
-    const out = new Uint8Array(TRACE_ID_LENGTH);
-    for (let i = 0; i < 32; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
-    return out;
-  }
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
   const raw = utf8(text);
   assertInput(raw.length > 0, 'the trace identifier is empty');
   assertInput(

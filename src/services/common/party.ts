@@ -6,6 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Migration } from 'kysely';
+import { importEcdhPrivateKey } from '../../core/crypto/ecdh.ts';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
@@ -37,12 +38,8 @@ const read = (dir: string, name: string): string => {
 
 export async function loadPartyKeys(pkiDir: string, name: string): Promise<PartyKeys> {
   const keyPem = read(pkiDir, `${name}.key.pem`);
-  const decryptionKey = await crypto.subtle.importKey(
-    'pkcs8',
-    pemDecode(read(pkiDir, `${name}.enc.key.pem`), 'PRIVATE KEY') as Uint8Array<ArrayBuffer>,
-    { name: 'ECDH', namedCurve: 'P-256' },
-    false,
-    ['deriveBits', 'deriveKey'],
+  const decryptionKey = await importEcdhPrivateKey(
+    pemDecode(read(pkiDir, `${name}.enc.key.pem`), 'PRIVATE KEY'),
   );
   return {
     signer: await signingKeyFromPem(keyPem),

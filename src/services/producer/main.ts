@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
+import { importGcmKey } from '../../core/crypto/aead.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
 import { loadPolicyEngine } from '../policy/load.ts';
@@ -21,13 +22,7 @@ const rt = await startParty<ProducerTables>(c, 'producer', producerMigrations);
 const u = urls(c);
 const kekPath = join(rt.dir, 'kek.hex');
 if (!existsSync(kekPath)) writeOutput(kekPath, `${toHex(randomBytes(32))}\n`, 0o600);
-const kek = await crypto.subtle.importKey(
-  'raw',
-  fromHex(readFileSync(kekPath, 'utf8').trim()) as Uint8Array<ArrayBuffer>,
-  'AES-GCM',
-  false,
-  ['encrypt', 'decrypt'],
-);
+const kek = await importGcmKey(fromHex(readFileSync(kekPath, 'utf8').trim()));
 const trust = await partyTrust(c, rt);
 const sessions = partySessions(rt, trust);
 const beforeCloudUpload = faultHook('producer:before-cloud-upload');
