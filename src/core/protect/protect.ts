@@ -8,7 +8,7 @@ import { hmacSha256 } from '../crypto/hash.ts';
 import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
 import type { DataSet } from '../dicom/dataset.ts';
 import { deidentify, newUid } from '../dicom/deidentify.ts';
-import { parseDicom } from '../dicom/parse.ts';
+import { parseDicom, type ParsedDicom } from '../dicom/parse.ts';
 import { readPixelData, type NativePixels } from '../dicom/pixels.ts';
 import { T } from '../dicom/tags.ts';
 import { writePart10 } from '../dicom/write.ts';
@@ -236,11 +236,18 @@ function pseudonym(key: Uint8Array, kind: string, ...parts: (string | undefined)
 }
 
 export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<Protected> {
+  return protectParsed(parseDicom(input, opts.what ?? 'the image'), opts);
+}
+
+/**
+ * `protect` for an instance the caller has parsed already (the producer reads its attributes to
+ * record it): the file is parsed once per hop. `parsed` is not changed.
+ */
+export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): Promise<Protected> {
   assertInput(opts.pseudonymKey.length >= 16, 'the pseudonym key must be at least 16 bytes');
   const keyBits = opts.keyBits ?? 256;
   assertInput(keyBits === 128 || keyBits === 256, 'keyBits must be 128 or 256');
   const what = opts.what ?? 'the image';
-  const parsed = parseDicom(input, what);
   const px = await readPixelData(parsed);
   const g = geometryOf(px.info);
   const original = decodedOriginal(parsed.dataset, px);

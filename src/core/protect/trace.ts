@@ -13,7 +13,7 @@ import {
   traceMessage,
   writeRegionBits,
 } from './container.ts';
-import { readProtected } from './image.ts';
+import { readProtected, type ProtectedImage } from './image.ts';
 
 export interface TraceOptions {
   /** The cloud provider's signing key. */
@@ -39,7 +39,10 @@ export function traceIdFrom(text: string): Uint8Array {
 }
 
 function traceable(bytes: Uint8Array, what: string) {
-  const img = readProtected(bytes, what);
+  return traceableImage(readProtected(bytes, what), what);
+}
+
+function traceableImage(img: ProtectedImage, what: string) {
   const c = img.container;
   if (!c || img.damage > 0)
     throw new ZtvError(
@@ -66,7 +69,12 @@ export interface TraceBasis {
 
 /** The trace basis of a protected image (refused if its container is damaged). */
 export function traceBasis(bytes: Uint8Array, what = 'the image'): TraceBasis {
-  const { c } = traceable(bytes, what);
+  return traceBasisOf(readProtected(bytes, what), what);
+}
+
+/** The trace basis of an image read already (`readProtected`). */
+export function traceBasisOf(img: ProtectedImage, what = 'the image'): TraceBasis {
+  const { c } = traceableImage(img, what);
   return { sealedBytes: c.sealedBytes, sealSignature: c.sealSignature };
 }
 

@@ -11,7 +11,7 @@ import { toHex } from '../../core/bytes.ts';
 import { sha256 } from '../../core/crypto/hash.ts';
 import { keyIdOf } from '../../core/crypto/keys.ts';
 import { isZtvError } from '../../core/errors.ts';
-import { inspectProtected, traceBasis } from '../../core/protect/index.ts';
+import { inspectImage, readProtected, traceBasisOf } from '../../core/protect/index.ts';
 import { HttpError } from '../common/http.ts';
 import { checkPeer } from '../common/tls.ts';
 import type { LiveTrust } from '../common/trust.ts';
@@ -76,14 +76,16 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
         return { id: existing.id, created: false };
       }
       // Only protected instances, sealed by the producer that uploads them.
-      const report = (() => {
+      // Read once: the same reading gives the report checked here and the trace basis stored.
+      const image = (() => {
         try {
-          return inspectProtected(bytes, 'the upload');
+          return readProtected(bytes, 'the upload');
         } catch (e) {
           if (isZtvError(e)) throw new HttpError(400, 'not-protected', e.message);
           throw e;
         }
       })();
+      const report = inspectImage(image);
       const sealer = report.seal?.signerKeyId;
       if (
         !report.intact ||
@@ -94,7 +96,7 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
           'not-protected',
           'the instance is not intact or not sealed by the uploading producer',
         );
-      const basis = traceBasis(bytes, 'the upload');
+      const basis = traceBasisOf(image, 'the upload');
       const id = crypto.randomUUID();
       await opts.blobs.put(id, bytes); // blob first …
       await opts.afterBlobWrite?.();

@@ -12,7 +12,7 @@ import type { DataSet } from '../../core/dicom/dataset.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ZtvError } from '../../core/errors.ts';
-import { protect } from '../../core/protect/index.ts';
+import { protectParsed } from '../../core/protect/index.ts';
 import { mtlsFetch, type TlsIdentity } from '../common/tls.ts';
 import type { LiveTrust } from '../common/trust.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
@@ -89,7 +89,7 @@ export class Producer {
     if (row && (await this.deps.outbox.has(row.upload_key))) {
       protectedBytes = await this.deps.outbox.get(row.upload_key);
     } else {
-      const p = await protect(source, {
+      const p = await protectParsed(parsed, {
         signer: this.deps.signer,
         pseudonymKey: this.deps.pseudonymKey,
         what: 'the instance',
