@@ -23,10 +23,8 @@ import {
 } from '../src/core/pki/issue.ts';
 import { OID, type StructuralRole } from '../src/core/pki/oids.ts';
 import { issueRoleAssignment } from '../src/core/policy/statements.ts';
-import { deviceValidator } from '../src/core/session/peers.ts';
-import { SessionServer } from '../src/core/session/protocol.ts';
 import { buildCloud, cloudMigrations, type CloudTables } from '../src/services/cloud/app.ts';
-import { loadPartyKeys, type PartyKeys } from '../src/services/common/party.ts';
+import { loadPartyKeys, partySessions, type PartyKeys } from '../src/services/common/party.ts';
 import { loadPkiDir, writePkiDir, type LoadedPki } from '../src/services/common/pki-dir.ts';
 import { hashSecret } from '../src/services/common/secrets.ts';
 import { mtlsServerOptions } from '../src/services/common/tls.ts';
@@ -119,21 +117,7 @@ export async function startParties(dialect: Dialect): Promise<Parties> {
   const policy = await loadPolicyEngine(trust);
   const parties = { clock: Date.now() } as { clock: number };
   const now = () => parties.clock;
-  const sessions = (k: PartyKeys, audit: AuditStore) =>
-    new SessionServer({
-      credentials: { signer: k.signer, chain: [k.certPem] },
-      validateClient: deviceValidator(() => trust.view()),
-      onRefusal: (reason, message) =>
-        void audit.append({
-          event: '110113',
-          subtype: 'session-refused',
-          action: 'E',
-          outcome: 8,
-          actor: { id: 'unknown' },
-          objects: [],
-          details: { reason, message },
-        }),
-    });
+  const sessions = (keys: PartyKeys, audit: AuditStore) => partySessions({ keys, audit }, trust);
 
   const cloudAudit = new AuditStore(
     cloudDb as unknown as Database<AuditTables>,

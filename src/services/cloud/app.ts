@@ -13,7 +13,6 @@
  */
 import type { ServerOptions as HttpsOptions } from 'node:https';
 import type { FastifyInstance } from 'fastify';
-import type { SigningKey } from '../../core/crypto/keys.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
 import { aboutPlugin } from '../common/about.ts';
 import { AUDIT_DOMAIN, auditTrailPlugin } from '../common/audit-access.ts';
@@ -21,37 +20,21 @@ import { browserAccessPlugin } from '../common/browser.ts';
 import type { Capture } from '../common/capture.ts';
 import { createApp } from '../common/http.ts';
 import { sessionPlugin } from '../common/session.ts';
-import type { LiveTrust } from '../common/trust.ts';
-import type { PolicyEngine } from '../policy/engine.ts';
-import type { AuditStore } from '../storage/audit-store.ts';
-import type { BlobStore } from '../storage/blobs.ts';
-import { sql, type Database } from '../storage/db.ts';
+import { sql } from '../storage/db.ts';
 import { alerts } from './alerts.ts';
-import { redemptionPlugin } from './redemption.ts';
+import { redemptionPlugin, type RedemptionOptions } from './redemption.ts';
 import { retrievalPlugin } from './retrieval.ts';
-import type { CloudTables } from './schema.ts';
 import { uploadPlugin } from './upload.ts';
 
 export { cloudMigrations, type CloudTables } from './schema.ts';
 
-export interface CloudDeps {
-  readonly id: string;
-  readonly database: Database<CloudTables>;
-  readonly blobs: BlobStore;
-  readonly signer: SigningKey;
-  /** The cloud's ECDH private key: what the cloud part of tickets is encrypted to. */
-  readonly decryptionKey: CryptoKey;
-  readonly trust: LiveTrust;
-  readonly policy: PolicyEngine;
-  readonly audit: AuditStore;
+export interface CloudDeps extends Omit<RedemptionOptions, 'alert' | 'now'> {
   readonly sessions: SessionServer;
   readonly corsOrigins?: readonly string[];
   readonly logLevel?: string;
   readonly now?: () => number;
   /** For the crash tests: called between storing the blob and committing the row. */
   readonly afterBlobWrite?: () => Promise<void>;
-  /** For the crash tests: called once the traces are signed, before the redemption commits. */
-  readonly beforeRedemptionCommit?: () => Promise<void>;
   /** Sees every request body and opened operation (confidentiality audits; off by default). */
   readonly capture?: Capture;
   /** Mutual TLS server options of the internal (producer-facing) listener. */

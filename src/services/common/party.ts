@@ -100,8 +100,8 @@ export async function partyTrust<DB extends AuditTables>(
  * The party's session server for clinicians' devices: its organisation key, device chains checked
  * against the live trust, every refusal a security alert in its audit chain.
  */
-export function partySessions<DB extends AuditTables>(
-  rt: PartyRuntime<DB>,
+export function partySessions(
+  rt: { readonly keys: Pick<PartyKeys, 'signer' | 'certPem'>; readonly audit: AuditStore },
   trust: LiveTrust,
 ): SessionServer {
   return new SessionServer({

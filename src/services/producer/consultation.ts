@@ -132,17 +132,25 @@ export async function consultationPlugin(
       details: { decision: loggable(d, names) },
     });
 
-  app.sessionOperations.handle(search, async (body, ctx) => {
-    await checkHospital(ctx);
-    await audit.append({
+  /** The pre-obligation `log-request`: the request in the log before anything is decided. */
+  const logRequest = (
+    ctx: OperationContext,
+    objects: { type: 'patient'; id: string }[],
+    details: Record<string, unknown>,
+  ) =>
+    audit.append({
       event: '110112',
       subtype: 'request-logged',
       action: 'R',
       outcome: 0,
       actor: actorOf(ctx),
-      objects: [],
-      details: { operation: 'search', purpose: body.purpose },
+      objects,
+      details,
     });
+
+  app.sessionOperations.handle(search, async (body, ctx) => {
+    await checkHospital(ctx);
+    await logRequest(ctx, [], { operation: 'search', purpose: body.purpose });
     const d = await deps.policy.decide(
       deps.domain,
       accessRequest(ctx, 'search', body, { kind: 'patient-list' }),
@@ -221,18 +229,10 @@ export async function consultationPlugin(
 
   app.sessionOperations.handle(consult, async (body, ctx) => {
     // Pre-obligation first: the request is logged before anything is decided.
-    await audit.append({
-      event: '110112',
-      subtype: 'request-logged',
-      action: 'R',
-      outcome: 0,
-      actor: actorOf(ctx),
-      objects: [{ type: 'patient', id: pseudo(body.patient) }],
-      details: {
-        operation: 'consult',
-        purpose: body.purpose,
-        emergency: body.emergencyJustification !== undefined,
-      },
+    await logRequest(ctx, [{ type: 'patient', id: pseudo(body.patient) }], {
+      operation: 'consult',
+      purpose: body.purpose,
+      emergency: body.emergencyJustification !== undefined,
     });
     await checkHospital(ctx);
     const study = body.study
