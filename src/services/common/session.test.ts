@@ -43,6 +43,7 @@ const N_BYTES = {
   properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
 } as const;
 const bytes = stream('bytes', N_BYTES);
+const emptyStream = async function* (): AsyncGenerator<Uint8Array> {};
 const fails = stream('fails', N_BYTES);
 
 let pki: DemoPki;
@@ -384,6 +385,18 @@ describe('session protocol', () => {
     expect(await refused(() => d.request('echo', { text: 'x' }), 'out-of-order', 'client')).toMatch(
       /response 1 arrived where 0 was due/,
     );
+  });
+
+  it('registers an operation name once, and answers a message name asked as a stream as unknown', async () => {
+    const again = stream('echo', N_BYTES);
+    expect(() => app.sessionOperations.stream(again, async () => emptyStream())).toThrow(
+      /registered twice/,
+    );
+    const c = client();
+    await c.connect();
+    const asStream = c.stream('echo', { text: 'x' }, injectStream());
+    await expect(asStream.next()).rejects.toMatchObject({ code: 'unknown-operation' });
+    expect(await c.request('echo', { text: 'still open' })).toMatchObject({ echo: 'still open' });
   });
 
   it('streams a large answer as sealed frames of the negotiated packet size', async () => {
