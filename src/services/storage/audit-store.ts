@@ -81,9 +81,9 @@ export const auditMigration: Migration = {
       .addColumn('seq', 'bigint', (c) => c.notNull())
       .addColumn('hash', 'text', (c) => c.notNull())
       .execute();
-    await db
-      .insertInto('audit_head' as never)
-      .values({ id: 1, seq: 0, hash: GENESIS } as never)
+    await (db as Kysely<Pick<AuditTables, 'audit_head'>>)
+      .insertInto('audit_head')
+      .values({ id: 1, seq: 0, hash: GENESIS })
       .execute();
     await db.schema
       .createTable('audit_checkpoints')
