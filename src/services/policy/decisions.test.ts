@@ -825,7 +825,7 @@ describe('inheritance and refinement of domains', () => {
       ...files[0]!.rules.find((r) => r.id === 'SOD-DYNAMIC')!,
       context: 'purpose:never',
       description: 'Refined: dynamic SoD waived for this test.',
-    } as never);
+    });
     const refined = await PolicyEngine.load(files, {
       resolveIssuer: async () => undefined,
       resolveClinician: async () => undefined,
