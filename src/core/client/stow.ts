@@ -7,6 +7,7 @@
  */
 import { randomBytes, toBase64Url } from '../bytes.ts';
 import { buildMultipart } from '../multipart.ts';
+import { jsonKey, T } from '../dicom/tags.ts';
 import { ZtvError } from '../errors.ts';
 
 export interface StowInstance {
@@ -64,12 +65,16 @@ export async function stowInstances(
     return typeof v === 'object' ? (v.Value ?? []) : [];
   };
   const failed: string[] = [];
-  for (const item of seq('00081198')) {
+  for (const item of seq(jsonKey(T.FailedSOPSequence))) {
     // "part N: reason", N counted from 1 within this request: name the instance instead.
-    const text = String(item['00091001']?.Value?.[0] ?? item['00000902']?.Value?.[0] ?? 'refused');
+    // The producer puts the whole reason in (0009,1001) of its block, the first 64 characters
+    // in the Error Comment.
+    const text = String(
+      item['00091001']?.Value?.[0] ?? item[jsonKey(T.ErrorComment)]?.Value?.[0] ?? 'refused',
+    );
     const m = /^part (\d+): ([\s\S]*)$/.exec(text);
     const name = m ? instances[Number(m[1]) - 1]?.name : undefined;
     failed.push(name ? `${name}: ${m![2]}` : text);
   }
-  return { stored: seq('00081199').length, failed };
+  return { stored: seq(jsonKey(T.ReferencedSOPSequence)).length, failed };
 }

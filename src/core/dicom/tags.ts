@@ -42,6 +42,13 @@ export const T = {
   CodeValue: tag(0x0008, 0x0100),
   CodingSchemeDesignator: tag(0x0008, 0x0102),
   CodeMeaning: tag(0x0008, 0x0104),
+  // The STOW-RS response (PS3.18 10.5.3), in DICOM JSON.
+  ErrorComment: tag(0x0000, 0x0902),
+  ReferencedSOPInstanceUID: tag(0x0008, 0x1155),
+  RetrieveURL: tag(0x0008, 0x1190),
+  FailureReason: tag(0x0008, 0x1197),
+  FailedSOPSequence: tag(0x0008, 0x1198),
+  ReferencedSOPSequence: tag(0x0008, 0x1199),
   EncryptedAttributesSequence: tag(0x0400, 0x0500),
   EncryptedContentTransferSyntaxUID: tag(0x0400, 0x0510),
   EncryptedContent: tag(0x0400, 0x0520),
@@ -51,6 +58,9 @@ export const T = {
   PixelData: tag(0x7fe0, 0x0010),
   DataSetTrailingPadding: tag(0xfffc, 0xfffc),
 } as const;
+
+/** A tag as the DICOM JSON model names it (PS3.18 F.2.1): eight upper-case hex digits. */
+export const jsonKey = (t: number): string => (t >>> 0).toString(16).toUpperCase().padStart(8, '0');
 
 export const TS = {
   ImplicitLittle: '1.2.840.10008.1.2',

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { boundaryOf, readMultipart } from '../../core/multipart.ts';
+import { jsonKey, T } from '../../core/dicom/tags.ts';
 import { isZtvError } from '../../core/errors.ts';
 import { HttpError } from '../common/http.ts';
 import { checkSecret } from '../common/secrets.ts';
@@ -13,6 +14,9 @@ import type { Producer } from './outsourcing.ts';
 
 /** Private creator of the attributes the producer adds to its STOW-RS answers. */
 export const PRIVATE_CREATOR = 'ZTV 1';
+/** (0009,0010) reserves block 10 of group 0009 for it; (0009,1001) holds a failure's whole reason. */
+export const PRIVATE_CREATOR_TAG = '00090010';
+export const FAILURE_TEXT_TAG = '00091001';
 
 export interface StowOptions {
   readonly producer: Producer;
@@ -73,22 +77,25 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
       // A PS3.18 STOW response in JSON: referenced instances, and the failed ones with their reason.
       const status = failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202;
       return reply.code(status).send({
-        '00081199': {
+        [jsonKey(T.ReferencedSOPSequence)]: {
           vr: 'SQ',
           Value: referenced.map((r) => ({
-            '00081155': { vr: 'UI', Value: [r.sop] },
-            '00081190': { vr: 'UR', Value: [`cloud:${r.id}`] },
+            [jsonKey(T.ReferencedSOPInstanceUID)]: { vr: 'UI', Value: [r.sop] },
+            [jsonKey(T.RetrieveURL)]: { vr: 'UR', Value: [`cloud:${r.id}`] },
           })),
         },
         // Failure Reason C000 (cannot understand) with the reason in words: a short Error Comment
         // (LO holds 64 characters) and the whole sentence in a private attribute of block ZTV.
-        '00081198': {
+        [jsonKey(T.FailedSOPSequence)]: {
           vr: 'SQ',
           Value: failed.map((f) => ({
-            '00081197': { vr: 'US', Value: [0xc000] },
-            '00000902': { vr: 'LO', Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)] },
-            '00090010': { vr: 'LO', Value: [PRIVATE_CREATOR] },
-            '00091001': { vr: 'LT', Value: [`part ${f.index}: ${f.reason}`] },
+            [jsonKey(T.FailureReason)]: { vr: 'US', Value: [0xc000] },
+            [jsonKey(T.ErrorComment)]: {
+              vr: 'LO',
+              Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)],
+            },
+            [PRIVATE_CREATOR_TAG]: { vr: 'LO', Value: [PRIVATE_CREATOR] },
+            [FAILURE_TEXT_TAG]: { vr: 'LT', Value: [`part ${f.index}: ${f.reason}`] },
           })),
         },
       });
