@@ -43,11 +43,10 @@ beforeAll(async () => {
 const keysOf = () => images.map((i) => ({ ref: i.ref, key: i.key }));
 
 describe('decode pipeline', () => {
-  it('sizes the pool from the cores, less the workers of other pools', () => {
+  it('sizes the pool from the cores, at least one', () => {
     expect(defaultPoolSize(2)).toBe(2);
     expect(defaultPoolSize(8)).toBe(8);
-    expect(defaultPoolSize(8, 4)).toBe(4);
-    expect(defaultPoolSize(2, 2)).toBe(1);
+    expect(defaultPoolSize(0)).toBe(1);
     expect(defaultPoolSize(undefined)).toBe(2);
   });
 
