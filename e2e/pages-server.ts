@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build, preview, type PreviewServer } from 'vite';
+import { viewerPlugins } from '../scripts/vite-plugins.ts';
 import { REPO_ROOT } from '../test/samples.ts';
 
 export interface ServedPages {
@@ -16,13 +17,14 @@ export async function servePages(...pages: string[]): Promise<ServedPages> {
     root: REPO_ROOT,
     configFile: false,
     logLevel: 'silent',
+    plugins: viewerPlugins(),
     build: {
       outDir,
       emptyOutDir: true,
       chunkSizeWarningLimit: 10_000,
       rollupOptions: { input: pages.map((p) => join(REPO_ROOT, 'e2e/pages', p)) },
     },
-    worker: { format: 'es' },
+    worker: { format: 'es', plugins: viewerPlugins },
   });
   const server: PreviewServer = await preview({
     root: REPO_ROOT,
