@@ -63,7 +63,13 @@ const table = (rows: readonly (readonly string[])[]): string => {
 };
 
 const c = federationConfig();
-const samples = samplesDir();
+let samples: string;
+try {
+  samples = samplesDir();
+} catch (e) {
+  console.error(`npm start: ${(e as Error).message}`);
+  process.exit(1);
+}
 const files = [
   ...dicomFiles(join(samples, 'series/ct_chest_LIDC-IDRI-0314')),
   ...dicomFiles(join(samples, 'series/mr_brain_mprage_FNNDSC-adi')),
