@@ -9,7 +9,7 @@ import { randomBytes, toHex } from '../src/core/bytes.ts';
 import { signingKeyFromCryptoKeys, type SigningKey } from '../src/core/crypto/keys.ts';
 import { createDemoPki, type DemoPki } from '../src/core/pki/demo.ts';
 import { crlPem, generateEncryptionKeys } from '../src/core/pki/issue.ts';
-import { issueTicket } from '../src/core/ticket/ticket.ts';
+import { issueTicket, type Ticket } from '../src/core/ticket/ticket.ts';
 import { DecodeJob } from '../src/viewer/pipeline/job.ts';
 import type { WorkerLike } from '../src/viewer/pipeline/pool.ts';
 import type { TrustBundle, WorkerRequest } from '../src/viewer/pipeline/protocol.ts';
@@ -41,6 +41,36 @@ export async function testTrust(): Promise<TestTrust> {
   };
 }
 
+export interface TestTicketOptions {
+  readonly deviceId: string;
+  /** The device's ECDH public key, the key part's recipient. */
+  readonly deviceKey: CryptoKey;
+  readonly images: readonly {
+    readonly id: string;
+    readonly key: Uint8Array;
+    readonly trace?: Uint8Array;
+  }[];
+  readonly ttlMs?: number;
+  readonly now?: number;
+  /** The signer (by default the federation's producer). */
+  readonly signer?: SigningKey;
+}
+
+/** A ticket of the test federation's producer, for treatment, to the test cloud and this device. */
+export const testTicket = (trust: TestTrust, o: TestTicketOptions): Promise<Ticket> =>
+  issueTicket({
+    producer: o.signer ?? trust.producer,
+    producerId: 'producer',
+    cloudId: 'cloud',
+    cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+    deviceId: o.deviceId,
+    deviceEncryptionKey: o.deviceKey,
+    images: o.images.map((i) => ({ id: i.id, key: i.key, trace: i.trace ?? new Uint8Array(32) })),
+    ttlMs: o.ttlMs ?? 3_600_000,
+    purpose: 'treatment',
+    ...(o.now !== undefined ? { now: o.now } : {}),
+  });
+
 export type TicketRequest = Omit<Extract<WorkerRequest, { kind: 'ticket' }>, 'id'>;
 
 /**
@@ -55,16 +85,10 @@ export async function keysTicket(
 ): Promise<TicketRequest> {
   device ??= await generateEncryptionKeys(false);
   const deviceId = toHex(randomBytes(32));
-  const ticket = await issueTicket({
-    producer: trust.producer,
-    producerId: 'producer',
-    cloudId: 'cloud',
-    cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+  const ticket = await testTicket(trust, {
     deviceId,
-    deviceEncryptionKey: device.publicKey,
-    images: images.map((i) => ({ id: i.ref, key: i.key, trace: new Uint8Array(32) })),
-    ttlMs: 3_600_000,
-    purpose: 'treatment',
+    deviceKey: device.publicKey,
+    images: images.map((i) => ({ id: i.ref, key: i.key })),
   });
   return { kind: 'ticket', keys: ticket.keys, decryptionKey: device.privateKey, deviceId };
 }

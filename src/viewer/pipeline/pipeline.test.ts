@@ -10,7 +10,6 @@ import { generateEncryptionKeys } from '../../core/pki/issue.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { readPixelData } from '../../core/dicom/pixels.ts';
 import { protect, traceIdFrom, traceProtected } from '../../core/protect/index.ts';
-import { issueTicket } from '../../core/ticket/ticket.ts';
 import { signTrustGroup } from '../../core/pki/trust-group.ts';
 import { displayFrame } from './display.ts';
 import { DecodeJob } from './job.ts';
@@ -19,6 +18,7 @@ import type { WarmedNotice, WorkerResponse } from './protocol.ts';
 import {
   inProcessWorker,
   keysTicket,
+  testTicket,
   testTrust,
   type TestTrust,
   type TicketRequest,
@@ -302,17 +302,12 @@ describe('tickets opened inside the worker', () => {
     deviceId: string,
     opts: { ttlMs?: number; now?: number; signer?: TestTrust['producer'] } = {},
   ) =>
-    issueTicket({
-      producer: opts.signer ?? trust.producer,
-      producerId: 'producer',
-      cloudId: 'cloud',
-      cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+    testTicket(trust, {
       deviceId,
-      deviceEncryptionKey: deviceKey,
+      deviceKey,
       images: images.map((i) => ({ id: i.ref, key: i.key, trace })),
       ttlMs: opts.ttlMs ?? 60_000,
-      purpose: 'treatment',
-      ...(opts.now !== undefined ? { now: opts.now } : {}),
+      ...opts,
     });
 
   it('opens the key part with a non-extractable device key and then the images', async () => {

@@ -10,10 +10,9 @@ import { parseDicom } from '../../core/dicom/parse.ts';
 import { generateEncryptionKeys } from '../../core/pki/issue.ts';
 import { protect, traceProtected } from '../../core/protect/index.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
-import { issueTicket } from '../../core/ticket/ticket.ts';
 import { describeProblem } from '../app/problems.ts';
 import { WorkerPool, type WorkerLike } from '../pipeline/pool.ts';
-import { inProcessWorker, testTrust, type TestTrust } from '../../../test/pipeline.ts';
+import { inProcessWorker, testTicket, testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { StudySession } from './session.ts';
 
 const files = sampleFiles('series/ct_chest_LIDC-IDRI-0314').slice(10, 16);
@@ -44,16 +43,11 @@ beforeAll(async () => {
 });
 
 async function answer(opts: { ttlMs?: number } = {}): Promise<ConsultAnswer> {
-  const ticket = await issueTicket({
-    producer: trust.producer,
-    producerId: 'producer',
-    cloudId: 'cloud',
-    cloudEncryptionKey: trust.pki.organisations.cloud.encryption.publicKey,
+  const ticket = await testTicket(trust, {
     deviceId,
-    deviceEncryptionKey: device.publicKey,
+    deviceKey: device.publicKey,
     images: keys.map((k) => ({ id: k.id, key: k.key, trace: fromHex(trace) })),
     ttlMs: opts.ttlMs ?? 60_000,
-    purpose: 'treatment',
   });
   return {
     ticket,
