@@ -56,5 +56,5 @@ command -v psql >/dev/null || fail "PostgreSQL's client and server: sudo apt-get
 pg_ok || fail "PostgreSQL answering at $url (trust auth), or ZTV_TEST_DATABASE_URL set to one"
 
 # The real DICOM samples, read where they are (src/cli/samples.ts), never copied here.
-samples=${ZTV_SAMPLES:-../shared/dicom-samples}
+samples=${ZTV_SAMPLES:-$(dirname "$PWD")/shared/dicom-samples}
 [ -f "$samples/MANIFEST.md" ] || fail "the DICOM samples in $samples, or ZTV_SAMPLES set to them"
