@@ -90,7 +90,7 @@ export async function makeWarmUpMaterial(): Promise<WarmUpMaterial> {
     now: issuedAt,
   });
   return {
-    container: `data:application/octet-stream;base64,${toBase64(container)}`,
+    container: toBase64(container),
     ref,
     ticket: ticket.keys,
     deviceId: 'warm-up',

@@ -16,7 +16,8 @@ import { openKeysPart } from '../../core/ticket/ticket.ts';
 
 /** What the build bakes into the worker (JSON): public keys and throw-away secrets only. */
 export interface WarmUpMaterial {
-  /** The traced container as the cloud would serve it, as a `data:` URL (decoded natively). */
+  /** The traced container as the cloud would serve it (base64; no `data:` URL, which the viewer's
+   * content security policy does not let a worker fetch). */
   readonly container: string;
   /** The image id of the synthetic slice in the ticket. */
   readonly ref: string;
@@ -48,11 +49,10 @@ export interface WarmUpImage {
  * every worker at once) — and returns the synthetic image with its key; the other keys are wiped.
  */
 export async function openWarmUp(m: WarmUpMaterial = material): Promise<WarmUpImage> {
-  const [producer, cloud, deviceKey, served] = await Promise.all([
+  const [producer, cloud, deviceKey] = await Promise.all([
     verifyKeyFromSpki(fromBase64(m.producer)),
     verifyKeyFromSpki(fromBase64(m.cloud)),
     crypto.subtle.importKey('jwk', m.deviceKey, ECDH_KEY, false, ['deriveBits']),
-    fetch(m.container).then((r) => r.arrayBuffer()),
   ]);
   const { keys } = await openKeysPart(m.ticket, {
     resolveProducer: async () => ({ producerId: m.producerId, key: producer }),
@@ -67,5 +67,5 @@ export async function openWarmUp(m: WarmUpMaterial = material): Promise<WarmUpIm
     producer: [{ key: producer, subject: 'CN=warm-up' }],
     cloud: [{ key: cloud, subject: 'CN=warm-up' }],
   });
-  return { ref: m.ref, bytes: new Uint8Array(served), imageKey, resolver };
+  return { ref: m.ref, bytes: fromBase64(m.container), imageKey, resolver };
 }
