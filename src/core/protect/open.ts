@@ -2,7 +2,7 @@
  * Verify and open (viewer, auditor): check the container, the producer's seal, the cloud's trace,
  * the protected header and every ciphertext tile — none of which needs a key — then, with the image
  * key, decrypt, undo the data hiding and the de-identification, and check the restored pixels and
- * header against the seal. DESIGN §2 step 5.
+ * header against the seal (docs/protection.md, "Overview", step 6; "Verification and the verdict").
  */
 import { equalBytes, fromUtf8, toHex } from '../bytes.ts';
 import { SIG_ALG_BY_CODE } from '../crypto/keys.ts';

@@ -1,7 +1,8 @@
 /**
  * Protect (producer hospital): decode the source, de-identify the header into encrypted attributes,
  * reserve room for the container by reversible data hiding, encrypt everything else with AES-CTR,
- * then seal: write the signed container into the reserved low bits. DESIGN §2 steps 1–3.
+ * then seal: write the signed container into the reserved low bits (docs/protection.md, "Overview",
+ * steps 1–4).
  */
 import { concatBytes, randomBytes, utf8 } from '../bytes.ts';
 import { hmacSha256 } from '../crypto/hash.ts';

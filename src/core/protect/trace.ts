@@ -1,7 +1,7 @@
 /**
  * Trace (cloud provider): write a trace identifier, the time and the cloud's signature into the
  * container's trace slot — in place in the stored bytes, without any key, changing nothing else.
- * DESIGN §2 step 4.
+ * docs/protection.md, "Overview", step 5.
  */
 import { fromHex, utf8 } from '../bytes.ts';
 import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';

@@ -36,7 +36,7 @@ import { toBase64Url } from '../../core/bytes.ts';
 import type { SigningKey } from '../../core/crypto/keys.ts';
 import { signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
-import { testTrust, type TestTrust } from '../pipeline/testing.ts';
+import { testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { viewOf } from '../pipeline/trust.ts';
 import { verifiedTrail } from './auditor.ts';
 import { TrailTable } from './TrailPanel.tsx';
