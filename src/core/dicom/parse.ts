@@ -7,7 +7,7 @@
 import dicomParser from 'dicom-parser';
 import { inflateSync } from 'fflate';
 import { ZtvError } from '../errors.ts';
-import { DataSet, VR_WORD, type DicomElement } from './dataset.ts';
+import { DataSet, tagString, VR_WORD, type DicomElement } from './dataset.ts';
 import { dictionaryVr } from './dictionary.ts';
 import { T, TS } from './tags.ts';
 
@@ -342,6 +342,7 @@ function swapInPlace(b: Uint8Array, width: number): void {
 }
 
 const PIXEL_TAGS = new Set<number>([T.PixelData, T.FloatPixelData, T.DoubleFloatPixelData]);
+const ITEM_DELIMITER = 0xfffee00d;
 
 function convert(
   raw: dicomParser.DataSet,
@@ -355,6 +356,14 @@ function convert(
   const bytes = raw.byteArray as Uint8Array;
   for (const [key, el] of Object.entries(raw.elements)) {
     const t = parseInt(key.slice(1), 16) >>> 0;
+    // Group FFFE holds the encoding's delimiters, never data elements. dicom-parser hands the Item
+    // Delimitation Item (FFFE,E00D) that closes an item of undefined length back as an element of
+    // that item: it ends the item, and our items are written with defined lengths.
+    if (t >>> 16 === 0xfffe) {
+      if (t !== ITEM_DELIMITER || depth === 0)
+        warnings.push(`ignored a stray delimiter ${tagString(t)} among the data elements`);
+      continue;
+    }
     if (el.items) {
       const itemEnc = (el as { [IMPLICIT_LE_ITEMS]?: boolean })[IMPLICIT_LE_ITEMS]
         ? { explicit: false, littleEndian: true, deflated: false }

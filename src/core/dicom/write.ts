@@ -4,7 +4,7 @@
  * length the way PS3.5 says (space for text, NUL for UI and binary).
  */
 import { ZtvError } from '../errors.ts';
-import { DataSet, LONG_VRS, TEXT_VRS, type DicomElement } from './dataset.ts';
+import { DataSet, LONG_VRS, TEXT_VRS, tagString, type DicomElement } from './dataset.ts';
 import { T, TS } from './tags.ts';
 
 /** Our Implementation Class UID (a UUID-derived 2.25 root, PS3.5 B.2). */
@@ -35,6 +35,10 @@ function valueLength(el: DicomElement): number {
 
 /** The VR actually written: short-length VRs that outgrow 16 bits become UN. */
 function writtenVr(el: DicomElement): string {
+  // Items and delimiters are the writer's business: an element of group FFFE in a data set would be
+  // written as data and break every reader's framing (DCMTK: "larger than remaining bytes").
+  if (el.tag >>> 16 === 0xfffe)
+    throw new ZtvError('bad-input', `${tagString(el.tag)} is a delimiter, not a data element`);
   if (el.items) return 'SQ';
   if (el.fragments) return 'OB';
   if (!LONG_VRS.has(el.vr) && valueLength(el) > 0xffff) return 'UN';
