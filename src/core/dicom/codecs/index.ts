@@ -1,13 +1,15 @@
 /**
  * Decodes compressed pixel data frames with the codecs the imaging field uses in browsers and Node:
  * Cornerstone's WebAssembly builds of libjpeg-turbo, CharLS, OpenJPEG and OpenJPH, Cornerstone's
- * JPEG Lossless decoder, the 12-bit JPEG decoder shipped in @cornerstonejs/dicom-image-loader,
- * fflate for deflate, and our RLE decoder. Output is native little-endian, colour-by-pixel.
+ * JPEG Lossless decoder, fflate for deflate, our RLE decoder and our 12-bit JPEG decoder
+ * (jpeg-extended.ts: the IJG arithmetic, where the one inside @cornerstonejs/dicom-image-loader is
+ * biased). Output is native little-endian, colour-by-pixel.
  */
 import { Decoder as JpegLosslessDecoder } from '@cornerstonejs/jpeg-lossless-decoder-js';
 import { inflateSync } from 'fflate';
 import { ZtvError } from '../../errors.ts';
 import { TS } from '../tags.ts';
+import { decodeJpegGrey } from './jpeg-extended.ts';
 import { decodeRleFrame } from './rle.ts';
 
 export interface FrameGeometry {
@@ -162,23 +164,6 @@ async function runEmscripten(
   }
 }
 
-type Jpeg12Image = {
-  parse(d: Uint8Array): void;
-  colorTransform: boolean;
-  getData16(w: number, h: number): Uint16Array;
-  getData(w: number, h: number): Uint8Array;
-};
-let jpeg12: Promise<new () => Jpeg12Image> | undefined;
-function loadJpeg12(): Promise<new () => Jpeg12Image> {
-  // The field's 12-bit JPEG decoder ships inside @cornerstonejs/dicom-image-loader without an
-  // export entry, so it is reached by path (see docs/protection.md, "Codecs").
-  jpeg12 ??=
-    import('../../../../node_modules/@cornerstonejs/dicom-image-loader/dist/esm/codecs/jpeg.js').then(
-      (m) => m.default as unknown as new () => Jpeg12Image,
-    );
-  return jpeg12;
-}
-
 /** Decodes one compressed frame. */
 export async function decodeFrame(
   ts: string,
@@ -223,27 +208,38 @@ export async function decodeFrame(
     }
     case TS.JpegBaseline:
     case TS.JpegExtended: {
-      if (ts === TS.JpegBaseline && g.bitsAllocated === 8) {
-        const dec = await runEmscripten(await libjpeg(), 'JPEGDecoder', frame, g, 'JPEG baseline');
+      if (g.bitsAllocated === 8) {
+        // libjpeg-turbo reads baseline and 8-bit extended (SOF1) frames alike.
+        const dec = await runEmscripten(await libjpeg(), 'JPEGDecoder', frame, g, 'JPEG');
         return color && photometric.startsWith('YBR') ? { ...dec, photometric: 'RGB' } : dec;
       }
-      // 12-bit precision, or a "baseline" frame announcing more than 8 bits (really extended)
-      const Jpeg = await loadJpeg12();
-      const img = new Jpeg();
-      try {
-        img.parse(frame);
-      } catch (e) {
-        throw new ZtvError('not-dicom', `JPEG extended could not decode a frame (${String(e)})`);
+      // 12-bit (or 8-bit precision in 16-bit words): the IJG arithmetic, in jpeg-extended.ts.
+      const dec = decodeJpegGrey(frame);
+      const smaller =
+        dec.width <= g.columns &&
+        dec.height <= g.rows &&
+        (dec.width < g.columns || dec.height < g.rows);
+      if (!smaller && (dec.width !== g.columns || dec.height !== g.rows))
+        throw new ZtvError(
+          'not-dicom',
+          `JPEG frame is ${dec.width}x${dec.height} but the header says ${g.columns}x${g.rows}`,
+        );
+      const fg = smaller ? { ...g, rows: dec.height, columns: dec.width } : g;
+      const words = new Uint8Array(dec.samples.length * 2);
+      for (let i = 0, j = 0; i < dec.samples.length; i++, j += 2) {
+        words[j] = dec.samples[i]! & 0xff;
+        words[j + 1] = dec.samples[i]! >> 8;
       }
-      img.colorTransform = color && photometric.startsWith('YBR');
-      const data =
-        g.bitsAllocated <= 8 ? img.getData(g.columns, g.rows) : img.getData16(g.columns, g.rows);
-      const bytes = fit(
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-        g,
-        'JPEG extended',
-      );
-      return color && photometric.startsWith('YBR') ? { bytes, photometric: 'RGB' } : { bytes };
+      const warnings = [
+        ...(dec.warning ? [dec.warning] : []),
+        ...(smaller
+          ? [
+              `a JPEG frame is ${dec.width}x${dec.height}, smaller than the header's ${g.columns}x${g.rows}: it was placed at the top left of a zero-filled frame`,
+            ]
+          : []),
+      ];
+      const bytes = smaller ? padFrame(words, fg, g) : fit(words, g, 'JPEG');
+      return warnings.length ? { bytes, warning: warnings.join('; ') } : { bytes };
     }
     case TS.JpegLossless57:
     case TS.JpegLosslessSV1: {
