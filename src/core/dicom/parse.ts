@@ -407,10 +407,10 @@ function convert(
       ? bytes.subarray(el.dataOffset, el.dataOffset + el.length)
       : bytes.slice(el.dataOffset, el.dataOffset + el.length);
     if (!enc.littleEndian) {
-      const w =
-        vr === 'OW' && t === T.PixelData && (raw.uint16('x00280100') ?? 16) <= 8
-          ? 1
-          : (VR_WORD.get(vr) ?? 1);
+      // Big endian swaps each value by its VR's word (PS3.5 2016b 7.3): OW by 16 bits whatever Bits
+      // Allocated says — pixel cells are packed into 16-bit words (8.1.1), so a 32-bit cell is two
+      // words — OF and OL by 32, OD by 64; OB and UN not at all.
+      const w = VR_WORD.get(vr) ?? 1;
       if (w > 1) swapInPlace(value, w);
     }
     out.set({ tag: t, vr, value } satisfies DicomElement);
