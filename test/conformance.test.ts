@@ -150,7 +150,7 @@ beforeAll(async () => {
     }
   }
   time(`protect, trace and open ${written.length} samples`, t0, undefined);
-});
+}, 900_000);
 
 afterAll(() => {
   if (dir && !process.env.ZTV_CONFORMANCE_KEEP) rmSync(dir, { recursive: true, force: true });

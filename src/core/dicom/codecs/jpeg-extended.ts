@@ -1,8 +1,9 @@
 /**
  * JPEG sequential DCT decoding with Huffman coding (ISO 10918-1 processes 1, 2 and 4: baseline and
- * extended, 8- or 12-bit samples), greyscale, for DICOM's 1.2.840.10008.1.2.4.50/.51 frames of more
- * than 8 bits allocated. libjpeg-turbo (WebAssembly) decodes 8-bit frames; the web has no maintained
- * 12-bit build, and the 12-bit decoder shipped inside @cornerstonejs/dicom-image-loader (pdf.js's
+ * extended, 8- or 12-bit samples), for DICOM's 1.2.840.10008.1.2.4.50/.51 frames of more than 8 bits
+ * allocated, and for RGB frames coded without a colour transform (libjpeg-turbo's WebAssembly build
+ * offers no way to turn off its YCbCr guess). libjpeg-turbo decodes the other 8-bit frames; the web
+ * has no maintained 12-bit build, and the 12-bit decoder shipped inside @cornerstonejs/dicom-image-loader (pdf.js's
  * jpg.js) adds about +15 to every sample: its output stage scales the 8-bit level shift by the
  * sample range instead of shifting by 2^(P-1) (docs/protection.md, "Codecs").
  *
@@ -15,12 +16,14 @@
  */
 import { ZtvError } from '../../errors.ts';
 
-export interface JpegGreyFrame {
+export interface JpegFrame {
   readonly width: number;
   readonly height: number;
   /** Sample precision, 8 or 12 bits. */
   readonly precision: number;
-  /** Row-major samples, one per pixel. */
+  /** 1 or 3. */
+  readonly components: number;
+  /** Row-major samples, colour-by-pixel. */
   readonly samples: Uint16Array;
   /** Something libjpeg would have warned about (corrupt or truncated entropy data), in words. */
   readonly warning?: string;
@@ -284,29 +287,55 @@ function idctIslow(
   }
 }
 
-/** Decodes one greyscale JPEG (SOF0 or SOF1, Huffman, 8 or 12 bits) into its samples. */
-export function decodeJpegGrey(d: Uint8Array): JpegGreyFrame {
+interface Component {
+  readonly id: number;
+  readonly h: number;
+  readonly v: number;
+  readonly tq: number;
+  /** Blocks per line and per column of the coefficient grid (whole MCUs). */
+  readonly bw: number;
+  readonly bh: number;
+  /** Blocks that hold image samples (a non-interleaved scan codes only these). */
+  readonly usedW: number;
+  readonly usedH: number;
+  readonly coefs: Int16Array; // natural order, JCOEF
+  pred: number;
+}
+
+/** Skips fill bytes and reads the marker at `pos`; returns [marker, position after it]. */
+function nextMarker(d: Uint8Array, pos: number): [number, number] | undefined {
+  while (pos < d.length && d[pos] !== 0xff) pos++;
+  while (pos < d.length && d[pos] === 0xff) pos++;
+  return pos < d.length ? [d[pos]!, pos + 1] : undefined;
+}
+
+/**
+ * Decodes one JPEG (SOF0 or SOF1, Huffman, 8 or 12 bits) into its samples, colour-by-pixel, without
+ * any colour conversion: callers use it where the data's colour space is the one DICOM states
+ * (greyscale, or RGB coded without a transform). Every component must have the same sampling factors:
+ * this module does not upsample.
+ */
+export function decodeJpeg(d: Uint8Array): JpegFrame {
   if (d[0] !== 0xff || d[1] !== 0xd8) fail('no start-of-image marker');
   const qt: (Uint16Array | undefined)[] = [];
   const dc: (Huffman | undefined)[] = [];
   const ac: (Huffman | undefined)[] = [];
   let restart = 0;
-  let frame: { precision: number; width: number; height: number; qtId: number } | undefined;
-  let coefs: Int16Array | undefined; // every block's coefficients, natural order, JCOEF
-  let bw = 0;
-  let bh = 0;
+  let frame: { precision: number; width: number; height: number } | undefined;
+  let comps: Component[] = [];
+  let mcusX = 0;
+  let mcusY = 0;
   let warning: string | undefined;
   let pos = 2;
   const u16 = (o: number): number => (d[o]! << 8) | d[o + 1]!;
   for (;;) {
-    // Markers may be preceded by any number of 0xFF fill bytes.
-    while (pos < d.length && d[pos] !== 0xff) pos++;
-    while (pos < d.length && d[pos] === 0xff) pos++;
-    if (pos >= d.length) {
+    const next = nextMarker(d, pos);
+    if (!next) {
       warning ??= 'the JPEG stream ends without an end-of-image marker';
       break;
     }
-    const m = d[pos++]!;
+    const [m, at] = next;
+    pos = at;
     if (m === 0xd9) break; // EOI
     if (m === 0xd8 || (m >= 0xd0 && m <= 0xd7) || m === 0x01) continue;
     if (pos + 2 > d.length) fail('a marker segment is truncated');
@@ -357,16 +386,37 @@ export function decodeJpegGrey(d: Uint8Array): JpegGreyFrame {
         const width = u16(seg + 3);
         const nf = d[seg + 5]!;
         if (precision !== 8 && precision !== 12) fail(`sample precision ${precision}`);
-        if (nf !== 1)
+        if (width === 0 || height === 0) fail('the frame has no lines (DNL is not supported)');
+        if (nf !== 1 && nf !== 3) fail(`${nf} components`);
+        const spec = Array.from({ length: nf }, (_, i) => ({
+          id: d[seg + 6 + 3 * i]!,
+          h: d[seg + 7 + 3 * i]! >> 4,
+          v: d[seg + 7 + 3 * i]! & 15,
+          tq: d[seg + 8 + 3 * i]! & 3,
+        }));
+        if (spec.some((c) => c.h !== spec[0]!.h || c.v !== spec[0]!.v || c.h < 1 || c.v < 1))
           throw new ZtvError(
             'unsupported',
-            `JPEG frames of ${nf} components at more than 8 bits allocated are not supported (greyscale only)`,
+            'JPEG frames whose components are subsampled are not supported by this decoder',
           );
-        if (width === 0 || height === 0) fail('the frame has no lines (DNL is not supported)');
-        frame = { precision, width, height, qtId: d[seg + 8]! & 3 };
-        bw = Math.ceil(width / 8);
-        bh = Math.ceil(height / 8);
-        coefs = new Int16Array(bw * bh * 64);
+        const hmax = spec[0]!.h;
+        const vmax = spec[0]!.v;
+        mcusX = Math.ceil(width / (8 * hmax));
+        mcusY = Math.ceil(height / (8 * vmax));
+        comps = spec.map((c) => {
+          const bw = mcusX * c.h;
+          const bh = mcusY * c.v;
+          return {
+            ...c,
+            bw,
+            bh,
+            usedW: Math.ceil(Math.ceil((width * c.h) / hmax) / 8),
+            usedH: Math.ceil(Math.ceil((height * c.v) / vmax) / 8),
+            coefs: new Int16Array(bw * bh * 64),
+            pred: 0,
+          };
+        });
+        frame = { precision, width, height };
         break;
       }
       case 0xc2:
@@ -385,44 +435,60 @@ export function decodeJpegGrey(d: Uint8Array): JpegGreyFrame {
           `JPEG process SOF${m - 0xc0} is not supported here (sequential Huffman DCT only)`,
         );
       case 0xda: {
-        // SOS: one component (a greyscale frame), non-interleaved, blocks in raster order.
-        if (!frame || !coefs) fail('a scan before the frame header');
-        const td = d[seg + 2]! >> 4;
-        const ta = d[seg + 2]! & 15;
-        const hdc = dc[td & 3];
-        const hac = ac[ta & 3];
-        if (!hdc || !hac) fail('a scan names a missing Huffman table');
+        if (!frame) fail('a scan before the frame header');
+        const ns = d[seg]!;
+        const inScan = Array.from({ length: ns }, (_, i) => {
+          const c = comps.find((x) => x.id === d[seg + 1 + 2 * i]);
+          const t = d[seg + 2 + 2 * i]!;
+          const hd = dc[(t >> 4) & 3];
+          const ha = ac[t & 3];
+          if (!c || !hd || !ha) fail('a scan names a missing component or Huffman table');
+          return { c: c!, hd: hd!, ha: ha! };
+        });
         const bits = new Bits(d, end);
-        let pred = 0;
-        const total = bw * bh;
-        for (let b = 0; b < total; b++) {
-          if (restart > 0 && b > 0 && b % restart === 0) {
-            // Restart: realign on the RSTn marker, reset the DC prediction.
-            bits.align();
-            let p = bits.pos;
-            while (p < d.length && d[p] !== 0xff) p++;
-            while (p < d.length && d[p] === 0xff) p++;
-            if (p < d.length && d[p]! >= 0xd0 && d[p]! <= 0xd7) p++;
-            else warning ??= 'a restart marker is missing';
-            bits.pos = p;
-            bits.hitMarker = false;
-            pred = 0;
-          }
-          const base = b * 64;
-          const t = bits.decode(hdc!);
-          pred += t ? extend(bits.receive(t), t) : 0;
-          coefs![base] = pred;
+        for (const s of inScan) s.c.pred = 0;
+        // Non-interleaved: one component, its own blocks in raster order. Interleaved: MCUs of
+        // h x v blocks of each component in turn.
+        const single = ns === 1;
+        const units = single ? inScan[0]!.c.usedW * inScan[0]!.c.usedH : mcusX * mcusY;
+        const block = (s: (typeof inScan)[number], bx: number, by: number): void => {
+          const base = (by * s.c.bw + bx) * 64;
+          const coefs = s.c.coefs;
+          const t = bits.decode(s.hd);
+          s.c.pred += t ? extend(bits.receive(t), t) : 0;
+          coefs[base] = s.c.pred;
           for (let k = 1; k < 64; ) {
-            const rs = bits.decode(hac!);
+            const rs = bits.decode(s.ha);
             const r = rs >> 4;
-            const s = rs & 15;
-            if (s) {
+            const z = rs & 15;
+            if (z) {
               k += r;
               if (k > 63) break;
-              coefs![base + ZIGZAG[k]!] = extend(bits.receive(s), s);
+              coefs[base + ZIGZAG[k]!] = extend(bits.receive(z), z);
               k++;
             } else if (r === 15) k += 16;
             else break;
+          }
+        };
+        for (let u = 0; u < units; u++) {
+          if (restart > 0 && u > 0 && u % restart === 0) {
+            // Restart: realign on the RSTn marker, reset the DC predictions.
+            bits.align();
+            const rst = nextMarker(d, bits.pos);
+            if (rst && rst[0] >= 0xd0 && rst[0] <= 0xd7) bits.pos = rst[1];
+            else warning ??= 'a restart marker is missing';
+            bits.hitMarker = false;
+            for (const s of inScan) s.c.pred = 0;
+          }
+          if (single) {
+            const s = inScan[0]!;
+            block(s, u % s.c.usedW, Math.floor(u / s.c.usedW));
+          } else {
+            const mx = u % mcusX;
+            const my = Math.floor(u / mcusX);
+            for (const s of inScan)
+              for (let y = 0; y < s.c.v; y++)
+                for (let x = 0; x < s.c.h; x++) block(s, mx * s.c.h + x, my * s.c.v + y);
           }
         }
         if (bits.hitMarker)
@@ -435,22 +501,32 @@ export function decodeJpegGrey(d: Uint8Array): JpegGreyFrame {
     }
     pos = end;
   }
-  if (!frame || !coefs) fail('no frame header');
-  const q = qt[frame!.qtId];
-  if (!q) fail('the frame names a missing quantization table');
-  const stride = bw * 8;
-  const full = new Uint16Array(stride * bh * 8);
+  if (!frame) fail('no frame header');
+  const { width, height, precision } = frame!;
+  const nc = comps.length;
+  const samples = new Uint16Array(width * height * nc);
   const block = new Float64Array(64);
   const ws = new Int32Array(64);
-  for (let by = 0; by < bh; by++)
-    for (let bx = 0; bx < bw; bx++) {
-      const base = (by * bw + bx) * 64;
-      for (let i = 0; i < 64; i++) block[i] = coefs![base + i]! * q![i]!;
-      idctIslow(block, ws, full, by * 8 * stride + bx * 8, stride, frame!.precision);
-    }
-  const { width, height } = frame!;
-  const samples = new Uint16Array(width * height);
-  for (let y = 0; y < height; y++)
-    samples.set(full.subarray(y * stride, y * stride + width), y * width);
-  return { width, height, precision: frame!.precision, samples, ...(warning ? { warning } : {}) };
+  comps.forEach((c, ci) => {
+    const q = qt[c.tq];
+    if (!q) fail('a component names a missing quantization table');
+    const stride = c.bw * 8;
+    const plane = new Uint16Array(stride * c.bh * 8);
+    for (let by = 0; by < c.bh; by++)
+      for (let bx = 0; bx < c.bw; bx++) {
+        const base = (by * c.bw + bx) * 64;
+        for (let i = 0; i < 64; i++) block[i] = c.coefs[base + i]! * q![i]!;
+        idctIslow(block, ws, plane, by * 8 * stride + bx * 8, stride, precision);
+      }
+    for (let y = 0; y < height; y++)
+      for (let x = 0; x < width; x++) samples[(y * width + x) * nc + ci] = plane[y * stride + x]!;
+  });
+  return {
+    width,
+    height,
+    precision,
+    components: nc,
+    samples,
+    ...(warning ? { warning } : {}),
+  };
 }
