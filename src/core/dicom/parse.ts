@@ -74,6 +74,12 @@ function encodingOf(ts: string): Encoding {
   return { explicit: true, littleEndian: true, deflated: false };
 }
 
+/** Whether data in transfer syntax `ts` is read as Explicit VR Little Endian (unknown UIDs are). */
+export function readsAsExplicitLittle(ts: string): boolean {
+  const e = encodingOf(ts);
+  return e.explicit && e.littleEndian && !e.deflated;
+}
+
 function parserMessage(e: unknown): string {
   if (typeof e === 'string') return e;
   if (e && typeof e === 'object' && 'exception' in e)

@@ -202,8 +202,7 @@ export function stateDecodedForm(ds: DataSet, px: NativePixels): void {
   if (!px.decodedFrom) return;
   ds.setText(T.PhotometricInterpretation, 'CS', px.info.photometric);
   if (px.info.samplesPerPixel > 1) ds.setUint16(T.PlanarConfiguration, 0);
-  if (px.lossy && !ds.has(T.LossyImageCompression))
-    ds.setText(T.LossyImageCompression, 'CS', '01');
+  if (px.lossy && !ds.has(T.LossyImageCompression)) ds.setText(T.LossyImageCompression, 'CS', '01');
 }
 
 /**
