@@ -80,12 +80,15 @@ def read_source(path):
         with open(path, "rb") as f:
             data = f.read()
         # A bare data set may start after a stray byte or two (odd/no_meta.dcm): try those starts.
+        fallback = None
         for skip in (0, 1, 2, 3):
             try:
                 probe = pydicom.dcmread(io.BytesIO(data[skip:]), force=True)
                 touch(probe)
+                again = pydicom.dcmread(io.BytesIO(data[skip:]), force=True)
                 if any(t in probe for t in PIXEL_TAGS):
-                    return pydicom.dcmread(io.BytesIO(data[skip:]), force=True), False
+                    return again, False
+                fallback = fallback or again
             except Exception:  # noqa: BLE001 - try the next start, then DCMTK
                 pass
         fd, tmp = tempfile.mkstemp(suffix=".dcm")
@@ -93,6 +96,11 @@ def read_source(path):
         try:
             subprocess.run(["dcmconv", "+te", path, tmp], check=True, capture_output=True)
             return pydicom.dcmread(tmp), True
+        except subprocess.CalledProcessError:
+            # Neither reads the pixel data (a truncated encapsulation): the rest is still compared.
+            if fallback is None:
+                raise
+            return fallback, False
         finally:
             os.unlink(tmp)
 
@@ -139,9 +147,10 @@ def compare(src, opened, swap, allowed, where, problems):
         same = a.value == b.value if va is None or vb is None else va == vb
         if not same and t in PIXEL_TAGS and va is not None and vb is not None:
             # Native pixel data is restored at the image's exact length (docs/protection.md):
-            # bytes beyond it are dropped and an odd length is padded with a zero byte.
+            # bytes beyond it are dropped, and an odd length is padded with a zero byte.
             n = len(vb)
-            same = va[:n] == vb or (va[: n - 1] == vb[: n - 1] and vb[n - 1] == 0 and len(va) >= n)
+            same = va[:n] == vb or (
+                len(va) >= n - 1 and va[: n - 1] == vb[: n - 1] and vb[n - 1] == 0)
         if not same:
             problems.append(f"{where}{tag_text(t)} {b.VR} value differs")
 

@@ -47,7 +47,7 @@ function headers(bytes: Uint8Array): Map<string, { start: number; el: dicomParse
 
 const flipped = (b: Uint8Array, at: number, mask: number): Uint8Array => {
   const c = b.slice();
-  c[at] ^= mask;
+  c[at] = c[at]! ^ mask;
   return c;
 };
 
