@@ -62,6 +62,16 @@ interface Reference {
   readonly data: Uint8Array;
 }
 
+/** The frames of an encapsulated pixel data element, as our parser splits them. */
+function framesOf(parsed: ParsedDicom): { info: PixelInfo; frames: Uint8Array[] } {
+  const info = pixelInfoOf(parsed.dataset);
+  const el = parsed.dataset.get(info.pixelTag)!;
+  return {
+    info,
+    frames: splitFrames(el.fragments!, el.offsetTable ?? [], info.frames, parsed.transferSyntax),
+  };
+}
+
 /** Colour-by-plane frames as colour-by-pixel, so that any reference compares with our output. */
 function byPixel(info: PixelInfo, data: Uint8Array): Uint8Array {
   if (info.samplesPerPixel === 1 || info.planarConfiguration === 0) return data;
@@ -87,14 +97,7 @@ async function viaTool(tool: string, args: string[], file: string, n: number): P
 
 /** J2K or HTJ2K frames through OpenJPEG 2.5's opj_decompress, little-endian raw samples, by plane. */
 async function viaOpenJpeg(parsed: ParsedDicom, n: number): Promise<Reference> {
-  const info = pixelInfoOf(parsed.dataset);
-  const el = parsed.dataset.get(info.pixelTag)!;
-  const frames = splitFrames(
-    el.fragments!,
-    el.offsetTable ?? [],
-    info.frames,
-    parsed.transferSyntax,
-  );
+  const { info, frames } = framesOf(parsed);
   const parts: Uint8Array[] = [];
   for (const [i, frame] of frames.entries()) {
     const inp = join(dir, `${n}-${i}.j2c`);
@@ -119,14 +122,7 @@ async function viaOpenJpeg(parsed: ParsedDicom, n: number): Promise<Reference> {
 }
 
 function viaZlib(parsed: ParsedDicom): Reference {
-  const info = pixelInfoOf(parsed.dataset);
-  const el = parsed.dataset.get(info.pixelTag)!;
-  const frames = splitFrames(
-    el.fragments!,
-    el.offsetTable ?? [],
-    info.frames,
-    parsed.transferSyntax,
-  );
+  const { info, frames } = framesOf(parsed);
   const fb = frameByteLength(info);
   const data = new Uint8Array(fb * frames.length);
   frames.forEach((f, i) => {

@@ -31,9 +31,9 @@ export interface JpegFrame {
 
 /** Natural order of the zig-zag sequence (ISO 10918-1 Figure A.6). */
 const ZIGZAG = Uint8Array.from([
-  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13,
-  6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45,
-  38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20,
+  13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52,
+  45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ]);
 
 const fail = (why: string): never => {
@@ -144,8 +144,60 @@ const CONST_BITS = 13;
 const descale = (x: number, n: number): number => Math.floor((x + 2 ** (n - 1)) / 2 ** n);
 
 /**
- * jpeg_idct_islow on one dequantized block (natural order) into `out` at `at`, rows `stride` apart.
- * `ws` is the 64-entry 32-bit workspace.
+ * The 1-D pass of jpeg_idct_islow on `v[0..7]`, before descaling: `r[k]` is output k times
+ * 2^CONST_BITS (times the pass's own scale). Both passes of jidctint.c are this computation.
+ */
+function idct1d(v: Float64Array, r: Float64Array): void {
+  let z2 = v[2]!;
+  let z3 = v[6]!;
+  let z1 = (z2 + z3) * FIX_0_541196100;
+  let tmp2 = z1 + z3 * -FIX_1_847759065;
+  let tmp3 = z1 + z2 * FIX_0_765366865;
+  let tmp0 = (v[0]! + v[4]!) * 2 ** CONST_BITS;
+  let tmp1 = (v[0]! - v[4]!) * 2 ** CONST_BITS;
+  const tmp10 = tmp0 + tmp3;
+  const tmp13 = tmp0 - tmp3;
+  const tmp11 = tmp1 + tmp2;
+  const tmp12 = tmp1 - tmp2;
+  tmp0 = v[7]!;
+  tmp1 = v[5]!;
+  tmp2 = v[3]!;
+  tmp3 = v[1]!;
+  z1 = tmp0 + tmp3;
+  z2 = tmp1 + tmp2;
+  z3 = tmp0 + tmp2;
+  let z4 = tmp1 + tmp3;
+  const z5 = (z3 + z4) * FIX_1_175875602;
+  tmp0 *= FIX_0_298631336;
+  tmp1 *= FIX_2_053119869;
+  tmp2 *= FIX_3_072711026;
+  tmp3 *= FIX_1_501321110;
+  z1 *= -FIX_0_899976223;
+  z2 *= -FIX_2_562915447;
+  z3 *= -FIX_1_961570560;
+  z4 *= -FIX_0_390180644;
+  z3 += z5;
+  z4 += z5;
+  tmp0 += z1 + z3;
+  tmp1 += z2 + z4;
+  tmp2 += z2 + z3;
+  tmp3 += z1 + z4;
+  r[0] = tmp10 + tmp3;
+  r[7] = tmp10 - tmp3;
+  r[1] = tmp11 + tmp2;
+  r[6] = tmp11 - tmp2;
+  r[2] = tmp12 + tmp1;
+  r[5] = tmp12 - tmp1;
+  r[3] = tmp13 + tmp0;
+  r[4] = tmp13 - tmp0;
+}
+
+const vin = new Float64Array(8);
+const vout = new Float64Array(8);
+
+/**
+ * jpeg_idct_islow on one dequantized block (natural order) into `out` at `at`, rows `stride` apart:
+ * columns into the 32-bit workspace `ws` (scaled by 2^PASS1_BITS), then rows into samples.
  */
 function idctIslow(
   c: Float64Array,
@@ -166,124 +218,30 @@ function idctIslow(
     return v < 0 ? 0 : v > max ? max : v;
   };
   for (let col = 0; col < 8; col++) {
-    if (
-      c[8 + col] === 0 &&
-      c[16 + col] === 0 &&
-      c[24 + col] === 0 &&
-      c[32 + col] === 0 &&
-      c[40 + col] === 0 &&
-      c[48 + col] === 0 &&
-      c[56 + col] === 0
-    ) {
+    let acZero = true;
+    for (let k = 1; k < 8; k++) if (c[k * 8 + col] !== 0) acZero = false;
+    if (acZero) {
       const dc = c[col]! * 2 ** pass1;
       for (let r = 0; r < 8; r++) ws[r * 8 + col] = dc;
       continue;
     }
-    let z2 = c[16 + col]!;
-    let z3 = c[48 + col]!;
-    let z1 = (z2 + z3) * FIX_0_541196100;
-    let tmp2 = z1 + z3 * -FIX_1_847759065;
-    let tmp3 = z1 + z2 * FIX_0_765366865;
-    z2 = c[col]!;
-    z3 = c[32 + col]!;
-    let tmp0 = (z2 + z3) * 2 ** CONST_BITS;
-    let tmp1 = (z2 - z3) * 2 ** CONST_BITS;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-    tmp0 = c[56 + col]!;
-    tmp1 = c[40 + col]!;
-    tmp2 = c[24 + col]!;
-    tmp3 = c[8 + col]!;
-    z1 = tmp0 + tmp3;
-    z2 = tmp1 + tmp2;
-    z3 = tmp0 + tmp2;
-    let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * FIX_1_175875602;
-    tmp0 *= FIX_0_298631336;
-    tmp1 *= FIX_2_053119869;
-    tmp2 *= FIX_3_072711026;
-    tmp3 *= FIX_1_501321110;
-    z1 *= -FIX_0_899976223;
-    z2 *= -FIX_2_562915447;
-    z3 *= -FIX_1_961570560;
-    z4 *= -FIX_0_390180644;
-    z3 += z5;
-    z4 += z5;
-    tmp0 += z1 + z3;
-    tmp1 += z2 + z4;
-    tmp2 += z2 + z3;
-    tmp3 += z1 + z4;
-    const n = CONST_BITS - pass1;
-    ws[col] = descale(tmp10 + tmp3, n);
-    ws[56 + col] = descale(tmp10 - tmp3, n);
-    ws[8 + col] = descale(tmp11 + tmp2, n);
-    ws[48 + col] = descale(tmp11 - tmp2, n);
-    ws[16 + col] = descale(tmp12 + tmp1, n);
-    ws[40 + col] = descale(tmp12 - tmp1, n);
-    ws[24 + col] = descale(tmp13 + tmp0, n);
-    ws[32 + col] = descale(tmp13 - tmp0, n);
+    for (let k = 0; k < 8; k++) vin[k] = c[k * 8 + col]!;
+    idct1d(vin, vout);
+    for (let k = 0; k < 8; k++) ws[k * 8 + col] = descale(vout[k]!, CONST_BITS - pass1);
   }
-  const n = CONST_BITS + pass1 + 3;
   for (let row = 0; row < 8; row++) {
     const w = row * 8;
     const o = at + row * stride;
-    if (
-      ws[w + 1] === 0 &&
-      ws[w + 2] === 0 &&
-      ws[w + 3] === 0 &&
-      ws[w + 4] === 0 &&
-      ws[w + 5] === 0 &&
-      ws[w + 6] === 0 &&
-      ws[w + 7] === 0
-    ) {
+    let acZero = true;
+    for (let k = 1; k < 8; k++) if (ws[w + k] !== 0) acZero = false;
+    if (acZero) {
       const v = limit(descale(ws[w]!, pass1 + 3));
       for (let k = 0; k < 8; k++) out[o + k] = v;
       continue;
     }
-    let z2 = ws[w + 2]!;
-    let z3 = ws[w + 6]!;
-    let z1 = (z2 + z3) * FIX_0_541196100;
-    let tmp2 = z1 + z3 * -FIX_1_847759065;
-    let tmp3 = z1 + z2 * FIX_0_765366865;
-    let tmp0 = (ws[w]! + ws[w + 4]!) * 2 ** CONST_BITS;
-    let tmp1 = (ws[w]! - ws[w + 4]!) * 2 ** CONST_BITS;
-    const tmp10 = tmp0 + tmp3;
-    const tmp13 = tmp0 - tmp3;
-    const tmp11 = tmp1 + tmp2;
-    const tmp12 = tmp1 - tmp2;
-    tmp0 = ws[w + 7]!;
-    tmp1 = ws[w + 5]!;
-    tmp2 = ws[w + 3]!;
-    tmp3 = ws[w + 1]!;
-    z1 = tmp0 + tmp3;
-    z2 = tmp1 + tmp2;
-    z3 = tmp0 + tmp2;
-    let z4 = tmp1 + tmp3;
-    const z5 = (z3 + z4) * FIX_1_175875602;
-    tmp0 *= FIX_0_298631336;
-    tmp1 *= FIX_2_053119869;
-    tmp2 *= FIX_3_072711026;
-    tmp3 *= FIX_1_501321110;
-    z1 *= -FIX_0_899976223;
-    z2 *= -FIX_2_562915447;
-    z3 *= -FIX_1_961570560;
-    z4 *= -FIX_0_390180644;
-    z3 += z5;
-    z4 += z5;
-    tmp0 += z1 + z3;
-    tmp1 += z2 + z4;
-    tmp2 += z2 + z3;
-    tmp3 += z1 + z4;
-    out[o] = limit(descale(tmp10 + tmp3, n));
-    out[o + 7] = limit(descale(tmp10 - tmp3, n));
-    out[o + 1] = limit(descale(tmp11 + tmp2, n));
-    out[o + 6] = limit(descale(tmp11 - tmp2, n));
-    out[o + 2] = limit(descale(tmp12 + tmp1, n));
-    out[o + 5] = limit(descale(tmp12 - tmp1, n));
-    out[o + 3] = limit(descale(tmp13 + tmp0, n));
-    out[o + 4] = limit(descale(tmp13 - tmp0, n));
+    for (let k = 0; k < 8; k++) vin[k] = ws[w + k]!;
+    idct1d(vin, vout);
+    for (let k = 0; k < 8; k++) out[o + k] = limit(descale(vout[k]!, CONST_BITS + pass1 + 3));
   }
 }
 
@@ -346,7 +304,7 @@ export function decodeJpeg(d: Uint8Array): JpegFrame {
     switch (m) {
       case 0xdb: {
         // DQT
-        for (let o = seg; o < end; ) {
+        for (let o = seg; o < end;) {
           const pq = d[o]! >> 4;
           const id = d[o]! & 15;
           o++;
@@ -362,7 +320,7 @@ export function decodeJpeg(d: Uint8Array): JpegFrame {
       }
       case 0xc4: {
         // DHT
-        for (let o = seg; o < end; ) {
+        for (let o = seg; o < end;) {
           const tc = d[o]! >> 4;
           const th = d[o]! & 15;
           const counts = d.subarray(o + 1, o + 17);
@@ -457,7 +415,7 @@ export function decodeJpeg(d: Uint8Array): JpegFrame {
           const t = bits.decode(s.hd);
           s.c.pred += t ? extend(bits.receive(t), t) : 0;
           coefs[base] = s.c.pred;
-          for (let k = 1; k < 64; ) {
+          for (let k = 1; k < 64;) {
             const rs = bits.decode(s.ha);
             const r = rs >> 4;
             const z = rs & 15;
