@@ -10,7 +10,6 @@ import { outsource } from '../../services/federation.ts';
 import { EXIT, parse, readInput, requireString, UsageError } from '../common.ts';
 import { collectDicom } from '../files.ts';
 
-
 const USAGE =
   'ztv outsource --producer URL [--token-file FILE | --data DIR] [--batch N] FILES|DIRS…\n' +
   '  the token may also come from $ZTV_STOW_TOKEN; --data reads DIR/secrets.json (npm start writes it)';

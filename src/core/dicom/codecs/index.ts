@@ -280,7 +280,7 @@ export async function decodeFrame(
 /** Precision P (SOF3) and point transform Pt (Al of the first SOS) of a lossless JPEG frame. */
 function losslessParameters(frame: Uint8Array): { precision: number; pt: number } | undefined {
   let precision: number | undefined;
-  for (let p = 2; p + 4 < frame.length; ) {
+  for (let p = 2; p + 4 < frame.length;) {
     if (frame[p] !== 0xff) return undefined;
     const m = frame[p + 1]!;
     if (m === 0xff) {
