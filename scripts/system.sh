@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The system parts `npm test` needs besides node_modules (npm runs this as `pretest`; CI too, through
 # `npm test`): Node as package.json's engines say, Debian's Chromium for the browser tests (browser
-# downloads are not reachable), pydicom and DCMTK to check that other toolkits read what we write,
-# openssl, PostgreSQL on 127.0.0.1:5432 with a database `test` (trust auth), and the shared DICOM
-# samples. What is missing is installed or started when this runs as root with apt-get (as CI does);
+# downloads are not reachable), pydicom, DCMTK and GDCM to check that other toolkits read what we
+# write (and, with OpenJPEG's opj_decompress, as reference decoders), openssl, PostgreSQL on
+# 127.0.0.1:5432 with a database `test` (trust auth), and the shared DICOM samples. What is missing is installed or started when this runs as root with apt-get (as CI does);
 # otherwise it stops at once with one line that names what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,8 @@ check() {
   need '/usr/bin/python3 -c "import pydicom"' python3-pydicom
   need '/usr/bin/python3 -c "import numpy"' python3-numpy
   need 'command -v dcmdump && command -v dcmftest' dcmtk
+  need 'command -v gdcmdump && command -v gdcminfo && command -v gdcmconv' libgdcm-tools
+  need 'command -v opj_decompress' libopenjp2-tools
   need 'command -v openssl' openssl
 }
 check

@@ -323,6 +323,23 @@ async function openWith(
       : 'the container region holds bits outside the container',
   );
 
+  // What the seal does not bind by itself: File Meta and encoding (image.ts, examineFile).
+  checks.add(
+    'header.meta',
+    'header',
+    img.metaProblem ? 'fail' : 'pass',
+    img.metaProblem ??
+      'the File Meta agrees with the data set (SOP Class, SOP Instance, transfer syntax)',
+  );
+  checks.add(
+    'header.encoding',
+    'header',
+    img.encodingProblem ? 'fail' : 'pass',
+    img.encodingProblem
+      ? `the file is malformed: ${img.encodingProblem}`
+      : 'the file is the canonical encoding of its sealed content, byte for byte',
+  );
+
   // The producer's seal over the container.
   const seal = take(await sealing);
   checks.list.push(...seal.checks);

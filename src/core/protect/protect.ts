@@ -10,7 +10,13 @@ import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
 import type { DataSet } from '../dicom/dataset.ts';
 import { deidentify, newUid } from '../dicom/deidentify.ts';
 import { parseDicom, type ParsedDicom } from '../dicom/parse.ts';
-import { readPixelData, type NativePixels } from '../dicom/pixels.ts';
+import {
+  decodeNestedPixelData,
+  nativePixelVr,
+  readPixelData,
+  stateDecodedForm,
+  type NativePixels,
+} from '../dicom/pixels.ts';
 import { T } from '../dicom/tags.ts';
 import { writePart10 } from '../dicom/write.ts';
 import { assertInput, ZtvError } from '../errors.ts';
@@ -215,21 +221,21 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   );
 }
 
-/** The original data set as it will be restored: decoded pixel form, no encapsulation. */
-function decodedOriginal(ds: DataSet, px: NativePixels): DataSet {
+/**
+ * The original data set as it will be restored: decoded pixel form, no encapsulation, nested
+ * encapsulated pixel data (icons) decoded too.
+ */
+async function decodedOriginal(
+  ds: DataSet,
+  px: NativePixels,
+  transferSyntax: string,
+): Promise<{ original: DataSet; warnings: string[] }> {
   const out = ds.clone();
   out.delete(px.info.pixelTag);
-  if (px.decodedFrom) {
-    out.setText(T.PhotometricInterpretation, 'CS', px.info.photometric);
-    if (px.info.samplesPerPixel > 1) out.setUint16(T.PlanarConfiguration, 0);
-    if (px.lossy && !out.has(T.LossyImageCompression))
-      out.setText(T.LossyImageCompression, 'CS', '01');
-  }
-  return out;
+  stateDecodedForm(out, px);
+  const warnings = await decodeNestedPixelData(out, transferSyntax);
+  return { original: out, warnings };
 }
-
-const pixelVr = (px: NativePixels): string =>
-  px.info.pixelTag === T.FloatPixelData ? 'OF' : px.info.bitsAllocated > 8 ? 'OW' : 'OB';
 
 function pseudonym(key: Uint8Array, kind: string, ...parts: (string | undefined)[]): Uint8Array {
   if (!parts[parts.length - 1]) return new Uint8Array(16);
@@ -251,7 +257,11 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   const what = opts.what ?? 'the image';
   const px = await readPixelData(parsed);
   const g = geometryOf(px.info);
-  const original = decodedOriginal(parsed.dataset, px);
+  const { original, warnings: nestedWarnings } = await decodedOriginal(
+    parsed.dataset,
+    px,
+    parsed.transferSyntax,
+  );
 
   // 1. Reserve room before encryption.
   const values = readValues(px.data, g);
@@ -325,7 +335,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   padded.set(container);
   writeRegionBits(ct, g, p.region.L, padded, 0, regionBits);
 
-  clear.set({ tag: px.info.pixelTag, vr: pixelVr(px), value: ct });
+  clear.set({ tag: px.info.pixelTag, vr: nativePixelVr(px.info), value: ct });
   const file = writePart10({ sopClassUid, sopInstanceUid }, clear);
   return {
     bytes: file.bytes,
@@ -345,7 +355,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
       tiles: p.tiles,
       payloadBits: p.payloadBits,
       capacityBits: Math.floor(p.capacity),
-      warnings: [...parsed.warnings, ...px.warnings],
+      warnings: [...parsed.warnings, ...px.warnings, ...nestedWarnings],
     },
   };
 }

@@ -49,6 +49,12 @@ function traceableImage(img: ProtectedImage, what: string) {
       'integrity',
       `${what} has a damaged protection container${img.containerError ? ` (${img.containerError})` : ''}: refusing to trace it`,
     );
+  const malformed = img.metaProblem ?? img.encodingProblem;
+  if (malformed)
+    throw new ZtvError(
+      'integrity',
+      `${what} is not a well-formed protected image (${malformed}): refusing to trace it`,
+    );
   if (img.parsed.pixelDataOffset === undefined)
     throw new ZtvError(
       'not-protected',
