@@ -28,8 +28,9 @@ import { checkSecret } from '../common/secrets.ts';
 import type { AuditStore, AuditTables } from '../storage/audit-store.ts';
 import { auditMigration } from '../storage/audit-store.ts';
 import type { Database } from '../storage/db.ts';
+import { witnessMigration, witnessPlugin, type WitnessTables } from './witness.ts';
 
-export interface AuthorityTables extends AuditTables {
+export interface AuthorityTables extends AuditTables, WitnessTables {
   certificates: {
     serial: string;
     member_id: string;
@@ -81,6 +82,7 @@ export const authorityMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_witness': witnessMigration,
 };
 
 export interface AuthorityDeps {
@@ -267,6 +269,7 @@ export async function buildAuthority(
     ...(deps.https ? { https: deps.https } : {}),
   });
   const audit = deps.audit;
+  void app.register(witnessPlugin, { database: deps.database, audit });
 
   const admin = async (req: FastifyRequest, reply: FastifyReply) => {
     const token = /^Bearer (\S{16,256})$/.exec(req.headers.authorization ?? '')?.[1];

@@ -22,6 +22,7 @@ import {
   type ConsumerTables,
 } from './app.ts';
 import { consumerAuditRuntime, registerConsumerAudit } from './audit.ts';
+import { auditHealth, witnessRelay } from '../storage/audit-witness.ts';
 
 export const DEMO_PASSWORD = 'ztv-demo';
 export const DEMO_CLINICIANS: { id: string; name: string; role: StructuralRole }[] = [
@@ -74,6 +75,12 @@ const app = await buildConsumer({
   logLevel: c.logLevel,
 });
 await registerConsumerAudit(app, { audit: rt.audit, ...(await consumerAuditRuntime(rt, trust)) });
+// Auditors fetch the witness's statements here (signed by the authority over their nonce).
+await app.register(witnessRelay, {
+  authority: u.authority,
+  identity: () => ({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: trust.view() }),
+});
+await app.register(auditHealth, { audit: rt.audit });
 // The viewer's configuration: where the producer and the cloud answer.
 app.get('/config.json', async () => ({
   producer: u.producer,
