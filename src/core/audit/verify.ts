@@ -69,9 +69,15 @@ export interface ChainReport {
   readonly witness?: WitnessFinding;
 }
 
-/** Intact and reaching the latest witnessed checkpoint: what an auditor may call verified. */
+/**
+ * Intact and reaching the latest witnessed checkpoint: what an auditor may call verified. A chain with
+ * records the witness never saw a checkpoint of is not: nothing bounds what may have been cut from it.
+ */
 export const verifiedComplete = (r: ChainReport): boolean =>
-  r.ok && r.witness?.consulted === true && r.witness.reached;
+  r.ok &&
+  r.witness?.consulted === true &&
+  r.witness.reached &&
+  (!!r.witness.latest || r.records === 0);
 
 /** One line of a report: what the chain is and whether it verified (the CLI and the viewer say it so). */
 export function chainState(r: ChainReport): string {
@@ -81,7 +87,7 @@ export function chainState(r: ChainReport): string {
     : !w.consulted
       ? `; NOT compared with the witness (${w.reason}): a truncated, rolled-back or restored chain cannot be ruled out`
       : !w.latest
-        ? '; the witness has seen no checkpoint of it yet'
+        ? '; NOT witnessed: the witness has seen no checkpoint of it'
         : `; reaches the witnessed record ${w.latest.seq}${w.unwitnessed ? ` (${w.unwitnessed} record(s) after it not yet witnessed)` : ''}`;
   if (r.ok) return `chain intact${r.head ? ` up to record ${r.head.seq}` : ''}${witness}`;
   return `${r.breaks.length} BREAK(S)${w && !w.consulted ? witness : ''}`;
