@@ -165,14 +165,19 @@ describe('judgeSubmission', () => {
     const latest = { seq: 8, hash: r[7]!.hash };
     const cp = async (i: number) => checkpoint(r[i]!, r[i]!.time);
     expect(
-      judgeSubmission(latest, { checkpoint: await cp(4), from: 0, digests: [] }),
+      judgeSubmission(latest, { checkpoint: await cp(4), from: 8, digests: [] }),
     ).toMatchObject({ verdict: 'conflict', kind: 'rolled-back' });
+    // A party (a replica) that has not learned of the latest yet is told it, not taken for a rollback.
+    expect(judgeSubmission(latest, { checkpoint: await cp(4), from: 2, digests: [] })).toEqual({
+      verdict: 'stale-range',
+      latest,
+    });
     const forked = await checkpoint({ seq: 8, hash: 'ab'.repeat(32) }, r[7]!.time);
-    expect(judgeSubmission(latest, { checkpoint: forked, from: 0, digests: [] })).toMatchObject({
+    expect(judgeSubmission(latest, { checkpoint: forked, from: 8, digests: [] })).toMatchObject({
       verdict: 'conflict',
       kind: 'forked',
     });
-    expect(judgeSubmission(latest, { checkpoint: await cp(7), from: 0, digests: [] })).toEqual({
+    expect(judgeSubmission(latest, { checkpoint: await cp(7), from: 8, digests: [] })).toEqual({
       verdict: 'duplicate',
     });
     // Another history before the latest: the digests from it do not lead to the claimed head.

@@ -29,7 +29,11 @@ export const MAX_DIGESTS = 4096;
 export const STATEMENT_HISTORY = 256;
 export const STATEMENT_CONFLICTS = 64;
 
-/** What a party sends: a signed checkpoint and the content digests of records `from + 1 … seq`. */
+/**
+ * What a party sends: a signed checkpoint and the content digests of records `from + 1 … seq`, where
+ * `from` is the witness's latest checkpoint of the party as the party knows it (a checkpoint at or
+ * below it carries no digests: it is judged against the latest, which the party must have learned).
+ */
 export interface Submission {
   readonly checkpoint: Checkpoint;
   /** The seq of the witness's latest checkpoint for this party, as the party believes it (0: none). */
@@ -96,6 +100,9 @@ export function judgeSubmission(latest: Head | undefined, s: Submission): Judgem
           detail: `the digests do not lead from the genesis to record ${c.seq}`,
         };
   }
+  // The party must know what the witness saw before anything it sends is judged against it: a late
+  // checkpoint of a replica that had not learned of a newer one is then not taken for a rollback.
+  if (s.from !== latest.seq) return { verdict: 'stale-range', latest };
   if (c.seq < latest.seq)
     return {
       verdict: 'conflict',
@@ -110,7 +117,6 @@ export function judgeSubmission(latest: Head | undefined, s: Submission): Judgem
           kind: 'forked',
           detail: `a second checkpoint at record ${c.seq} with another hash than the witnessed one`,
         };
-  if (s.from !== latest.seq) return { verdict: 'stale-range', latest };
   if (s.digests.length !== c.seq - s.from)
     return {
       verdict: 'invalid',

@@ -498,21 +498,22 @@ export class AuditStore {
    * Sends one checkpoint (with the digests from the witness's latest) and records the answer. A
    * checkpoint the witness already covers with a later one this chain agrees with is not sent; one it
    * covers while this chain disagrees (rolled back, restored, forked) is sent anyway, as the party's
-   * own report. `probe`: the start-up comparison, whose checkpoint is not marked when only stale.
+   * own report. `probe`: the start-up comparison, which marks nothing when the witness agrees.
    */
   private async submitOnce(c: Checkpoint, probe: boolean): Promise<void> {
     const witness = this.witness!;
     for (let attempt = 0; attempt < 4; attempt++) {
       const known = this.known;
-      if (known && c.seq <= known.seq && !probe) {
-        if ((await this.hashAt(known.seq)) === known.hash) {
-          if (c.seq < known.seq || c.hash === known.hash)
-            return this.mark(c.seq, { state: 'covered', by: known.seq });
-        }
-      }
       const behind = !!known && c.seq <= known.seq;
-      const from = known && !behind ? known.seq : 0;
-      if (known && !behind && c.seq - from > MAX_DIGESTS) {
+      if (behind) {
+        // The witness has seen this far already: nothing to send if this chain still holds what it
+        // saw (a replica's late checkpoint); otherwise send it, as this party's own report.
+        const agrees = (await this.hashAt(known.seq)) === known.hash;
+        if (agrees && (c.seq < known.seq || c.hash === known.hash))
+          return probe ? undefined : this.mark(c.seq, { state: 'covered', by: known.seq });
+      }
+      const from = known?.seq ?? 0;
+      if (!behind && known && c.seq - from > MAX_DIGESTS) {
         // Too far for one submission: bridge with a checkpoint of an intermediate record first.
         const mid = known.seq + MAX_DIGESTS;
         const hash = await this.hashAt(mid);
@@ -535,7 +536,6 @@ export class AuditStore {
           return this.mark(c.seq, { state: 'witnessed', cosignature: answer.cosignature });
         case 'stale-range':
           this.known = answer.latest.seq > 0 ? answer.latest : undefined;
-          if (probe) return;
           continue;
         case 'conflict':
         case 'invalid': {
