@@ -26,7 +26,7 @@ import { X509Certificate } from '../../core/pki/x509.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import { checkSecret } from '../common/secrets.ts';
 import type { AuditStore, AuditTables } from '../storage/audit-store.ts';
-import { auditMigration } from '../storage/audit-store.ts';
+import { auditMigration, auditWitnessMigration } from '../storage/audit-store.ts';
 import type { Database } from '../storage/db.ts';
 import { witnessMigration, witnessPlugin, type WitnessTables } from './witness.ts';
 
@@ -52,6 +52,7 @@ export interface AuthorityTables extends AuditTables, WitnessTables {
 
 export const authorityMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_authority': {
     async up(db: Kysely<unknown>) {
       await db.schema

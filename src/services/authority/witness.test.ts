@@ -6,12 +6,14 @@
 // witness (kept as the party's own signed evidence) and named by verification; only the member whose
 // certificate names the party may submit for it.
 import Fastify from 'fastify';
-import { sql } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS, openTestDatabase, type TestDatabase } from '../../../test/databases.ts';
 import {
   cosignatureMessage,
+  GENESIS,
   nextRecord,
+  recordHash,
   signRecord,
   type AuditEntry,
 } from '../../core/audit/record.ts';
@@ -19,7 +21,7 @@ import { verifyStatement } from '../../core/audit/witness.ts';
 import { fromBase64Url, randomBytes, toHex } from '../../core/bytes.ts';
 import { signingKeyFromCryptoKeys, type SigningKey } from '../../core/crypto/keys.ts';
 import { createDemoPki, type DemoPki } from '../../core/pki/demo.ts';
-import type { Dialect } from '../storage/db.ts';
+import { openDatabase, type Dialect } from '../storage/db.ts';
 import { AuditStore, auditMigrations, type AuditTables } from '../storage/audit-store.ts';
 import type { WitnessTransport } from '../storage/audit-witness.ts';
 import { authorityMigrations, Authority, type AuthorityTables } from './app.ts';
@@ -34,6 +36,50 @@ const entry = (n: number): AuditEntry => ({
   objects: [{ type: 'ticket', id: `t-${n}` }],
   details: { n, purpose: 'treatment' },
 });
+
+/** The audit tables as the first databases had them (v1 records, no witness column). */
+const v1Migration: Migration = {
+  async up(db: Kysely<unknown>) {
+    let t = db.schema
+      .createTable('audit_records')
+      .addColumn('seq', 'bigint', (c) => c.primaryKey());
+    for (const c of [
+      'time',
+      'party',
+      'event',
+      'subtype',
+      'action',
+      'actor_id',
+      'actor',
+      'objects',
+      'details',
+      'prev',
+      'hash',
+    ])
+      t = t.addColumn(c, 'text', (x) => x.notNull());
+    await t.addColumn('outcome', 'integer', (c) => c.notNull()).execute();
+    await db.schema
+      .createTable('audit_objects')
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('id', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('audit_head')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('audit_checkpoints')
+      .addColumn('seq', 'bigint', (c) => c.primaryKey())
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull())
+      .addColumn('key_id', 'text', (c) => c.notNull())
+      .addColumn('signature', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
 
 let pki: DemoPki;
 let signers: Record<'authority' | 'producer' | 'cloud', SigningKey>;
@@ -63,19 +109,66 @@ describe.each(DIALECTS)('the audit witness on %s', (dialect: Dialect) => {
     open = [];
   });
 
-  /** An authority with its witness, the producer's store wired to it, a switch to cut the line. */
-  async function setup() {
+  /**
+   * An authority with its witness, the producer's store wired to it, a switch to cut the line. `v1`:
+   * the producer's database made as the first ones were, holding v1 records, then opened (upgraded)
+   * by today's code.
+   */
+  async function setup(v1?: readonly AuditEntry[]) {
     const auth = await openTestDatabase<AuthorityTables>(
       dialect,
       'authority_migrations',
       authorityMigrations,
     );
-    const party = await openTestDatabase<AuditTables>(
+    let party = await openTestDatabase<AuditTables>(
       dialect,
       'producer_migrations',
-      auditMigrations,
+      v1 ? { '0001_audit': v1Migration } : auditMigrations,
     );
     open.push(auth as TestDatabase<unknown>, party as TestDatabase<unknown>);
+    if (v1) {
+      let head = { seq: 0, hash: GENESIS };
+      for (const [i, e] of v1.entries()) {
+        const { v: _v, ...r } = nextRecord(
+          e,
+          head,
+          'producer',
+          new Date(Date.now() - 3600_000 + i),
+        );
+        const hash = recordHash(r);
+        await party.database.db
+          .insertInto('audit_records')
+          .values({
+            ...r,
+            actor_id: r.actor.id,
+            actor: JSON.stringify(r.actor),
+            objects: JSON.stringify(r.objects),
+            details: JSON.stringify(r.details),
+            hash,
+          } as never)
+          .execute();
+        head = { seq: r.seq, hash };
+      }
+      await party.database.db
+        .insertInto('audit_head')
+        .values({ id: 1, ...head })
+        .execute();
+      const upgraded = await openDatabase<AuditTables>({
+        ...party.options,
+        migrationTable: 'producer_migrations',
+        migrations: auditMigrations,
+      });
+      const first = party;
+      party = {
+        ...first,
+        database: upgraded,
+        cleanup: async () => {
+          await upgraded.close();
+          await first.cleanup();
+        },
+      };
+      open[open.length - 1] = party as TestDatabase<unknown>;
+    }
     const authority = new Authority({
       database: auth.database,
       root: pki.root,
@@ -311,6 +404,35 @@ describe.each(DIALECTS)('the audit witness on %s', (dialect: Dialect) => {
     expect(status).toMatchObject({ state: 'refused', refused: { seq: 6, kind: 'forked' } });
     const report = await log.verify();
     expect(kinds(report)).toEqual(['5:rewritten', '6:forked']);
+  });
+
+  it('a database of v1 records is upgraded: its head is the base, the records after it are v2, signed and proven', async () => {
+    const t = await setup([entry(1), entry(2), entry(3)]);
+    const log = await t.started();
+    // At start the v1 head was taken as the witness's base (v1 links cannot be shown by digests).
+    let s = await t.statement();
+    expect(s.first?.seq).toBe(3);
+    for (let n = 4; n <= 9; n++) await log.append(entry(n));
+    expect(await log.checkpointWitnessed()).toMatchObject({
+      state: 'current',
+      witnessed: { seq: 9 },
+    });
+    s = await t.statement();
+    expect(s.latest?.seq).toBe(9);
+    const all = await log.all();
+    expect(all.map((r) => r.v ?? 1)).toEqual([1, 1, 1, 2, 2, 2, 2, 2, 2]);
+    const report = await log.verify();
+    expect(report).toMatchObject({
+      ok: true,
+      records: 9,
+      witness: { consulted: true, reached: true },
+    });
+    // A v2 record turned back into v1 (re-hashed, unsigned) after the switch: named.
+    const { v: _v, keyId: _k, signature: _s, hash: _h, ...plain } = all[5]!;
+    await sql`UPDATE audit_records SET v = NULL, key_id = NULL, signature = NULL, hash = ${recordHash(plain)} WHERE seq = 6`.execute(
+      t.db,
+    );
+    expect(kinds(await log.verify())).toEqual(expect.arrayContaining(['6:rewritten']));
   });
 
   it('only the member whose certificate names the party may submit for it, with its own key', async () => {

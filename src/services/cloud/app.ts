@@ -32,7 +32,12 @@ import type { Capture } from '../common/capture.ts';
 import type { LiveTrust } from '../common/trust.ts';
 import { enforce, type PolicyEngine } from '../policy/engine.ts';
 import type { AuditEntry, AuditRecord } from '../../core/audit/record.ts';
-import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditWitnessMigration,
+  type AuditStore,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
 import { cloudAuditOperations } from './audit.ts';
@@ -62,6 +67,7 @@ export interface CloudTables extends AuditTables {
 
 export const cloudMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_cloud': {
     async up(db: Kysely<unknown>) {
       await db.schema

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Migration } from 'kysely';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
-import { AuditStore, auditMigrations, type AuditTables } from '../storage/audit-store.ts';
+import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
 import { mtlsWitness } from '../storage/audit-witness.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
 import { SessionServer } from '../../core/session/protocol.ts';
@@ -75,7 +75,7 @@ export async function startParty<DB extends AuditTables>(
       ? { url: c.databaseUrl, schema: `${c.dbSchemaPrefix}_${party}` }
       : { file: join(dir, `${party}.sqlite`) }),
     migrationTable: `${party}_migrations`,
-    migrations: { ...migrations, ...auditMigrations },
+    migrations,
   });
   // Every party's checkpoints go to the witness at the authority (the authority's own: docs/security.md).
   const witness = mtlsWitness(urls(c).authority, () => ({

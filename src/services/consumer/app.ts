@@ -16,7 +16,12 @@ import { thumbprint } from '../../core/pki/validate.ts';
 import { createApp, HttpError } from '../common/http.ts';
 import type { LoadedPki } from '../common/pki-dir.ts';
 import { checkSecret } from '../common/secrets.ts';
-import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditWitnessMigration,
+  type AuditStore,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 import type { Database } from '../storage/db.ts';
 
 export interface ConsumerTables extends AuditTables {
@@ -50,6 +55,7 @@ export interface ConsumerTables extends AuditTables {
 
 export const consumerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_consumer': {
     async up(db: Kysely<unknown>) {
       await db.schema

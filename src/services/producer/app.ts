@@ -30,7 +30,12 @@ import {
   type DecisionRecord,
   type PolicyEngine,
 } from '../policy/engine.ts';
-import { auditMigration, type AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditWitnessMigration,
+  type AuditStore,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
 import { producerAuditOperations } from './audit.ts';
@@ -75,6 +80,7 @@ export interface ProducerTables extends AuditTables {
 
 export const producerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_producer': {
     async up(db: Kysely<unknown>) {
       await db.schema
