@@ -121,30 +121,23 @@ export function assertNoSecrets(v: unknown, path = 'details'): void {
     }
 }
 
+type Content = Pick<
+  AuditRecord,
+  'time' | 'party' | 'event' | 'subtype' | 'action' | 'outcome' | 'actor' | 'objects' | 'details'
+>;
+
+/** What a record says, apart from its place in the chain. */
+const contentOf = (r: Content): Content => {
+  const { time, party, event, subtype, action, outcome, actor, objects, details } = r;
+  return { time, party, event, subtype, action, outcome, actor, objects, details };
+};
+
 /**
  * The content digest of a v2 record: everything it says except its place in the chain. What a party
  * sends its witness instead of the record (no content leaves the party).
  */
-export function contentDigest(
-  r: Pick<
-    AuditRecord,
-    'time' | 'party' | 'event' | 'subtype' | 'action' | 'outcome' | 'actor' | 'objects' | 'details'
-  >,
-): string {
-  const { time, party, event, subtype, action, outcome, actor, objects, details } = r;
-  const body = canonicalJson({
-    time,
-    party,
-    event,
-    subtype,
-    action,
-    outcome,
-    actor,
-    objects,
-    details,
-  });
-  return toHex(sha256(utf8('ZTV audit content v2\n'), utf8(body)));
-}
+export const contentDigest = (r: Content): string =>
+  toHex(sha256(utf8('ZTV audit content v2\n'), utf8(canonicalJson(contentOf(r)))));
 
 /**
  * The v2 link: SHA-256 over the position, the previous hash and the content digest. A malformed
@@ -177,20 +170,7 @@ export const recordSignatureMessage = (party: string, seq: number, hash: string)
 /** The hash of a record: v2 links its content digest; v1 hashes its canonical form, prev included. */
 export function recordHash(r: Omit<AuditRecord, 'hash' | 'keyId' | 'signature'>): string {
   if (r.v === RECORD_VERSION) return linkHash(r.seq, r.prev, contentDigest(r));
-  const { seq, time, party, prev, event, subtype, action, outcome, actor, objects, details } = r;
-  const body = canonicalJson({
-    seq,
-    time,
-    party,
-    prev,
-    event,
-    subtype,
-    action,
-    outcome,
-    actor,
-    objects,
-    details,
-  });
+  const body = canonicalJson({ ...contentOf(r), seq: r.seq, prev: r.prev });
   return toHex(sha256(utf8('ZTV audit record v1\n'), utf8(body)));
 }
 

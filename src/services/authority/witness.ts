@@ -122,13 +122,20 @@ export class WitnessError extends Error {
 
 type CheckpointRow = WitnessTables['witness_checkpoints'];
 
-const witnessed = (r: CheckpointRow): WitnessedCheckpoint => ({
+/** A party's signed checkpoint as a witness row stores it. */
+const checkpointOf = (
+  r: Pick<CheckpointRow, 'party' | 'seq' | 'hash' | 'time' | 'key_id' | 'signature'>,
+): Checkpoint => ({
   party: r.party,
   seq: Number(r.seq),
   hash: r.hash,
   time: r.time,
   keyId: r.key_id,
   signature: r.signature,
+});
+
+const witnessed = (r: CheckpointRow): WitnessedCheckpoint => ({
+  ...checkpointOf(r),
   witnessedAt: r.witnessed_at,
 });
 
@@ -339,14 +346,7 @@ export class Witness {
       .reverse()
       .map((r) => ({
         kind: r.kind as ConflictKind,
-        checkpoint: {
-          party: r.party,
-          seq: Number(r.seq),
-          hash: r.hash,
-          time: r.time,
-          keyId: r.key_id,
-          signature: r.signature,
-        },
+        checkpoint: checkpointOf(r),
         receivedAt: r.received_at,
         witnessed: { seq: Number(r.latest_seq), hash: r.latest_hash },
         detail: r.detail,
