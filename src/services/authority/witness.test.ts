@@ -192,17 +192,17 @@ describe.each(DIALECTS)('the audit witness on %s', (dialect: Dialect) => {
       witnessKey: async (id) =>
         id === signers.authority.publicKey.keyIdHex ? signers.authority.publicKey : undefined,
     };
-    const store = (every = 5) => {
+    const store = (every = 5, intervalMs = 3600_000) => {
       const s = new AuditStore(party.database, 'producer', signers.producer, every, undefined, {
         witness: transport,
-        intervalMs: 3600_000,
+        intervalMs,
       });
       stores.push(s);
       return s;
     };
     /** A store whose start-up comparison is done (so that the checkpoints below are the test's). */
-    const started = async (every = 5) => {
-      const s = store(every);
+    const started = async (every = 5, intervalMs?: number) => {
+      const s = store(every, intervalMs);
       await s.started;
       return s;
     };
@@ -326,6 +326,26 @@ describe.each(DIALECTS)('the audit witness on %s', (dialect: Dialect) => {
     const alerts = await t.authorityLog.query({ subtype: 'witness-conflict' });
     expect(alerts.map((a) => a.details)).toEqual([
       expect.objectContaining({ kind: 'rolled-back', seq: 7, witnessedSeq: 9 }),
+    ]);
+  });
+
+  it('a running party whose head is set back is refused at its next interval, with no append or read', async () => {
+    const t = await setup();
+    const log = await t.started(100, 150);
+    for (let n = 1; n <= 6; n++) await log.append(entry(n));
+    await expect.poll(async () => (await t.statement()).latest?.seq, { timeout: 10_000 }).toBe(6);
+    const four = await t.db
+      .selectFrom('audit_records')
+      .select('hash')
+      .where('seq', '=', 4)
+      .executeTakeFirstOrThrow();
+    await sql`DELETE FROM audit_records WHERE seq > 4`.execute(t.db);
+    await sql`UPDATE audit_head SET seq = 4, hash = ${four.hash}`.execute(t.db);
+    await expect
+      .poll(async () => (await log.witnessStatus()).state, { timeout: 10_000 })
+      .toBe('refused');
+    expect((await t.statement()).conflicts.map((c) => [c.kind, c.checkpoint.seq])).toEqual([
+      ['rolled-back', 4],
     ]);
   });
 

@@ -198,7 +198,8 @@ export class AuditStore {
   private status: Omit<WitnessStatus, 'pending'> = { state: 'off' };
   private flushing: Promise<void> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private lastCheckpointed = 0;
+  /** The position last checkpointed: a head that moved from it — forward, or back — is signed again. */
+  private lastCheckpointed: Head | undefined;
   /** Settles once the start-up comparison with the witness is done (at once without a witness). */
   readonly started: Promise<void>;
 
@@ -329,7 +330,7 @@ export class AuditStore {
       })
       .onConflict((oc) => oc.column('seq').doNothing())
       .execute();
-    this.lastCheckpointed = Math.max(this.lastCheckpointed, c.seq);
+    this.lastCheckpointed = { seq: c.seq, hash: c.hash };
     // One checkpoint per position: the one already stored there, if any, is the one that counts.
     const stored = await this.db
       .selectFrom('audit_checkpoints')
@@ -380,7 +381,9 @@ export class AuditStore {
   private async tick(): Promise<void> {
     try {
       const head = await this.head();
-      if (head.seq > this.lastCheckpointed) await this.checkpoint(head);
+      const last = this.lastCheckpointed;
+      if (head.seq > 0 && (head.seq !== last?.seq || head.hash !== last.hash))
+        await this.checkpoint(head);
       await this.flush();
     } catch {
       // The database closing under a timer at shutdown: the next start resumes from the queue.

@@ -138,12 +138,10 @@ export const witnessRelay: FastifyPluginAsync<{
             : { error: 'witness', message: `the witness answered ${r.status}` },
         );
     } catch {
-      return reply
-        .code(502)
-        .send({
-          error: 'witness-unreachable',
-          message: 'the witness (central authority) cannot be reached',
-        });
+      return reply.code(502).send({
+        error: 'witness-unreachable',
+        message: 'the witness (central authority) cannot be reached',
+      });
     } finally {
       inFlight--;
     }
