@@ -32,6 +32,7 @@ check() {
   need 'command -v gdcmdump && command -v gdcminfo && command -v gdcmconv' libgdcm-tools
   need 'command -v opj_decompress' libopenjp2-tools
   need 'command -v openssl' openssl
+  need 'command -v pg_dump' postgresql-client
 }
 check
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

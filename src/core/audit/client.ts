@@ -3,9 +3,13 @@
  * WebCrypto only): authenticated sessions with the producer, the cloud and the consumer hospital using
  * the auditor's device certificate; trace resolution; each party's trail with its chain verification,
  * the merged trail of all three for a patient, a study, a clinician or a ticket; whole chains verified
- * again here with each party's certified key; break-glass reviews; and `traceLeak`, the whole tracing
- * procedure for a leaked file. Every call declares the purpose `audit`, which the policy requires.
+ * again here with each party's certified key and against the witness's statement (fetched through
+ * the consumer hospital, signed by the authority over a nonce of ours); break-glass reviews; and
+ * `traceLeak`, the whole tracing procedure for a leaked file. Every call declares the purpose
+ * `audit`, which the policy requires.
  */
+import { fromUtf8, randomBytes, toHex } from '../bytes.ts';
+import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
 import { FederationClient, type DeviceKeys } from '../client/federation.ts';
 import { PartySessions } from '../client/sessions.ts';
 import {
@@ -25,6 +29,7 @@ import { X509Certificate } from '../pki/x509.ts';
 import { examineLeak, type LeakExamination, type LeakStatus } from './leak.ts';
 import type { AuditRecord } from './record.ts';
 import {
+  checkpointKeys,
   mergeTrails,
   referencesOf,
   verifyTrail,
@@ -33,6 +38,7 @@ import {
   type TrailFilter,
 } from './trail.ts';
 import type { ChainReport } from './verify.ts';
+import { mergeViews, verifyStatement, type WitnessStatement, type WitnessView } from './witness.ts';
 
 export type { PendingReview, TraceResolution } from '../operations/audit.ts';
 
@@ -43,6 +49,44 @@ export interface AuditEndpoints {
   readonly producer: string;
   readonly cloud?: string;
   readonly consumer?: string;
+  /** Where the witness's statements are served (default: the consumer hospital, which relays them). */
+  readonly witness?: string;
+}
+
+export type WitnessLookup = WitnessView | { readonly unavailable: string };
+
+/**
+ * The witness's statement about a party, fetched from `base` (`/witness/:party?nonce=`) and verified
+ * here: the authority's signature with its certified key, our fresh nonce, the party's signature on
+ * each checkpoint listed. Never throws: what went wrong is the `unavailable` reason.
+ */
+export async function fetchWitnessView(
+  base: string,
+  party: string,
+  trust: PkiView,
+  f: typeof fetch = fetch,
+): Promise<WitnessLookup> {
+  const nonce = toHex(randomBytes(16));
+  let statement: WitnessStatement;
+  try {
+    const r = await f(`${base}/witness/${party}?nonce=${nonce}`);
+    if (!r.ok)
+      return { unavailable: `the witness's statement could not be fetched (HTTP ${r.status})` };
+    statement = (await r.json()) as WitnessStatement;
+  } catch (e) {
+    return { unavailable: `the witness cannot be reached (${(e as Error).message})` };
+  }
+  try {
+    const v = await verifyStatement(
+      statement,
+      { party, nonce },
+      checkpointKeys(trust, 'authority'),
+      checkpointKeys(trust, party),
+    );
+    return v.ok ? v.view : { unavailable: `the witness's statement is refused: ${v.reason}` };
+  } catch (e) {
+    return { unavailable: `the witness's statement is malformed (${(e as Error).message})` };
+  }
 }
 
 /** The whole answer about a leaked file: the keyless examination and what the producer's log says. */
@@ -86,10 +130,16 @@ export class AuditorClient {
     readonly endpoints: AuditEndpoints,
     device: Pick<DeviceKeys, 'signing' | 'chain'>,
     private readonly trust: () => PkiView,
-    f: typeof fetch = fetch,
+    private readonly f: typeof fetch = fetch,
     readonly purpose = 'audit',
   ) {
-    this.sessions = new PartySessions(endpoints, device, trust, f);
+    const { producer, cloud, consumer } = endpoints;
+    this.sessions = new PartySessions<AuditedParty>(
+      { producer, ...(cloud ? { cloud } : {}), ...(consumer ? { consumer } : {}) },
+      device,
+      trust,
+      f,
+    );
   }
 
   /** The producer's log on a trace (hex): the ticket and its requester, or unknown. */
@@ -113,14 +163,31 @@ export class AuditorClient {
   }
 
   /**
-   * One party's whole chain, verified again here with the party's certified key: `local` is this
-   * verification, `remote` the party's own; they differ only if the service lies about itself.
+   * One party's whole chain, verified again here with the party's certified key and against the
+   * witness: `local` is this verification, `remote` the party's own; they differ only if the service
+   * lies about itself. The witness is asked before the chain is read (the chain must reach what it
+   * had seen by then) and after (the checkpoint the read made, and any conflict it raised).
    */
   async verifyChain(
     party: AuditedParty,
   ): Promise<{ local: ChainReport; remote: ChainReport; trail: PartyTrail }> {
+    const base = this.endpoints.witness ?? this.endpoints.consumer;
+    const witness = () =>
+      base
+        ? fetchWitnessView(base, party, this.trust(), this.f)
+        : Promise.resolve<WitnessLookup>({ unavailable: 'no witness URL was given' });
+    const before = await witness();
     const trail = await this.trail(party, { chain: true });
-    return { local: await verifyTrail(this.trust(), trail), remote: trail.verification, trail };
+    const after = await witness();
+    const view =
+      'unavailable' in before
+        ? before
+        : mergeViews(before, 'unavailable' in after ? undefined : after);
+    return {
+      local: await verifyTrail(this.trust(), trail, view),
+      remote: trail.verification,
+      trail,
+    };
   }
 
   /**

@@ -14,6 +14,7 @@ import { sha256 } from '../crypto/hash.ts';
 import type { Accepted } from '../schema.ts';
 import { EVENTS, type AuditRecord, type Checkpoint, type EventId } from './record.ts';
 import { verifyChain, type ChainBreak, type ChainReport } from './verify.ts';
+import type { WitnessStatus, WitnessView } from './witness.ts';
 
 /** The study reference records carry: SHA-256 of the Study Instance UID, 32 hex digits. */
 export const studyRef = (studyInstanceUid: string): string =>
@@ -64,6 +65,8 @@ export interface PartyTrail {
   /** Whether `records` is the whole chain (then it can be verified again locally). */
   readonly complete: boolean;
   readonly truncated: boolean;
+  /** How the party stands with its witness after signing the checkpoint for this answer. */
+  readonly witness?: WitnessStatus;
 }
 
 export interface MergedEntry {
@@ -142,7 +145,14 @@ export function checkpointKeys(
   };
 }
 
-/** Verifies a complete chain again, here, with the party's key from the PKI. */
-export async function verifyTrail(view: PkiView, t: PartyTrail): Promise<ChainReport> {
-  return verifyChain(t.party, t.records, t.checkpoints, checkpointKeys(view, t.party));
+/**
+ * Verifies a complete chain again, here, with the party's key from the PKI, and against the witness's
+ * view when one was fetched (or says why none could be).
+ */
+export async function verifyTrail(
+  view: PkiView,
+  t: PartyTrail,
+  witness?: WitnessView | { readonly unavailable: string },
+): Promise<ChainReport> {
+  return verifyChain(t.party, t.records, t.checkpoints, checkpointKeys(view, t.party), witness);
 }

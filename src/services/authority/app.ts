@@ -17,6 +17,7 @@ import type { Database } from '../storage/db.ts';
 import { adminPlugin } from './admin.ts';
 import { Authority } from './authority.ts';
 import { publicationPlugin } from './publication.ts';
+import { witnessPlugin } from './witness.ts';
 import type { AuthorityTables } from './schema.ts';
 
 export { Authority } from './authority.ts';
@@ -49,6 +50,7 @@ export async function buildAuthority(
     ...(deps.https ? { https: deps.https } : {}),
   });
   await app.register(publicationPlugin, { authority, root: deps.root });
+  await app.register(witnessPlugin, { database: deps.database, audit: deps.audit });
   await app.register(adminPlugin, {
     ...state,
     authority,

@@ -4,9 +4,10 @@
  * that make them, run at start on SQLite or PostgreSQL.
  */
 import type { Kysely, Migration } from 'kysely';
-import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
+import { witnessMigration, type WitnessTables } from './witness.ts';
+import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
 
-export interface AuthorityTables extends AuditTables {
+export interface AuthorityTables extends AuditTables, WitnessTables {
   certificates: {
     serial: string;
     member_id: string;
@@ -28,6 +29,7 @@ export interface AuthorityTables extends AuditTables {
 
 export const authorityMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_authority': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -58,4 +60,5 @@ export const authorityMigrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '0003_witness': witnessMigration,
 };

@@ -10,6 +10,7 @@ import { loadPolicyEngine } from '../policy/load.ts';
 import { faultHook } from '../common/faults.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { mtlsServerOptions } from '../common/tls.ts';
+import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildCloud, cloudMigrations, type CloudTables } from './app.ts';
 
@@ -54,6 +55,7 @@ const { internal, public: pub } = await buildCloud({
   logLevel: c.logLevel,
   https: mtlsServerOptions({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: rt.pki }),
 });
+await pub.register(auditHealth, { audit: rt.audit });
 await internal.listen({ host: c.host, port: c.ports.cloudInternal });
 await pub.listen({ host: c.host, port: c.ports.cloud });
 announce('cloud', { cloud: c.ports.cloud, cloudInternal: c.ports.cloudInternal });

@@ -6,7 +6,7 @@
 import type { Kysely, Migration } from 'kysely';
 import { fromHex, toHex } from '../../core/bytes.ts';
 import type { TraceBasis } from '../../core/protect/index.ts';
-import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
+import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
 
 export interface CloudTables extends AuditTables {
   instances: {
@@ -33,6 +33,7 @@ export interface CloudTables extends AuditTables {
 
 export const cloudMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_cloud': {
     async up(db: Kysely<unknown>) {
       await db.schema

@@ -142,8 +142,9 @@ export async function selectRecords(
 
 /** The whole answer to `audit-trail`, once the access is allowed and logged. */
 export async function partyTrail(audit: AuditStore, f: TrailFilter): Promise<PartyTrail> {
-  // Sign the head first, so the answer carries a checkpoint covering every record it returns.
-  await audit.checkpoint();
+  // Sign the head first and have it witnessed, so the answer carries a checkpoint covering every
+  // record it returns and the witness has seen it before the auditor asks (docs/audit.md §3).
+  const witness = await audit.checkpointWitnessed();
   const verification = await audit.verify();
   const checkpoints = await audit.checkpoints();
   if (f.chain) {
@@ -155,10 +156,19 @@ export async function partyTrail(audit: AuditStore, f: TrailFilter): Promise<Par
       records,
       complete: true,
       truncated: false,
+      witness,
     };
   }
   const { records, truncated } = await selectRecords(audit, f);
-  return { party: audit.party, verification, checkpoints, records, complete: false, truncated };
+  return {
+    party: audit.party,
+    verification,
+    checkpoints,
+    records,
+    complete: false,
+    truncated,
+    witness,
+  };
 }
 
 /** A JSON document as a stream of chunks (the session layer seals them packet by packet). */

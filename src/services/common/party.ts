@@ -10,6 +10,7 @@ import { importEcdhPrivateKey } from '../../core/crypto/ecdh.ts';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import { mtlsWitness } from '../storage/audit-witness.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
 import { SessionServer } from '../../core/session/protocol.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
@@ -73,7 +74,20 @@ export async function startParty<DB extends AuditTables>(
     migrationTable: `${party}_migrations`,
     migrations,
   });
-  const audit = new AuditStore(database as unknown as Database<AuditTables>, party, keys.signer);
+  // Every party's checkpoints go to the witness at the authority (the authority's own: docs/security.md).
+  const witness = mtlsWitness(urls(c).authority, () => ({
+    cert: keys.certPem,
+    key: keys.keyPem,
+    pki,
+  }));
+  const audit = new AuditStore(
+    database as unknown as Database<AuditTables>,
+    party,
+    keys.signer,
+    100,
+    undefined,
+    party === 'authority' ? {} : { witness },
+  );
   return { keys, pki, database, audit, dir };
 }
 

@@ -12,6 +12,7 @@ import { X509Certificate } from '../../core/pki/x509.ts';
 import { federationConfig, urls } from '../common/config.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
+import { auditHealth, witnessRelay } from '../storage/audit-witness.ts';
 import {
   addCare,
   addClinician,
@@ -73,6 +74,12 @@ const app = await buildConsumer({
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
+// Auditors fetch the witness's statements here (signed by the authority over their nonce).
+await app.register(witnessRelay, {
+  authority: u.authority,
+  identity: () => ({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: trust.view() }),
+});
+await app.register(auditHealth, { audit: rt.audit });
 await app.listen({ host: c.host, port: c.ports.consumer });
 announce('consumer', { consumer: c.ports.consumer });
 onShutdown(async () => {

@@ -5,7 +5,7 @@
  */
 import type { Kysely, Migration } from 'kysely';
 import type { StructuralRole } from '../../core/pki/oids.ts';
-import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
+import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
 
 export interface ConsumerTables extends AuditTables {
   clinicians: {
@@ -38,6 +38,7 @@ export interface ConsumerTables extends AuditTables {
 
 export const consumerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_consumer': {
     async up(db: Kysely<unknown>) {
       await db.schema

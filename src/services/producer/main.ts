@@ -14,6 +14,7 @@ import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
 import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
+import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
 
@@ -45,6 +46,7 @@ const { app } = await buildProducer({
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
+await app.register(auditHealth, { audit: rt.audit });
 await app.listen({ host: c.host, port: c.ports.producer });
 announce('producer', { producer: c.ports.producer });
 onShutdown(async () => {

@@ -4,7 +4,7 @@
  * audit chain; the migrations that make them, run at start on SQLite or PostgreSQL.
  */
 import type { Kysely, Migration } from 'kysely';
-import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
+import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
 
 export interface ProducerTables extends AuditTables {
   patients: { id: string; name: string; birth_date: string };
@@ -46,6 +46,7 @@ export interface ProducerTables extends AuditTables {
 
 export const producerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
   '0002_producer': {
     async up(db: Kysely<unknown>) {
       await db.schema
