@@ -8,8 +8,7 @@
  * `traceLeak`, the whole tracing procedure for a leaked file. Every call declares the purpose
  * `audit`, which the policy requires.
  */
-import { fromUtf8, randomBytes, toHex } from '../bytes.ts';
-import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
+import { randomBytes, toHex } from '../bytes.ts';
 import { FederationClient, type DeviceKeys } from '../client/federation.ts';
 import { PartySessions } from '../client/sessions.ts';
 import {
