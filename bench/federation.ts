@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { outsource } from '../src/services/federation.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
 import { sampleFiles } from '../test/samples.ts';
 import { startTestFederation } from '../test/federation.ts';
 import { machine, median, widenToAllCores, writeReport } from './lib.ts';

@@ -6,7 +6,7 @@
  * uncompressed HTTP server. Runs alternate between the two so that machine load hits both alike.
  * Run: `npm run bench -- viewer` (or `npx tsx bench/viewer.ts [runs]`); writes bench/reports/viewer.md.
  */
-import { createReadStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, extname, join, normalize } from 'node:path';
@@ -37,6 +37,12 @@ import {
 widenToAllCores();
 
 const RUNS = Number(process.argv[2] ?? 5);
+/** The Cornerstone3D version installed, as the report names it. */
+const CORNERSTONE = (
+  JSON.parse(
+    readFileSync(join(REPO_ROOT, 'node_modules/@cornerstonejs/core/package.json'), 'utf8'),
+  ) as { version: string }
+).version;
 const MB = (b: number) => b / 1e6;
 
 /** Builds the baseline page and serves it and the original DICOM files, uncompressed. */
@@ -315,7 +321,7 @@ configuration, alternating, after one unmeasured round; medians with (min–max)
   cloud redeems the ticket (inserting and signing the trace of all 150 images), the instances stream in sealed
   session frames, each is verified up to the pinned root, decrypted, restored exactly and converted in the
   worker pool, and drawn by Cornerstone3D through the \`zt:\` loader.
-- **Plain** — Cornerstone3D 5.14 with its standard dicom-image-loader (\`wadouri:\`, its default pool:
+- **Plain** — Cornerstone3D ${CORNERSTONE} with its standard dicom-image-loader (\`wadouri:\`, its default pool:
   max(1, hardwareConcurrency/2) workers), the original files from a local uncompressed HTTP server, one stack
   viewport: \`setStack\` → first render, then every slice loaded and cached. No authentication, no decryption,
   no verification.

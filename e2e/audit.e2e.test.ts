@@ -491,7 +491,20 @@ describe('the auditor area, end to end', () => {
   it('a record rewritten in the producer database: the trail view shows its seq and kind, as ztv audit verify does', async () => {
     await shooting('audit-rewritten', async () => {
       const { page } = dave;
-      const before = await ztv('audit', 'verify', '--data', v.dir, '--party', 'producer');
+      // The producer's database, compared with the witness (its statements through the hospital).
+      const verifyProducer = (...more: string[]) =>
+        ztv(
+          'audit',
+          'verify',
+          '--data',
+          v.dir,
+          '--party',
+          'producer',
+          '--witness',
+          v.fed.urls.consumer,
+          ...more,
+        );
+      const before = await verifyProducer();
       expect(before.code, before.out + before.err).toBe(0);
 
       // One of the producer's records of the patient's consultations, as the view showed it.
@@ -531,7 +544,7 @@ describe('the auditor area, end to end', () => {
       );
 
       // The command line on the database names the same record and the same failure.
-      const after = await ztv('audit', 'verify', '--data', v.dir, '--party', 'producer', '--json');
+      const after = await verifyProducer('--json');
       expect(after.code).toBe(1);
       const [report] = JSON.parse(after.out) as {
         local: { breaks: { seq: number; kind: string }[] };
@@ -539,7 +552,7 @@ describe('the auditor area, end to end', () => {
       expect(report!.local.breaks.map((b) => `${b.seq}:${b.kind}`)).toEqual([
         `${target.seq}:hash-mismatch`,
       ]);
-      const text = await ztv('audit', 'verify', '--data', v.dir, '--party', 'producer');
+      const text = await verifyProducer();
       expect(text.out).toContain(
         `record ${target.seq}: hash-mismatch: record ${target.seq} was rewritten`,
       );

@@ -7,7 +7,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { protect, traceIdFrom, traceProtected } from '../src/core/protect/index.ts';
-import { testTrust } from '../src/viewer/pipeline/testing.ts';
+import { generateEncryptionKeys } from '../src/core/pki/issue.ts';
+import { keysTicket, testTrust } from '../test/pipeline.ts';
 import { sampleFiles } from '../test/samples.ts';
 import { launchChromium } from './browser.ts';
 import { servePages, type ServedPages } from './pages-server.ts';
@@ -63,15 +64,20 @@ beforeAll(async () => {
       pseudonymKey: new Uint8Array(32),
     });
     const t = await traceProtected(p.bytes, { signer: keys.cloud, traceId: traceIdFrom('render') });
-    images.push({
-      ref: f,
-      bytes: Buffer.from(t).toString('base64'),
-      key: Buffer.from(p.imageKey).toString('base64'),
-    });
+    images.push({ ref: f, bytes: Buffer.from(t).toString('base64'), key: p.imageKey });
   }
+  // The keys reach the page's workers as the viewer's do: in a ticket for a device key, which the
+  // page imports (non-extractable) from the JWK it is given.
+  const device = await generateEncryptionKeys(true);
+  const ticket = await keysTicket(keys, images, device);
   const result = await page.evaluate((input) => window.renderSeries(input), {
     trust: keys.bundle,
-    images,
+    images: images.map(({ ref, bytes }) => ({ ref, bytes })),
+    ticket: {
+      keys: ticket.keys,
+      deviceId: ticket.deviceId,
+      deviceKey: await crypto.subtle.exportKey('jwk', device.privateKey),
+    },
   });
   expect(errors).toEqual([]);
   expect(result.statuses.every((s) => s === 'verified')).toBe(true);
@@ -86,6 +92,16 @@ afterAll(async () => {
 });
 
 describe('rendering protected CT slices', () => {
+  it("warms each decode worker up with the build's material: the synthetic slice verifies", async () => {
+    await page.waitForFunction(() => {
+      const w = window.warmUps();
+      return w.statuses.length === w.workers;
+    });
+    const { statuses, workers } = await page.evaluate(() => window.warmUps());
+    expect(workers).toBeGreaterThan(0);
+    expect(statuses).toEqual(Array.from({ length: workers }, () => 'verified'));
+  });
+
   it('sorts slices by position along the patient axis', () => {
     const z = order.map((f) =>
       Number(

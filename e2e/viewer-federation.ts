@@ -12,13 +12,13 @@ import { certificateSha256 } from '../src/core/client/federation.ts';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { T } from '../src/core/dicom/tags.ts';
 import { federationConfig } from '../src/services/common/config.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
 import {
   freePorts,
-  outsource,
   prepareFederation,
   startFederation,
   type Federation,
-} from '../src/services/federation.ts';
+} from '../src/services/launcher.ts';
 import { REPO_ROOT, sampleFiles } from '../test/samples.ts';
 
 export const CT_SERIES = 'series/ct_chest_LIDC-IDRI-0314';

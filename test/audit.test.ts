@@ -6,8 +6,16 @@
 // XML exports validate against the shipped PS3.15 schema; break-glass review obeys SOD-DYNAMIC and
 // discharges the obligation once; a record rewritten in the producer's database is named — seq and
 // failure — by the service's trail verification and by `ztv audit verify`.
+//
+// Then the attacks of issue 16 on the chains themselves, each verified against the witness at the
+// authority (the statement fetched through the consumer hospital, never from the party): on a copy of
+// the producer's audit tables, the last record deleted, a record rewritten and re-hashed with
+// `recordHash` (no key), a checkpointed record deleted with its checkpoint; on the running parties, the
+// producer's last records deleted and its head set back while it appends on, the consumer rolled back
+// to an earlier record with its later checkpoints removed, and the cloud's database restored from an
+// older copy (an SQLite backup, a pg_dump) — each named: truncated, rolled-back, rewritten.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -17,6 +25,9 @@ import { validateXML } from 'xmllint-wasm';
 import { AuditorClient, enrollDevice } from '../src/core/audit/client.ts';
 import { parseCsv, toCsv } from '../src/core/audit/csv.ts';
 import { toDicomAudit } from '../src/core/audit/dicom.ts';
+import { recordHash, type AuditRecord } from '../src/core/audit/record.ts';
+import { verifiedComplete } from '../src/core/audit/verify.ts';
+import { readStoredChain } from '../src/services/storage/audit-reader.ts';
 import { randomBytes, toHex } from '../src/core/bytes.ts';
 import { FederationClient, fetchTrust, type DeviceKeys } from '../src/core/client/federation.ts';
 import { signingKeyFromPem } from '../src/core/crypto/keys.ts';
@@ -26,12 +37,8 @@ import { readProtected } from '../src/core/protect/image.ts';
 import { traceProtected, writeTraceSlot } from '../src/core/protect/trace.ts';
 import { RemoteError } from '../src/core/session/protocol.ts';
 import { federationConfig } from '../src/services/common/config.ts';
-import {
-  freePorts,
-  outsource,
-  startFederation,
-  type Federation,
-} from '../src/services/federation.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
+import { freePorts, startFederation, type Federation } from '../src/services/launcher.ts';
 import { DIALECTS, PG_URL } from './databases.ts';
 import { REPO_ROOT, sampleFiles } from './samples.ts';
 
@@ -84,6 +91,72 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
       timeout: 90_000,
     });
     return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const witnessArgs = () => ['--witness', fed.urls.consumer];
+  /** The lines `ztv audit verify` printed about one party. */
+  const block = (out: string, party: string): string =>
+    (new RegExp(`^${party}: .*(\\n {2}.*)*`, 'm').exec(out) ?? [''])[0];
+
+  /** Runs statements on a party's live database, as someone with write access to it would. */
+  const onDatabase = async (
+    target: { sqlite: string } | { schema: string },
+    statements: readonly (readonly [string, readonly unknown[]])[],
+  ) => {
+    if ('sqlite' in target) {
+      const db = new SQLite(target.sqlite);
+      db.pragma('busy_timeout = 5000');
+      for (const [q, params] of statements) db.prepare(q).run(...params);
+      db.close();
+      return;
+    }
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    await c.query(`SET search_path TO "${target.schema}"`);
+    for (const [q, params] of statements) {
+      let n = 0;
+      await c.query(
+        q.replace(/\?/g, () => `$${++n}`),
+        params as unknown[],
+      );
+    }
+    await c.end();
+  };
+  const live = (party: string) =>
+    dialect === 'sqlite'
+      ? { sqlite: join(dir, party, `${party}.sqlite`) }
+      : { schema: `ztv_${party}` };
+
+  /** A copy of a party's audit tables to attack, and the `ztv audit verify` arguments that read it. */
+  const copyOf = async (party: string, name: string) => {
+    if (dialect === 'sqlite') {
+      const src = new SQLite(join(dir, party, `${party}.sqlite`), { readonly: true });
+      await src.backup(file(`${name}.sqlite`));
+      src.close();
+      return {
+        target: { sqlite: file(`${name}.sqlite`) },
+        args: ['--db', file(`${name}.sqlite`), '--party', party, '--pki', join(dir, 'pki')],
+      };
+    }
+    const schema = `copy_${name.replace(/-/g, '_')}`;
+    const c = new pg.Client({ connectionString: databaseUrl });
+    await c.connect();
+    await c.query(`CREATE SCHEMA ${schema}`);
+    for (const t of ['audit_records', 'audit_checkpoints', 'audit_head', 'audit_objects'])
+      await c.query(`CREATE TABLE ${schema}.${t} AS TABLE ztv_${party}.${t}`);
+    await c.end();
+    return {
+      target: { schema },
+      args: [
+        '--database-url',
+        databaseUrl!,
+        '--schema',
+        schema,
+        '--party',
+        party,
+        '--pki',
+        join(dir, 'pki'),
+      ],
+    };
   };
   const auditorArgs = () => [
     '--consumer',
@@ -277,6 +350,11 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     for (const p of ['producer', 'cloud', 'consumer'] as const) {
       const v = await auditor.verifyChain(p);
       expect(v.local.ok, JSON.stringify(v.local.breaks)).toBe(true);
+      // …and it reaches the latest checkpoint the witness saw, fetched from the witness.
+      expect(verifiedComplete(v.local), JSON.stringify(v.local.witness)).toBe(true);
+      // (the bar is what it had seen before this read: the read's own checkpoint came after).
+      expect(v.local.witness).toMatchObject({ consulted: true, reached: true });
+      expect((v.local.witness as { latest?: { seq: number } }).latest?.seq).toBeGreaterThan(0);
       expect(v.local.checkpoints).toBeGreaterThan(0);
       expect(v.local.records).toBe(v.trail.records.length);
     }
@@ -415,8 +493,89 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     expect(bad.code).toBe(64);
   });
 
+  it("attacks on a copy of the producer's chain are named against the witness: truncated, rewritten", async () => {
+    // Everything the producer holds is witnessed by this read (its checkpoint goes to the witness first).
+    const { trail, local } = await auditor.verifyChain('producer');
+    expect(verifiedComplete(local)).toBe(true);
+    const head = trail.records.at(-1)!.seq;
+    const verify = async (
+      name: string,
+      attack: (t: { sqlite: string } | { schema: string }) => Promise<void>,
+    ) => {
+      const copy = await copyOf('producer', name);
+      await attack(copy.target);
+      const r = ztv('audit', 'verify', ...copy.args, ...witnessArgs());
+      return { ...r, text: r.out + r.err };
+    };
+
+    // An untouched copy verifies complete: intact up to its head, which the witness saw.
+    const intact = await verify('intact', async () => undefined);
+    expect(intact.code, intact.text).toBe(0);
+    expect(intact.out).toContain(
+      `chain intact up to record ${head}; reaches the witnessed record ${head}`,
+    );
+
+    // The last record deleted (its checkpoint left): the witness saw it.
+    const last = await verify('last', (t) =>
+      onDatabase(t, [['DELETE FROM audit_records WHERE seq = ?', [head]]]),
+    );
+    expect(last.code, last.text).toBe(1);
+    expect(last.out).toContain(
+      `record ${head}: truncated: the witness saw the chain reach record ${head}`,
+    );
+
+    // A checkpointed record deleted together with its checkpoint: still missing for the witness.
+    const both = await verify('both', (t) =>
+      onDatabase(t, [
+        ['DELETE FROM audit_records WHERE seq = ?', [head]],
+        ['DELETE FROM audit_checkpoints WHERE seq = ?', [head]],
+      ]),
+    );
+    expect(both.code, both.text).toBe(1);
+    expect(both.out).toContain(`record ${head}: truncated`);
+    expect(both.out).not.toContain('checkpoint-mismatch');
+
+    // A record rewritten and its hash recomputed with recordHash — and every later link, and the later
+    // checkpoints removed, so that the chain is consistent again: no key signs the new hashes.
+    const target = head - 3;
+    const rewritten = await verify('rewritten', async (t) => {
+      const chain = await readStoredChain(
+        'sqlite' in t ? { file: t.sqlite } : { url: databaseUrl!, schema: t.schema },
+        'producer',
+      );
+      let prev = chain.records[target - 2]!.hash;
+      const rows: [string, readonly unknown[]][] = [];
+      for (const r of chain.records.slice(target - 1)) {
+        const { hash: _h, keyId: _k, signature: _s, ...rest } = r;
+        const changed: Omit<AuditRecord, 'hash'> = {
+          ...rest,
+          prev,
+          details: r.seq === target ? { ...r.details, tampered: true } : r.details,
+        };
+        prev = recordHash(changed);
+        rows.push([
+          'UPDATE audit_records SET details = ?, prev = ?, hash = ? WHERE seq = ?',
+          [JSON.stringify(changed.details), changed.prev, prev, r.seq],
+        ]);
+      }
+      rows.push(['DELETE FROM audit_checkpoints WHERE seq >= ?', [target]]);
+      rows.push(['UPDATE audit_head SET hash = ? WHERE id = 1', [prev]]);
+      await onDatabase(t, rows);
+    });
+    expect(rewritten.code, rewritten.text).toBe(1);
+    expect(rewritten.out).toContain(
+      `record ${target}: rewritten: record ${target}'s signature does not verify: it was rewritten without the producer's key`,
+    );
+    // …and the first witnessed position from it on no longer holds what the witness saw.
+    const differs = /record (\d+): rewritten: record \d+ is not the one the witness saw/.exec(
+      rewritten.out,
+    );
+    expect(Number(differs?.[1])).toBeGreaterThanOrEqual(target);
+    expect(rewritten.out).not.toMatch(/hash-mismatch|broken-link/);
+  });
+
   it('a record rewritten in the producer database: the trail and ztv audit verify name its seq and the failure', async () => {
-    const before = ztv('audit', 'verify', '--data', dir, '--party', 'producer');
+    const before = ztv('audit', 'verify', '--data', dir, '--party', 'producer', ...witnessArgs());
     expect(before.code, before.out + before.err).toBe(0);
     expect(before.out).toContain('producer:');
     expect(before.out).toContain('chain intact');
@@ -450,7 +609,7 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
       },
     ]);
 
-    const db = ztv('audit', 'verify', '--data', dir, '--party', 'producer');
+    const db = ztv('audit', 'verify', '--data', dir, '--party', 'producer', ...witnessArgs());
     expect(db.code).toBe(1);
     expect(db.out).toContain(
       `record ${target.seq}: hash-mismatch: record ${target.seq} was rewritten`,
@@ -461,7 +620,9 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     expect(json[0].local.breaks.map((b: { seq: number; kind: string }) => [b.seq, b.kind])).toEqual(
       [[target.seq, 'hash-mismatch']],
     );
-    expect(ztv('audit', 'verify', '--data', dir, '--party', 'cloud').code).toBe(0);
+    expect(ztv('audit', 'verify', '--data', dir, '--party', 'cloud', ...witnessArgs()).code).toBe(
+      0,
+    );
 
     const services = ztv('audit', 'verify', ...auditorArgs(), '--cloud', fed.urls.cloud);
     expect(services.code).toBe(1);
@@ -469,5 +630,113 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
     expect(services.out).toContain(`record ${target.seq}: hash-mismatch`);
     expect(services.out).toMatch(/^cloud: .*chain intact/m);
     expect(services.out).toMatch(/^consumer: .*chain intact/m);
+  });
+
+  it("the producer's last records deleted and its head set back while it appends on: rolled back", async () => {
+    const { trail } = await auditor.verifyChain('producer');
+    const head = trail.records.at(-1)!.seq;
+    const cut = head - 6;
+    await onDatabase(live('producer'), [
+      ['DELETE FROM audit_records WHERE seq > ?', [cut]],
+      ['DELETE FROM audit_objects WHERE seq > ?', [cut]],
+      ['DELETE FROM audit_checkpoints WHERE seq > ?', [cut]],
+      ['UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [cut, trail.records[cut - 1]!.hash]],
+    ]);
+    // The running producer appends on seamlessly (this read's own record takes a freed position) and
+    // signs its new head, lower than the witness's: the witness keeps it as the producer's own evidence.
+    const r = ztv('audit', 'verify', ...auditorArgs(), '--cloud', fed.urls.cloud);
+    expect(r.code, r.out + r.err).toBe(1);
+    const producer = block(r.out, 'producer');
+    const rolled = /record (\d+): rolled-back: /.exec(producer);
+    expect(rolled, producer).not.toBeNull();
+    // At the head it was set back to (its next interval signed it) or a little after (this read).
+    expect(Number(rolled![1])).toBeGreaterThanOrEqual(cut);
+    expect(Number(rolled![1])).toBeLessThan(head);
+    expect(producer).toMatch(
+      new RegExp(`: truncated: the witness saw the chain reach record ${head}`),
+    );
+    expect(block(r.out, 'cloud')).toMatch(
+      /chain intact up to record \d+; reaches the witnessed record/,
+    );
+    // The database read directly says the same, and the producer's health raises the alarm.
+    const db = ztv('audit', 'verify', '--data', dir, '--party', 'producer', ...witnessArgs());
+    expect(db.code).toBe(1);
+    expect(db.out).toContain(`record ${rolled![1]}: rolled-back`);
+    const health = (await (await fetch(`${fed.urls.producer}/health/audit`)).json()) as {
+      witness: { state: string; refused?: { kind: string } };
+    };
+    expect(health.witness).toMatchObject({ state: 'refused', refused: { kind: 'rolled-back' } });
+  });
+
+  it('the consumer rolled back to an earlier record with its later checkpoints removed: truncated, then rolled back once it appends', async () => {
+    const { trail } = await auditor.verifyChain('consumer');
+    const head = trail.records.at(-1)!.seq;
+    const cut = head - 8;
+    expect(cut).toBeGreaterThan(1);
+    await onDatabase(live('consumer'), [
+      ['DELETE FROM audit_records WHERE seq > ?', [cut]],
+      ['DELETE FROM audit_objects WHERE seq > ?', [cut]],
+      ['DELETE FROM audit_checkpoints WHERE seq > ?', [cut]],
+      ['UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1', [cut, trail.records[cut - 1]!.hash]],
+    ]);
+    // Nothing appended yet: a consistent chain, shorter than what the witness saw.
+    const db = ztv('audit', 'verify', '--data', dir, '--party', 'consumer', ...witnessArgs());
+    expect(db.code, db.out + db.err).toBe(1);
+    expect(db.out).toContain(
+      `record ${cut + 1}: truncated: the witness saw the chain reach record ${head}`,
+    );
+    // Signing in and reading append to it: its next checkpoint is lower than the witnessed one.
+    const r = ztv('audit', 'verify', ...auditorArgs(), '--cloud', fed.urls.cloud);
+    expect(r.code).toBe(1);
+    expect(block(r.out, 'consumer')).toMatch(/record \d+: rolled-back: /);
+  });
+
+  it("the cloud's database restored from an older copy: caught when it restarts, rolled back", async () => {
+    await auditor.verifyChain('cloud');
+    const backup = file(dialect === 'sqlite' ? 'cloud-backup.sqlite' : 'cloud-backup.dump');
+    if (dialect === 'sqlite') {
+      const src = new SQLite(join(dir, 'cloud', 'cloud.sqlite'), { readonly: true });
+      await src.backup(backup);
+      src.close();
+    } else {
+      const d = spawnSync('pg_dump', ['-Fc', '-n', 'ztv_cloud', '-f', backup, databaseUrl!], {
+        encoding: 'utf8',
+      });
+      expect(d.status, d.stderr).toBe(0);
+    }
+    // The cloud goes on (each read appends to its chain; the last is witnessed), then the backup is
+    // restored.
+    for (let i = 0; i < 5; i++) await auditor.trail('cloud', { subtype: 'retrieve' });
+    const { local } = await auditor.verifyChain('cloud');
+    const witnessed = local.witness?.consulted ? local.head!.seq : 0;
+    await auditor.close();
+    await fed.kill('cloud');
+    if (dialect === 'sqlite') {
+      for (const f of ['cloud.sqlite-wal', 'cloud.sqlite-shm'])
+        rmSync(join(dir, 'cloud', f), { force: true });
+      copyFileSync(backup, join(dir, 'cloud', 'cloud.sqlite'));
+    } else {
+      await onDatabase({ schema: 'public' }, [['DROP SCHEMA ztv_cloud CASCADE', []]]);
+      const r = spawnSync('pg_restore', ['-d', databaseUrl!, backup], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+    }
+    await fed.start('cloud');
+    // At its start the cloud compares its head with the witness's: refused, and its health says so.
+    await expect
+      .poll(
+        async () =>
+          (
+            (await (await fetch(`${fed.urls.cloud}/health/audit`)).json()) as {
+              witness: { state: string };
+            }
+          ).witness.state,
+        { timeout: 20_000, interval: 250 },
+      )
+      .toBe('refused');
+    const r = ztv('audit', 'verify', ...auditorArgs(), '--cloud', fed.urls.cloud);
+    expect(r.code).toBe(1);
+    const cloud = block(r.out, 'cloud');
+    expect(cloud).toMatch(/record \d+: rolled-back: /);
+    expect(cloud).toContain(`: truncated: the witness saw the chain reach record ${witnessed}`);
   });
 });

@@ -9,7 +9,7 @@ import { sha256 } from '../src/core/crypto/hash.ts';
 import { toHex } from '../src/core/bytes.ts';
 import { pkiResolver } from '../src/core/pki/resolver.ts';
 import { openProtected } from '../src/core/protect/index.ts';
-import { outsource } from '../src/services/federation.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
 import { FileBlobStore } from '../src/services/storage/blobs.ts';
 import { startTestFederation, type TestClinician, type TestFederation } from './federation.ts';
 import { sampleFiles } from './samples.ts';

@@ -20,7 +20,8 @@ import { authorityMigrations } from '../src/services/authority/app.ts';
 import { cloudMigrations } from '../src/services/cloud/app.ts';
 import { federationConfig, type PartyName } from '../src/services/common/config.ts';
 import { consumerMigrations } from '../src/services/consumer/app.ts';
-import { outsource, startFederation, type Federation } from '../src/services/federation.ts';
+import { outsource } from '../src/cli/commands/outsource.ts';
+import { startFederation, type Federation } from '../src/services/launcher.ts';
 import { producerMigrations } from '../src/services/producer/app.ts';
 import type { AuditTables } from '../src/services/storage/audit-store.ts';
 import { dropSchema, openDatabase, type Database } from '../src/services/storage/db.ts';
@@ -82,7 +83,7 @@ const patientOf = (f: string): string =>
 export async function startTestFederation(
   opts: TestFederationOptions = {},
 ): Promise<TestFederation> {
-  const { freePorts } = await import('../src/services/federation.ts');
+  const { freePorts } = await import('../src/services/launcher.ts');
   const dir = mkdtempSync(join(tmpdir(), 'ztv-fed-'));
   const [authority, producer, cloud, cloudInternal, consumer] = await freePorts(5);
   const prefix = `t${toHex(randomBytes(5))}`;

@@ -6,7 +6,7 @@ import { FederationClient } from '../src/core/client/federation.ts';
 import { pkiResolver } from '../src/core/pki/resolver.ts';
 import { openProtected } from '../src/core/protect/index.ts';
 import { RemoteError } from '../src/core/session/protocol.ts';
-import { freePorts } from '../src/services/federation.ts';
+import { freePorts } from '../src/services/launcher.ts';
 import { startTestFederation, type TestClinician, type TestFederation } from './federation.ts';
 
 describe('two cloud replicas sharing PostgreSQL', () => {

@@ -1,24 +1,10 @@
-/** Locates the shared real DICOM samples (never copied into the repository) for tests and benchmarks. */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+/** The shared real DICOM samples (src/cli/samples.ts says where) for tests and benchmarks. */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT, samplesDir } from '../src/cli/samples.ts';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-function locate(): string {
-  const candidates = [
-    process.env.ZTV_SAMPLES,
-    resolve(repoRoot, '../shared/dicom-samples'),
-    '/work/shared/dicom-samples',
-  ].filter((p): p is string => !!p);
-  for (const c of candidates) if (existsSync(join(c, 'MANIFEST.md'))) return c;
-  throw new Error(
-    `DICOM samples not found (looked in ${candidates.join(', ')}); set ZTV_SAMPLES to the dicom-samples folder`,
-  );
-}
-
-export const SAMPLES = locate();
-export const REPO_ROOT = repoRoot;
+export const SAMPLES = samplesDir();
+export { REPO_ROOT };
 
 /** Absolute paths of the .dcm files in a samples sub-folder, sorted by name. */
 export function sampleFiles(sub: string): string[] {

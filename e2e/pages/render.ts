@@ -3,6 +3,7 @@
  * protected series into a stack viewport; the test reads the canvas back.
  */
 import { fromBase64 } from '../../src/core/bytes.ts';
+import { ECDH_KEY } from '../../src/core/pki/issue.ts';
 import {
   imageIdOf,
   registerZtImages,
@@ -18,7 +19,9 @@ import type { TrustBundle } from '../../src/viewer/pipeline/protocol.ts';
 
 interface Input {
   trust: TrustBundle;
-  images: { ref: string; bytes: string; key: string }[];
+  images: { ref: string; bytes: string }[];
+  /** The images' keys: a ticket's key part for a device whose private key is given as a JWK. */
+  ticket: { keys: string; deviceId: string; deviceKey: JsonWebKey };
 }
 
 declare global {
@@ -26,6 +29,8 @@ declare global {
     renderSeries(input: Input): Promise<{ order: string[]; statuses: string[]; ms: number }>;
     showSlice(index: number, center: number, width: number): Promise<void>;
     canvasPixels(): number[];
+    /** The decode workers' warm-up verdicts so far, and how many workers there are. */
+    warmUps(): { statuses: string[]; workers: number };
     loadErrors: string[];
   }
 }
@@ -34,7 +39,7 @@ let viewer: StackViewer | undefined;
 window.loadErrors = [];
 onImageLoadError((id, err) => window.loadErrors.push(`${id}: ${err}`));
 
-window.renderSeries = async ({ trust, images }) => {
+window.renderSeries = async ({ trust, images, ticket }) => {
   const t0 = performance.now();
   const pool = new WorkerPool(
     () =>
@@ -43,11 +48,19 @@ window.renderSeries = async ({ trust, images }) => {
       }) as unknown as WorkerLike,
     Math.max(1, (navigator.hardwareConcurrency || 2) - 1),
   );
+  window.warmUps = () => ({ statuses: [...pool.warmUps], workers: pool.size });
   await pool.broadcast({ kind: 'trust', trust });
-  await pool.broadcast({
-    kind: 'keys',
-    keys: images.map((i) => ({ ref: i.ref, key: fromBase64(i.key) })),
-  });
+  const decryptionKey = await crypto.subtle.importKey('jwk', ticket.deviceKey, ECDH_KEY, false, [
+    'deriveBits',
+  ]);
+  for (const r of await pool.broadcast({
+    kind: 'ticket',
+    keys: ticket.keys,
+    decryptionKey,
+    deviceId: ticket.deviceId,
+  }))
+    if (r.kind !== 'ticket-opened')
+      throw new Error(`the ticket did not open: ${JSON.stringify(r)}`);
   const opened = new Map<string, OpenedInstance>();
   const results = await Promise.all(
     images.map(async (i) => {

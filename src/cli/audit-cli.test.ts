@@ -112,18 +112,35 @@ describe('ztv trace-leak and ztv audit: usage and user errors', () => {
     expect(existsSync(p('e.csv'))).toBe(false);
   });
 
-  it('audit verify on a database: 0 when intact, 1 and the exact record when one was rewritten', () => {
+  it('audit verify on a database: 2 when intact but not compared with a witness, 1 and the exact record when one was rewritten', () => {
+    // Without a witness a chain cut after its last record cannot be told from an intact one: never 0.
     const ok = ztv('audit', 'verify', '--db', p('producer.sqlite'), '--pki', p('pki'));
-    expect(ok.code, ok.err).toBe(0);
+    expect(ok.code, ok.err).toBe(2);
     expect(ok.out).toBe(
-      'producer: 7 records, 2 signed checkpoint(s): chain intact up to record 7\n',
+      'producer: 7 records, 2 signed checkpoint(s): chain intact up to record 7; NOT compared with the witness (no --witness URL was given): a truncated, rolled-back or restored chain cannot be ruled out\n',
+    );
+    const unreachable = ztv(
+      'audit',
+      'verify',
+      '--db',
+      p('producer.sqlite'),
+      '--pki',
+      p('pki'),
+      '--witness',
+      'http://127.0.0.1:9',
+    );
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.out).toContain(
+      'NOT compared with the witness (the witness cannot be reached',
     );
     const db = new SQLite(p('producer.sqlite'));
     db.prepare('UPDATE audit_records SET actor = ? WHERE seq = 5').run('{"id":"dr.mallory"}');
     db.close();
     const bad = ztv('audit', 'verify', '--db', p('producer.sqlite'), '--pki', p('pki'));
     expect(bad.code).toBe(1);
-    expect(bad.out).toContain('producer: 7 records, 2 signed checkpoint(s): 1 BREAK(S)');
+    expect(bad.out).toContain(
+      'producer: 7 records, 2 signed checkpoint(s): 1 BREAK(S); NOT compared',
+    );
     expect(bad.out).toContain(
       'record 5: hash-mismatch: record 5 was rewritten: its content no longer matches its hash',
     );

@@ -5,30 +5,15 @@
  * clinicians seeded. Prints the viewer URL and the demo accounts; Ctrl-C stops everything.
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import type { DataSet } from '../core/dicom/dataset.ts';
 import { parseDicom } from '../core/dicom/parse.ts';
 import { certificateSha256 } from '../core/client/federation.ts';
 import { T } from '../core/dicom/tags.ts';
 import { federationConfig } from '../services/common/config.ts';
-import {
-  dicomFiles,
-  outsource,
-  prepareFederation,
-  startFederation,
-} from '../services/federation.ts';
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-function samplesDir(): string {
-  for (const d of [
-    process.env.ZTV_SAMPLES,
-    join(ROOT, '../shared/dicom-samples'),
-    '/work/shared/dicom-samples',
-  ])
-    if (d && existsSync(join(d, 'MANIFEST.md'))) return d;
-  throw new Error('the DICOM samples were not found: set ZTV_SAMPLES to the dicom-samples folder');
-}
+import { prepareFederation, startFederation } from '../services/launcher.ts';
+import { dicomFiles, outsource } from './commands/outsource.ts';
+import { REPO_ROOT as ROOT, samplesDir } from './samples.ts';
 
 /** The newest modification time under a directory. */
 function newest(dir: string): number {
@@ -62,8 +47,25 @@ async function buildViewer(outDir: string, rootPin: string): Promise<void> {
   writeFileSync(pinFile, `${rootPin}\n`);
 }
 
+/** The patient an instance is filed under at the producer: its Patient ID, or UNKNOWN without one. */
+const patientOf = (ds: DataSet): string => ds.text(T.PatientID) || 'UNKNOWN';
+
+/** Rows of text in aligned columns, two spaces apart, indented. */
+const table = (rows: readonly (readonly string[])[]): string => {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows
+    .map((r) => `  ${r.map((cell, i) => cell.padEnd(widths[i]!)).join('  ')}`.trimEnd())
+    .join('\n');
+};
+
 const c = federationConfig();
-const samples = samplesDir();
+let samples: string;
+try {
+  samples = samplesDir();
+} catch (e) {
+  console.error(`npm start: ${(e as Error).message}`);
+  process.exit(1);
+}
 const files = [
   ...dicomFiles(join(samples, 'series/ct_chest_LIDC-IDRI-0314')),
   ...dicomFiles(join(samples, 'series/mr_brain_mprage_FNNDSC-adi')),
@@ -71,12 +73,10 @@ const files = [
     join(samples, 'small', f),
   ),
 ];
-// The demo patients, as the sample files name them: Dr Bob attends all of them, Nurse Carol the CT one.
+// The demo patients, as the producer files them: Dr Bob attends all of them, Nurse Carol the CT one.
 const patients = [
-  ...new Set(
-    files.map((f) => parseDicom(new Uint8Array(readFileSync(f))).dataset.text(T.PatientID) ?? ''),
-  ),
-].filter(Boolean);
+  ...new Set(files.map((f) => patientOf(parseDicom(new Uint8Array(readFileSync(f))).dataset))),
+];
 const demoCare = [
   ...patients.map((p) => `dr.bob|attending|${p}`),
   `nurse.carol|care-team|${patients[0]}`,
@@ -89,13 +89,18 @@ await buildViewer(
 );
 console.log(`starting the federation in ${c.dataDir}…`);
 const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
-const stop = async () => {
-  console.log('\nstopping…');
-  await fed.stop();
-  process.exit(0);
+// Ctrl-C reaches this process more than once (from the terminal and relayed by npm and tsx): the
+// first one stops the federation, the others wait for it.
+let stopping: Promise<void> | undefined;
+const stop = () => {
+  stopping ??= (async () => {
+    console.log('\nstopping…');
+    await fed.stop();
+    process.exit(0);
+  })();
 };
-process.on('SIGINT', () => void stop());
-process.on('SIGTERM', () => void stop());
+process.on('SIGINT', stop);
+process.on('SIGTERM', stop);
 
 const t0 = Date.now();
 const r = await outsource(fed.urls.producer, fed.secrets.stowToken, files, (done, total) => {
@@ -107,17 +112,25 @@ console.log(
 console.log(`
 ZTV federation is up.
 
-  Viewer (consumer hospital)  ${fed.urls.consumer}
-  Producer hospital           ${fed.urls.producer}
-  Cloud provider              ${fed.urls.cloud}   (internal, mutual TLS: ${fed.urls.cloudInternal})
-  Central authority           ${fed.urls.authority} (mutual TLS)
+${table([
+  ['Viewer (consumer hospital)', fed.urls.consumer, ''],
+  ['Producer hospital', fed.urls.producer, ''],
+  ['Cloud provider', fed.urls.cloud, `internal, mutual TLS: ${fed.urls.cloudInternal}`],
+  ['Central authority', fed.urls.authority, 'mutual TLS'],
+])}
 
 Demo accounts (password: ztv-demo)
-  dr.bob        physician     attending of the ${patients.length} demo patients (find them with the study search)
-  dr.alice      radiologist   may consult for research; no treatment relationship
-  nurse.carol   nurse         care team of the CT series' patient (working hours only)
-  admin.erin    administrative   never sees images
-  auditor.dave  auditor       audit trail and break-glass reviews
+${table([
+  [
+    'dr.bob',
+    'physician',
+    `attending of the ${patients.length} demo patients (find them with the study search)`,
+  ],
+  ['dr.alice', 'radiologist', 'may consult for research; no treatment relationship'],
+  ['nurse.carol', 'nurse', "care team of the CT series' patient (working hours only)"],
+  ['admin.erin', 'administrative', 'never sees images'],
+  ['auditor.dave', 'auditor', 'audit trail and break-glass reviews'],
+])}
 
 Data: ${c.dataDir} (secrets.json holds the administrator and STOW tokens). Ctrl-C stops everything.
 `);

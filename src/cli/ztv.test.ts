@@ -96,6 +96,80 @@ describe('ztv happy path', () => {
   });
 });
 
+describe('ztv over folders', () => {
+  it('protect, verify and open take folders: trees mirrored, one line per failure, a summary, exit by the worst', () => {
+    const input = p('tree-in');
+    mkdirSync(join(input, 'a'), { recursive: true });
+    mkdirSync(join(input, 'b'), { recursive: true });
+    writeFileSync(join(input, 'a/mr.dcm'), readFileSync(samplePath('small/MR_small.dcm')));
+    writeFileSync(join(input, 'b/ct'), readFileSync(samplePath('small/CT_small.dcm')));
+    // Too small to carry a container: a failure that must not stop the run.
+    writeFileSync(join(input, 'b/tiny.dcm'), readFileSync(samplePath('odd/SC_rgb_small_odd.dcm')));
+    writeFileSync(join(input, 'notes.txt'), 'not DICOM: left alone');
+
+    const prot = ztv('protect', '--keys', p('keys'), input, p('tree-p'), '--key-out', p('tree-k'));
+    expect(prot.code).toBe(3);
+    const failures = prot.err.trim().split('\n');
+    expect(failures).toEqual([
+      expect.stringMatching(
+        /^ztv protect: b\/tiny\.dcm: the image cannot carry the protection container/,
+      ),
+      'ztv protect: 2 of 3 files protected, 1 failed',
+    ]);
+    expect(existsSync(p('tree-p/a/mr.dcm')) && existsSync(p('tree-p/b/ct'))).toBe(true);
+    expect(existsSync(p('tree-p/b/tiny.dcm'))).toBe(false);
+    expect(statSync(p('tree-k/a/mr.dcm.key.json')).mode & 0o777).toBe(0o600);
+
+    const v = ztv('verify', '--keys', p('keys'), '--image-key', p('tree-k'), p('tree-p'));
+    expect(v.code, v.err).toBe(0);
+    const lines = v.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; status: string });
+    expect(lines.map((l) => [l.file, l.status])).toEqual([
+      ['a/mr.dcm', 'verified'],
+      ['b/ct', 'verified'],
+    ]);
+    expect(v.err.trim()).toBe('ztv verify: 2 of 2 files verified, 0 failed');
+
+    const o = ztv(
+      'open',
+      '--keys',
+      p('keys'),
+      '--image-key',
+      p('tree-k'),
+      p('tree-p'),
+      p('tree-o'),
+    );
+    expect(o.code, o.err).toBe(0);
+    const restored = parseDicom(new Uint8Array(readFileSync(p('tree-o/a/mr.dcm'))));
+    const source = parseDicom(new Uint8Array(readFileSync(samplePath('small/MR_small.dcm'))));
+    expect(restored.dataset.text(0x00100010)).toBe(source.dataset.text(0x00100010));
+
+    // One tampered file: verify names it and exits 1; the others still verify.
+    const bad = readFileSync(p('tree-p/b/ct'));
+    bad[300] = bad[300]! ^ 0x01;
+    writeFileSync(p('tree-p/b/ct'), bad);
+    const t = ztv('verify', '--keys', p('keys'), p('tree-p'));
+    expect(t.code).toBe(1);
+    expect(t.err).toMatch(/^ztv verify: b\/ct: tampered/m);
+    expect(t.err).toMatch(/ztv verify: 1 of 2 files verified, 1 failed/);
+
+    // Output inside the input folder is refused before anything is written.
+    const inside = ztv(
+      'protect',
+      '--keys',
+      p('keys'),
+      input,
+      join(input, 'out'),
+      '--key-out',
+      p('k2'),
+    );
+    expect(inside.code).toBe(64);
+    expect(existsSync(join(input, 'out'))).toBe(false);
+  });
+});
+
 describe('ztv with a PKI directory', () => {
   it('pki init makes a PKI that protect, trace and verify use; verify names the certified signers', () => {
     expect(ztv('pki', 'init', p('pki')).code).toBe(0);

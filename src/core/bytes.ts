@@ -111,12 +111,6 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-export function u8(n: number): Uint8Array {
-  return Uint8Array.of(n & 0xff);
-}
-export function u16be(n: number): Uint8Array {
-  return Uint8Array.of((n >>> 8) & 0xff, n & 0xff);
-}
 export function u32be(n: number): Uint8Array {
   return Uint8Array.of((n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }

@@ -97,11 +97,13 @@ export async function connectAuditor(v: Values, usage: string): Promise<AuditorC
   const device = await enrollDevice(consumer, token, `ztv auditor ${user}`, reach as typeof fetch);
   const producer = url(v, 'producer');
   const cloud = url(v, 'cloud');
+  const witness = url(v, 'witness');
   const client = new AuditorClient(
     {
       producer: producer ?? '',
       consumer,
       ...(cloud ? { cloud } : {}),
+      ...(witness ? { witness } : {}),
     },
     device,
     () => trust,

@@ -1,9 +1,12 @@
 /**
- * `ztv audit verify` and `ztv audit export`, for auditors. verify checks a party's hash chain and its
- * signed checkpoints — read straight from its database (an SQLite file opened read-only, or a
- * PostgreSQL schema), or fetched whole through the services and verified here with each party's
- * certified key — and names every break: the record's sequence number and what failed. Exit 0 when
- * every chain is intact, 1 when any break is found, 3 on failure, 64 on a usage error. export writes
+ * `ztv audit verify` and `ztv audit export`, for auditors. verify checks a party's hash chain, its
+ * record signatures and signed checkpoints — read straight from its database (an SQLite file opened
+ * read-only, or a PostgreSQL schema), or fetched whole through the services and verified here with
+ * each party's certified key — against the witness's statement (fetched from the witness, never from
+ * the party), and names every break: the record's sequence number and what failed (truncated,
+ * rolled-back, forked, rewritten…). Exit 0 when every chain is intact and reaches the latest witnessed
+ * checkpoint, 1 when any break is found, 2 when a chain shows no break but could not be compared with
+ * the witness, 3 on failure, 64 on a usage error. export writes
  * the records (a database's whole chain, or the services' merged trail for a patient, a study, a
  * clinician or a ticket) as DICOM audit messages (PS3.15 A.5, one XML document per line) or CSV,
  * atomically: nothing is written unless the whole export succeeded.
@@ -14,7 +17,14 @@ import { toCsv } from '../../core/audit/csv.ts';
 import { toDicomAudit } from '../../core/audit/dicom.ts';
 import type { AuditRecord } from '../../core/audit/record.ts';
 import { checkpointKeys, type TrailFilter } from '../../core/audit/trail.ts';
-import { verifyChain, type ChainReport } from '../../core/audit/verify.ts';
+import {
+  chainState,
+  verifiedComplete,
+  verifyChain,
+  type ChainReport,
+} from '../../core/audit/verify.ts';
+import { fetchWitnessView, type WitnessLookup } from '../../core/audit/client.ts';
+import { mergeViews } from '../../core/audit/witness.ts';
 import { loadPkiDir } from '../../services/common/pki-dir.ts';
 import { readStoredChain, type ChainSource } from '../../services/storage/audit-reader.ts';
 import { EXIT, parse, UsageError, writeOutput } from '../common.ts';
@@ -33,10 +43,11 @@ const DB_OPTIONS = {
   data: { type: 'string' },
   party: { type: 'string' },
   pki: { type: 'string' },
+  witness: { type: 'string' },
 } as const;
 
 const DB_USAGE =
-  '(--db FILE.sqlite | --database-url URL --schema NAME | --data DIR --party NAME) [--pki DIR]';
+  '(--db FILE.sqlite | --database-url URL --schema NAME | --data DIR --party NAME) [--pki DIR] [--witness URL]';
 
 const VERIFY_USAGE = `ztv audit verify ${DB_USAGE} [--json]\n       ztv audit verify ${CONNECT_USAGE} [--producer URL] [--cloud URL] [--json]`;
 const EXPORT_USAGE = `ztv audit export --format xml|csv --out FILE ${DB_USAGE}\n       ztv audit export --format xml|csv --out FILE --producer URL [--cloud URL] ${CONNECT_USAGE} [--patient ID] [--study UID] [--clinician ID] [--ticket TID] [--party NAME] [--site ID]`;
@@ -83,13 +94,30 @@ async function verifyDatabase(v: Values): Promise<ChainReport> {
     throw new UsageError(
       `give --pki DIR (the federation's PKI directory): checkpoint signatures are checked with the party's certificate\nusage: ${VERIFY_USAGE}`,
     );
+  const witnessUrl = str(v, 'witness')?.replace(/\/+$/, '');
+  if (witnessUrl && !/^https?:\/\/[^\s/]+/.test(witnessUrl))
+    throw new UsageError(
+      '--witness must be an http(s) URL (the consumer hospital relays the witness)',
+    );
   const view = await loadPkiDir(pki);
-  const chain = await readStoredChain(src, party);
+  // The witness is asked before the database is read (the chain must reach what it had seen by
+  // then) and after (checkpoints and conflicts the running party added meanwhile).
+  const name = party ?? (await readStoredChain(src)).party;
+  const ask = (): Promise<WitnessLookup> =>
+    witnessUrl
+      ? fetchWitnessView(witnessUrl, name, view)
+      : Promise.resolve({ unavailable: 'no --witness URL was given' });
+  const before = await ask();
+  const chain = await readStoredChain(src, name);
+  const after = await ask();
   return verifyChain(
     chain.party,
     chain.records,
     chain.checkpoints,
     checkpointKeys(view, chain.party),
+    'unavailable' in before
+      ? before
+      : mergeViews(before, 'unavailable' in after ? undefined : after),
   );
 }
 
@@ -97,12 +125,8 @@ const partiesOf = (v: Values): AuditedParty[] =>
   AUDITED_PARTIES.filter((p) => p === 'consumer' || str(v, p) !== undefined);
 
 function describeReport(r: ChainReport): string {
-  const head = `${r.party}: ${r.records} records, ${r.checkpoints} signed checkpoint(s)`;
-  if (r.ok) return `${head}: chain intact${r.head ? ` up to record ${r.head.seq}` : ''}`;
-  return [
-    `${head}: ${r.breaks.length} BREAK(S)`,
-    ...r.breaks.map((b) => `  record ${b.seq}: ${b.kind}: ${b.detail}`),
-  ].join('\n');
+  const head = `${r.party}: ${r.records} records, ${r.checkpoints} signed checkpoint(s): ${chainState(r)}`;
+  return [head, ...r.breaks.map((b) => `  record ${b.seq}: ${b.kind}: ${b.detail}`)].join('\n');
 }
 
 async function withServices<T>(
@@ -144,7 +168,8 @@ export async function auditVerify(args: string[]): Promise<number> {
           `  ${r.remote.party} says of itself: ${r.remote.ok ? 'intact' : `${r.remote.breaks.length} break(s)`} — it disagrees with this verification`,
         );
     }
-  return reports.every((r) => r.local.ok) ? EXIT.ok : EXIT.tampered;
+  if (!reports.every((r) => r.local.ok)) return EXIT.tampered;
+  return reports.every((r) => verifiedComplete(r.local)) ? EXIT.ok : EXIT.unverifiable;
 }
 
 export async function auditExport(args: string[]): Promise<number> {

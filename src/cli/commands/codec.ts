@@ -1,22 +1,20 @@
 /**
  * The protection commands: dev-keys, protect (producer), trace (cloud), verify, open (viewer side),
  * inspect. Outputs are written atomically and only on success; keys never reach stdout or stderr.
+ * protect, verify and open also take a folder: every DICOM Part 10 file under it, recursively, the
+ * output tree (and the image keys' tree) mirroring the input's, one line per failure and a summary.
+ * Modules are loaded by the command that needs them, so that a call starts fast.
  */
-import { resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { EXIT, parse, readInput, requireString, UsageError, writeOutput } from '../common.ts';
-import { imageKeyOutput, readImageKey } from '../imagekey.ts';
-import { pseudonymKey, resolverFor, signingKey, writeDevKeys } from '../keystore.ts';
-import { ZtvError } from '../../core/errors.ts';
 import { writeOutputs } from '../../services/common/files.ts';
-import {
-  inspectProtected,
-  openProtected,
-  protect,
-  traceIdFrom,
-  traceProtected,
-  type Verdict,
-} from '../../core/protect/index.ts';
+import { collectDicom, isDirectory } from '../files.ts';
+import { ZtvError } from '../../core/errors.ts';
 import type { CipherBackend } from '../../core/protect/cipher.ts';
+import type { Verdict } from '../../core/protect/verdict.ts';
+
+const keystore = () => import('../keystore.ts');
+const imageKeys = () => import('../imagekey.ts');
 
 const backendOf = (v: string | boolean | undefined): CipherBackend | undefined => {
   if (v === undefined) return undefined;
@@ -26,6 +24,59 @@ const backendOf = (v: string | boolean | undefined): CipherBackend | undefined =
 
 const exitFor = (v: Verdict): number =>
   v.status === 'verified' ? EXIT.ok : v.status === 'tampered' ? EXIT.tampered : EXIT.unverifiable;
+
+/** Where an image key of a folder run lives: the key folder, mirroring the image's relative path. */
+const keyFileIn = (dir: string, rel: string): string => join(dir, `${rel}.key.json`);
+
+interface TreeItem {
+  readonly file: string;
+  /** The path relative to the folder given. */
+  readonly rel: string;
+}
+
+/** The files of a folder argument, or undefined when it names a file. */
+function treeOf(input: string): TreeItem[] | undefined {
+  if (!isDirectory(input)) return undefined;
+  const items = collectDicom([input]).map((file) => ({ file, rel: relative(input, file) }));
+  if (items.length === 0) throw new ZtvError('bad-input', `${input} holds no DICOM Part 10 file`);
+  return items;
+}
+
+/**
+ * Runs `work` on every file of a folder, one after the other. A failure is one line on stderr and
+ * the run goes on; a summary line ends it. The exit status is that of the worst outcome: 1 when any
+ * image is tampered, else 2 when any cannot be verified, else 3 when any other failure, else 0.
+ */
+async function overTree(
+  name: string,
+  done: string,
+  items: readonly TreeItem[],
+  work: (item: TreeItem) => Promise<number>,
+): Promise<number> {
+  const exits: number[] = [];
+  for (const item of items) {
+    try {
+      exits.push(await work(item));
+    } catch (e) {
+      const exit = (e as { exit?: unknown }).exit;
+      console.error(`ztv ${name}: ${item.rel}: ${(e as Error).message ?? String(e)}`);
+      exits.push(typeof exit === 'number' ? exit : EXIT.failure);
+    }
+  }
+  const ok = exits.filter((x) => x === EXIT.ok).length;
+  console.error(`ztv ${name}: ${ok} of ${items.length} files ${done}, ${items.length - ok} failed`);
+  for (const worst of [EXIT.tampered, EXIT.unverifiable]) if (exits.includes(worst)) return worst;
+  return ok === items.length ? EXIT.ok : EXIT.failure;
+}
+
+/** Rejects output paths that lie inside the input folder (a run would read its own output). */
+function separateTrees(input: string, ...outputs: string[]): void {
+  for (const o of outputs) {
+    const r = relative(resolve(input), resolve(o));
+    if (r === '' || (!r.startsWith('..') && !r.startsWith('/')))
+      throw new UsageError(`${o} lies inside ${input}: give an output folder outside the input`);
+  }
+}
 
 export async function devKeys(args: string[]): Promise<number> {
   const usage = 'ztv dev-keys DIR [--alg ecdsa-p256|ed25519] [--force]';
@@ -42,6 +93,7 @@ export async function devKeys(args: string[]): Promise<number> {
         ? 'Ed25519'
         : undefined;
   if (!alg) throw new UsageError(`--alg must be ecdsa-p256 or ed25519\nusage: ${usage}`);
+  const { writeDevKeys } = await keystore();
   const files = await writeDevKeys(positionals[0]!, alg, values.force === true);
   console.log(`wrote ${files.length} files to ${positionals[0]}: ${files.join(', ')}`);
   return EXIT.ok;
@@ -49,7 +101,8 @@ export async function devKeys(args: string[]): Promise<number> {
 
 export async function protectCommand(args: string[]): Promise<number> {
   const usage =
-    'ztv protect --keys DIR IN.dcm OUT.dcm --key-out IMAGEKEY.json [--aes 128|256] [--cipher webcrypto|js]';
+    'ztv protect --keys DIR IN.dcm OUT.dcm --key-out IMAGEKEY.json [--aes 128|256] [--cipher webcrypto|js]\n' +
+    '       ztv protect --keys DIR IN-FOLDER OUT-FOLDER --key-out KEY-FOLDER   (every DICOM file, recursively)';
   const { values, positionals } = parse(
     args,
     {
@@ -69,25 +122,38 @@ export async function protectCommand(args: string[]): Promise<number> {
     throw new UsageError(`OUT.dcm and --key-out must be different files\nusage: ${usage}`);
   const keyBits = values.aes === undefined ? 256 : Number(values.aes);
   if (keyBits !== 128 && keyBits !== 256) throw new UsageError('--aes must be 128 or 256');
-  const p = await protect(readInput(input), {
-    signer: await signingKey(dir, 'producer'),
-    pseudonymKey: pseudonymKey(dir),
+  const [{ protect }, ks, { imageKeyOutput }] = await Promise.all([
+    import('../../core/protect/protect.ts'),
+    keystore(),
+    imageKeys(),
+  ]);
+  const opts = {
+    signer: await ks.signingKey(dir, 'producer'),
+    pseudonymKey: ks.pseudonymKey(dir),
     keyBits,
     backend: backendOf(values.cipher),
-    what: input,
-  });
-  // The image first, then its key, all or nothing: never a key without its image or the reverse.
-  writeOutputs([
-    { path: output, data: p.bytes },
-    imageKeyOutput(keyOut, p.imageKey, p.sopInstanceUid),
-  ]);
-  const r = p.report;
-  console.log(
-    `protected ${input} → ${output}: ${r.samples} samples${r.decodedFrom ? ` (decoded from ${r.decodedFrom})` : ''}, ` +
-      `${r.containerBytes}-byte container in ${r.L} bit plane(s) of ${r.K} samples, ${r.tiles} tiles of ${r.tileSide}; key in ${keyOut}`,
+  } as const;
+  const one = async (inFile: string, outFile: string, keyFile: string): Promise<number> => {
+    const p = await protect(readInput(inFile), { ...opts, what: inFile });
+    // The image first, then its key, all or nothing: never a key without its image or the reverse.
+    writeOutputs([
+      { path: outFile, data: p.bytes },
+      imageKeyOutput(keyFile, p.imageKey, p.sopInstanceUid),
+    ]);
+    const r = p.report;
+    console.log(
+      `protected ${inFile} → ${outFile}: ${r.samples} samples${r.decodedFrom ? ` (decoded from ${r.decodedFrom})` : ''}, ` +
+        `${r.containerBytes}-byte container in ${r.L} bit plane(s) of ${r.K} samples, ${r.tiles} tiles of ${r.tileSide}; key in ${keyFile}`,
+    );
+    for (const w of r.warnings) console.error(`warning: ${inFile}: ${w}`);
+    return EXIT.ok;
+  };
+  const tree = treeOf(input);
+  if (!tree) return one(input, output, keyOut);
+  separateTrees(input, output, keyOut);
+  return overTree('protect', 'protected', tree, ({ file, rel }) =>
+    one(file, join(output, rel), keyFileIn(keyOut, rel)),
   );
-  for (const w of r.warnings) console.error(`warning: ${w}`);
-  return EXIT.ok;
 }
 
 export async function traceCommand(args: string[]): Promise<number> {
@@ -102,6 +168,10 @@ export async function traceCommand(args: string[]): Promise<number> {
   if (positionals.length !== 2)
     throw new UsageError(`expected IN.dcm and OUT.dcm\nusage: ${usage}`);
   const [input, output] = positionals as [string, string];
+  const [{ traceProtected, traceIdFrom }, { signingKey }] = await Promise.all([
+    import('../../core/protect/trace.ts'),
+    keystore(),
+  ]);
   const traced = await traceProtected(readInput(input), {
     signer: await signingKey(dir, 'cloud'),
     traceId: traceIdFrom(id),
@@ -113,7 +183,9 @@ export async function traceCommand(args: string[]): Promise<number> {
 }
 
 export async function verifyCommand(args: string[]): Promise<number> {
-  const usage = 'ztv verify --keys DIR [--image-key IMAGEKEY.json] FILE';
+  const usage =
+    'ztv verify --keys DIR [--image-key IMAGEKEY.json] FILE\n' +
+    '       ztv verify --keys DIR [--image-key KEY-FOLDER] FOLDER   (JSON lines, one per file)';
   const { values, positionals } = parse(
     args,
     { keys: { type: 'string' }, 'image-key': { type: 'string' }, cipher: { type: 'string' } },
@@ -121,26 +193,51 @@ export async function verifyCommand(args: string[]): Promise<number> {
   );
   const dir = requireString(values, 'keys', usage);
   if (positionals.length !== 1) throw new UsageError(`expected one FILE\nusage: ${usage}`);
-  const file = positionals[0]!;
-  const bytes = readInput(file);
+  const input = positionals[0]!;
   const keyPath = values['image-key'];
-  const opened = await openProtected(bytes, {
-    resolver: await resolverFor(dir),
-    ...(typeof keyPath === 'string' ? { imageKey: readImageKey(keyPath) } : {}),
-    backend: backendOf(values.cipher),
-    what: file,
-  }).catch((e: unknown) => {
-    // A file that cannot be examined at all cannot be verified: exit 2, one line.
-    if (e instanceof ZtvError && e.code !== 'wrong-key' && e.code !== 'bad-key')
-      throw Object.assign(e, { exit: EXIT.unverifiable });
-    throw e;
+  const [{ openProtected }, { resolverFor }, { readImageKey }] = await Promise.all([
+    import('../../core/protect/open.ts'),
+    keystore(),
+    imageKeys(),
+  ]);
+  const resolver = await resolverFor(dir);
+  const verdictOf = (file: string, key: string | undefined): Promise<Verdict> =>
+    openProtected(readInput(file), {
+      resolver,
+      ...(key ? { imageKey: readImageKey(key) } : {}),
+      backend: backendOf(values.cipher),
+      what: file,
+    }).then(
+      (o) => o.verdict,
+      (e: unknown) => {
+        // A file that cannot be examined at all cannot be verified: exit 2, one line.
+        if (e instanceof ZtvError && e.code !== 'wrong-key' && e.code !== 'bad-key')
+          throw Object.assign(e, { exit: EXIT.unverifiable });
+        throw e;
+      },
+    );
+  const tree = treeOf(input);
+  if (!tree) {
+    const v = await verdictOf(input, typeof keyPath === 'string' ? keyPath : undefined);
+    console.log(JSON.stringify(v, null, 2));
+    return exitFor(v);
+  }
+  // A folder: one JSON line per file on stdout, failures and the summary on stderr.
+  return overTree('verify', 'verified', tree, async ({ file, rel }) => {
+    const v = await verdictOf(
+      file,
+      typeof keyPath === 'string' ? keyFileIn(keyPath, rel) : undefined,
+    );
+    console.log(JSON.stringify({ file: rel, status: v.status, summary: v.summary }));
+    if (v.status !== 'verified') throw Object.assign(new Error(v.summary), { exit: exitFor(v) });
+    return EXIT.ok;
   });
-  console.log(JSON.stringify(opened.verdict, null, 2));
-  return exitFor(opened.verdict);
 }
 
 export async function openCommand(args: string[]): Promise<number> {
-  const usage = 'ztv open --keys DIR --image-key IMAGEKEY.json IN.dcm OUT.dcm [--allow-tampered]';
+  const usage =
+    'ztv open --keys DIR --image-key IMAGEKEY.json IN.dcm OUT.dcm [--allow-tampered]\n' +
+    '       ztv open --keys DIR --image-key KEY-FOLDER IN-FOLDER OUT-FOLDER';
   const { values, positionals } = parse(
     args,
     {
@@ -156,30 +253,43 @@ export async function openCommand(args: string[]): Promise<number> {
   if (positionals.length !== 2)
     throw new UsageError(`expected IN.dcm and OUT.dcm\nusage: ${usage}`);
   const [input, output] = positionals as [string, string];
-  const opened = await openProtected(readInput(input), {
-    resolver: await resolverFor(dir),
-    imageKey: readImageKey(keyPath),
-    backend: backendOf(values.cipher),
-    what: input,
-  });
-  const v = opened.verdict;
-  if (v.status !== 'verified' && values['allow-tampered'] !== true) {
-    console.error(`ztv open: not written: ${v.summary} (--allow-tampered writes it anyway)`);
+  const [{ openProtected }, { resolverFor }, { readImageKey }] = await Promise.all([
+    import('../../core/protect/open.ts'),
+    keystore(),
+    imageKeys(),
+  ]);
+  const resolver = await resolverFor(dir);
+  const one = async (inFile: string, outFile: string, key: string): Promise<number> => {
+    const opened = await openProtected(readInput(inFile), {
+      resolver,
+      imageKey: readImageKey(key),
+      backend: backendOf(values.cipher),
+      what: inFile,
+    });
+    const v = opened.verdict;
+    const refuse = (why: string) => {
+      throw Object.assign(new ZtvError('integrity', why), { exit: exitFor(v) });
+    };
+    if (v.status !== 'verified' && values['allow-tampered'] !== true)
+      refuse(`not written: ${v.summary} (--allow-tampered writes it anyway)`);
+    if (!opened.restored) refuse(`not written: the image could not be restored: ${v.summary}`);
+    writeOutput(outFile, opened.restored!.file());
+    console.log(`opened ${inFile} → ${outFile}: ${v.summary}`);
     return exitFor(v);
-  }
-  if (!opened.restored) {
-    console.error(`ztv open: not written: the image could not be restored: ${v.summary}`);
-    return exitFor(v);
-  }
-  writeOutput(output, opened.restored.file());
-  console.log(`opened ${input} → ${output}: ${v.summary}`);
-  return exitFor(v);
+  };
+  const tree = treeOf(input);
+  if (!tree) return one(input, output, keyPath);
+  separateTrees(input, output);
+  return overTree('open', 'opened', tree, ({ file, rel }) =>
+    one(file, join(output, rel), keyFileIn(keyPath, rel)),
+  );
 }
 
 export async function inspectCommand(args: string[]): Promise<number> {
   const usage = 'ztv inspect FILE';
   const { positionals } = parse(args, {}, usage);
   if (positionals.length !== 1) throw new UsageError(`expected one FILE\nusage: ${usage}`);
+  const { inspectProtected } = await import('../../core/protect/inspect.ts');
   console.log(
     JSON.stringify(inspectProtected(readInput(positionals[0]!), positionals[0]), null, 2),
   );

@@ -4,43 +4,52 @@
  * Re-sending is idempotent. The integration token comes from a file, the environment or the
  * federation's data directory — never from the command line, where other users could read it.
  */
-import { existsSync, openSync, readSync, closeSync, readdirSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { stowInstances } from '../../core/client/stow.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { federationConfig, loadSecrets } from '../../services/common/config.ts';
-import { outsource } from '../../services/federation.ts';
 import { EXIT, parse, readInput, requireString, UsageError } from '../common.ts';
+import { collectDicom } from '../files.ts';
 
 const USAGE =
   'ztv outsource --producer URL [--token-file FILE | --data DIR] [--batch N] FILES|DIRS…\n' +
   '  the token may also come from $ZTV_STOW_TOKEN; --data reads DIR/secrets.json (npm start writes it)';
 
-/** True when the file has the DICOM Part 10 preamble and "DICM" prefix. */
-function isPart10(path: string): boolean {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(4);
-    return readSync(fd, b, 0, 4, 128) === 4 && b.toString('latin1') === 'DICM';
-  } finally {
-    closeSync(fd);
+/**
+ * Outsources DICOM files through the producer's STOW-RS endpoint, `batch` files a request;
+ * idempotent (the producer answers a file it stored before from its records).
+ */
+export async function outsource(
+  producerUrl: string,
+  token: string,
+  files: readonly string[],
+  onProgress?: (done: number, total: number) => void,
+  batch = 10,
+): Promise<{ stored: number; failed: string[] }> {
+  let stored = 0;
+  const failed: string[] = [];
+  for (let i = 0; i < files.length; i += batch) {
+    const group = files.slice(i, i + batch);
+    const r = await stowInstances(
+      producerUrl,
+      token,
+      group.map((name) => ({ name, bytes: new Uint8Array(readFileSync(name)) })),
+    );
+    stored += r.stored;
+    failed.push(...r.failed);
+    onProgress?.(Math.min(i + batch, files.length), files.length);
   }
+  return { stored, failed };
 }
 
-/** Every DICOM Part 10 file under the given paths, folders walked recursively, in name order. */
-export function collectDicom(paths: readonly string[]): string[] {
-  const out: string[] = [];
-  const walk = (p: string, explicit: boolean) => {
-    if (!existsSync(p)) throw new ZtvError('bad-input', `${p} does not exist`);
-    const st = statSync(p);
-    if (st.isDirectory()) {
-      for (const f of readdirSync(p).sort()) if (!f.startsWith('.')) walk(join(p, f), false);
-    } else if (st.isFile()) {
-      if (isPart10(p)) out.push(p);
-      else if (explicit) throw new ZtvError('bad-input', `${p} is not a DICOM Part 10 file`);
-    }
-  };
-  for (const p of paths) walk(p, true);
-  return out;
+/** The .dcm files of a directory (non-recursive), or the file itself. */
+export function dicomFiles(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path)
+    .filter((f) => f.endsWith('.dcm'))
+    .sort()
+    .map((f) => join(path, f));
 }
 
 function tokenFrom(values: Record<string, string | boolean | undefined>): string {

@@ -3,21 +3,32 @@
  * WebCrypto only): authenticated sessions with the producer, the cloud and the consumer hospital using
  * the auditor's device certificate; trace resolution; each party's trail with its chain verification,
  * the merged trail of all three for a patient, a study, a clinician or a ticket; whole chains verified
- * again here with each party's certified key; break-glass reviews; and `traceLeak`, the whole tracing
- * procedure for a leaked file. Every call declares the purpose of use `HOPERAT` (healthcare operations), which the policy requires.
+ * again here with each party's certified key and against the witness's statement (fetched through
+ * the consumer hospital, signed by the authority over a nonce of ours); break-glass reviews; and
+ * `traceLeak`, the whole tracing procedure for a leaked file. Every call declares the purpose of
+ * use `HOPERAT` (healthcare operations), which the policy requires.
  */
-import { fromUtf8 } from '../bytes.ts';
-import { signingKeyFromCryptoKeys } from '../crypto/keys.ts';
+import { randomBytes, toHex } from '../bytes.ts';
+import { FederationClient, type DeviceKeys } from '../client/federation.ts';
+import { PartySessions } from '../client/sessions.ts';
+import {
+  auditPseudonym,
+  auditTrace,
+  auditTrail,
+  breakGlassPending,
+  breakGlassReview,
+  producerAuditTrail,
+  type PendingReview,
+  type ReviewAnswer,
+  type TraceResolution,
+} from '../operations/audit.ts';
 import { createCsr, generateEncryptionKeys, generateSigningKeys } from '../pki/issue.ts';
 import { pkiResolver, type PkiView } from '../pki/resolver.ts';
 import { X509Certificate } from '../pki/x509.ts';
-import { organisationValidator } from '../session/peers.ts';
-import { SessionClient, type Sealed } from '../session/protocol.ts';
-import { HttpFailure, poster, type DeviceKeys } from '../client/federation.ts';
-import { ZtvError } from '../errors.ts';
 import { examineLeak, type LeakExamination, type LeakStatus } from './leak.ts';
 import type { AuditRecord } from './record.ts';
 import {
+  checkpointKeys,
   mergeTrails,
   referencesOf,
   verifyTrail,
@@ -26,6 +37,9 @@ import {
   type TrailFilter,
 } from './trail.ts';
 import type { ChainReport } from './verify.ts';
+import { mergeViews, verifyStatement, type WitnessStatement, type WitnessView } from './witness.ts';
+
+export type { PendingReview, TraceResolution } from '../operations/audit.ts';
 
 export type AuditedParty = 'producer' | 'cloud' | 'consumer';
 export const AUDITED_PARTIES: readonly AuditedParty[] = ['producer', 'cloud', 'consumer'];
@@ -34,44 +48,44 @@ export interface AuditEndpoints {
   readonly producer: string;
   readonly cloud?: string;
   readonly consumer?: string;
+  /** Where the witness's statements are served (default: the consumer hospital, which relays them). */
+  readonly witness?: string;
 }
 
-/** What the producer's log says about a trace: the ticket and its requester (src/services/producer/audit.ts). */
-export interface TraceResolution {
-  readonly trace: string;
-  readonly known: boolean;
-  readonly ticket?: {
-    readonly tid: string;
-    readonly requester: string;
-    readonly hospital: string;
-    readonly device: string;
-    readonly issuedAt: string;
-    readonly expiresAt: string;
-    readonly purpose: string;
-    readonly rules: readonly string[];
-    readonly obligations: readonly string[];
-    readonly breakGlass: boolean;
-    readonly review: string;
-    readonly reviewer: string | null;
-    readonly reviewedAt: string | null;
-    readonly patient: string;
-    readonly study: string;
-    readonly images: number;
-  };
-}
+export type WitnessLookup = WitnessView | { readonly unavailable: string };
 
-export interface PendingReview {
-  readonly tid: string;
-  readonly requester: string;
-  readonly hospital: string;
-  readonly device: string;
-  readonly issuedAt: string;
-  readonly purpose: string;
-  /** The clinician's typed justification, for the reviewer (logged whole with its decision). */
-  readonly justification: string;
-  readonly rules: readonly string[];
-  readonly patient: string;
-  readonly study: string;
+/**
+ * The witness's statement about a party, fetched from `base` (`/witness/:party?nonce=`) and verified
+ * here: the authority's signature with its certified key, our fresh nonce, the party's signature on
+ * each checkpoint listed. Never throws: what went wrong is the `unavailable` reason.
+ */
+export async function fetchWitnessView(
+  base: string,
+  party: string,
+  trust: PkiView,
+  f: typeof fetch = fetch,
+): Promise<WitnessLookup> {
+  const nonce = toHex(randomBytes(16));
+  let statement: WitnessStatement;
+  try {
+    const r = await f(`${base}/witness/${party}?nonce=${nonce}`);
+    if (!r.ok)
+      return { unavailable: `the witness's statement could not be fetched (HTTP ${r.status})` };
+    statement = (await r.json()) as WitnessStatement;
+  } catch (e) {
+    return { unavailable: `the witness cannot be reached (${(e as Error).message})` };
+  }
+  try {
+    const v = await verifyStatement(
+      statement,
+      { party, nonce },
+      checkpointKeys(trust, 'authority'),
+      checkpointKeys(trust, party),
+    );
+    return v.ok ? v.view : { unavailable: `the witness's statement is refused: ${v.reason}` };
+  } catch (e) {
+    return { unavailable: `the witness's statement is malformed (${(e as Error).message})` };
+  }
 }
 
 /** The whole answer about a leaked file: the keyless examination and what the producer's log says. */
@@ -99,128 +113,80 @@ export async function enrollDevice(
   const signing = await generateSigningKeys(false);
   const encryption = await generateEncryptionKeys(false);
   const csr = await createCsr(signing, encryption.publicKey, label);
-  const r = await f(`${consumer}/devices`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-    body: JSON.stringify({ csr }),
-  });
-  const body = (await r.json().catch(() => ({}))) as {
-    chain?: string[];
-    message?: string;
-    error?: string;
-  };
-  if (!r.ok || !body.chain)
-    throw new HttpFailure(r.status, body.error ?? 'enroll', body.message ?? 'enrollment failed');
+  const r = await FederationClient.enrolDevice(consumer, token, csr, f);
   return {
     signing,
     encryption,
-    chain: body.chain,
-    serial: new X509Certificate(body.chain[0]!).serialNumber,
+    chain: r.chain,
+    serial: new X509Certificate(r.chain[0]!).serialNumber,
   };
 }
 
 export class AuditorClient {
-  private readonly sessions = new Map<AuditedParty, SessionClient>();
+  private readonly sessions: PartySessions<AuditedParty>;
 
   constructor(
     readonly endpoints: AuditEndpoints,
-    private readonly device: Pick<DeviceKeys, 'signing' | 'chain'>,
+    device: Pick<DeviceKeys, 'signing' | 'chain'>,
     private readonly trust: () => PkiView,
     private readonly f: typeof fetch = fetch,
     readonly purpose = 'HOPERAT',
-  ) {}
-
-  private url(party: AuditedParty): string {
-    const u = this.endpoints[party];
-    if (!u) throw new ZtvError('bad-input', `no ${party} URL was given`);
-    return u;
-  }
-
-  private async session(party: AuditedParty): Promise<SessionClient> {
-    const open = this.sessions.get(party);
-    if (open) return open;
-    const c = new SessionClient(poster(this.url(party), this.f), {
-      credentials: {
-        signer: await signingKeyFromCryptoKeys(
-          'ECDSA-P256',
-          this.device.signing.privateKey,
-          this.device.signing.publicKey,
-        ),
-        chain: this.device.chain,
-      },
-      validateServer: organisationValidator(this.trust, [party]),
-    });
-    await c.connect();
-    this.sessions.set(party, c);
-    return c;
-  }
-
-  private async request<T>(party: AuditedParty, op: string, body: object): Promise<T> {
-    return (await this.session(party)).request<T>(op, { purpose: this.purpose, ...body });
-  }
-
-  /** A streamed operation's answer, parsed as one JSON document. */
-  private async streamJson<T>(party: AuditedParty, op: string, body: object): Promise<T> {
-    const s = await this.session(party);
-    const base = this.url(party);
-    const f = this.f;
-    const fetchStream = async (path: string, sealed: Sealed) => {
-      const r = await f(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(sealed),
-      });
-      if (!r.ok || !r.body)
-        throw new HttpFailure(r.status, 'stream', `${party} answered ${r.status}`);
-      const reader = r.body.getReader();
-      return (async function* () {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      })();
-    };
-    const parts: Uint8Array[] = [];
-    let n = 0;
-    for await (const chunk of s.stream(op, { purpose: this.purpose, ...body }, fetchStream)) {
-      parts.push(chunk.slice());
-      n += chunk.length;
-    }
-    const all = new Uint8Array(n);
-    let o = 0;
-    for (const p of parts) {
-      all.set(p, o);
-      o += p.length;
-    }
-    return JSON.parse(fromUtf8(all)) as T;
+  ) {
+    const { producer, cloud, consumer } = endpoints;
+    this.sessions = new PartySessions<AuditedParty>(
+      { producer, ...(cloud ? { cloud } : {}), ...(consumer ? { consumer } : {}) },
+      device,
+      trust,
+      f,
+    );
   }
 
   /** The producer's log on a trace (hex): the ticket and its requester, or unknown. */
   resolveTrace(trace: string): Promise<TraceResolution> {
-    return this.request('producer', 'audit-trace', { trace: trace.toLowerCase() });
+    return this.sessions.call('producer', auditTrace, {
+      purpose: this.purpose,
+      trace: trace.toLowerCase(),
+    });
   }
 
   /** The pseudonym under which the producer's records name a patient. */
   async pseudonym(patient: string): Promise<string> {
-    return (await this.request<{ pseudonym: string }>('producer', 'audit-pseudonym', { patient }))
-      .pseudonym;
+    return (
+      await this.sessions.call('producer', auditPseudonym, { purpose: this.purpose, patient })
+    ).pseudonym;
   }
 
   /** One party's trail: the records the filter selects and the party's verification of its chain. */
   trail(party: AuditedParty, filter: TrailFilter = {}): Promise<PartyTrail> {
-    return this.streamJson(party, 'audit-trail', filter);
+    return this.sessions.streamJson(party, auditTrail, { purpose: this.purpose, ...filter });
   }
 
   /**
-   * One party's whole chain, verified again here with the party's certified key: `local` is this
-   * verification, `remote` the party's own; they differ only if the service lies about itself.
+   * One party's whole chain, verified again here with the party's certified key and against the
+   * witness: `local` is this verification, `remote` the party's own; they differ only if the service
+   * lies about itself. The witness is asked before the chain is read (the chain must reach what it
+   * had seen by then) and after (the checkpoint the read made, and any conflict it raised).
    */
   async verifyChain(
     party: AuditedParty,
   ): Promise<{ local: ChainReport; remote: ChainReport; trail: PartyTrail }> {
+    const base = this.endpoints.witness ?? this.endpoints.consumer;
+    const witness = () =>
+      base
+        ? fetchWitnessView(base, party, this.trust(), this.f)
+        : Promise.resolve<WitnessLookup>({ unavailable: 'no witness URL was given' });
+    const before = await witness();
     const trail = await this.trail(party, { chain: true });
-    return { local: await verifyTrail(this.trust(), trail), remote: trail.verification, trail };
+    const after = await witness();
+    const view =
+      'unavailable' in before
+        ? before
+        : mergeViews(before, 'unavailable' in after ? undefined : after);
+    return {
+      local: await verifyTrail(this.trust(), trail, view),
+      remote: trail.verification,
+      trail,
+    };
   }
 
   /**
@@ -230,7 +196,8 @@ export class AuditorClient {
    */
   async mergedTrail(filter: MergedFilter): Promise<MergedTrail & { trails: PartyTrail[] }> {
     const { patientId, studyUid, ...rest } = filter;
-    const producer = await this.streamJson<PartyTrail>('producer', 'audit-trail', {
+    const producer = await this.sessions.streamJson('producer', producerAuditTrail, {
+      purpose: this.purpose,
       ...rest,
       ...(patientId ? { patientIds: [patientId] } : {}),
       ...(studyUid ? { studyUids: [studyUid] } : {}),
@@ -269,15 +236,16 @@ export class AuditorClient {
     return { ...mergeTrails(trails), trails };
   }
 
-  pendingBreakGlass(): Promise<{ pending: PendingReview[] }> {
-    return this.request('producer', 'break-glass-pending', {});
+  pendingBreakGlass(): Promise<{ readonly pending: readonly PendingReview[] }> {
+    return this.sessions.call('producer', breakGlassPending, { purpose: this.purpose });
   }
 
-  review(
-    ticket: string,
-    outcome: 'justified' | 'unjustified',
-  ): Promise<{ ticket: string; review: string; reviewer: string; reviewedAt: string }> {
-    return this.request('producer', 'break-glass-review', { ticket, outcome });
+  review(ticket: string, outcome: 'justified' | 'unjustified'): Promise<ReviewAnswer> {
+    return this.sessions.call('producer', breakGlassReview, {
+      purpose: this.purpose,
+      ticket,
+      outcome,
+    });
   }
 
   /**
@@ -295,7 +263,6 @@ export class AuditorClient {
   }
 
   async close(): Promise<void> {
-    for (const s of this.sessions.values()) await s.close();
-    this.sessions.clear();
+    await this.sessions.close();
   }
 }

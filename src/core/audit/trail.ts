@@ -11,32 +11,50 @@ import type { PkiView } from '../pki/resolver.ts';
 import { readOrganisation } from '../pki/extensions.ts';
 import { OID } from '../pki/oids.ts';
 import { sha256 } from '../crypto/hash.ts';
-import type { AuditRecord, Checkpoint, EventId } from './record.ts';
+import type { Accepted } from '../schema.ts';
+import { EVENTS, type AuditRecord, type Checkpoint, type EventId } from './record.ts';
 import { verifyChain, type ChainBreak, type ChainReport } from './verify.ts';
+import type { WitnessStatus, WitnessView } from './witness.ts';
 
 /** The study reference records carry: SHA-256 of the Study Instance UID, 32 hex digits. */
 export const studyRef = (studyInstanceUid: string): string =>
   toHex(sha256(utf8(studyInstanceUid))).slice(0, 32);
 
-/** What an auditor asks a party for. Object lists are alternatives (any of them matches). */
-export interface TrailFilter {
+const HEX32 = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
+const TIME = {
+  type: 'string',
+  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,3})?)?Z$',
+} as const;
+
+/**
+ * What an auditor asks a party for, as the JSON schema properties the parties validate (the
+ * `audit-trail` operation, `src/core/operations/audit.ts`). Object lists are alternatives (any of
+ * them matches).
+ */
+export const TRAIL_FILTER = {
   /** Records whose actor is this clinician (or party). */
-  readonly clinician?: string;
+  clinician: { type: 'string', minLength: 1, maxLength: 64 },
   /** Patient pseudonyms (the producer maps a patient id to its pseudonym). */
-  readonly patients?: readonly string[];
+  patients: { type: 'array', maxItems: 64, items: HEX32 },
   /** Study references (`studyRef`). */
-  readonly studies?: readonly string[];
-  readonly tickets?: readonly string[];
-  readonly images?: readonly string[];
-  readonly event?: EventId;
-  readonly subtype?: string;
+  studies: { type: 'array', maxItems: 64, items: HEX32 },
+  tickets: { type: 'array', maxItems: 256, items: HEX32 },
+  images: { type: 'array', maxItems: 256, items: { type: 'string', pattern: '^[0-9a-f-]{36}$' } },
+  event: { type: 'string', enum: Object.keys(EVENTS) as EventId[] },
+  subtype: { type: 'string', pattern: '^[a-z][a-z-]{0,63}$' },
   /** ISO 8601 bounds on the record time, inclusive. */
-  readonly from?: string;
-  readonly to?: string;
-  readonly limit?: number;
+  from: TIME,
+  to: TIME,
+  limit: { type: 'integer', minimum: 1, maximum: 10_000 },
   /** The whole chain, unfiltered (for independent verification). */
-  readonly chain?: boolean;
-}
+  chain: { type: 'boolean' },
+} as const;
+
+export type TrailFilter = Accepted<{
+  type: 'object';
+  additionalProperties: false;
+  properties: typeof TRAIL_FILTER;
+}>;
 
 /** One party's answer: its records (filtered), its own verification of the whole chain, checkpoints. */
 export interface PartyTrail {
@@ -47,6 +65,8 @@ export interface PartyTrail {
   /** Whether `records` is the whole chain (then it can be verified again locally). */
   readonly complete: boolean;
   readonly truncated: boolean;
+  /** How the party stands with its witness after signing the checkpoint for this answer. */
+  readonly witness?: WitnessStatus;
 }
 
 export interface MergedEntry {
@@ -125,7 +145,14 @@ export function checkpointKeys(
   };
 }
 
-/** Verifies a complete chain again, here, with the party's key from the PKI. */
-export async function verifyTrail(view: PkiView, t: PartyTrail): Promise<ChainReport> {
-  return verifyChain(t.party, t.records, t.checkpoints, checkpointKeys(view, t.party));
+/**
+ * Verifies a complete chain again, here, with the party's key from the PKI, and against the witness's
+ * view when one was fetched (or says why none could be).
+ */
+export async function verifyTrail(
+  view: PkiView,
+  t: PartyTrail,
+  witness?: WitnessView | { readonly unavailable: string },
+): Promise<ChainReport> {
+  return verifyChain(t.party, t.records, t.checkpoints, checkpointKeys(view, t.party), witness);
 }

@@ -10,16 +10,11 @@ export const sha256 = (...parts: Uint8Array[]): Uint8Array => {
   return h.digest();
 };
 
-/** An incremental SHA-256 for data that arrives in pieces. */
-export const sha256Stream = () => nobleSha256.create();
-
 export const hmacSha256 = (key: Uint8Array, ...parts: Uint8Array[]): Uint8Array => {
   const h = nobleHmac.create(nobleSha256, key);
   for (const p of parts) h.update(p);
   return h.digest();
 };
-
-export const hmacSha256Stream = (key: Uint8Array) => nobleHmac.create(nobleSha256, key);
 
 /** HKDF-SHA-256 with a text label as `info`, so every derived key says what it is for. */
 export const hkdfSha256 = (

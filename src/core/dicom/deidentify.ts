@@ -2,7 +2,7 @@
  * Header confidentiality: applies the Basic Application Level Confidentiality Profile (PS3.15 E.1)
  * to a data set and keeps the original of every element it changes, so that the originals can travel
  * encrypted (Encrypted Attributes Sequence) and be restored exactly. UIDs are replaced consistently
- * within the data set; private attributes, curves and overlay data are removed.
+ * within the data set; private attributes, curves, overlay planes and group lengths are removed.
  */
 import { randomBytes } from '../bytes.ts';
 import { BASIC_PROFILE_ACTIONS } from './confidentiality-profile.ts';
@@ -21,7 +21,11 @@ function actionFor(el: DicomElement): Action | undefined {
   const e = el.tag & 0xffff;
   if (g & 1) return 'X'; // private attributes
   if (g >= 0x5000 && g <= 0x50ff) return 'X'; // curve data
-  if (g >= 0x6000 && g <= 0x60ff && (e === 0x3000 || e === 0x4000)) return 'X'; // overlay data, comments
+  // Overlay planes go whole: the profile removes Overlay Data and Comments (60xx,3000/4000), and a
+  // plane described without its data reads as one embedded in the pixels' unused bits (GDCM warns).
+  if (g >= 0x6000 && g <= 0x60ff) return 'X';
+  // Group lengths (retired, PS3.5 7.2) would tell the lengths of the values removed from the group.
+  if (e === 0x0000 && g !== 0x0002) return 'X';
   const code = ACTIONS.get(el.tag >>> 0);
   switch (code) {
     case undefined:

@@ -7,7 +7,7 @@
 import dicomParser from 'dicom-parser';
 import { inflateSync } from 'fflate';
 import { ZtvError } from '../errors.ts';
-import { DataSet, VR_WORD, type DicomElement } from './dataset.ts';
+import { DataSet, tagString, VR_WORD, type DicomElement } from './dataset.ts';
 import { dictionaryVr } from './dictionary.ts';
 import { T, TS } from './tags.ts';
 
@@ -72,6 +72,12 @@ function encodingOf(ts: string): Encoding {
   if (ts === TS.DeflatedExplicitLittle)
     return { explicit: true, littleEndian: true, deflated: true };
   return { explicit: true, littleEndian: true, deflated: false };
+}
+
+/** Whether data in transfer syntax `ts` is read as Explicit VR Little Endian (unknown UIDs are). */
+export function readsAsExplicitLittle(ts: string): boolean {
+  const e = encodingOf(ts);
+  return e.explicit && e.littleEndian && !e.deflated;
 }
 
 function parserMessage(e: unknown): string {
@@ -342,6 +348,7 @@ function swapInPlace(b: Uint8Array, width: number): void {
 }
 
 const PIXEL_TAGS = new Set<number>([T.PixelData, T.FloatPixelData, T.DoubleFloatPixelData]);
+const ITEM_DELIMITER = 0xfffee00d;
 
 function convert(
   raw: dicomParser.DataSet,
@@ -355,6 +362,14 @@ function convert(
   const bytes = raw.byteArray as Uint8Array;
   for (const [key, el] of Object.entries(raw.elements)) {
     const t = parseInt(key.slice(1), 16) >>> 0;
+    // Group FFFE holds the encoding's delimiters, never data elements. dicom-parser hands the Item
+    // Delimitation Item (FFFE,E00D) that closes an item of undefined length back as an element of
+    // that item: it ends the item, and our items are written with defined lengths.
+    if (t >>> 16 === 0xfffe) {
+      if (t !== ITEM_DELIMITER || depth === 0)
+        warnings.push(`ignored a stray delimiter ${tagString(t)} among the data elements`);
+      continue;
+    }
     if (el.items) {
       const itemEnc = (el as { [IMPLICIT_LE_ITEMS]?: boolean })[IMPLICIT_LE_ITEMS]
         ? { explicit: false, littleEndian: true, deflated: false }
@@ -398,10 +413,10 @@ function convert(
       ? bytes.subarray(el.dataOffset, el.dataOffset + el.length)
       : bytes.slice(el.dataOffset, el.dataOffset + el.length);
     if (!enc.littleEndian) {
-      const w =
-        vr === 'OW' && t === T.PixelData && (raw.uint16('x00280100') ?? 16) <= 8
-          ? 1
-          : (VR_WORD.get(vr) ?? 1);
+      // Big endian swaps each value by its VR's word (PS3.5 2016b 7.3): OW by 16 bits whatever Bits
+      // Allocated says — pixel cells are packed into 16-bit words (8.1.1), so a 32-bit cell is two
+      // words — OF and OL by 32, OD by 64; OB and UN not at all.
+      const w = VR_WORD.get(vr) ?? 1;
       if (w > 1) swapInPlace(value, w);
     }
     out.set({ tag: t, vr, value } satisfies DicomElement);

@@ -3,7 +3,7 @@
  * (decoded first when the source is compressed).
  */
 import { ZtvError } from '../errors.ts';
-import type { DataSet } from './dataset.ts';
+import { tagString, type DataSet } from './dataset.ts';
 import { COMPRESSED_SYNTAXES, LOSSY_SYNTAXES, decodeFrame, splitFrames } from './codecs/index.ts';
 import type { ParsedDicom } from './parse.ts';
 import { T } from './tags.ts';
@@ -128,7 +128,9 @@ export interface NativePixels {
 }
 
 /** Native pixel data of a parsed file, decoding compressed frames. */
-export async function readPixelData(parsed: ParsedDicom): Promise<NativePixels> {
+export async function readPixelData(
+  parsed: Pick<ParsedDicom, 'dataset' | 'transferSyntax'>,
+): Promise<NativePixels> {
   let info = pixelInfoOf(parsed.dataset);
   const el = parsed.dataset.get(info.pixelTag)!;
   const want = pixelByteLength(info);
@@ -179,4 +181,56 @@ export async function readPixelData(parsed: ParsedDicom): Promise<NativePixels> 
   // Decoded colour comes out colour-by-pixel; the codec may have turned YBR into RGB.
   info = { ...info, planarConfiguration: 0, photometric: photometric ?? info.photometric };
   return { info, data, decodedFrom: ts, lossy: LOSSY_SYNTAXES.has(ts), warnings };
+}
+
+/** The VR of native pixel data as we write it: OF/OD for float pixel data, else OW above 8 bits. */
+export const nativePixelVr = (info: PixelInfo): string =>
+  info.pixelTag === T.FloatPixelData
+    ? 'OF'
+    : info.pixelTag === T.DoubleFloatPixelData
+      ? 'OD'
+      : info.bitsAllocated > 8
+        ? 'OW'
+        : 'OB';
+
+/**
+ * States in `ds` the form of its decoded pixels (docs/protection.md, "Decode"): Photometric
+ * Interpretation after the codec, Planar Configuration 0, Lossy Image Compression 01 when the source
+ * was lossy. Nothing changes for pixels that were native already.
+ */
+export function stateDecodedForm(ds: DataSet, px: NativePixels): void {
+  if (!px.decodedFrom) return;
+  ds.setText(T.PhotometricInterpretation, 'CS', px.info.photometric);
+  if (px.info.samplesPerPixel > 1) ds.setUint16(T.PlanarConfiguration, 0);
+  if (px.lossy && !ds.has(T.LossyImageCompression)) ds.setText(T.LossyImageCompression, 'CS', '01');
+}
+
+/**
+ * Decodes, in place, encapsulated pixel data nested in sequence items (Icon Image Sequence): a data
+ * set written in a native transfer syntax cannot hold it (DCMTK refuses such a file). Each item's
+ * own pixel module describes its pixels; its decoded form is stated as for the main image.
+ */
+export async function decodeNestedPixelData(
+  ds: DataSet,
+  transferSyntax: string,
+  depth = 0,
+): Promise<string[]> {
+  const warnings: string[] = [];
+  if (depth > 32) return warnings;
+  for (const el of ds.elements()) {
+    for (const item of el.items ?? []) {
+      const tag = pixelDataElementTag(item);
+      if (tag !== undefined && item.get(tag)!.fragments) {
+        const px = await readPixelData({ dataset: item, transferSyntax });
+        item.set({ tag, vr: nativePixelVr(px.info), value: px.data });
+        stateDecodedForm(item, px);
+        warnings.push(
+          `decoded the ${px.info.columns}x${px.info.rows} pixel data nested in ${tagString(el.tag)}`,
+          ...px.warnings,
+        );
+      }
+      warnings.push(...(await decodeNestedPixelData(item, transferSyntax, depth + 1)));
+    }
+  }
+  return warnings;
 }

@@ -4,7 +4,7 @@
  * length the way PS3.5 says (space for text, NUL for UI and binary).
  */
 import { ZtvError } from '../errors.ts';
-import { DataSet, LONG_VRS, TEXT_VRS, type DicomElement } from './dataset.ts';
+import { DataSet, LONG_VRS, TEXT_VRS, tagString, type DicomElement } from './dataset.ts';
 import { T, TS } from './tags.ts';
 
 /** Our Implementation Class UID (a UUID-derived 2.25 root, PS3.5 B.2). */
@@ -35,6 +35,10 @@ function valueLength(el: DicomElement): number {
 
 /** The VR actually written: short-length VRs that outgrow 16 bits become UN. */
 function writtenVr(el: DicomElement): string {
+  // Items and delimiters are the writer's business: an element of group FFFE in a data set would be
+  // written as data and break every reader's framing (DCMTK: "larger than remaining bytes").
+  if (el.tag >>> 16 === 0xfffe)
+    throw new ZtvError('bad-input', `${tagString(el.tag)} is a delimiter, not a data element`);
   if (el.items) return 'SQ';
   if (el.fragments) return 'OB';
   if (!LONG_VRS.has(el.vr) && valueLength(el) > 0xffff) return 'UN';
@@ -53,11 +57,14 @@ export function dataSetLength(ds: DataSet): number {
 
 class Writer {
   readonly bytes: Uint8Array;
-  private readonly view: DataView;
+  protected readonly view: DataView;
   pos = 0;
-  constructor(n: number) {
-    this.bytes = new Uint8Array(n);
-    this.view = new DataView(this.bytes.buffer);
+  constructor(n: number | Uint8Array) {
+    this.bytes = typeof n === 'number' ? new Uint8Array(n) : n;
+    this.view = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+  }
+  u8(v: number): void {
+    this.bytes[this.pos++] = v;
   }
   u16(v: number): void {
     this.view.setUint16(this.pos, v, true);
@@ -79,8 +86,8 @@ class Writer {
     const vr = writtenVr(el);
     const len = valueLength(el);
     this.tag(el.tag);
-    this.bytes[this.pos++] = vr.charCodeAt(0);
-    this.bytes[this.pos++] = vr.charCodeAt(1);
+    this.u8(vr.charCodeAt(0));
+    this.u8(vr.charCodeAt(1));
     if (LONG_VRS.has(vr)) {
       this.u16(0);
       this.u32(el.fragments ? 0xffffffff : len);
@@ -95,7 +102,7 @@ class Writer {
         this.tag(ITEM);
         this.u32(f.length + (f.length & 1));
         this.raw(f);
-        if (f.length & 1) this.bytes[this.pos++] = 0;
+        if (f.length & 1) this.u8(0);
       }
       this.tag(SEQUENCE_DELIMITER);
       this.u32(0);
@@ -111,7 +118,7 @@ class Writer {
     }
     const v = el.value ?? new Uint8Array(0);
     this.raw(v);
-    if (v.length & 1) this.bytes[this.pos++] = TEXT_VRS.has(el.vr) && el.vr !== 'UI' ? 0x20 : 0x00;
+    if (v.length & 1) this.u8(TEXT_VRS.has(el.vr) && el.vr !== 'UI' ? 0x20 : 0x00);
   }
   dataSet(ds: DataSet): void {
     for (const el of ds.elements()) this.element(el);
@@ -153,17 +160,74 @@ export interface WrittenPart10 {
 
 /** A Part 10 file: 128-byte preamble, "DICM", File Meta, then the data set. */
 export function writePart10(m: Part10Meta, ds: DataSet): WrittenPart10 {
+  const w = new Writer(part10Length(m, ds));
+  const dataSetOffset = part10(w, m, ds);
+  return { bytes: w.bytes, dataSetOffset };
+}
+
+function part10Length(m: Part10Meta, ds: DataSet): number {
   for (const el of ds.elements()) {
     if (el.tag >>> 16 === 0x0002)
       throw new ZtvError('bad-input', 'group 0002 belongs in the File Meta, not the data set');
   }
-  const meta = fileMeta(m);
-  const metaLen = dataSetLength(meta);
-  const w = new Writer(132 + metaLen + dataSetLength(ds));
-  w.pos = 128;
+  return 132 + dataSetLength(fileMeta(m)) + dataSetLength(ds);
+}
+
+function part10(w: Writer, m: Part10Meta, ds: DataSet): number {
+  for (let i = 0; i < 128; i++) w.u8(0);
   w.raw(Uint8Array.of(0x44, 0x49, 0x43, 0x4d));
-  w.dataSet(meta);
+  w.dataSet(fileMeta(m));
   const dataSetOffset = w.pos;
   w.dataSet(ds);
-  return { bytes: w.bytes, dataSetOffset };
+  return dataSetOffset;
+}
+
+/**
+ * A Writer that writes nothing: it compares what it would write with `target` and remembers the first
+ * offset where they differ. Values that are views of `target` at the very place they would be written
+ * (pixel data parsed without a copy) are equal by construction and not read again.
+ */
+class Comparer extends Writer {
+  firstDifference = -1;
+  private differ(at: number): void {
+    if (this.firstDifference < 0) this.firstDifference = at;
+  }
+  override u8(v: number): void {
+    if (this.pos >= this.bytes.length || this.bytes[this.pos] !== (v & 0xff)) this.differ(this.pos);
+    this.pos++;
+  }
+  override u16(v: number): void {
+    this.u8(v & 0xff);
+    this.u8(v >>> 8);
+  }
+  override u32(v: number): void {
+    this.u16(v & 0xffff);
+    this.u16(v >>> 16);
+  }
+  override raw(b: Uint8Array): void {
+    const t = this.bytes;
+    const sameView =
+      b.buffer === t.buffer &&
+      b.byteOffset === t.byteOffset + this.pos &&
+      this.pos + b.length <= t.length;
+    if (!sameView)
+      for (let i = 0; i < b.length; i++)
+        if (this.pos + i >= t.length || t[this.pos + i] !== b[i]) {
+          this.differ(this.pos + i);
+          break;
+        }
+    this.pos += b.length;
+  }
+}
+
+/**
+ * Where `bytes` differ from the Part 10 file `writePart10(m, ds)` would write (zero preamble, our
+ * File Meta, the canonical encoding of `ds`), or -1 when they are that very file, byte for byte.
+ */
+export function part10Difference(bytes: Uint8Array, m: Part10Meta, ds: DataSet): number {
+  const length = part10Length(m, ds);
+  const c = new Comparer(bytes);
+  part10(c, m, ds);
+  if (c.firstDifference >= 0) return c.firstDifference;
+  return bytes.length === length ? -1 : Math.min(bytes.length, length);
 }

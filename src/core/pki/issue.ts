@@ -3,6 +3,7 @@
  * organisation certificates (producer, consumer, cloud, authority), hospital CAs that certify their
  * clinicians' devices, device certificates from CSRs, and CRLs. Profiles in docs/trust.md.
  */
+import { ECDH_P256 } from '../crypto/ecdh.ts';
 import type { X509Certificate, X509Crl } from './x509.ts';
 import {
   AuthorityKeyIdentifierExtension,
@@ -33,7 +34,7 @@ import { OID } from './oids.ts';
 
 export const SIGNING_ALGORITHM: EcdsaParams = { name: 'ECDSA', hash: 'SHA-256' };
 export const EC_KEY: EcKeyGenParams = { name: 'ECDSA', namedCurve: 'P-256' };
-export const ECDH_KEY: EcKeyGenParams = { name: 'ECDH', namedCurve: 'P-256' };
+export const ECDH_KEY: EcKeyGenParams = ECDH_P256;
 
 const YEAR = 365 * 24 * 3600_000;
 

@@ -1,7 +1,8 @@
 /**
  * The trust group: the CA-signed, versioned list of the hospitals and cloud providers of the
- * federation (DESIGN §3). A party not in the current list is refused even with a valid certificate.
- * Published as a flattened JWS (ES256 by the root CA), so any JOSE library can check it.
+ * federation (docs/trust.md, "Trust group"). A party not in the current list is refused even with a
+ * valid certificate. Published as a flattened JWS (ES256 by the root CA), so any JOSE library can
+ * check it.
  */
 import { FlattenedSign, flattenedVerify, type FlattenedJWS } from 'jose';
 import type { X509Certificate } from './x509.ts';

@@ -46,7 +46,8 @@ export interface PurposeDefinition {
 }
 
 /** The shape of a PurposeOfUse code, for edge validation before any vocabulary is consulted. */
-export const PURPOSE_CODE = /^[A-Z][A-Z0-9]{1,15}$/;
+export const PURPOSE_CODE_PATTERN = '^[A-Z][A-Z0-9]{1,15}$';
+export const PURPOSE_CODE = new RegExp(PURPOSE_CODE_PATTERN);
 
 export const isHl7PurposeOfUse = (code: string): boolean =>
   Object.prototype.hasOwnProperty.call(HL7_PURPOSES_OF_USE, code);

@@ -271,16 +271,6 @@ function buildPayload(
 const zigzag = (n: number): number => (n >= 0 ? 2 * n : -2 * n - 1);
 const unzigzag = (z: number): number => (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
 
-/** Payload bits that `hide` would need with these parameters (one clamping pass). */
-export function payloadBitsFor(
-  values: Values,
-  g: Geometry,
-  region: Region,
-  p: HidingParams,
-): number {
-  return buildPayload(values, g, region, p).bits;
-}
-
 /**
  * Hides R's low bits and the side information in the other samples. Returns undefined when the
  * image does not have the capacity for these parameters.

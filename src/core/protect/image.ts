@@ -4,9 +4,10 @@
  * and open.
  */
 import type { DataSet } from '../dicom/dataset.ts';
-import { parseDicom, type ParsedDicom } from '../dicom/parse.ts';
+import { parseDicom, readsAsExplicitLittle, type ParsedDicom } from '../dicom/parse.ts';
 import { pixelByteLength, pixelInfoOf, type PixelInfo } from '../dicom/pixels.ts';
-import { TS } from '../dicom/tags.ts';
+import { T, TS } from '../dicom/tags.ts';
+import { part10Difference } from '../dicom/write.ts';
 import { ZtvError } from '../errors.ts';
 import {
   decodeContainer,
@@ -36,6 +37,10 @@ export interface ProtectedImage {
   readonly containerError?: string;
   /** Container bits beyond its last byte, up to the end of the region: must be zero. */
   readonly paddingClean: boolean;
+  /** Where the File Meta disagrees with the data set, in words (undefined when it agrees). */
+  readonly metaProblem?: string;
+  /** Where the file is not the canonical encoding of its data set, in words (undefined when it is). */
+  readonly encodingProblem?: string;
 }
 
 /**
@@ -45,10 +50,12 @@ export interface ProtectedImage {
  */
 export function readProtected(bytes: Uint8Array, what = 'the image'): ProtectedImage {
   const parsed = parseDicom(bytes, what, { viewPixelData: true });
-  if (parsed.transferSyntax !== TS.ExplicitLittle)
+  // A Transfer Syntax UID read as Explicit VR Little Endian anyway (a damaged one) is reported in
+  // the verdict (metaProblem); one that changes how the data set reads is not a protected image.
+  if (!readsAsExplicitLittle(parsed.transferSyntax) || !parsed.hasFileMeta)
     throw new ZtvError(
       'not-protected',
-      `${what} is not a protected image: protected images are Explicit VR Little Endian, this one is ${parsed.transferSyntax}`,
+      `${what} is not a protected image: protected images are Part 10 files in Explicit VR Little Endian, this one is ${parsed.hasFileMeta ? parsed.transferSyntax : 'a bare data set'}`,
     );
   const info = pixelInfoOf(parsed.dataset);
   const el = parsed.dataset.get(info.pixelTag);
@@ -79,7 +86,17 @@ export function readProtected(bytes: Uint8Array, what = 'the image'): ProtectedI
   const { L, damage } = located;
   const head = readRegionBits(data, g, L, 0, FIXED_LENGTH * 8);
   const { version, containerBytes } = peekContainerBytes(head);
-  const base = { parsed, dataset: parsed.dataset, info, g, data, L, damage, version };
+  const base = {
+    parsed,
+    dataset: parsed.dataset,
+    info,
+    g,
+    data,
+    L,
+    damage,
+    version,
+    ...examineFile(bytes, parsed, el.value, want),
+  };
   if (version !== FORMAT_VERSION) return { ...base, paddingClean: true };
   const maxBytes = Math.floor((g.count * L) / 8);
   if (containerBytes < FIXED_LENGTH || containerBytes > maxBytes)
@@ -98,4 +115,50 @@ export function readProtected(bytes: Uint8Array, what = 'the image'): ProtectedI
     if (e instanceof ZtvError) return { ...base, paddingClean, containerError: e.message };
     throw e;
   }
+}
+
+/**
+ * What the seal cannot bind by itself: the File Meta must agree with the data set (SOP Class and
+ * Instance UID, transfer syntax), and the file must be exactly the encoding the producer writes —
+ * zero preamble, our File Meta, every element in canonical Explicit VR Little Endian (valid VRs,
+ * zero reserved bytes, defined lengths), pixel data of the image's exact length with a zero pad
+ * byte. Every byte outside the pixel data is then a function of the sealed header, and every bit of
+ * the pixel data is covered by the ciphertext digest and the container (docs/protection.md).
+ */
+function examineFile(
+  bytes: Uint8Array,
+  parsed: ParsedDicom,
+  pixelValue: Uint8Array,
+  want: number,
+): { metaProblem?: string; encodingProblem?: string } {
+  const ds = parsed.dataset;
+  const meta: string[] = [];
+  const sopClassUid = ds.text(T.SOPClassUID) ?? '';
+  const sopInstanceUid = ds.text(T.SOPInstanceUID) ?? '';
+  if (parsed.meta.text(T.MediaStorageSOPClassUID) !== sopClassUid)
+    meta.push("Media Storage SOP Class UID (0002,0002) is not the data set's SOP Class UID");
+  if (parsed.meta.text(T.MediaStorageSOPInstanceUID) !== sopInstanceUid)
+    meta.push("Media Storage SOP Instance UID (0002,0003) is not the data set's SOP Instance UID");
+  if (parsed.transferSyntax !== TS.ExplicitLittle)
+    meta.push(
+      'Transfer Syntax UID (0002,0010) does not name Explicit VR Little Endian, the encoding of the data set',
+    );
+  const encoding: string[] = [];
+  const padded = want + (want & 1);
+  if (pixelValue.length !== padded || (want & 1 && pixelValue[want] !== 0))
+    encoding.push(
+      `the pixel data holds ${pixelValue.length} bytes where the image needs ${want}${want & 1 ? ' and a zero pad byte' : ''}`,
+    );
+  const at = part10Difference(bytes, { sopClassUid, sopInstanceUid }, ds);
+  if (at >= 0)
+    encoding.push(
+      at < 128
+        ? `its preamble is not zero (byte ${at})`
+        : `it is not the canonical encoding the producer writes: it differs at byte ${at}`,
+    );
+  for (const w of parsed.warnings) if (/invalid VR|stray/.test(w)) encoding.push(w);
+  return {
+    ...(meta.length ? { metaProblem: meta.join('; ') } : {}),
+    ...(encoding.length ? { encodingProblem: encoding.join('; ') } : {}),
+  };
 }

@@ -1,9 +1,16 @@
 /** The protection codec: protect (producer), trace (cloud), verify/open (viewer, auditor), inspect. */
-export { protect, type ProtectOptions, type Protected, type ProtectReport } from './protect.ts';
+export {
+  protect,
+  protectParsed,
+  type ProtectOptions,
+  type Protected,
+  type ProtectReport,
+} from './protect.ts';
 export {
   signTraceBasis,
   signTraceSlot,
   traceBasis,
+  traceBasisOf,
   traceIdFrom,
   traceProtected,
   writeTraceSlot,
@@ -17,7 +24,8 @@ export {
   type Restored,
   type VerifyOptions,
 } from './open.ts';
-export { inspectProtected, type ContainerReport } from './inspect.ts';
+export { inspectImage, inspectProtected, type ContainerReport } from './inspect.ts';
+export { readProtected, type ProtectedImage } from './image.ts';
 export type { Verdict, Check, Status, Part, TileReport } from './verdict.ts';
 export {
   staticResolver,

@@ -2,7 +2,7 @@
 import { toHex } from '../bytes.ts';
 import { SIG_ALG_BY_CODE } from '../crypto/keys.ts';
 import { CIPHER, FLAG_LOSSY_SOURCE, regionSamples } from './container.ts';
-import { readProtected } from './image.ts';
+import { readProtected, type ProtectedImage } from './image.ts';
 
 export interface ContainerReport {
   readonly version: number;
@@ -38,7 +38,11 @@ export interface ContainerReport {
 }
 
 export function inspectProtected(bytes: Uint8Array, what?: string): ContainerReport {
-  const img = readProtected(bytes, what);
+  return inspectImage(readProtected(bytes, what));
+}
+
+/** The report of an image read already (`readProtected`): the cloud reads an upload once. */
+export function inspectImage(img: ProtectedImage): ContainerReport {
   const c = img.container;
   if (!c)
     return {

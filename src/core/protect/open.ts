@@ -2,7 +2,7 @@
  * Verify and open (viewer, auditor): check the container, the producer's seal, the cloud's trace,
  * the protected header and every ciphertext tile — none of which needs a key — then, with the image
  * key, decrypt, undo the data hiding and the de-identification, and check the restored pixels and
- * header against the seal. DESIGN §2 step 5.
+ * header against the seal (docs/protection.md, "Overview", step 6; "Verification and the verdict").
  */
 import { equalBytes, fromUtf8, toHex } from '../bytes.ts';
 import { SIG_ALG_BY_CODE } from '../crypto/keys.ts';
@@ -321,6 +321,23 @@ async function openWith(
     img.paddingClean && f.L === img.L
       ? 'the container region holds nothing but the container'
       : 'the container region holds bits outside the container',
+  );
+
+  // What the seal does not bind by itself: File Meta and encoding (image.ts, examineFile).
+  checks.add(
+    'header.meta',
+    'header',
+    img.metaProblem ? 'fail' : 'pass',
+    img.metaProblem ??
+      'the File Meta agrees with the data set (SOP Class, SOP Instance, transfer syntax)',
+  );
+  checks.add(
+    'header.encoding',
+    'header',
+    img.encodingProblem ? 'fail' : 'pass',
+    img.encodingProblem
+      ? `the file is malformed: ${img.encodingProblem}`
+      : 'the file is the canonical encoding of its sealed content, byte for byte',
   );
 
   // The producer's seal over the container.

@@ -1,15 +1,22 @@
 /**
  * Protect (producer hospital): decode the source, de-identify the header into encrypted attributes,
  * reserve room for the container by reversible data hiding, encrypt everything else with AES-CTR,
- * then seal: write the signed container into the reserved low bits. DESIGN §2 steps 1–3.
+ * then seal: write the signed container into the reserved low bits (docs/protection.md, "Overview",
+ * steps 1–4).
  */
 import { concatBytes, randomBytes, utf8 } from '../bytes.ts';
 import { hmacSha256 } from '../crypto/hash.ts';
 import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
 import type { DataSet } from '../dicom/dataset.ts';
 import { deidentify, newUid } from '../dicom/deidentify.ts';
-import { parseDicom } from '../dicom/parse.ts';
-import { readPixelData, type NativePixels } from '../dicom/pixels.ts';
+import { parseDicom, type ParsedDicom } from '../dicom/parse.ts';
+import {
+  decodeNestedPixelData,
+  nativePixelVr,
+  readPixelData,
+  stateDecodedForm,
+  type NativePixels,
+} from '../dicom/pixels.ts';
 import { T } from '../dicom/tags.ts';
 import { writePart10 } from '../dicom/write.ts';
 import { assertInput, ZtvError } from '../errors.ts';
@@ -214,21 +221,21 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   );
 }
 
-/** The original data set as it will be restored: decoded pixel form, no encapsulation. */
-function decodedOriginal(ds: DataSet, px: NativePixels): DataSet {
+/**
+ * The original data set as it will be restored: decoded pixel form, no encapsulation, nested
+ * encapsulated pixel data (icons) decoded too.
+ */
+async function decodedOriginal(
+  ds: DataSet,
+  px: NativePixels,
+  transferSyntax: string,
+): Promise<{ original: DataSet; warnings: string[] }> {
   const out = ds.clone();
   out.delete(px.info.pixelTag);
-  if (px.decodedFrom) {
-    out.setText(T.PhotometricInterpretation, 'CS', px.info.photometric);
-    if (px.info.samplesPerPixel > 1) out.setUint16(T.PlanarConfiguration, 0);
-    if (px.lossy && !out.has(T.LossyImageCompression))
-      out.setText(T.LossyImageCompression, 'CS', '01');
-  }
-  return out;
+  stateDecodedForm(out, px);
+  const warnings = await decodeNestedPixelData(out, transferSyntax);
+  return { original: out, warnings };
 }
-
-const pixelVr = (px: NativePixels): string =>
-  px.info.pixelTag === T.FloatPixelData ? 'OF' : px.info.bitsAllocated > 8 ? 'OW' : 'OB';
 
 function pseudonym(key: Uint8Array, kind: string, ...parts: (string | undefined)[]): Uint8Array {
   if (!parts[parts.length - 1]) return new Uint8Array(16);
@@ -236,14 +243,25 @@ function pseudonym(key: Uint8Array, kind: string, ...parts: (string | undefined)
 }
 
 export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<Protected> {
+  return protectParsed(parseDicom(input, opts.what ?? 'the image'), opts);
+}
+
+/**
+ * `protect` for an instance the caller has parsed already (the producer reads its attributes to
+ * record it): the file is parsed once per hop. `parsed` is not changed.
+ */
+export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): Promise<Protected> {
   assertInput(opts.pseudonymKey.length >= 16, 'the pseudonym key must be at least 16 bytes');
   const keyBits = opts.keyBits ?? 256;
   assertInput(keyBits === 128 || keyBits === 256, 'keyBits must be 128 or 256');
   const what = opts.what ?? 'the image';
-  const parsed = parseDicom(input, what);
   const px = await readPixelData(parsed);
   const g = geometryOf(px.info);
-  const original = decodedOriginal(parsed.dataset, px);
+  const { original, warnings: nestedWarnings } = await decodedOriginal(
+    parsed.dataset,
+    px,
+    parsed.transferSyntax,
+  );
 
   // 1. Reserve room before encryption.
   const values = readValues(px.data, g);
@@ -317,7 +335,7 @@ export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<
   padded.set(container);
   writeRegionBits(ct, g, p.region.L, padded, 0, regionBits);
 
-  clear.set({ tag: px.info.pixelTag, vr: pixelVr(px), value: ct });
+  clear.set({ tag: px.info.pixelTag, vr: nativePixelVr(px.info), value: ct });
   const file = writePart10({ sopClassUid, sopInstanceUid }, clear);
   return {
     bytes: file.bytes,
@@ -337,7 +355,7 @@ export async function protect(input: Uint8Array, opts: ProtectOptions): Promise<
       tiles: p.tiles,
       payloadBits: p.payloadBits,
       capacityBits: Math.floor(p.capacity),
-      warnings: [...parsed.warnings, ...px.warnings],
+      warnings: [...parsed.warnings, ...px.warnings, ...nestedWarnings],
     },
   };
 }

@@ -8,7 +8,7 @@ import { samplePath } from '../../../test/samples.ts';
 import { toHex } from '../bytes.ts';
 import type { DataSet } from '../dicom/dataset.ts';
 import { parseDicom } from '../dicom/parse.ts';
-import { readPixelData } from '../dicom/pixels.ts';
+import { decodeNestedPixelData, readPixelData } from '../dicom/pixels.ts';
 import { T } from '../dicom/tags.ts';
 import { writeDataSet } from '../dicom/write.ts';
 import { DataSet as DS } from '../dicom/dataset.ts';
@@ -64,12 +64,15 @@ async function roundTrip(rel: string): Promise<void> {
   const restored = opened.restored!;
   expect(Buffer.from(restored.pixels).equals(Buffer.from(decoded.data))).toBe(true);
 
-  // Every element of the source header is back, byte for byte.
-  for (const el of source.dataset.elements()) {
+  // Every element of the source header is back, byte for byte (icons nested as encapsulated pixel
+  // data come back decoded: a native file cannot hold them).
+  const expected = source.dataset.clone();
+  await decodeNestedPixelData(expected, source.transferSyntax);
+  for (const el of expected.elements()) {
     if (el.tag === decoded.info.pixelTag) continue;
     if (decoded.decodedFrom && DECODE_ADJUSTED.has(el.tag)) continue;
     expect(encode(restored.dataset, el.tag), `${rel} element ${el.tag.toString(16)}`).toBe(
-      encode(source.dataset, el.tag),
+      encode(expected, el.tag),
     );
   }
   // …and nothing else came along but the decoded pixel form.

@@ -1,9 +1,9 @@
 /**
  * Trace (cloud provider): write a trace identifier, the time and the cloud's signature into the
  * container's trace slot — in place in the stored bytes, without any key, changing nothing else.
- * DESIGN §2 step 4.
+ * docs/protection.md, "Overview", step 5.
  */
-import { utf8 } from '../bytes.ts';
+import { fromHex, utf8 } from '../bytes.ts';
 import { SIG_ALG_CODE, type SigningKey } from '../crypto/keys.ts';
 import { assertInput, ZtvError } from '../errors.ts';
 import {
@@ -13,7 +13,7 @@ import {
   traceMessage,
   writeRegionBits,
 } from './container.ts';
-import { readProtected } from './image.ts';
+import { readProtected, type ProtectedImage } from './image.ts';
 
 export interface TraceOptions {
   /** The cloud provider's signing key. */
@@ -26,11 +26,7 @@ export interface TraceOptions {
 
 /** A trace id from text: 64 hex digits are taken as bytes, other text (≤ 32 bytes) is zero-padded. */
 export function traceIdFrom(text: string): Uint8Array {
-  if (/^[0-9a-fA-F]{64}$/.test(text)) {
-    const out = new Uint8Array(TRACE_ID_LENGTH);
-    for (let i = 0; i < 32; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
-    return out;
-  }
+  if (/^[0-9a-fA-F]{64}$/.test(text)) return fromHex(text);
   const raw = utf8(text);
   assertInput(raw.length > 0, 'the trace identifier is empty');
   assertInput(
@@ -43,12 +39,21 @@ export function traceIdFrom(text: string): Uint8Array {
 }
 
 function traceable(bytes: Uint8Array, what: string) {
-  const img = readProtected(bytes, what);
+  return traceableImage(readProtected(bytes, what), what);
+}
+
+function traceableImage(img: ProtectedImage, what: string) {
   const c = img.container;
   if (!c || img.damage > 0)
     throw new ZtvError(
       'integrity',
       `${what} has a damaged protection container${img.containerError ? ` (${img.containerError})` : ''}: refusing to trace it`,
+    );
+  const malformed = img.metaProblem ?? img.encodingProblem;
+  if (malformed)
+    throw new ZtvError(
+      'integrity',
+      `${what} is not a well-formed protected image (${malformed}): refusing to trace it`,
     );
   if (img.parsed.pixelDataOffset === undefined)
     throw new ZtvError(
@@ -70,7 +75,12 @@ export interface TraceBasis {
 
 /** The trace basis of a protected image (refused if its container is damaged). */
 export function traceBasis(bytes: Uint8Array, what = 'the image'): TraceBasis {
-  const { c } = traceable(bytes, what);
+  return traceBasisOf(readProtected(bytes, what), what);
+}
+
+/** The trace basis of an image read already (`readProtected`). */
+export function traceBasisOf(img: ProtectedImage, what = 'the image'): TraceBasis {
+  const { c } = traceableImage(img, what);
   return { sealedBytes: c.sealedBytes, sealSignature: c.sealSignature };
 }
 

@@ -21,6 +21,8 @@ import {
   u64be,
   utf8,
 } from '../bytes.ts';
+import { gcmOpen, gcmSeal, importGcmKey } from '../crypto/aead.ts';
+import { ECDH_P256, importEcdhPublicKey } from '../crypto/ecdh.ts';
 import { hkdfSha256, sha256 } from '../crypto/hash.ts';
 import { verifyKeyFromSpki, type SigningKey } from '../crypto/keys.ts';
 import { ZtvError } from '../errors.ts';
@@ -124,8 +126,6 @@ export interface Sealed {
 
 // --- shared crypto ----------------------------------------------------------------------------
 
-const ECDH: EcKeyGenParams = { name: 'ECDH', namedCurve: 'P-256' };
-
 interface Transcript {
   readonly version: string;
   readonly packet: number;
@@ -147,7 +147,7 @@ function transcriptBytes(t: Transcript, signer: 'client' | 'server'): Uint8Array
 }
 
 async function ephemeral(): Promise<{ pair: CryptoKeyPair; spki: string }> {
-  const pair = (await crypto.subtle.generateKey(ECDH, false, ['deriveBits'])) as CryptoKeyPair;
+  const pair = (await crypto.subtle.generateKey(ECDH_P256, false, ['deriveBits'])) as CryptoKeyPair;
   const spki = new Uint8Array(await crypto.subtle.exportKey('spki', pair.publicKey));
   return { pair, spki: toBase64Url(spki) };
 }
@@ -159,13 +159,7 @@ async function deriveKeys(
 ): Promise<{ c2s: CryptoKey; s2c: CryptoKey }> {
   let peer: CryptoKey;
   try {
-    peer = await crypto.subtle.importKey(
-      'spki',
-      fromBase64Url(peerSpki) as Uint8Array<ArrayBuffer>,
-      ECDH,
-      false,
-      [],
-    );
+    peer = await importEcdhPublicKey(fromBase64Url(peerSpki), false);
   } catch {
     throw new SessionError('bad-request', 'the ephemeral key is not an ECDH P-256 public key');
   }
@@ -174,13 +168,7 @@ async function deriveKeys(
   );
   const salt = sha256(utf8(JSON.stringify(t)));
   const key = (label: string) =>
-    crypto.subtle.importKey(
-      'raw',
-      hkdfSha256(secret, salt, `${PROTOCOL_VERSION} ${label}`, 32) as Uint8Array<ArrayBuffer>,
-      { name: 'AES-GCM' },
-      false,
-      ['encrypt', 'decrypt'],
-    );
+    importGcmKey(hkdfSha256(secret, salt, `${PROTOCOL_VERSION} ${label}`, 32));
   return { c2s: await key('client to server'), s2c: await key('server to client') };
 }
 
@@ -193,24 +181,14 @@ const aadOf = (sessionId: string, direction: number, seq: number): Uint8Array<Ar
     u64be(seq),
   ) as Uint8Array<ArrayBuffer>;
 
-async function sealRaw(
+const sealRaw = (
   key: CryptoKey,
   sessionId: string,
   direction: number,
   seq: number,
   plain: Uint8Array,
-): Promise<Uint8Array> {
-  const ct = await crypto.subtle.encrypt(
-    {
-      name: 'AES-GCM',
-      iv: nonceOf(direction, seq),
-      additionalData: aadOf(sessionId, direction, seq),
-    },
-    key,
-    plain as Uint8Array<ArrayBuffer>,
-  );
-  return new Uint8Array(ct);
-}
+): Promise<Uint8Array> =>
+  gcmSeal(key, nonceOf(direction, seq), plain, aadOf(sessionId, direction, seq));
 
 async function unsealRaw(
   key: CryptoKey,
@@ -220,16 +198,7 @@ async function unsealRaw(
   ct: Uint8Array,
 ): Promise<Uint8Array> {
   try {
-    const pt = await crypto.subtle.decrypt(
-      {
-        name: 'AES-GCM',
-        iv: nonceOf(direction, seq),
-        additionalData: aadOf(sessionId, direction, seq),
-      },
-      key,
-      ct as Uint8Array<ArrayBuffer>,
-    );
-    return new Uint8Array(pt);
+    return await gcmOpen(key, nonceOf(direction, seq), ct, aadOf(sessionId, direction, seq));
   } catch {
     throw new SessionError(
       'bad-message',

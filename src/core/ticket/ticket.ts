@@ -1,6 +1,6 @@
 /**
- * Blind tickets (DESIGN §1): `[ Sign_PH(Enc_CP(ID_i, W_trace)), Sign_PH(Enc_CH(K_i)) ]` in JOSE — each
- * part a compact JWS (ES256, by the producer) whose payload is a compact JWE (ECDH-ES+A256KW, A256GCM)
+ * Blind tickets (docs/services.md, "Blind ticket format"):
+ * `[ Sign_PH(Enc_CP(ID_i, W_trace)), Sign_PH(Enc_CH(K_i)) ]` in JOSE — each part a compact JWS (ES256, by the producer) whose payload is a compact JWE (ECDH-ES+A256KW, A256GCM)
  * to its reader: the cloud part to the cloud's encryption key, the key part to the clinician's device
  * encryption key. Both are bound to the issuer, the audience, the device, an expiry, a ticket id and
  * the exact image list; the cloud part carries a one-time nonce the cloud spends on redemption.

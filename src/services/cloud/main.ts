@@ -6,10 +6,17 @@
 import { join } from 'node:path';
 import { federationConfig, urls } from '../common/config.ts';
 import { captureTo } from '../common/capture.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
 import { faultHook } from '../common/faults.ts';
-import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
+import {
+  announce,
+  onShutdown,
+  partyPolicy,
+  partySessions,
+  partyTrust,
+  startParty,
+} from '../common/party.ts';
 import { mtlsServerOptions } from '../common/tls.ts';
+import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildCloud, cloudMigrations, type CloudTables } from './app.ts';
 
@@ -47,13 +54,14 @@ const { internal, public: pub } = await buildCloud({
   signer: rt.keys.signer,
   decryptionKey: rt.keys.decryptionKey,
   trust,
-  policy: await loadPolicyEngine(trust),
+  policy: await partyPolicy(c, trust),
   audit: rt.audit,
   sessions,
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
   https: mtlsServerOptions({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: rt.pki }),
 });
+await pub.register(auditHealth, { audit: rt.audit });
 await internal.listen({ host: c.host, port: c.ports.cloudInternal });
 await pub.listen({ host: c.host, port: c.ports.cloud });
 announce('cloud', { cloud: c.ports.cloud, cloudInternal: c.ports.cloudInternal });

@@ -7,19 +7,15 @@
  * whole chain with every break named, a fresh signed checkpoint of the head, and the records the filter
  * selects — or the whole chain, for an auditor who verifies it again with the party's certified key.
  */
-import { EVENTS, type AuditObject, type AuditRecord } from '../../core/audit/record.ts';
+import type { FastifyInstance } from 'fastify';
+import type { AuditObject, AuditRecord } from '../../core/audit/record.ts';
 import type { PartyTrail, TrailFilter } from '../../core/audit/trail.ts';
 import { utf8 } from '../../core/bytes.ts';
+import { auditTrail as auditTrailContract, type TrailBody } from '../../core/operations/audit.ts';
 import { OID } from '../../core/pki/oids.ts';
-import { PURPOSE_CODE } from '../../core/policy/purposes.ts';
 import { enforce, type DecisionRecord, type PolicyEngine } from '../policy/engine.ts';
 import type { AuditQuery, AuditStore } from '../storage/audit-store.ts';
-import {
-  OperationError,
-  type Operation,
-  type OperationContext,
-  type StreamOperation,
-} from './session.ts';
+import { OperationError, type OperationContext } from './session.ts';
 
 export interface AuditAccessDeps {
   readonly audit: AuditStore;
@@ -35,41 +31,6 @@ export interface AuditAccessDeps {
  * inherits). The federation's own policy has no read-audit permission yet; see docs/audit.md.
  */
 export const AUDIT_DOMAIN = OID.domainProducer;
-
-/** A declared purpose of use: an HL7 v3 PurposeOfUse code (the policy denies one outside its vocabulary). */
-export const PURPOSE = { type: 'string', pattern: PURPOSE_CODE.source } as const;
-const HEX32 = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
-const TIME = {
-  type: 'string',
-  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\\.[0-9]{1,3})?)?Z$',
-} as const;
-
-/** The body of `audit-trail`: a purpose and a `TrailFilter`. */
-export const TRAIL_SCHEMA = {
-  type: 'object',
-  required: ['purpose'],
-  additionalProperties: false,
-  properties: {
-    purpose: PURPOSE,
-    clinician: { type: 'string', minLength: 1, maxLength: 64 },
-    patients: { type: 'array', maxItems: 64, items: HEX32 },
-    studies: { type: 'array', maxItems: 64, items: HEX32 },
-    tickets: { type: 'array', maxItems: 256, items: HEX32 },
-    images: {
-      type: 'array',
-      maxItems: 256,
-      items: { type: 'string', pattern: '^[0-9a-f-]{36}$' },
-    },
-    event: { type: 'string', enum: Object.keys(EVENTS) },
-    subtype: { type: 'string', pattern: '^[a-z][a-z-]{0,63}$' },
-    from: TIME,
-    to: TIME,
-    limit: { type: 'integer', minimum: 1, maximum: 10_000 },
-    chain: { type: 'boolean' },
-  },
-} as const;
-
-export type TrailBody = TrailFilter & { readonly purpose: string };
 
 /** The auditor as the audit records name them: from the device certificate of the session. */
 export const auditorOf = (ctx: OperationContext) => ({
@@ -181,8 +142,9 @@ export async function selectRecords(
 
 /** The whole answer to `audit-trail`, once the access is allowed and logged. */
 export async function partyTrail(audit: AuditStore, f: TrailFilter): Promise<PartyTrail> {
-  // Sign the head first, so the answer carries a checkpoint covering every record it returns.
-  await audit.checkpoint();
+  // Sign the head first and have it witnessed, so the answer carries a checkpoint covering every
+  // record it returns and the witness has seen it before the auditor asks (docs/audit.md §3).
+  const witness = await audit.checkpointWitnessed();
   const verification = await audit.verify();
   const checkpoints = await audit.checkpoints();
   if (f.chain) {
@@ -194,10 +156,19 @@ export async function partyTrail(audit: AuditStore, f: TrailFilter): Promise<Par
       records,
       complete: true,
       truncated: false,
+      witness,
     };
   }
   const { records, truncated } = await selectRecords(audit, f);
-  return { party: audit.party, verification, checkpoints, records, complete: false, truncated };
+  return {
+    party: audit.party,
+    verification,
+    checkpoints,
+    records,
+    complete: false,
+    truncated,
+    witness,
+  };
 }
 
 /** A JSON document as a stream of chunks (the session layer seals them packet by packet). */
@@ -212,22 +183,20 @@ const filterSummary = (f: TrailBody): Record<string, unknown> => {
   return rest;
 };
 
-/** The operations every party offers auditors: `audit-trail` (streamed). */
-export function auditTrailOperations(
+/** Answers `audit-trail` with this filter: decided, logged, then streamed as one JSON document. */
+export async function auditTrail(
   deps: AuditAccessDeps,
-  mapFilter: (f: TrailBody) => Promise<TrailBody> = async (f) => f,
-): { operations: Record<string, Operation>; streams: Record<string, StreamOperation> } {
-  const gate = auditGate(deps);
-  const trail = async (body: TrailBody, ctx: OperationContext) => {
-    const f = await mapFilter(body);
-    await gate(ctx, f.purpose, {
-      operation: f.chain ? 'audit-chain-read' : 'audit-trail-read',
-      details: { filter: filterSummary(f) },
-    });
-    return jsonChunks(await partyTrail(deps.audit, f));
-  };
-  return {
-    operations: {},
-    streams: { 'audit-trail': { schema: TRAIL_SCHEMA, handler: trail as never } },
-  };
+  f: TrailBody,
+  ctx: OperationContext,
+): Promise<AsyncIterable<Uint8Array>> {
+  await auditGate(deps)(ctx, f.purpose, {
+    operation: f.chain ? 'audit-chain-read' : 'audit-trail-read',
+    details: { filter: filterSummary(f) },
+  });
+  return jsonChunks(await partyTrail(deps.audit, f));
+}
+
+/** The operation every party offers auditors: `audit-trail` (streamed), on its session layer. */
+export async function auditTrailPlugin(app: FastifyInstance, deps: AuditAccessDeps): Promise<void> {
+  app.sessionOperations.stream(auditTrailContract, (body, ctx) => auditTrail(deps, body, ctx));
 }

@@ -6,15 +6,19 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Migration } from 'kysely';
+import { importEcdhPrivateKey } from '../../core/crypto/ecdh.ts';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import { mtlsWitness } from '../storage/audit-witness.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
 import { SessionServer } from '../../core/session/protocol.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
 import { partyDir, urls, type FederationConfig, type PartyName } from './config.ts';
 import { loadPkiDir, type LoadedPki } from './pki-dir.ts';
 import { LiveTrust } from './trust.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import { loadPolicyEngine, policyDir, type PolicyEngineSetup } from '../policy/load.ts';
 
 export interface PartyKeys {
   readonly signer: SigningKey;
@@ -37,12 +41,8 @@ const read = (dir: string, name: string): string => {
 
 export async function loadPartyKeys(pkiDir: string, name: string): Promise<PartyKeys> {
   const keyPem = read(pkiDir, `${name}.key.pem`);
-  const decryptionKey = await crypto.subtle.importKey(
-    'pkcs8',
-    pemDecode(read(pkiDir, `${name}.enc.key.pem`), 'PRIVATE KEY') as Uint8Array<ArrayBuffer>,
-    { name: 'ECDH', namedCurve: 'P-256' },
-    false,
-    ['deriveBits', 'deriveKey'],
+  const decryptionKey = await importEcdhPrivateKey(
+    pemDecode(read(pkiDir, `${name}.enc.key.pem`), 'PRIVATE KEY'),
   );
   return {
     signer: await signingKeyFromPem(keyPem),
@@ -76,7 +76,20 @@ export async function startParty<DB extends AuditTables>(
     migrationTable: `${party}_migrations`,
     migrations,
   });
-  const audit = new AuditStore(database as unknown as Database<AuditTables>, party, keys.signer);
+  // Every party's checkpoints go to the witness at the authority (the authority's own: docs/security.md).
+  const witness = mtlsWitness(urls(c).authority, () => ({
+    cert: keys.certPem,
+    key: keys.keyPem,
+    pki,
+  }));
+  const audit = new AuditStore(
+    database as unknown as Database<AuditTables>,
+    party,
+    keys.signer,
+    100,
+    undefined,
+    party === 'authority' ? {} : { witness },
+  );
   return { keys, pki, database, audit, dir };
 }
 
@@ -100,11 +113,27 @@ export async function partyTrust<DB extends AuditTables>(
 }
 
 /**
+ * The party's policy engine: the signed policy files of the federation's data directory (or
+ * ZTV_POLICIES), persons confirmed by the consumer hospital's directory.
+ */
+export function partyPolicy(
+  c: FederationConfig,
+  trust: LiveTrust,
+  more: Pick<PolicyEngineSetup, 'isRevoked'> = {},
+): Promise<PolicyEngine> {
+  return loadPolicyEngine(trust, {
+    dir: policyDir(c.dataDir),
+    directories: { consumer: urls(c).consumer },
+    ...more,
+  });
+}
+
+/**
  * The party's session server for clinicians' devices: its organisation key, device chains checked
  * against the live trust, every refusal a security alert in its audit chain.
  */
-export function partySessions<DB extends AuditTables>(
-  rt: PartyRuntime<DB>,
+export function partySessions(
+  rt: { readonly keys: Pick<PartyKeys, 'signer' | 'certPem'>; readonly audit: AuditStore },
   trust: LiveTrust,
 ): SessionServer {
   return new SessionServer({

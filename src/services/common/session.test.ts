@@ -27,7 +27,24 @@ import {
   type Post,
   type Sealed,
 } from '../../core/session/protocol.ts';
+import { message, stream } from '../../core/operations/contract.ts';
 import { sessionPlugin } from './session.ts';
+
+const echo = message<{ echo: string; clinician: string; packet: number }>()('echo', {
+  type: 'object',
+  required: ['text'],
+  additionalProperties: false,
+  properties: { text: { type: 'string', maxLength: 100 } },
+});
+const N_BYTES = {
+  type: 'object',
+  required: ['n'],
+  additionalProperties: false,
+  properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
+} as const;
+const bytes = stream('bytes', N_BYTES);
+const emptyStream = async function* (): AsyncGenerator<Uint8Array> {};
+const fails = stream('fails', N_BYTES);
 
 let pki: DemoPki;
 let view: PkiView;
@@ -147,52 +164,24 @@ beforeAll(async () => {
     onRefusal: (r, m) => refusals.push(`server ${r}: ${m}`),
   });
   app = Fastify();
-  await app.register(sessionPlugin, {
-    server,
-    operations: {
-      echo: {
-        schema: {
-          type: 'object',
-          required: ['text'],
-          additionalProperties: false,
-          properties: { text: { type: 'string', maxLength: 100 } },
-        },
-        handler: async (body: { text: string }, ctx) => ({
-          echo: body.text,
-          clinician: ctx.client.attributes.clinicianId,
-          packet: ctx.packet,
-        }),
-      },
-    },
-    streams: {
-      bytes: {
-        schema: {
-          type: 'object',
-          required: ['n'],
-          additionalProperties: false,
-          properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
-        },
-        handler: async (body: { n: number }) =>
-          (async function* () {
-            for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
-          })(),
-      },
-      // Yields `n` bytes in 10 kB pieces, then fails (a blob that cannot be read, say).
-      fails: {
-        schema: {
-          type: 'object',
-          required: ['n'],
-          additionalProperties: false,
-          properties: { n: { type: 'integer', minimum: 0, maximum: 1_000_000 } },
-        },
-        handler: async (body: { n: number }) =>
-          (async function* () {
-            for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
-            throw new Error('the store went away');
-          })(),
-      },
-    },
-  });
+  await app.register(sessionPlugin, { server });
+  app.sessionOperations.handle(echo, async (body, ctx) => ({
+    echo: body.text,
+    clinician: ctx.client.attributes.clinicianId ?? '',
+    packet: ctx.packet,
+  }));
+  app.sessionOperations.stream(bytes, async (body) =>
+    (async function* () {
+      for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
+    })(),
+  );
+  // Yields `n` bytes in 10 kB pieces, then fails (a blob that cannot be read, say).
+  app.sessionOperations.stream(fails, async (body) =>
+    (async function* () {
+      for (let o = 0; o < body.n; o += 10_000) yield pattern(o, Math.min(10_000, body.n - o));
+      throw new Error('the store went away');
+    })(),
+  );
   device = await enrolDevice();
 });
 afterAll(() => app?.close());
@@ -396,6 +385,18 @@ describe('session protocol', () => {
     expect(await refused(() => d.request('echo', { text: 'x' }), 'out-of-order', 'client')).toMatch(
       /response 1 arrived where 0 was due/,
     );
+  });
+
+  it('registers an operation name once, and answers a message name asked as a stream as unknown', async () => {
+    const again = stream('echo', N_BYTES);
+    expect(() => app.sessionOperations.stream(again, async () => emptyStream())).toThrow(
+      /registered twice/,
+    );
+    const c = client();
+    await c.connect();
+    const asStream = c.stream('echo', { text: 'x' }, injectStream());
+    await expect(asStream.next()).rejects.toMatchObject({ code: 'unknown-operation' });
+    expect(await c.request('echo', { text: 'still open' })).toMatchObject({ echo: 'still open' });
   });
 
   it('streams a large answer as sealed frames of the negotiated packet size', async () => {

@@ -4,12 +4,24 @@
  * operation's JSON schema, runs the operation with the authenticated peer, and seals the answer.
  * `/session/stream` answers a streamed operation as sealed frames of the negotiated packet size. A
  * TLS-terminating proxy in between sees only ciphertext. Refusals go to `onRefusal` (audit log).
+ *
+ * The plugin decorates the app with `sessionOperations`, where each concern's plugin registers the
+ * operations it answers, by their typed contract (`src/core/operations`): the body reaches the
+ * handler validated and typed, and the handler's answer must be the contract's.
  */
 import { Readable } from 'node:stream';
 import Ajv, { type ValidateFunction } from 'ajv';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { FromSchema } from 'json-schema-to-ts';
 import { utf8 } from '../../core/bytes.ts';
 import { isZtvError } from '../../core/errors.ts';
+import type {
+  AnswerOf,
+  AnyMessageContract,
+  AnyStreamContract,
+  BodyOf,
+} from '../../core/operations/contract.ts';
 import type { SessionServer } from '../../core/session/protocol.ts';
 import {
   FRAME_DATA,
@@ -17,19 +29,12 @@ import {
   FRAME_ERROR,
   SessionError,
   type PeerIdentity,
-  type Sealed,
 } from '../../core/session/protocol.ts';
 
 export interface OperationContext {
   readonly client: PeerIdentity;
   readonly sessionId: string;
   readonly packet: number;
-}
-
-/** An operation reachable through sealed messages: its body schema and its handler. */
-export interface Operation {
-  readonly schema: object;
-  readonly handler: (body: never, ctx: OperationContext) => Promise<unknown>;
 }
 
 /** An error an operation throws to answer with a status and a reason (inside the sealed reply). */
@@ -107,185 +112,255 @@ function refuse(reply: FastifyReply, e: unknown): FastifyReply {
   throw e;
 }
 
-/** A streamed operation: its body schema, and a handler yielding the plaintext of the answer. */
-export interface StreamOperation {
-  readonly schema: object;
-  readonly handler: (body: never, ctx: OperationContext) => Promise<AsyncIterable<Uint8Array>>;
+/** A registered operation: its body check, then the handler it runs once the body passed. */
+type Entry<Answer> = (
+  body: unknown,
+) => { readonly error: string } | { readonly run: (ctx: OperationContext) => Promise<Answer> };
+
+/**
+ * The operations a party answers through its sessions, registered by contract. A name is
+ * registered once; a body is validated against the contract's schema before its handler runs.
+ */
+export class SessionOperations {
+  private readonly ajv = new Ajv({ allErrors: false, strict: true });
+  private readonly messages = new Map<string, Entry<unknown>>();
+  private readonly streams = new Map<string, Entry<AsyncIterable<Uint8Array>>>();
+
+  /** An operation answered with one sealed JSON document. */
+  handle<C extends AnyMessageContract>(
+    contract: C,
+    handler: (body: BodyOf<C>, ctx: OperationContext) => Promise<AnswerOf<C>>,
+  ): void {
+    this.add(this.messages, contract.name, contract.schema, handler);
+  }
+
+  /** An operation answered with a stream of bytes, sealed frame by frame. */
+  stream<C extends AnyStreamContract>(
+    contract: C,
+    handler: (body: BodyOf<C>, ctx: OperationContext) => Promise<AsyncIterable<Uint8Array>>,
+  ): void {
+    this.add(this.streams, contract.name, contract.schema, handler);
+  }
+
+  private add<B, A>(
+    to: Map<string, Entry<A>>,
+    name: string,
+    schema: object,
+    handler: (body: B, ctx: OperationContext) => Promise<A>,
+  ): void {
+    if (this.messages.has(name) || this.streams.has(name))
+      throw new Error(`session operation ${name} is registered twice`);
+    // The contract's body type is its schema's (json-schema-to-ts): what passes the check is a B.
+    const validate = this.ajv.compile(schema) as ValidateFunction<B>;
+    to.set(name, (body) =>
+      validate(body)
+        ? { run: (ctx) => handler(body, ctx) }
+        : { error: `${name}: ${this.ajv.errorsText(validate.errors)}` },
+    );
+  }
+
+  /** The message operation of that name, if registered. */
+  message(name: string): Entry<unknown> | undefined {
+    return this.messages.get(name);
+  }
+
+  /** The stream operation of that name, if registered. */
+  streamed(name: string): Entry<AsyncIterable<Uint8Array>> | undefined {
+    return this.streams.get(name);
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The operations this app's sessions answer (set by `sessionPlugin`). */
+    readonly sessionOperations: SessionOperations;
+  }
 }
 
 export interface SessionPluginOptions {
   readonly server: SessionServer;
-  readonly operations: Readonly<Record<string, Operation>>;
-  readonly streams?: Readonly<Record<string, StreamOperation>>;
   /** Sees each valid operation's opened body before it runs (capture for confidentiality audits). */
   readonly onOperation?: (name: string, body: unknown) => void;
 }
 
-export async function sessionPlugin(
-  app: FastifyInstance,
-  opts: SessionPluginOptions,
-): Promise<void> {
-  const ajv = new Ajv({ allErrors: false, strict: true });
-  const validators = new Map<string, ValidateFunction>();
-  for (const [name, op] of Object.entries({ ...opts.operations, ...opts.streams }))
-    validators.set(name, ajv.compile(op.schema));
+/**
+ * The session routes, and `app.sessionOperations` for the plugins registered after it (it is not
+ * encapsulated: the concern plugins of the party are its siblings).
+ */
+export const sessionPlugin = fp(sessionRoutes, { name: 'ztv-session', fastify: '5.x' });
+
+async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): Promise<void> {
+  const operations = new SessionOperations();
+  app.decorate('sessionOperations', operations);
   const { server } = opts;
 
-  app.post('/session/connect', { schema: { body: SCHEMAS.connect } }, async (req, reply) => {
-    try {
-      return server.connect(req.body as never);
-    } catch (e) {
-      return refuse(reply, e);
-    }
-  });
-  app.post(
-    '/session/authenticate',
-    { schema: { body: SCHEMAS.authenticate } },
-    async (req, reply) => {
+  /** A handshake step's handler: a refusal is answered with its status and reason. */
+  const refusing =
+    <B>(run: (req: FastifyRequest<{ Body: B }>) => unknown) =>
+    async (req: FastifyRequest<{ Body: B }>, reply: FastifyReply) => {
       try {
-        return await server.authenticate(req.body as never);
+        return await run(req);
       } catch (e) {
         return refuse(reply, e);
       }
-    },
+    };
+  type Connect = FromSchema<typeof SCHEMAS.connect>;
+  type Authenticate = FromSchema<typeof SCHEMAS.authenticate>;
+  type Finish = FromSchema<typeof SCHEMAS.finish>;
+  app.post<{ Body: Connect }>(
+    '/session/connect',
+    { schema: { body: SCHEMAS.connect } },
+    refusing<Connect>((req) => server.connect(req.body)),
   );
-  app.post('/session/finish', { schema: { body: SCHEMAS.finish } }, async (req, reply) => {
-    try {
-      return await server.finish(req.body as never);
-    } catch (e) {
-      return refuse(reply, e);
-    }
-  });
-  app.post('/session/stream', { schema: { body: SCHEMAS.sealed } }, async (req, reply) => {
-    let opened;
-    try {
-      opened = await server.open(req.body as Sealed);
-    } catch (e) {
-      return refuse(reply, e);
-    }
-    const sid = opened.sessionId;
-    const packet = server.packetSize(sid) - 1;
-    const end = (status: number, body: object) =>
-      server.sealFrame(
-        sid,
-        status < 400 ? FRAME_END : FRAME_ERROR,
-        utf8(JSON.stringify({ status, ...body })),
-      );
-    let msg: { path?: unknown; body?: unknown } = {};
-    try {
-      msg = JSON.parse(new TextDecoder().decode(opened.plaintext)) as typeof msg;
-    } catch {
-      /* reported below as an unknown operation */
-    }
-    const name = typeof msg.path === 'string' ? msg.path : '';
-    const op = opts.streams?.[name];
-    const validate = validators.get(name);
-    reply.header('content-type', 'application/vnd.ztv.sealed-stream');
-    if (!op || !validate) {
-      server.report('bad-request', `no stream ${name}`, sid);
-      return reply.send(
-        Buffer.from(await end(404, { error: 'unknown-operation', message: `no stream ${name}` })),
-      );
-    }
-    if (!validate(msg.body)) {
-      const message = `${name}: ${ajv.errorsText(validate.errors)}`;
-      server.report('bad-request', message, sid);
-      return reply.send(Buffer.from(await end(400, { error: 'bad-request', message })));
-    }
-    opts.onOperation?.(name, msg.body);
-    const ctx = { client: opened.client, sessionId: sid, packet: packet + 1 };
-    let source: AsyncIterable<Uint8Array>;
-    try {
-      source = await op.handler(msg.body as never, ctx);
-    } catch (e) {
-      const status = e instanceof OperationError ? e.status : isZtvError(e) ? 400 : 500;
-      const code = e instanceof OperationError ? e.code : isZtvError(e) ? e.code : 'internal';
-      if (status === 500) req.log.error({ err: e }, 'stream failed');
-      return reply.send(
-        Buffer.from(
-          await end(status, {
-            error: code,
-            message: status === 500 ? `${name} failed` : (e as Error).message,
-          }),
-        ),
-      );
-    }
-    // Re-chunk the plaintext into full packets and seal each as it fills: nothing is buffered
-    // beyond one packet, and small pieces (a part's headers, its CRLF) share a frame with their
-    // neighbours instead of each costing a frame to seal and to open. A piece waits for the packet
-    // to fill: right for streams of stored data (retrievals, trails), not for a live feed.
-    async function* frames(): AsyncGenerator<Uint8Array> {
-      const pending = new Uint8Array(packet);
-      let fill = 0;
+  app.post<{ Body: Authenticate }>(
+    '/session/authenticate',
+    { schema: { body: SCHEMAS.authenticate } },
+    refusing<Authenticate>((req) => server.authenticate(req.body)),
+  );
+  app.post<{ Body: Finish }>(
+    '/session/finish',
+    { schema: { body: SCHEMAS.finish } },
+    refusing<Finish>((req) => server.finish(req.body)),
+  );
+  type SealedBody = { Body: FromSchema<typeof SCHEMAS.sealed> };
+  app.post<SealedBody>(
+    '/session/stream',
+    { schema: { body: SCHEMAS.sealed } },
+    async (req, reply) => {
+      let opened;
       try {
-        for await (const chunk of source) {
-          for (let o = 0; o < chunk.length;) {
-            const k = Math.min(packet - fill, chunk.length - o);
-            pending.set(chunk.subarray(o, o + k), fill);
-            fill += k;
-            o += k;
-            if (fill === packet) {
-              yield await server.sealFrame(sid, FRAME_DATA, pending);
-              fill = 0;
+        opened = await server.open(req.body);
+      } catch (e) {
+        return refuse(reply, e);
+      }
+      const sid = opened.sessionId;
+      const packet = server.packetSize(sid) - 1;
+      const end = (status: number, body: object) =>
+        server.sealFrame(
+          sid,
+          status < 400 ? FRAME_END : FRAME_ERROR,
+          utf8(JSON.stringify({ status, ...body })),
+        );
+      let msg: { path?: unknown; body?: unknown } = {};
+      try {
+        msg = JSON.parse(new TextDecoder().decode(opened.plaintext)) as typeof msg;
+      } catch {
+        /* reported below as an unknown operation */
+      }
+      const name = typeof msg.path === 'string' ? msg.path : '';
+      const op = operations.streamed(name);
+      reply.header('content-type', 'application/vnd.ztv.sealed-stream');
+      if (!op) {
+        server.report('bad-request', `no stream ${name}`, sid);
+        return reply.send(
+          Buffer.from(await end(404, { error: 'unknown-operation', message: `no stream ${name}` })),
+        );
+      }
+      const accepted = op(msg.body);
+      if ('error' in accepted) {
+        server.report('bad-request', accepted.error, sid);
+        return reply.send(
+          Buffer.from(await end(400, { error: 'bad-request', message: accepted.error })),
+        );
+      }
+      opts.onOperation?.(name, msg.body);
+      const ctx = { client: opened.client, sessionId: sid, packet: packet + 1 };
+      let source: AsyncIterable<Uint8Array>;
+      try {
+        source = await accepted.run(ctx);
+      } catch (e) {
+        const status = e instanceof OperationError ? e.status : isZtvError(e) ? 400 : 500;
+        const code = e instanceof OperationError ? e.code : isZtvError(e) ? e.code : 'internal';
+        if (status === 500) req.log.error({ err: e }, 'stream failed');
+        return reply.send(
+          Buffer.from(
+            await end(status, {
+              error: code,
+              message: status === 500 ? `${name} failed` : (e as Error).message,
+            }),
+          ),
+        );
+      }
+      // Re-chunk the plaintext into full packets and seal each as it fills: nothing is buffered
+      // beyond one packet, and small pieces (a part's headers, its CRLF) share a frame with their
+      // neighbours instead of each costing a frame to seal and to open. A piece waits for the packet
+      // to fill: right for streams of stored data (retrievals, trails), not for a live feed.
+      async function* frames(): AsyncGenerator<Uint8Array> {
+        const pending = new Uint8Array(packet);
+        let fill = 0;
+        try {
+          for await (const chunk of source) {
+            for (let o = 0; o < chunk.length;) {
+              const k = Math.min(packet - fill, chunk.length - o);
+              pending.set(chunk.subarray(o, o + k), fill);
+              fill += k;
+              o += k;
+              if (fill === packet) {
+                yield await server.sealFrame(sid, FRAME_DATA, pending);
+                fill = 0;
+              }
             }
           }
+          if (fill) yield await server.sealFrame(sid, FRAME_DATA, pending.subarray(0, fill));
+          yield await end(200, {});
+        } catch (e) {
+          req.log.error({ err: e }, 'stream failed midway');
+          yield await end(500, { error: 'internal', message: `${name} failed midway` });
         }
-        if (fill) yield await server.sealFrame(sid, FRAME_DATA, pending.subarray(0, fill));
-        yield await end(200, {});
-      } catch (e) {
-        req.log.error({ err: e }, 'stream failed midway');
-        yield await end(500, { error: 'internal', message: `${name} failed midway` });
       }
-    }
-    return reply.send(Readable.from(frames()));
-  });
+      return reply.send(Readable.from(frames()));
+    },
+  );
 
-  app.post('/session/message', { schema: { body: SCHEMAS.sealed } }, async (req, reply) => {
-    let opened;
-    try {
-      opened = await server.open(req.body as Sealed);
-    } catch (e) {
-      return refuse(reply, e);
-    }
-    const answer = async (status: number, body: unknown) =>
-      server.seal(opened.sessionId, utf8(JSON.stringify({ status, body })));
-    let msg: { path?: unknown; body?: unknown };
-    try {
-      msg = JSON.parse(new TextDecoder().decode(opened.plaintext)) as typeof msg;
-    } catch {
-      return answer(400, { error: 'bad-request', message: 'the secured message is not JSON' });
-    }
-    if (msg.path === '/session/close') {
-      const sealed = await answer(200, { closed: true });
-      server.close(opened.sessionId);
-      return sealed;
-    }
-    const name = typeof msg.path === 'string' ? msg.path : '';
-    const op = opts.operations[name];
-    const validate = validators.get(name);
-    if (!op || !validate) {
-      server.report('bad-request', `no operation ${name}`, opened.sessionId);
-      return answer(404, { error: 'unknown-operation', message: `no operation ${name}` });
-    }
-    if (!validate(msg.body)) {
-      const message = `${name}: ${ajv.errorsText(validate.errors)}`;
-      server.report('bad-request', message, opened.sessionId);
-      return answer(400, { error: 'bad-request', message });
-    }
-    opts.onOperation?.(name, msg.body);
-    try {
-      const ctx = {
-        client: opened.client,
-        sessionId: opened.sessionId,
-        packet: server.packetSize(opened.sessionId),
-      };
-      return await answer(200, await op.handler(msg.body as never, ctx));
-    } catch (e) {
-      if (e instanceof OperationError)
-        return answer(e.status, { error: e.code, message: e.message });
-      if (isZtvError(e)) return answer(400, { error: e.code, message: e.message });
-      req.log.error({ err: e }, 'operation failed');
-      return answer(500, { error: 'internal', message: `${name} failed` });
-    }
-  });
+  app.post<SealedBody>(
+    '/session/message',
+    { schema: { body: SCHEMAS.sealed } },
+    async (req, reply) => {
+      let opened;
+      try {
+        opened = await server.open(req.body);
+      } catch (e) {
+        return refuse(reply, e);
+      }
+      const answer = async (status: number, body: unknown) =>
+        server.seal(opened.sessionId, utf8(JSON.stringify({ status, body })));
+      let msg: { path?: unknown; body?: unknown };
+      try {
+        msg = JSON.parse(new TextDecoder().decode(opened.plaintext)) as typeof msg;
+      } catch {
+        return answer(400, { error: 'bad-request', message: 'the secured message is not JSON' });
+      }
+      if (msg.path === '/session/close') {
+        const sealed = await answer(200, { closed: true });
+        server.close(opened.sessionId);
+        return sealed;
+      }
+      const name = typeof msg.path === 'string' ? msg.path : '';
+      const op = operations.message(name);
+      if (!op) {
+        server.report('bad-request', `no operation ${name}`, opened.sessionId);
+        return answer(404, { error: 'unknown-operation', message: `no operation ${name}` });
+      }
+      const accepted = op(msg.body);
+      if ('error' in accepted) {
+        server.report('bad-request', accepted.error, opened.sessionId);
+        return answer(400, { error: 'bad-request', message: accepted.error });
+      }
+      opts.onOperation?.(name, msg.body);
+      try {
+        const ctx = {
+          client: opened.client,
+          sessionId: opened.sessionId,
+          packet: server.packetSize(opened.sessionId),
+        };
+        return await answer(200, await accepted.run(ctx));
+      } catch (e) {
+        if (e instanceof OperationError)
+          return answer(e.status, { error: e.code, message: e.message });
+        if (isZtvError(e)) return answer(400, { error: e.code, message: e.message });
+        req.log.error({ err: e }, 'operation failed');
+        return answer(500, { error: 'internal', message: `${name} failed` });
+      }
+    },
+  );
 }

@@ -106,7 +106,13 @@ export interface MtlsResponse {
 export function mtlsFetch(
   url: string,
   id: TlsIdentity,
-  init: { method?: string; headers?: Record<string, string>; body?: Uint8Array | string } = {},
+  init: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: Uint8Array | string;
+    /** Give up (and reject) after this long without an answer. */
+    timeoutMs?: number;
+  } = {},
 ): Promise<MtlsResponse> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
@@ -126,6 +132,10 @@ export function mtlsFetch(
       },
     );
     req.on('error', reject);
+    if (init.timeoutMs)
+      req.setTimeout(init.timeoutMs, () =>
+        req.destroy(new Error(`no answer from ${new URL(url).origin} in ${init.timeoutMs} ms`)),
+      );
     if (init.body !== undefined) req.write(init.body);
     req.end();
   });

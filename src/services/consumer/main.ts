@@ -4,16 +4,22 @@
  * demo clinicians (password `ztv-demo`) and the care relationships given in ZTV_DEMO_CARE
  * (`clinician|role|patient;…`).
  */
-import { existsSync } from 'node:fs';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import fastifyStatic from '@fastify/static';
 import { pemDecode } from '../../core/crypto/keys.ts';
 import { OID, type StructuralRole } from '../../core/pki/oids.ts';
 import { X509Certificate } from '../../core/pki/x509.ts';
 import { federationConfig, urls } from '../common/config.ts';
-import { announce, onShutdown, partyTrust, startParty } from '../common/party.ts';
+import {
+  announce,
+  onShutdown,
+  partyPolicy,
+  partySessions,
+  partyTrust,
+  startParty,
+} from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
+import { auditHealth, witnessRelay } from '../storage/audit-witness.ts';
 import {
   addCare,
   addClinician,
@@ -21,7 +27,6 @@ import {
   consumerMigrations,
   type ConsumerTables,
 } from './app.ts';
-import { consumerAuditRuntime, registerConsumerAudit } from './audit.ts';
 
 export const DEMO_PASSWORD = 'ztv-demo';
 export const DEMO_CLINICIANS: { id: string; name: string; role: StructuralRole }[] = [
@@ -70,43 +75,17 @@ const app = await buildConsumer({
   audit: rt.audit,
   memberId: 'consumer',
   signer: rt.keys.signer,
+  auditors: { sessions: partySessions(rt, trust), policy: await partyPolicy(c, trust) },
+  viewer: { dir: c.viewerDir, urls: u },
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
-await registerConsumerAudit(app, { audit: rt.audit, ...(await consumerAuditRuntime(rt, trust)) });
-// The viewer's configuration: where the producer and the cloud answer.
-app.get('/config.json', async () => ({
-  producer: u.producer,
-  cloud: u.cloud,
-  consumer: u.consumer,
-}));
-// The viewer is the hospital's own application: served with a strict content security policy (its
-// code only from here; it talks to this hospital, the producer and the cloud, nothing else) and read
-// from disk per request, so a rebuilt viewer is served without a restart.
-const csp = [
-  "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "worker-src 'self' blob:",
-  `connect-src 'self' ${u.producer} ${u.cloud}`,
-  "img-src 'self' data: blob:",
-  "style-src 'self' 'unsafe-inline'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-].join('; ');
-if (existsSync(join(c.viewerDir, 'index.html')))
-  await app.register(fastifyStatic, {
-    root: c.viewerDir,
-    wildcard: true,
-    index: 'index.html',
-    setHeaders: (reply) => {
-      reply.header('content-security-policy', csp);
-      reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'no-referrer');
-      reply.header('cross-origin-opener-policy', 'same-origin');
-    },
-  });
+// Auditors fetch the witness's statements here (signed by the authority over their nonce).
+await app.register(witnessRelay, {
+  authority: u.authority,
+  identity: () => ({ cert: rt.keys.certPem, key: rt.keys.keyPem, pki: trust.view() }),
+});
+await app.register(auditHealth, { audit: rt.audit });
 await app.listen({ host: c.host, port: c.ports.consumer });
 announce('consumer', { consumer: c.ports.consumer });
 onShutdown(async () => {

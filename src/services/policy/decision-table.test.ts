@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openTestDatabase, type TestDatabase } from '../../../test/databases.ts';
 import { REPO_ROOT } from '../../../test/samples.ts';
@@ -31,10 +31,9 @@ import {
   type Delegation,
   type RoleAssignment,
 } from '../../core/policy/statements.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
 import { loadPkiDir, writePkiDir } from '../common/pki-dir.ts';
 import { hashSecret } from '../common/secrets.ts';
-import type { OperationContext } from '../common/session.ts';
+import { SessionOperations, type OperationContext } from '../common/session.ts';
 import { LiveTrust } from '../common/trust.ts';
 import {
   addClinician,
@@ -42,17 +41,13 @@ import {
   consumerMigrations,
   type ConsumerTables,
 } from '../consumer/app.ts';
+import { producerMigrations, type ProducerTables } from '../producer/app.ts';
+import { revocationCheck, revocationPlugin } from '../producer/revocation.ts';
 import { AuditStore } from '../storage/audit-store.ts';
-import { auditMigration, type AuditTables } from '../storage/audit-store.ts';
 import type { PolicyEngine, AccessRequest, DecisionRecord } from './engine.ts';
 import { signDemoPolicies } from './files.ts';
+import { loadPolicyEngine } from './load.ts';
 import { clinicianResolver, issuerResolver } from './resolvers.ts';
-import {
-  revocationCheck,
-  revocationMigration,
-  revocationOperations,
-  type RevocationTables,
-} from './revocations.ts';
 
 const PD = OID.domainProducer;
 const FD = OID.domainFederation;
@@ -91,7 +86,7 @@ let dir: string;
 let pki: DemoPki;
 let engine: PolicyEngine;
 let consumerDb: TestDatabase<ConsumerTables>;
-let producerDb: TestDatabase<RevocationTables & AuditTables>;
+let producerDb: TestDatabase<ProducerTables>;
 let consumer: FastifyInstance;
 let rogue: SigningKey;
 const orgKeys = new Map<string, SigningKey>();
@@ -188,47 +183,48 @@ beforeAll(async () => {
     hospitalName: 'Riverside Consumer Hospital',
     deviceCa: { cert: ca.cert, privateKey: ca.keys.privateKey },
     pki: () => trust.view(),
-    audit: new AuditStore(consumerDb.database as never, 'consumer', orgKeys.get('consumer')!),
+    audit: new AuditStore(consumerDb.database, 'consumer', orgKeys.get('consumer')!),
     memberId: 'consumer',
     signer: orgKeys.get('consumer')!,
     logLevel: 'silent',
   });
   const url = await consumer.listen({ host: '127.0.0.1', port: 0 });
 
-  // The producer's revocation table, and its revoke-delegation operation.
-  producerDb = await openTestDatabase<RevocationTables & AuditTables>(
+  // The producer's revocation table, and its revoke-delegation operation as the producer registers
+  // it (the contract's schema, then the handler), called with a device session's context.
+  producerDb = await openTestDatabase<ProducerTables>(
     'sqlite',
     'producer_migrations',
-    {
-      '0001_audit': auditMigration,
-      '0003_revoked_statements': revocationMigration,
-    },
+    producerMigrations,
   );
-  const ops = revocationOperations({
+  const producer = Fastify({ logger: false });
+  producer.decorate('sessionOperations', new SessionOperations());
+  await producer.register(revocationPlugin, {
     db: producerDb.database.db,
-    audit: new AuditStore(producerDb.database as never, 'producer', orgKeys.get('producer')!),
+    audit: new AuditStore(producerDb.database, 'producer', orgKeys.get('producer')!),
     resolveClinician: clinicianResolver(trust),
     now: () => DAY.getTime(),
   });
-  revoke = (jws, by) =>
-    (ops['revoke-delegation']!.handler as (b: unknown, c: OperationContext) => Promise<unknown>)(
-      { delegation: jws },
-      {
-        client: {
-          subject: `CN=${by.id}`,
-          thumbprint: 'ab'.repeat(32),
-          spki: new Uint8Array(),
-          attributes: {
-            kind: 'device',
-            clinicianId: by.id,
-            hospital: by.organization,
-            role: by.role,
-          },
+  await producer.ready();
+  revoke = async (jws, by) => {
+    const accepted = producer.sessionOperations.message('revoke-delegation')!({ delegation: jws });
+    if ('error' in accepted) throw new Error(accepted.error);
+    return accepted.run({
+      client: {
+        subject: `CN=${by.id}`,
+        thumbprint: 'ab'.repeat(32),
+        spki: new Uint8Array(),
+        attributes: {
+          kind: 'device',
+          clinicianId: by.id,
+          hospital: by.organization,
+          role: by.role,
         },
-        sessionId: '00'.repeat(16),
-        packet: 65536,
-      } as OperationContext,
-    );
+      },
+      sessionId: '00'.repeat(16),
+      packet: 65536,
+    } as OperationContext);
+  };
 
   engine = await loadPolicyEngine(trust, {
     dir: join(dir, 'policies'),

@@ -588,7 +588,3 @@ export async function enforce(
     pending: decision.obligations.filter((x) => x.timing === 'post').map((x) => x.id),
   };
 }
-
-/** The JSON schema of a declared purpose at the edge: one code of the domain's closed vocabulary. */
-export const purposeSchema = (engine: PolicyEngine, domain: string) =>
-  ({ type: 'string', enum: [...engine.purposes(domain).keys()] }) as const;

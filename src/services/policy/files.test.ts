@@ -18,7 +18,7 @@ import {
 import { OID } from '../../core/pki/oids.ts';
 import { loadPkiDir, writePkiDir } from '../common/pki-dir.ts';
 import { LiveTrust } from '../common/trust.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
+import { loadPolicyEngine } from './load.ts';
 import { loadSignedPolicies, policyFileSigner, signDemoPolicies, signPolicy } from './files.ts';
 import { policySignerResolver } from './resolvers.ts';
 

@@ -328,12 +328,12 @@ describe('5. policies as data that can be trusted', () => {
       for (const f of ['federation.json', 'producer-hospital.json'])
         writeFileSync(join(dir, 'policies', f), readFileSync(join(REPO_ROOT, 'policies', f)));
       const trust = new LiveTrust(await loadPkiDir(join(dir, 'pki')), undefined, {});
-      // Where the services read their policies (ZTV_POLICIES; read when the module first loads).
-      process.env.ZTV_POLICIES = join(dir, 'policies');
-      const { loadPolicyEngine } = await import('../common/engine.ts');
-      await expect(loadPolicyEngine(trust)).rejects.toThrow(/is not signed/);
+      // As a service loads its policies (services/common/party.ts: partyPolicy).
+      const { loadPolicyEngine } = await import('./load.ts');
+      await expect(
+        loadPolicyEngine(trust, { dir: join(dir, 'policies'), directories: {} }),
+      ).rejects.toThrow(/is not signed/);
     } finally {
-      delete process.env.ZTV_POLICIES;
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -16,12 +16,20 @@ import { memberOf } from '../../core/pki/trust-group.ts';
 import { validateCertificate } from '../../core/pki/validate.ts';
 import { deviceValidator, organisationValidator } from '../../core/session/peers.ts';
 import { PemConverter, X509Certificate } from '../../core/pki/x509.ts';
-import type { LiveTrust } from '../common/trust.ts';
+
+/**
+ * The federation's trust as the resolvers read it: the current view, and one fresh enough for a
+ * decision (a service's `LiveTrust`).
+ */
+export interface TrustSource {
+  view(): PkiView;
+  fresh(): Promise<PkiView>;
+}
 
 const pemOf = (b64: string): string =>
   PemConverter.encode(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer, 'CERTIFICATE');
 
-export function issuerResolver(trust: LiveTrust): KeyResolver {
+export function issuerResolver(trust: TrustSource): KeyResolver {
   return async (kid) => {
     const pki = await trust.fresh();
     for (const cert of pki.organisations) {
@@ -46,7 +54,7 @@ export function issuerResolver(trust: LiveTrust): KeyResolver {
   };
 }
 
-export function clinicianResolver(trust: LiveTrust): KeyResolver {
+export function clinicianResolver(trust: TrustSource): KeyResolver {
   const validate = deviceValidator(() => trust.view());
   return async (kid, header) => {
     if (!Array.isArray(header.x5c) || header.x5c.length === 0) return undefined;
@@ -64,7 +72,7 @@ export function clinicianResolver(trust: LiveTrust): KeyResolver {
 
 /** An organisation of the current trust group (not a hospital's device CA), with its role. */
 export function organizationResolver(
-  trust: LiveTrust,
+  trust: TrustSource,
 ): (id: string) => Promise<{ readonly role: string } | undefined> {
   return async (id) => {
     const pki = await trust.fresh();

@@ -6,88 +6,60 @@
  * decided by the REVIEW rule under separation of duty (SOD-DYNAMIC: no one reviews their own), which
  * discharges the break-glass post-obligation. Every call is decided by the policy and logged first.
  */
-import type { PendingReview, TraceResolution } from '../../core/audit/client.ts';
+import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { studyRef } from '../../core/audit/trail.ts';
-import { toHex, utf8 } from '../../core/bytes.ts';
-import { sha256 } from '../../core/crypto/hash.ts';
+import { patientPseudonym } from '../../core/crypto/pseudonym.ts';
 import {
-  auditGate,
-  auditorOf,
-  auditTrailOperations,
-  PURPOSE,
-  TRAIL_SCHEMA,
-  type AuditAccessDeps,
-  type TrailBody,
-} from '../common/audit-access.ts';
-import {
-  OperationError,
-  type Operation,
-  type OperationContext,
-  type StreamOperation,
-} from '../common/session.ts';
+  auditPseudonym,
+  auditTrace,
+  breakGlassPending,
+  breakGlassReview,
+  producerAuditTrail,
+} from '../../core/operations/audit.ts';
+import { auditGate, auditorOf, auditTrail, type AuditAccessDeps } from '../common/audit-access.ts';
+import { OperationError } from '../common/session.ts';
 import type { DecisionRecord } from '../policy/engine.ts';
-import type { ProducerTables } from './app.ts';
+import type { ProducerTables } from './schema.ts';
 
 export interface ProducerAuditDeps extends AuditAccessDeps {
   readonly db: Kysely<ProducerTables>;
   readonly pseudonymKey: Uint8Array;
 }
 
-/** The keyed patient pseudonym the producer's records carry (the same derivation as consultations). */
-export const patientPseudonym = (key: Uint8Array, patient: string): string =>
-  toHex(sha256(key, utf8(`patient\0${patient}`))).slice(0, 32);
-
 type TicketRow = ProducerTables['tickets'];
 
 const decisionOf = (row: TicketRow): DecisionRecord => JSON.parse(row.decision) as DecisionRecord;
 
-const REVIEW_OUTCOMES = ['justified', 'unjustified'] as const;
-
-export function producerAuditOperations(deps: ProducerAuditDeps): {
-  operations: Record<string, Operation>;
-  streams: Record<string, StreamOperation>;
-} {
+/** The auditors' operations of the producer hospital, on its session layer. */
+export async function producerAuditPlugin(
+  app: FastifyInstance,
+  deps: ProducerAuditDeps,
+): Promise<void> {
+  const ops = app.sessionOperations;
   const gate = auditGate(deps);
   const db = deps.db;
   const pseudo = (patient: string) => patientPseudonym(deps.pseudonymKey, patient);
   const now = () => deps.now?.() ?? Date.now();
 
   // The trail also takes patient ids and Study Instance UIDs, mapped here to what records carry.
-  const trail = auditTrailOperations(deps, async (body) => {
-    const b = body as TrailBody & { patientIds?: string[]; studyUids?: string[] };
-    const { patientIds, studyUids, ...rest } = b;
-    return {
-      ...rest,
-      ...(patientIds?.length
-        ? { patients: [...(rest.patients ?? []), ...patientIds.map(pseudo)] }
-        : {}),
-      ...(studyUids?.length
-        ? { studies: [...(rest.studies ?? []), ...studyUids.map(studyRef)] }
-        : {}),
-    };
-  });
-  const trailSchema = {
-    ...TRAIL_SCHEMA,
-    properties: {
-      ...TRAIL_SCHEMA.properties,
-      patientIds: {
-        type: 'array',
-        maxItems: 64,
-        items: { type: 'string', minLength: 1, maxLength: 64 },
+  ops.stream(producerAuditTrail, ({ patientIds, studyUids, ...rest }, ctx) =>
+    auditTrail(
+      deps,
+      {
+        ...rest,
+        ...(patientIds?.length
+          ? { patients: [...(rest.patients ?? []), ...patientIds.map(pseudo)] }
+          : {}),
+        ...(studyUids?.length
+          ? { studies: [...(rest.studies ?? []), ...studyUids.map(studyRef)] }
+          : {}),
       },
-      studyUids: {
-        type: 'array',
-        maxItems: 64,
-        items: { type: 'string', pattern: '^[0-9.]{1,64}$' },
-      },
-    },
-  };
+      ctx,
+    ),
+  );
 
-  const resolveTrace = async (
-    body: { purpose: string; trace: string },
-    ctx: OperationContext,
-  ): Promise<TraceResolution> => {
+  ops.handle(auditTrace, async (body, ctx) => {
     const row = await db
       .selectFrom('tickets')
       .selectAll()
@@ -122,9 +94,9 @@ export function producerAuditOperations(deps: ProducerAuditDeps): {
         images: (JSON.parse(row.images) as string[]).length,
       },
     };
-  };
+  });
 
-  const pseudonym = async (body: { purpose: string; patient: string }, ctx: OperationContext) => {
+  ops.handle(auditPseudonym, async (body, ctx) => {
     const p = pseudo(body.patient);
     // The patient id itself is never logged: only the pseudonym the auditor now searches for.
     await gate(ctx, body.purpose, {
@@ -132,12 +104,9 @@ export function producerAuditOperations(deps: ProducerAuditDeps): {
       objects: [{ type: 'patient', id: p }],
     });
     return { pseudonym: p };
-  };
+  });
 
-  const pending = async (
-    body: { purpose: string },
-    ctx: OperationContext,
-  ): Promise<{ pending: PendingReview[] }> => {
+  ops.handle(breakGlassPending, async (body, ctx) => {
     await gate(ctx, body.purpose, { operation: 'break-glass-pending-read' });
     const rows = await db
       .selectFrom('tickets')
@@ -159,12 +128,9 @@ export function producerAuditOperations(deps: ProducerAuditDeps): {
         study: studyRef(r.study_uid),
       })),
     };
-  };
+  });
 
-  const review = async (
-    body: { purpose: string; ticket: string; outcome: (typeof REVIEW_OUTCOMES)[number] },
-    ctx: OperationContext,
-  ) => {
+  ops.handle(breakGlassReview, async (body, ctx) => {
     const row = await db
       .selectFrom('tickets')
       .selectAll()
@@ -208,56 +174,5 @@ export function producerAuditOperations(deps: ProducerAuditDeps): {
       },
     });
     return { ticket: row.tid, review: body.outcome, reviewer: reviewer.id, reviewedAt: at };
-  };
-
-  return {
-    operations: {
-      'audit-trace': {
-        schema: {
-          type: 'object',
-          required: ['purpose', 'trace'],
-          additionalProperties: false,
-          properties: { purpose: PURPOSE, trace: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
-        },
-        handler: resolveTrace as never,
-      },
-      'audit-pseudonym': {
-        schema: {
-          type: 'object',
-          required: ['purpose', 'patient'],
-          additionalProperties: false,
-          properties: {
-            purpose: PURPOSE,
-            patient: { type: 'string', minLength: 1, maxLength: 64 },
-          },
-        },
-        handler: pseudonym as never,
-      },
-      'break-glass-pending': {
-        schema: {
-          type: 'object',
-          required: ['purpose'],
-          additionalProperties: false,
-          properties: { purpose: PURPOSE },
-        },
-        handler: pending as never,
-      },
-      'break-glass-review': {
-        schema: {
-          type: 'object',
-          required: ['purpose', 'ticket', 'outcome'],
-          additionalProperties: false,
-          properties: {
-            purpose: PURPOSE,
-            ticket: { type: 'string', pattern: '^[0-9a-f]{32}$' },
-            outcome: { type: 'string', enum: REVIEW_OUTCOMES },
-          },
-        },
-        handler: review as never,
-      },
-    },
-    streams: {
-      'audit-trail': { schema: trailSchema, handler: trail.streams['audit-trail']!.handler },
-    },
-  };
+  });
 }

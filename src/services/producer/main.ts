@@ -6,29 +6,31 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
+import { importGcmKey } from '../../core/crypto/aead.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { federationConfig, loadSecrets, urls } from '../common/config.ts';
-import { loadPolicyEngine } from '../common/engine.ts';
-import { revocationCheck } from '../policy/revocations.ts';
 import { faultHook } from '../common/faults.ts';
 import { writeOutput } from '../common/files.ts';
-import { announce, onShutdown, partySessions, partyTrust, startParty } from '../common/party.ts';
+import {
+  announce,
+  onShutdown,
+  partyPolicy,
+  partySessions,
+  partyTrust,
+  startParty,
+} from '../common/party.ts';
 import { hashSecret } from '../common/secrets.ts';
+import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
+import { revocationCheck } from './revocation.ts';
 
 const c = federationConfig();
 const rt = await startParty<ProducerTables>(c, 'producer', producerMigrations);
 const u = urls(c);
 const kekPath = join(rt.dir, 'kek.hex');
 if (!existsSync(kekPath)) writeOutput(kekPath, `${toHex(randomBytes(32))}\n`, 0o600);
-const kek = await crypto.subtle.importKey(
-  'raw',
-  fromHex(readFileSync(kekPath, 'utf8').trim()) as Uint8Array<ArrayBuffer>,
-  'AES-GCM',
-  false,
-  ['encrypt', 'decrypt'],
-);
+const kek = await importGcmKey(fromHex(readFileSync(kekPath, 'utf8').trim()));
 const trust = await partyTrust(c, rt);
 const sessions = partySessions(rt, trust);
 const beforeCloudUpload = faultHook('producer:before-cloud-upload');
@@ -40,7 +42,7 @@ const { app } = await buildProducer({
   pseudonymKey: fromHex(readFileSync(join(c.pkiDir, 'producer.pseudonym.key'), 'utf8').trim()),
   kek,
   trust,
-  policy: await loadPolicyEngine(trust, { isRevoked: revocationCheck(rt.database.db) }),
+  policy: await partyPolicy(c, trust, { isRevoked: revocationCheck(rt.database.db) }),
   domain: OID.domainProducer,
   audit: rt.audit,
   sessions,
@@ -51,6 +53,7 @@ const { app } = await buildProducer({
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
+await app.register(auditHealth, { audit: rt.audit });
 await app.listen({ host: c.host, port: c.ports.producer });
 announce('producer', { producer: c.ports.producer });
 onShutdown(async () => {

@@ -1,31 +1,378 @@
-// The producer's own helpers: image keys wrapped at rest under the KEK and bound to their instance,
-// and slice positions as the consultation answer carries them.
-import { describe, expect, it } from 'vitest';
-import { randomBytes, toHex } from '../../core/bytes.ts';
-import { slicePosition, unwrapKey, wrapKey } from './app.ts';
+// The producer hospital through app.inject, on SQLite and PostgreSQL, with the cloud's internal
+// listener on a loopback port (mutual TLS) to upload to: GET /, browser access, STOW-RS (stored,
+// idempotent, refused with reasons), and every session operation — search and consult by a
+// clinician's FederationClient (revoke-delegation too), and the auditors' operations by an
+// AuditorClient — plus the slice positions the consultation answer carries.
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIALECTS } from '../../../test/databases.ts';
+import {
+  CONSUMER_URL,
+  PRODUCER_URL,
+  startParties,
+  STOW_TOKEN,
+  type Clinician,
+  type Parties,
+} from '../../../test/parties.ts';
+import { sampleFiles, samplePath } from '../../../test/samples.ts';
+import { AuditorClient } from '../../core/audit/client.ts';
+import { toBase64 } from '../../core/bytes.ts';
+import { pemDecode, signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
+import { issueDelegation } from '../../core/policy/statements.ts';
+import { studyRef } from '../../core/audit/trail.ts';
+import { RemoteError } from '../../core/session/protocol.ts';
+import { buildMultipart } from '../../core/multipart.ts';
+import { parseDicom } from '../../core/dicom/parse.ts';
+import { T } from '../../core/dicom/tags.ts';
+import { ticketProducerResolver } from '../../core/ticket/producer.ts';
+import { slicePosition } from './outsourcing.ts';
+import { PRIVATE_CREATOR } from './stow.ts';
 
-const kek = () =>
-  crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+const CT = sampleFiles('series/ct_chest_LIDC-IDRI-0314').slice(0, 2);
+const OTHER = samplePath('small/CT_small.dcm');
+const read = (f: string) => new Uint8Array(readFileSync(f));
+const ctPatient = parseDicom(read(CT[0]!)).dataset.text(T.PatientID)!;
 
-describe('image keys at rest', () => {
-  it('unwrap what was wrapped, and the wrapped form holds no trace of the key', async () => {
-    const k = await kek();
-    const key = randomBytes(32);
-    const wrapped = await wrapKey(k, key, 'digest-a');
-    expect(wrapped).not.toContain(toHex(key));
-    expect(wrapped).toHaveLength((12 + 32 + 16) * 2);
-    expect(await unwrapKey(k, wrapped, 'digest-a')).toEqual(key);
-    // A fresh IV each time: wrapping twice gives two different texts.
-    expect(await wrapKey(k, key, 'digest-a')).not.toBe(wrapped);
+const stow = (p: Parties, parts: Uint8Array[], token = STOW_TOKEN) =>
+  p.producer.app.inject({
+    method: 'POST',
+    url: '/studies',
+    headers: {
+      'content-type': 'multipart/related; type="application/dicom"; boundary=b0undary',
+      authorization: `Bearer ${token}`,
+    },
+    payload: Buffer.from(
+      buildMultipart(
+        parts.map((body) => ({ body })),
+        'b0undary',
+      ),
+    ),
   });
 
-  it('refuses a wrapped key moved to another instance, altered, or opened with another KEK', async () => {
-    const k = await kek();
-    const wrapped = await wrapKey(k, randomBytes(16), 'digest-a');
-    await expect(unwrapKey(k, wrapped, 'digest-b')).rejects.toThrow();
-    const flipped = wrapped.slice(0, 40) + (wrapped[40] === '0' ? '1' : '0') + wrapped.slice(41);
-    await expect(unwrapKey(k, flipped, 'digest-a')).rejects.toThrow();
-    await expect(unwrapKey(await kek(), wrapped, 'digest-a')).rejects.toThrow();
+type StowAnswer = Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }>;
+
+describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
+  let p: Parties;
+  let bob: Clinician;
+  let erin: Clinician;
+  let dave: Clinician;
+  let auditor: AuditorClient;
+
+  beforeAll(async () => {
+    p = await startParties(dialect);
+    bob = await p.clinician('dr.bob', 'physician');
+    erin = await p.clinician('admin.erin', 'administrative');
+    dave = await p.clinician('auditor.dave', 'auditor');
+    auditor = new AuditorClient(
+      { producer: PRODUCER_URL },
+      dave.device,
+      () => p.trust.view(),
+      p.fetch,
+    );
+  }, 120_000);
+  afterAll(async () => {
+    await auditor?.close();
+    await p?.close();
+  });
+
+  it('answers GET / with what it is, its version and its health', async () => {
+    const r = await p.producer.app.inject({ method: 'GET', url: '/' });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({
+      service: 'producer',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      health: 'ok',
+      checks: { database: 'ok', trust: 'ok' },
+    });
+  });
+
+  it('answers the viewer’s preflight, names no other origin, and sends the API’s security headers', async () => {
+    const pre = await p.producer.app.inject({
+      method: 'OPTIONS',
+      url: '/session/connect',
+      headers: { origin: CONSUMER_URL, 'access-control-request-method': 'POST' },
+    });
+    expect(pre.statusCode).toBe(204);
+    expect(pre.headers['access-control-allow-origin']).toBe(CONSUMER_URL);
+    expect(pre.headers['access-control-allow-methods']).toBe('POST');
+    const other = await p.producer.app.inject({
+      method: 'OPTIONS',
+      url: '/session/connect',
+      headers: { origin: 'http://evil.test' },
+    });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    const r = await p.producer.app.inject({ method: 'GET', url: '/' });
+    expect(r.headers['x-content-type-options']).toBe('nosniff');
+    expect(r.headers['referrer-policy']).toBe('no-referrer');
+    expect(r.headers['cache-control']).toBe('no-store');
+  });
+
+  it('refuses STOW-RS without the integration token, or with another, and stores nothing', async () => {
+    const none = await p.producer.app.inject({
+      method: 'POST',
+      url: '/studies',
+      headers: { 'content-type': 'multipart/related; boundary=x' },
+      payload: 'x',
+    });
+    expect(none.statusCode).toBe(401);
+    expect((await stow(p, [read(CT[0]!)], 'not-the-token-0123456789')).statusCode).toBe(401);
+    expect(await p.producerDb.db.selectFrom('instances').selectAll().execute()).toHaveLength(0);
+  });
+
+  it('refuses a body that is not multipart/related with a sentence', async () => {
+    const r = await p.producer.app.inject({
+      method: 'POST',
+      url: '/studies',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${STOW_TOKEN}` },
+      payload: '{}',
+    });
+    expect(r.statusCode).toBeGreaterThanOrEqual(400);
+    expect(r.statusCode).toBeLessThan(500);
+  });
+
+  it('stores instances at the cloud and answers the PS3.18 response, then the same again from its records', async () => {
+    const r = await stow(p, [...CT.map(read), read(OTHER)]);
+    expect(r.statusCode).toBe(200);
+    const json = r.json<StowAnswer>();
+    const refs = json['00081199']!.Value!;
+    expect(refs).toHaveLength(3);
+    const sops = [...CT, OTHER].map((f) => parseDicom(read(f)).dataset.text(T.SOPInstanceUID));
+    expect(refs.map((x) => x['00081155']!.Value![0])).toEqual(sops);
+    const urls = refs.map((x) => String(x['00081190']!.Value![0]));
+    expect(urls.every((u) => /^cloud:[0-9a-f-]{36}$/.test(u))).toBe(true);
+    // Stored at the cloud, with the upload recorded on both sides.
+    const cloudRows = await p.cloudDb.db.selectFrom('instances').select('id').execute();
+    expect(cloudRows.map((x) => `cloud:${x.id}`).sort()).toEqual([...urls].sort());
+    const series = await p.producerDb.db.selectFrom('series').selectAll().execute();
+    const ds = parseDicom(read(CT[0]!)).dataset;
+    expect(series.find((s) => s.uid === ds.text(T.SeriesInstanceUID))?.number).toBe(
+      ds.number(T.SeriesNumber),
+    );
+    const outsourced = (await p.producer.audit.all()).filter((x) => x.subtype === 'outsourcing');
+    expect(outsourced).toHaveLength(3);
+    // Idempotent: the same files again store nothing new and answer the same ids.
+    const again = await stow(p, [read(CT[0]!)]);
+    expect(again.statusCode).toBe(200);
+    expect(again.json<StowAnswer>()['00081199']!.Value![0]!['00081190']!.Value![0]).toBe(urls[0]);
+    expect(await p.cloudDb.db.selectFrom('instances').select('id').execute()).toHaveLength(3);
+  });
+
+  it('reads a STOW-RS body as it streams in, parts without Content-Length too (as other toolkits send)', async () => {
+    const bytes = read(OTHER);
+    const head = Buffer.from(
+      'preamble\r\n--other-toolkit\r\nContent-Type: application/dicom\r\n\r\n',
+    );
+    const tail = Buffer.from('\r\n--other-toolkit--\r\n');
+    const body = Buffer.concat([head, bytes, tail]);
+    const pieces = Array.from({ length: Math.ceil(body.length / 4096) }, (_, i) =>
+      body.subarray(i * 4096, (i + 1) * 4096),
+    );
+    const r = await p.producer.app.inject({
+      method: 'POST',
+      url: '/studies',
+      headers: {
+        'content-type': 'multipart/related; type="application/dicom"; boundary="other-toolkit"',
+        authorization: `Bearer ${STOW_TOKEN}`,
+      },
+      payload: Readable.from(pieces),
+    });
+    expect(r.statusCode).toBe(200);
+    expect(r.json<StowAnswer>()['00081199']!.Value![0]!['00081155']!.Value![0]).toBe(
+      parseDicom(bytes).dataset.text(T.SOPInstanceUID),
+    );
+  });
+
+  it('refuses a broken part with its reason (202 beside a good one, 409 alone)', async () => {
+    const broken = read(CT[1]!).slice(0, 300);
+    const some = await stow(p, [broken, read(CT[0]!)]);
+    expect(some.statusCode).toBe(202);
+    const failed = some.json<StowAnswer>()['00081198']!.Value!;
+    expect(failed).toHaveLength(1);
+    expect(failed[0]!['00081197']!.Value).toEqual([0xc000]);
+    expect(failed[0]!['00090010']!.Value).toEqual([PRIVATE_CREATOR]);
+    expect(String(failed[0]!['00091001']!.Value![0])).toMatch(/^part 1: \S.{10,}/);
+    expect((await stow(p, [broken])).statusCode).toBe(409);
+  });
+
+  it('lists for a physician the studies the policy lets them open, logs the filter, denies an administrator', async () => {
+    const ra = [await bob.assignment('attending', ctPatient)];
+    const r = await bob.client.search('TREAT', ra);
+    expect(r.studies.map((s) => s.patient.id)).toEqual([ctPatient]);
+    expect(r.studies[0]!.series[0]!.instances).toBe(CT.length);
+    const filter = (await p.producer.audit.all()).findLast((x) => x.subtype === 'search-filter');
+    expect(filter?.actor.id).toBe('dr.bob');
+    expect(filter?.details.listed).toBe(1);
+    expect(JSON.stringify(filter)).not.toContain(ctPatient);
+    await expect(erin.client.search('TREAT')).rejects.toThrow(/denied/);
+  });
+
+  it('issues a ticket whose key part opens on this device only, after logging the request', async () => {
+    const ra = [await bob.assignment('attending', ctPatient)];
+    const c = await bob.client.consult({
+      patient: ctPatient,
+      purpose: 'TREAT',
+      roleAssignments: ra,
+    });
+    expect(c.decision.rules).toEqual(['ATTENDING']);
+    const ids = c.series.flatMap((s) => s.instances.map((i) => i.id));
+    expect(ids).toHaveLength(CT.length);
+    const keys = await bob.client.openKeys(
+      c.ticket,
+      ticketProducerResolver(() => p.trust.view()),
+    );
+    expect([...keys.keys()].sort()).toEqual([...ids].sort());
+    await expect(
+      erin.client.openKeys(
+        c.ticket,
+        ticketProducerResolver(() => p.trust.view()),
+      ),
+    ).rejects.toThrow();
+    const records = (await p.producer.audit.all()).filter((x) => x.actor.id === 'dr.bob');
+    const issued = records.find((x) => x.objects.some((o) => o.id === c.ticket.tid))!;
+    const request = records.findLast((x) => x.seq < issued.seq && x.subtype === 'request-logged');
+    expect(request?.details.operation).toBe('consult');
+    // Stored with its trace; the patient is named in the log by pseudonym only.
+    const row = await p.producerDb.db
+      .selectFrom('tickets')
+      .selectAll()
+      .where('tid', '=', c.ticket.tid)
+      .executeTakeFirstOrThrow();
+    expect(row.trace).toBe(c.trace);
+    expect(JSON.stringify(records)).not.toContain(ctPatient);
+  });
+
+  it('denies a consultation the policy does not allow, and a study of another patient', async () => {
+    const denied = await erin.client
+      .consult({ patient: ctPatient, purpose: 'TREAT' })
+      .catch((e: unknown) => e);
+    expect(denied).toBeInstanceOf(RemoteError);
+    expect((denied as RemoteError).status).toBe(403);
+    const missing = await bob.client
+      .consult({ patient: 'no-such-patient', purpose: 'TREAT' })
+      .catch((e: unknown) => e);
+    expect((missing as RemoteError).code).toBe('unknown-study');
+  });
+
+  it('refuses a body outside the operation’s schema before any work, with the field named', async () => {
+    const r = await bob.client
+      .consult({ patient: ctPatient, purpose: 'Not A Purpose' })
+      .catch((e: unknown) => e);
+    expect((r as RemoteError).code).toBe('bad-request');
+    expect((r as RemoteError).message).toMatch(/purpose/);
+  });
+
+  it('refuses a purpose of use outside the policy’s vocabulary with 400, before anything is logged or decided', async () => {
+    const before = (await p.producer.audit.all()).length;
+    for (const purpose of ['TRAIN', 'ZZZ']) {
+      const r = await bob.client
+        .consult({ patient: ctPatient, purpose, roleAssignments: [] })
+        .catch((e: unknown) => e);
+      expect((r as RemoteError).status).toBe(400);
+      expect((r as RemoteError).message).toMatch(
+        new RegExp(`purpose of use ${purpose} is not in the policy's vocabulary`),
+      );
+      const s = await bob.client.search(purpose).catch((e: unknown) => e);
+      expect((s as RemoteError).status).toBe(400);
+    }
+    expect((await p.producer.audit.all()).length).toBe(before);
+  });
+
+  it('revokes a delegation at its delegator’s request only; the policy then refuses the chain', async () => {
+    const alice = await p.clinician('dr.alice', 'radiologist');
+    const key = await signingKeyFromCryptoKeys(
+      'ECDSA-P256',
+      alice.device.signing.privateKey,
+      alice.device.signing.publicKey,
+    );
+    const delegation = await issueDelegation(
+      {
+        key,
+        kid: key.publicKey.keyIdHex,
+        x5c: alice.device.chain.map((pem) => toBase64(pemDecode(pem, 'CERTIFICATE'))),
+      },
+      {
+        iss: 'dr.alice',
+        iss_org: 'consumer',
+        sub: 'dr.bob',
+        sub_org: 'consumer',
+        role: 'radiologist',
+        activity: 'consult',
+        nbf: p.clock - 60_000,
+        exp: p.clock + 3600_000,
+      },
+    );
+    const notHis = await bob.client.revokeDelegation(delegation).catch((e: unknown) => e);
+    expect((notHis as RemoteError).status).toBe(403);
+    expect((notHis as RemoteError).message).toMatch(/only the delegator/);
+    const forged = await alice.client
+      .revokeDelegation('eyJhbGciOiJub25lIn0.e30.not-a-signature')
+      .catch((e: unknown) => e);
+    expect((forged as RemoteError).code).toBe('bad-statement');
+
+    const revoked = await alice.client.revokeDelegation(delegation);
+    expect(revoked.until).toBe(p.clock + 3600_000);
+    const row = await p.producerDb.db
+      .selectFrom('revoked_statements')
+      .selectAll()
+      .where('jti', '=', revoked.revoked)
+      .executeTakeFirstOrThrow();
+    expect(row).toMatchObject({ issuer: 'dr.alice', organization: 'consumer' });
+    const logged = (await p.producer.audit.all()).findLast(
+      (r) => r.subtype === 'delegation-revoked',
+    );
+    expect(logged?.objects).toEqual([{ type: 'policy', id: revoked.revoked }]);
+    // Revoking again changes nothing; the chain with that hop no longer counts.
+    await expect(alice.client.revokeDelegation(delegation)).resolves.toEqual(revoked);
+    const denied = await bob.client
+      .consult({ patient: ctPatient, purpose: 'HRESCH', delegations: [[delegation]] })
+      .catch((e: unknown) => e);
+    expect((denied as RemoteError).status).toBe(403);
+    expect((denied as RemoteError).message).toMatch(/revoked/);
+  });
+
+  it('answers auditors: trace resolution, pseudonym, trail by patient id, break-glass review', async () => {
+    const ra = [await bob.assignment('attending', ctPatient)];
+    const c = await bob.client.consult({
+      patient: ctPatient,
+      purpose: 'TREAT',
+      roleAssignments: ra,
+    });
+    const resolved = await auditor.resolveTrace(c.trace);
+    expect(resolved.known).toBe(true);
+    expect(resolved.ticket).toMatchObject({ tid: c.ticket.tid, requester: 'dr.bob' });
+    const pseudonym = await auditor.pseudonym(ctPatient);
+    expect(resolved.ticket!.patient).toBe(pseudonym);
+    expect(resolved.ticket!.study).toBe(studyRef(c.study.uid));
+    const unknown = await auditor.resolveTrace('ab'.repeat(32));
+    expect(unknown).toEqual({ trace: 'ab'.repeat(32), known: false });
+    const trail = await auditor.mergedTrail({ patientId: ctPatient });
+    expect(trail.entries.some((e) => e.record.objects.some((o) => o.id === c.ticket.tid))).toBe(
+      true,
+    );
+    expect(trail.chains.every((ch) => ch.ok)).toBe(true);
+    // Break-glass: an emergency access awaits review; a review settles it once.
+    const bg = await bob.client.consult({
+      patient: ctPatient,
+      purpose: 'ETREAT',
+      emergencyJustification: 'unconscious patient in the emergency room',
+    });
+    const pending = await auditor.pendingBreakGlass();
+    expect(pending.pending.map((x) => x.tid)).toContain(bg.ticket.tid);
+    const reviewed = await auditor.review(bg.ticket.tid, 'justified');
+    expect(reviewed).toMatchObject({ ticket: bg.ticket.tid, review: 'justified' });
+    const twice = await auditor.review(bg.ticket.tid, 'justified').catch((e: unknown) => e);
+    expect((twice as RemoteError).code).toBe('already-reviewed');
+    // A clinician is no auditor.
+    const bobAsAuditor = new AuditorClient(
+      { producer: PRODUCER_URL },
+      bob.device,
+      () => p.trust.view(),
+      p.fetch,
+    );
+    const refused = await bobAsAuditor.pseudonym(ctPatient).catch((e: unknown) => e);
+    expect((refused as RemoteError).status).toBe(403);
+    await bobAsAuditor.close();
   });
 });
 

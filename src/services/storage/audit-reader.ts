@@ -39,6 +39,7 @@ const parse = (text: string, what: string, seq: number): unknown => {
   }
 };
 
+/** A stored row as a record; the v2 columns are absent in a database the services never upgraded. */
 export const rowToRecord = (r: Row): AuditRecord => ({
   seq: Number(r.seq),
   time: r.time,
@@ -52,6 +53,9 @@ export const rowToRecord = (r: Row): AuditRecord => ({
   details: parse(r.details, 'details', r.seq) as AuditRecord['details'],
   prev: r.prev,
   hash: r.hash,
+  ...(r.v != null ? { v: Number(r.v) as 2 } : {}),
+  ...(r.key_id != null ? { keyId: r.key_id } : {}),
+  ...(r.signature != null ? { signature: r.signature } : {}),
 });
 
 async function open(src: ChainSource): Promise<Kysely<AuditTables>> {

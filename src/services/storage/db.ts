@@ -79,6 +79,9 @@ export async function openDatabase<DB>(opts: DatabaseOptions): Promise<Database<
     // another schema's migration tables (another federation, a test run that stopped) do not count.
     ...(schema ? { migrationTableSchema: schema } : {}),
     provider: { getMigrations: async () => ({ ...opts.migrations }) },
+    // A concern's later migration (the audit chain's witness columns) may sort before another's
+    // that a database already ran: each concern's migrations keep their own order.
+    allowUnorderedMigrations: true,
   });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {

@@ -20,7 +20,6 @@ import { enrol, loadIdentity, type DeviceIdentity } from '../device/keystore.ts'
 import { defaultPoolSize, WorkerPool, type WorkerLike } from '../pipeline/pool.ts';
 import { StudySession } from '../study/session.ts';
 import { checkEnrolmentChain, choosePin, type Pin } from '../trust/pin.ts';
-import { otherWorkers } from '../cornerstone/workers.ts';
 
 export interface Clinician {
   readonly id: string;
@@ -60,9 +59,9 @@ export async function loadConfig(): Promise<Endpoints> {
   return checkConfig(await r.json());
 }
 
-/** The decode workers: as many as the cores left by the page and by Cornerstone's own workers. */
+/** The decode workers: one per core (`defaultPoolSize`). */
 export function startPool(): WorkerPool {
-  const size = defaultPoolSize(navigator.hardwareConcurrency || 2, otherWorkers());
+  const size = defaultPoolSize(navigator.hardwareConcurrency || 2);
   return new WorkerPool(
     () =>
       new Worker(new URL('../pipeline/decode.worker.ts', import.meta.url), {

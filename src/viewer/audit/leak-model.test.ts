@@ -17,7 +17,7 @@ import { pkiResolver, type PkiView } from '../../core/pki/resolver.ts';
 import { encodeTraceSlot } from '../../core/protect/container.ts';
 import { readProtected } from '../../core/protect/image.ts';
 import { protect, traceIdFrom, traceProtected, writeTraceSlot } from '../../core/protect/index.ts';
-import { testTrust, type TestTrust } from '../pipeline/testing.ts';
+import { testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { viewOf } from '../pipeline/trust.ts';
 import { namingFetch } from './auditor.ts';
 import { LeakResult } from './LeakTrace.tsx';

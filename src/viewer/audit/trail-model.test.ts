@@ -1,6 +1,8 @@
-// The audit trail view on real chains: records made as the parties make them (hash-chained), checkpoints
-// signed with the parties' certified keys of a real federation PKI, verified the way the browser does
-// (`verifiedTrail`: the merged trail, then each party's whole chain checked here). The parties here are
+// The audit trail view on real chains: records made as the parties make them (hash-chained and signed),
+// checkpoints signed with the parties' certified keys of a real federation PKI, verified the way the
+// browser does (`verifiedTrail`: the merged trail, then each party's whole chain checked here, against
+// what the witness saw of it — a chain cut after the witness saw it is named `truncated`, one that
+// could not be compared with the witness is never called verified). The parties here are
 // stand-ins that serve what they store, so that one can vouch for a chain it holds broken — which the
 // real services (exercised end to end in e2e/audit.e2e.test.ts) never do. A record rewritten
 // after the fact shows its break — seq and kind — on exactly that row; a party that vouches for itself
@@ -20,6 +22,7 @@ import {
   checkpointMessage,
   GENESIS,
   nextRecord,
+  signRecord,
   type AuditEntry,
   type AuditRecord,
   type Checkpoint,
@@ -32,11 +35,12 @@ import {
   type TrailFilter,
 } from '../../core/audit/trail.ts';
 import { verifyChain } from '../../core/audit/verify.ts';
+import type { WitnessView } from '../../core/audit/witness.ts';
 import { toBase64Url } from '../../core/bytes.ts';
 import type { SigningKey } from '../../core/crypto/keys.ts';
 import { signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
-import { testTrust, type TestTrust } from '../pipeline/testing.ts';
+import { testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { viewOf } from '../pipeline/trust.ts';
 import { verifiedTrail } from './auditor.ts';
 import { TrailTable } from './TrailPanel.tsx';
@@ -63,7 +67,7 @@ async function chain(
   const checkpoints: Checkpoint[] = [];
   let head = { seq: 0, hash: GENESIS };
   for (const [i, e] of entries.entries()) {
-    const r = nextRecord(e, head, party, new Date(start + i * 1000));
+    const r = await signRecord(nextRecord(e, head, party, new Date(start + i * 1000)), keys[party]);
     records.push(r);
     head = { seq: r.seq, hash: r.hash };
     if (r.seq % every === 0 || i === entries.length - 1) {
@@ -163,6 +167,22 @@ const consumerEntries: AuditEntry[] = [
 class Parties {
   readonly stored = new Map<AuditedParty, { records: AuditRecord[]; checkpoints: Checkpoint[] }>();
   lies = new Set<AuditedParty>();
+  /** What the witness saw of each party: its checkpoints when the chains were made. */
+  readonly witnessed = new Map<AuditedParty, Checkpoint[]>();
+  /** Parties whose witness statement cannot be had. */
+  unwitnessed = new Set<AuditedParty>();
+
+  witness(party: AuditedParty): WitnessView | { unavailable: string } {
+    if (this.unwitnessed.has(party)) return { unavailable: 'the witness cannot be reached' };
+    const seen = (this.witnessed.get(party) ?? []).map((c) => ({ ...c, witnessedAt: c.time }));
+    return {
+      party,
+      required: seen.at(-1) ?? null,
+      first: seen[0] ?? null,
+      checkpoints: seen,
+      conflicts: [],
+    };
+  }
 
   private async trailOf(party: AuditedParty, filter: TrailFilter): Promise<PartyTrail> {
     const { records, checkpoints } = this.stored.get(party)!;
@@ -207,7 +227,11 @@ class Parties {
       },
       verifyChain: async (party: AuditedParty) => {
         const t = await this.trailOf(party, { chain: true });
-        return { local: await verifyTrail(view, t), remote: t.verification, trail: t };
+        return {
+          local: await verifyTrail(view, t, this.witness(party)),
+          remote: t.verification,
+          trail: t,
+        };
       },
     };
   }
@@ -232,6 +256,7 @@ const fresh = async () => {
   parties.stored.set('producer', await chain('producer', producerEntries, T0));
   parties.stored.set('cloud', await chain('cloud', cloudEntries, T0 + 3500));
   parties.stored.set('consumer', await chain('consumer', consumerEntries, T0 - 2000));
+  for (const [p, s] of parties.stored) parties.witnessed.set(p, [...s.checkpoints]);
 };
 
 /** Rewrites a stored record's details in place, as someone with write access to the database would. */
@@ -275,7 +300,7 @@ describe('the audit trail view', () => {
     const producer = tv.chains.find((c) => c.party === 'producer')!;
     expect(producer).toMatchObject({ ok: true, local: true, disagrees: false, records: 4 });
     expect(producer.text).toBe(
-      "producer: 4 records, 2 signed checkpoint(s), verified here with the producer's certified key: chain intact up to record 4",
+      "producer: 4 records, 2 signed checkpoint(s), verified here with the producer's certified key: chain intact up to record 4; reaches the witnessed record 4",
     );
     // Details as exports carry them: the Study Instance UID the policy saw is a reference.
     const decision = tv.rows.find((r) => r.subtype === 'policy-decision')!;
@@ -317,7 +342,10 @@ describe('the audit trail view', () => {
     await fresh();
     // The outsourcing record (seq 1) names no patient: it is not in the patient's trail.
     rewrite('producer', 1, { cloud: 'elsewhere' });
-    // The consumer's checkpoint re-signed with the cloud's key (certified, but for another party).
+    // The consumer's checkpoint re-signed with the cloud's key (certified, but for another party),
+    // before the witness saw any of the consumer's (past a witnessed one, checkpoints in the party's
+    // database are not checked again: the witness vouches for the chain up to there).
+    parties.witnessed.set('consumer', []);
     const consumer = parties.stored.get('consumer')!;
     const c = consumer.checkpoints[0]!;
     const base = { seq: c.seq, hash: c.hash, time: c.time, party: 'consumer' };
@@ -338,6 +366,28 @@ describe('the audit trail view', () => {
     expect(tv.rows.find((r) => r.party === 'consumer')!.breaks[0]?.kind).toBe(
       'checkpoint-unknown-key',
     );
+  });
+
+  it('a chain cut after the witness saw it is truncated; one the witness could not vouch for is not verified', async () => {
+    await fresh();
+    // The producer's last record deleted with its checkpoint: a consistent chain, one record short.
+    const p = parties.stored.get('producer')!;
+    p.records = p.records.slice(0, -1);
+    p.checkpoints = p.checkpoints.filter((c) => c.seq < 4);
+    parties.unwitnessed.add('consumer');
+    const { view: tv } = await verifiedTrail(parties.client(), { patientId: 'LIDC-IDRI-0314' });
+    const producer = tv.chains.find((ch) => ch.party === 'producer')!;
+    expect(producer.breaks.map((b) => `${b.seq}:${b.kind}`)).toEqual(['4:truncated']);
+    expect(producer.text).toContain('1 break(s): record 4 truncated');
+    expect(producer.ok).toBe(false);
+    const consumer = tv.chains.find((ch) => ch.party === 'consumer')!;
+    expect(consumer.breaks).toEqual([]);
+    expect(consumer.ok).toBe(false);
+    expect(consumer.text).toContain(
+      'chain intact up to record 1; NOT compared with the witness (the witness cannot be reached)',
+    );
+    expect(tv.chains.find((ch) => ch.party === 'cloud')!.ok).toBe(true);
+    expect(tv.ok).toBe(false);
   });
 
   it('exports the shown selection as valid DICOM audit messages and as CSV, named without what was typed', async () => {

@@ -13,7 +13,12 @@ import { toDicomAudit } from '../../core/audit/dicom.ts';
 import { canonicalJson, EVENTS, type AuditRecord } from '../../core/audit/record.ts';
 import { exportable } from '../../core/audit/redact.ts';
 import type { MergedTrail } from '../../core/audit/trail.ts';
-import type { ChainBreak, ChainReport } from '../../core/audit/verify.ts';
+import {
+  chainState,
+  verifiedComplete,
+  type ChainBreak,
+  type ChainReport,
+} from '../../core/audit/verify.ts';
 
 export type TrailKind = 'patient' | 'study' | 'clinician' | 'ticket';
 
@@ -80,6 +85,7 @@ export interface TrailRow {
 
 export interface ChainSummary {
   readonly party: string;
+  /** No break, and the chain reaches the latest checkpoint the witness saw (verified here). */
   readonly ok: boolean;
   readonly records: number;
   readonly checkpoints: number;
@@ -156,11 +162,11 @@ export function trailView(merged: MergedTrail, local: readonly ChainReport[]): T
       ? `verified here with the ${p}'s certified key`
       : `as the ${p} reports it (not verified here)`;
     const state = report.ok
-      ? `chain intact${report.head ? ` up to record ${report.head.seq}` : ''}`
+      ? chainState(report)
       : `${report.breaks.length} break(s): ${report.breaks.map((b) => `record ${b.seq} ${b.kind}`).join(', ')}`;
     return {
       party: p,
-      ok: report.ok,
+      ok: here ? verifiedComplete(here) : report.ok,
       records: report.records,
       checkpoints: report.checkpoints,
       ...(report.head ? { head: report.head } : {}),

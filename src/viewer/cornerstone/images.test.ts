@@ -9,7 +9,7 @@ import { sampleFiles } from '../../../test/samples.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { protect, traceIdFrom, traceProtected } from '../../core/protect/index.ts';
 import { DecodeJob } from '../pipeline/job.ts';
-import { testTrust } from '../pipeline/testing.ts';
+import { keysTicket, testTrust } from '../../../test/pipeline.ts';
 import {
   imageIdOf,
   parseImageId,
@@ -30,7 +30,7 @@ beforeAll(async () => {
   const bytes = await traceProtected(p.bytes, { signer: trust.cloud, traceId: traceIdFrom('t') });
   const job = new DecodeJob();
   await job.handle({ kind: 'trust', id: 1, trust: trust.bundle });
-  await job.handle({ kind: 'keys', id: 2, keys: [{ ref: 'ct', key: p.imageKey }] });
+  await job.handle({ ...(await keysTicket(trust, [{ ref: 'ct', key: p.imageKey }])), id: 2 });
   const r = await job.handle({ kind: 'open', id: 3, ref: 'ct', bytes: bytes.slice().buffer });
   if (r.message.kind !== 'opened' || !r.message.meta) throw new Error('not opened');
   const m = r.message;

@@ -7,6 +7,7 @@
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import type { DataSet } from '../../core/dicom/dataset.ts';
 import { tagName } from '../../core/dicom/dictionary.ts';
+import { T } from '../../core/dicom/tags.ts';
 import { TEXT_VRS } from '../../core/dicom/dataset.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
@@ -22,7 +23,7 @@ import type {
   WorkerResponse,
 } from './protocol.ts';
 import { chainReport, memoResolver, viewOf } from './trust.ts';
-import { syntheticProtected, warmTicket } from './warmup.ts';
+import { openWarmUp } from './warmup.ts';
 import { keyIdOf } from '../../core/crypto/keys.ts';
 import { toHex } from '../../core/bytes.ts';
 import { readOrganisation } from '../../core/pki/extensions.ts';
@@ -37,13 +38,9 @@ export interface Reply {
 export type Announce = (notice: WarmedNotice, transfer: ArrayBuffer[]) => void;
 
 /**
- * Opens of the synthetic image in the warm-up. The first one's answer is posted (`WarmedNotice`),
- * which makes V8 discard the typed-array code compiled so far (its "array buffer detaching"
- * protector): seen with --trace-protector-invalidation in Chromium 156, a worker's first transfer of
- * an opened image's buffers threw away nearly all of the decode path's optimised code, which was then
- * compiled again while the study streamed. A transfer of a fresh buffer (structuredClone, a
- * MessageChannel, an extra buffer on a reply) did not trip it; the answer of an open did. The opens
- * after the first compile the code for the rest of the session.
+ * Opens of the synthetic image in the warm-up; the first one's answer is posted (`WarmedNotice`), as
+ * a real image's is, because V8 discards a worker's optimised typed-array code at its first such
+ * transfer (docs/viewer.md, "What was done for those figures").
  */
 const WARM_OPENS = 5;
 
@@ -65,7 +62,7 @@ const tagText = (t: number): string => {
 export function headerRows(ds: DataSet, depth = 0): TagRow[] {
   const rows: TagRow[] = [];
   for (const el of ds.elements()) {
-    if (el.tag === 0x7fe00010 || el.tag === 0x7fe00008) {
+    if (el.tag === T.PixelData || el.tag === T.FloatPixelData) {
       rows.push({
         tag: tagText(el.tag),
         vr: el.vr,
@@ -155,9 +152,6 @@ export class DecodeJob {
         return { message: { kind: 'ok', id: req.id }, transfer: none };
       case 'ticket':
         return this.openTicket(req);
-      case 'keys':
-        for (const k of req.keys) this.keys.set(k.ref, k.key.slice());
-        return { message: { kind: 'ok', id: req.id }, transfer: none };
       case 'forget':
         for (const k of this.keys.values()) k.fill(0);
         this.keys.clear();
@@ -279,16 +273,16 @@ export class DecodeJob {
   }
 
   /**
-   * The JIT warm-up: the synthetic image opened through `open` itself (the code a study's images
-   * run, answer and transfers included), the first answer posted as a real one is, then a ticket.
-   * Resolves to the last open's verdict status.
+   * The JIT warm-up: the build's warm-up ticket opened as a real one is, then its synthetic image
+   * opened through `open` itself (the code a study's images run, answer and transfers included), the
+   * first answer posted as a real one is. Resolves to the last open's verdict status.
    */
   private async warmUp(): Promise<string> {
-    const s = await syntheticProtected();
+    const s = await openWarmUp();
     let status = '';
     try {
       for (let i = 0; i < WARM_OPENS; i++) {
-        const r = await this.open(0, 'warm-up', s.bytes.slice(), s.resolver, s.imageKey);
+        const r = await this.open(0, s.ref, s.bytes.slice(), s.resolver, s.imageKey);
         const m = r.message;
         // A broken build says why: the tests and the pool's `warmUps` read this.
         status =
@@ -302,7 +296,6 @@ export class DecodeJob {
     } finally {
       s.imageKey.fill(0);
     }
-    await warmTicket(s.producer);
     return status;
   }
 

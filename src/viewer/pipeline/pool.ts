@@ -30,13 +30,11 @@ interface Pending {
 }
 
 /**
- * Workers to start: one per core, less the workers other pools already run (Cornerstone's
- * dicom-image-loader starts its own when it is initialised), at least one — both pools together no
- * more than the cores. The page's own thread is not reserved a core: the benchmark measured the
- * whole series faster this way on two cores (bench/reports/viewer.md).
+ * Workers to start: one per core, at least one. The page's own thread is not reserved a core: the
+ * benchmark measured the whole series faster this way on two cores (bench/reports/viewer.md). The
+ * viewer runs no other worker pool (it never initialises Cornerstone's dicom-image-loader).
  */
-export const defaultPoolSize = (cores: number | undefined, otherWorkers = 0): number =>
-  Math.max(1, (cores ?? 2) - otherWorkers);
+export const defaultPoolSize = (cores: number | undefined): number => Math.max(1, cores ?? 2);
 
 const failed = (p: Pending, code: string, message: string): WorkerResponse => ({
   kind: 'failed',

@@ -74,12 +74,6 @@ export type WorkerRequest =
       readonly deviceId: string;
     }
   | {
-      /** Image keys held elsewhere already (tests, tools); the viewer itself sends tickets. */
-      readonly kind: 'keys';
-      readonly id: number;
-      readonly keys: readonly { readonly ref: string; readonly key: Uint8Array }[];
-    }
-  | {
       /**
        * Opens a served instance. The bytes are lent (transfer them): the worker opens them in place
        * and hands them back unchanged with its answer, so that nobody copies half a megabyte.

@@ -310,9 +310,8 @@ export class StudySession {
     v.status = 'received';
     this.seriesOf(v).counts.received++;
     this.changed();
-    // The worker borrows the served bytes (transferred, not copied: a copy of every instance cost
-    // the page's thread and its garbage collector about 0.1 s of a 1.5 s load) and hands them back
-    // unchanged; they stay here for export. A worker that dies keeps them: that image cannot be
+    // The worker borrows the served bytes (transferred, not copied: docs/viewer.md says what the
+    // copy cost) and hands them back unchanged; they stay here for export. A worker that dies keeps them: that image cannot be
     // exported, as it cannot be shown.
     const lent = (
       bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength

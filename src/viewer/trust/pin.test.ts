@@ -9,7 +9,7 @@ import {
   generateSigningKeys,
   issueDeviceFromCsr,
 } from '../../core/pki/issue.ts';
-import { testTrust, type TestTrust } from '../pipeline/testing.ts';
+import { testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { buildPin, checkEnrolmentChain, choosePin } from './pin.ts';
 
 let a: TestTrust;

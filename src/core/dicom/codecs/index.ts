@@ -1,13 +1,15 @@
 /**
  * Decodes compressed pixel data frames with the codecs the imaging field uses in browsers and Node:
  * Cornerstone's WebAssembly builds of libjpeg-turbo, CharLS, OpenJPEG and OpenJPH, Cornerstone's
- * JPEG Lossless decoder, the 12-bit JPEG decoder shipped in @cornerstonejs/dicom-image-loader,
- * fflate for deflate, and our RLE decoder. Output is native little-endian, colour-by-pixel.
+ * JPEG Lossless decoder, fflate for deflate, our RLE decoder and our 12-bit JPEG decoder
+ * (jpeg-extended.ts: the IJG arithmetic, where the one inside @cornerstonejs/dicom-image-loader is
+ * biased). Output is native little-endian, colour-by-pixel.
  */
 import { Decoder as JpegLosslessDecoder } from '@cornerstonejs/jpeg-lossless-decoder-js';
 import { inflateSync } from 'fflate';
 import { ZtvError } from '../../errors.ts';
 import { TS } from '../tags.ts';
+import { decodeJpeg } from './jpeg-extended.ts';
 import { decodeRleFrame } from './rle.ts';
 
 export interface FrameGeometry {
@@ -162,23 +164,6 @@ async function runEmscripten(
   }
 }
 
-type Jpeg12Image = {
-  parse(d: Uint8Array): void;
-  colorTransform: boolean;
-  getData16(w: number, h: number): Uint16Array;
-  getData(w: number, h: number): Uint8Array;
-};
-let jpeg12: Promise<new () => Jpeg12Image> | undefined;
-function loadJpeg12(): Promise<new () => Jpeg12Image> {
-  // The field's 12-bit JPEG decoder ships inside @cornerstonejs/dicom-image-loader without an
-  // export entry, so it is reached by path (see docs/protection.md, "Codecs").
-  jpeg12 ??=
-    import('../../../../node_modules/@cornerstonejs/dicom-image-loader/dist/esm/codecs/jpeg.js').then(
-      (m) => m.default as unknown as new () => Jpeg12Image,
-    );
-  return jpeg12;
-}
-
 /** Decodes one compressed frame. */
 export async function decodeFrame(
   ts: string,
@@ -223,27 +208,54 @@ export async function decodeFrame(
     }
     case TS.JpegBaseline:
     case TS.JpegExtended: {
-      if (ts === TS.JpegBaseline && g.bitsAllocated === 8) {
-        const dec = await runEmscripten(await libjpeg(), 'JPEGDecoder', frame, g, 'JPEG baseline');
+      const rgb = color && photometric === 'RGB';
+      if (g.bitsAllocated === 8 && !rgb) {
+        // libjpeg-turbo reads baseline and 8-bit extended (SOF1) frames alike.
+        const dec = await runEmscripten(await libjpeg(), 'JPEGDecoder', frame, g, 'JPEG');
         return color && photometric.startsWith('YBR') ? { ...dec, photometric: 'RGB' } : dec;
       }
-      // 12-bit precision, or a "baseline" frame announcing more than 8 bits (really extended)
-      const Jpeg = await loadJpeg12();
-      const img = new Jpeg();
-      try {
-        img.parse(frame);
-      } catch (e) {
-        throw new ZtvError('not-dicom', `JPEG extended could not decode a frame (${String(e)})`);
-      }
-      img.colorTransform = color && photometric.startsWith('YBR');
-      const data =
-        g.bitsAllocated <= 8 ? img.getData(g.columns, g.rows) : img.getData16(g.columns, g.rows);
-      const bytes = fit(
-        new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-        g,
-        'JPEG extended',
-      );
-      return color && photometric.startsWith('YBR') ? { bytes, photometric: 'RGB' } : { bytes };
+      // More than 8 bits, or RGB coded without a colour transform (DICOM's Photometric
+      // Interpretation says what the stream holds; libjpeg-turbo would guess YCbCr and convert):
+      // the IJG arithmetic, in jpeg-extended.ts, without colour conversion.
+      if (color && !rgb)
+        throw new ZtvError(
+          'unsupported',
+          `${photometric} JPEG frames of ${g.bitsAllocated} bits allocated are not supported`,
+        );
+      const dec = decodeJpeg(frame);
+      if (dec.components !== g.samplesPerPixel)
+        throw new ZtvError(
+          'not-dicom',
+          `a JPEG frame has ${dec.components} components where Samples per Pixel is ${g.samplesPerPixel}`,
+        );
+      const smaller =
+        dec.width <= g.columns &&
+        dec.height <= g.rows &&
+        (dec.width < g.columns || dec.height < g.rows);
+      if (!smaller && (dec.width !== g.columns || dec.height !== g.rows))
+        throw new ZtvError(
+          'not-dicom',
+          `JPEG frame is ${dec.width}x${dec.height} but the header says ${g.columns}x${g.rows}`,
+        );
+      const fg = smaller ? { ...g, rows: dec.height, columns: dec.width } : g;
+      const wide = g.bitsAllocated > 8;
+      const words = new Uint8Array(dec.samples.length * (wide ? 2 : 1));
+      if (wide)
+        for (let i = 0, j = 0; i < dec.samples.length; i++, j += 2) {
+          words[j] = dec.samples[i]! & 0xff;
+          words[j + 1] = dec.samples[i]! >> 8;
+        }
+      else words.set(dec.samples);
+      const warnings = [
+        ...(dec.warning ? [dec.warning] : []),
+        ...(smaller
+          ? [
+              `a JPEG frame is ${dec.width}x${dec.height}, smaller than the header's ${g.columns}x${g.rows}: it was placed at the top left of a zero-filled frame`,
+            ]
+          : []),
+      ];
+      const bytes = smaller ? padFrame(words, fg, g) : fit(words, g, 'JPEG');
+      return warnings.length ? { bytes, warning: warnings.join('; ') } : { bytes };
     }
     case TS.JpegLossless57:
     case TS.JpegLosslessSV1: {
@@ -255,6 +267,7 @@ export async function decodeFrame(
       } catch (e) {
         throw new ZtvError('not-dicom', `JPEG Lossless could not decode a frame (${String(e)})`);
       }
+      undoPointTransform(frame, out);
       return {
         bytes: fit(new Uint8Array(out.buffer, out.byteOffset, out.byteLength), g, 'JPEG Lossless'),
       };
@@ -262,6 +275,43 @@ export async function decodeFrame(
     default:
       throw new ZtvError('unsupported', `transfer syntax ${ts} is not supported`);
   }
+}
+
+/** Precision P (SOF3) and point transform Pt (Al of the first SOS) of a lossless JPEG frame. */
+function losslessParameters(frame: Uint8Array): { precision: number; pt: number } | undefined {
+  let precision: number | undefined;
+  for (let p = 2; p + 4 < frame.length;) {
+    if (frame[p] !== 0xff) return undefined;
+    const m = frame[p + 1]!;
+    if (m === 0xff) {
+      p++;
+      continue;
+    }
+    const len = (frame[p + 2]! << 8) | frame[p + 3]!;
+    if (m >= 0xc0 && m <= 0xcf && m !== 0xc4 && m !== 0xc8 && m !== 0xcc) precision = frame[p + 4];
+    if (m === 0xda) {
+      const ns = frame[p + 4]!;
+      const al = (frame[p + 5 + 2 * ns + 2] ?? 0) & 0x0f;
+      return precision === undefined ? undefined : { precision, pt: al };
+    }
+    p += 2 + len;
+  }
+  return undefined;
+}
+
+/**
+ * jpeg-lossless-decoder-js ignores the point transform Pt (ISO 10918-1 H.1.2.1, H.2): it starts
+ * each prediction chain at 2^(P−1) instead of 2^(P−Pt−1) and does not scale the result by 2^Pt.
+ * Every predictor is a combination of neighbours whose weights sum to one, so the wrong start offsets
+ * every reconstructed value by the same constant, modulo 2^16 (H.2.1); this removes it and scales.
+ * DCMTK and GDCM agree with the result exactly (odd/GH1376.dcm, Pt = 2).
+ */
+function undoPointTransform(frame: Uint8Array, out: Uint8Array | Uint16Array): void {
+  const lp = losslessParameters(frame);
+  if (!lp || lp.pt === 0 || lp.pt >= lp.precision) return;
+  const offset = (1 << (lp.precision - lp.pt - 1)) - (1 << (lp.precision - 1));
+  const mask = out instanceof Uint8Array ? 0xff : 0xffff;
+  for (let i = 0; i < out.length; i++) out[i] = (((out[i]! + offset) & 0xffff) << lp.pt) & mask;
 }
 
 const startsWith = (f: Uint8Array | undefined, sig: number[]): boolean =>

@@ -1,16 +1,15 @@
 /**
- * Starts the whole federation — authority, cloud, consumer hospital, producer hospital — each as its
- * own process with its own data directory and certificates (the demo PKI is made on first start),
- * waits until each says it listens, and stops them all together. `npm start` and the integration
- * tests use the same code.
+ * The federation's process launcher: starts the whole federation — authority, cloud, consumer
+ * hospital, producer hospital — each as its own process (`src/services/<party>/main.ts`) with its own
+ * data directory and certificates (the demo PKI is made on first start), waits until each says it
+ * listens, and stops them all together. `npm start` and the integration tests use the same code.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes, toBase64Url } from '../core/bytes.ts';
-import { buildMultipart } from '../core/dicom/multipart.ts';
 import { ZtvError } from '../core/errors.ts';
 import { createDemoPki } from '../core/pki/demo.ts';
 import {
@@ -189,75 +188,4 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
       await Promise.all([...procs.keys()].map((p) => kill(p)));
     },
   };
-}
-
-/** Outsources DICOM files through the producer's STOW-RS endpoint, in batches; idempotent. */
-export async function outsource(
-  producerUrl: string,
-  token: string,
-  files: readonly string[],
-  onProgress?: (done: number, total: number) => void,
-  batch = 10,
-): Promise<{ stored: number; failed: string[] }> {
-  let stored = 0;
-  const failed: string[] = [];
-  for (let i = 0; i < files.length; i += batch) {
-    const group = files.slice(i, i + batch);
-    const boundary = `ztv-stow-${toBase64Url(randomBytes(9))}`;
-    const body = buildMultipart(
-      group.map((f) => new Uint8Array(readFileSync(f))),
-      boundary,
-    ) as Uint8Array<ArrayBuffer>;
-    let r: Response;
-    try {
-      r = await fetch(`${producerUrl}/studies`, {
-        method: 'POST',
-        headers: {
-          'content-type': `multipart/related; type="application/dicom"; boundary=${boundary}`,
-          authorization: `Bearer ${token}`,
-        },
-        body,
-      });
-    } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-      throw new ZtvError(
-        'bad-input',
-        `the producer at ${producerUrl} cannot be reached (${cause})`,
-      );
-    }
-    const json = (await r.json().catch(() => ({}))) as Record<
-      string,
-      { Value?: Record<string, { Value?: unknown[] }>[] } | string | undefined
-    >;
-    if (r.status === 401)
-      throw new ZtvError('bad-key', 'the producer refused the integration token');
-    if (r.status >= 400 && r.status !== 409)
-      throw new ZtvError(
-        'bad-input',
-        `the producer refused the upload: ${r.status} ${typeof json.message === 'string' ? json.message : ''}`.trim(),
-      );
-    const seq = (tag: string) => {
-      const v = json[tag];
-      return typeof v === 'object' ? (v.Value ?? []) : [];
-    };
-    stored += seq('00081199').length;
-    for (const f of seq('00081198')) {
-      // "part N: reason", N counted from 1 within this batch: name the file instead.
-      const text = String(f['00091001']?.Value?.[0] ?? f['00000902']?.Value?.[0] ?? 'refused');
-      const m = /^part (\d+): ([\s\S]*)$/.exec(text);
-      const file = m ? group[Number(m[1]) - 1] : undefined;
-      failed.push(file ? `${file}: ${m![2]}` : text);
-    }
-    onProgress?.(Math.min(i + batch, files.length), files.length);
-  }
-  return { stored, failed };
-}
-
-/** The .dcm files of a directory (non-recursive), or the file itself. */
-export function dicomFiles(path: string): string[] {
-  if (!statSync(path).isDirectory()) return [path];
-  return readdirSync(path)
-    .filter((f) => f.endsWith('.dcm'))
-    .sort()
-    .map((f) => join(path, f));
 }

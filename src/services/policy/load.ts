@@ -5,37 +5,40 @@
  * persons against their hospital's directory.
  */
 import { join } from 'node:path';
-import { PolicyEngine } from '../policy/engine.ts';
-import { directoryResolver } from '../policy/directory.ts';
-import { loadSignedPolicies } from '../policy/files.ts';
+import { directoryResolver } from './directory.ts';
+import { PolicyEngine } from './engine.ts';
+import { loadSignedPolicies } from './files.ts';
 import {
   clinicianResolver,
   issuerResolver,
   organizationResolver,
   policySignerResolver,
-} from '../policy/resolvers.ts';
-import { federationConfig, urls } from './config.ts';
-import type { LiveTrust } from './trust.ts';
+  type TrustSource,
+} from './resolvers.ts';
 
-/** Where the services read their signed policies: ZTV_POLICIES, or `<data>/policies` (npm start signs them there). */
-export const policyDir = (): string =>
-  process.env.ZTV_POLICIES ?? join(federationConfig().dataDir, 'policies');
+/**
+ * Where a service reads its signed policies: ZTV_POLICIES, or `<data>/policies` of the federation's
+ * data directory (npm start signs the repository's policies there).
+ */
+export const policyDir = (dataDir: string, env: NodeJS.ProcessEnv = process.env): string =>
+  env.ZTV_POLICIES ?? join(dataDir, 'policies');
 
 export interface PolicyEngineSetup {
-  readonly dir?: string;
-  /** Trust-group member id → base URL of its directory (default: the demo consumer hospital). */
-  readonly directories?: Readonly<Record<string, string>>;
+  /** The directory of signed policy files (`policyDir`). */
+  readonly dir: string;
+  /** Trust-group member id → base URL of its directory (the hospitals whose people it confirms). */
+  readonly directories: Readonly<Record<string, string>>;
   /** Revoked statements (the producer's revocation table). */
   readonly isRevoked?: (jti: string) => Promise<boolean>;
   readonly fetch?: typeof fetch;
 }
 
 export async function loadPolicyEngine(
-  trust: LiveTrust,
-  setup: PolicyEngineSetup = {},
+  trust: TrustSource,
+  setup: PolicyEngineSetup,
 ): Promise<PolicyEngine> {
   const files = await loadSignedPolicies(
-    setup.dir ?? policyDir(),
+    setup.dir,
     policySignerResolver(() => trust.view()),
   );
   const resolveIssuer = issuerResolver(trust);
@@ -45,7 +48,7 @@ export async function loadPolicyEngine(
     resolveOrganization: organizationResolver(trust),
     directory: directoryResolver(
       resolveIssuer,
-      setup.directories ?? { consumer: urls(federationConfig()).consumer },
+      setup.directories,
       setup.fetch ? { fetch: setup.fetch } : {},
     ),
     ...(setup.isRevoked ? { isRevoked: setup.isRevoked } : {}),

@@ -1,37 +1,19 @@
 /**
- * Revocation of delegations before their expiry, by statement id (`jti`): the delegator revokes,
- * through their own device session at the producer, a delegation they signed; the producer's policy
- * engine then refuses every chain with that hop until the delegation would have expired anyway.
+ * Revocation of delegations before their expiry, the producer hospital's side: the delegator's own
+ * device revokes, through its session, a delegation it signed (`revoke-delegation`); the producer
+ * keeps the statement id (`jti`) in `revoked_statements`, and its policy engine (`revocationCheck`,
+ * the engine's `isRevoked`) refuses every chain with that hop until the delegation would have
+ * expired anyway. Each revocation is a record of the audit chain.
  */
-import type { Kysely, Migration } from 'kysely';
-import type { AuditStore } from '../storage/audit-store.ts';
-import { DELEGATION_TYP, type Delegation, type KeyResolver } from '../../core/policy/statements.ts';
+import type { FastifyInstance } from 'fastify';
 import { compactVerify, decodeProtectedHeader } from 'jose';
+import type { Kysely } from 'kysely';
 import { fromUtf8 } from '../../core/bytes.ts';
-import { OperationError, type Operation, type OperationContext } from '../common/session.ts';
-
-export interface RevocationTables {
-  revoked_statements: {
-    jti: string;
-    issuer: string;
-    organization: string;
-    expires_at: number;
-    revoked_at: string;
-  };
-}
-
-export const revocationMigration: Migration = {
-  async up(db: Kysely<unknown>) {
-    await db.schema
-      .createTable('revoked_statements')
-      .addColumn('jti', 'text', (c) => c.primaryKey())
-      .addColumn('issuer', 'text', (c) => c.notNull())
-      .addColumn('organization', 'text', (c) => c.notNull())
-      .addColumn('expires_at', 'bigint', (c) => c.notNull())
-      .addColumn('revoked_at', 'text', (c) => c.notNull())
-      .execute();
-  },
-};
+import { revokeDelegation } from '../../core/operations/delegation.ts';
+import { DELEGATION_TYP, type Delegation, type KeyResolver } from '../../core/policy/statements.ts';
+import { OperationError } from '../common/session.ts';
+import type { AuditStore } from '../storage/audit-store.ts';
+import type { RevocationTables } from './schema.ts';
 
 /** The engine's `isRevoked` option over the table. */
 export function revocationCheck(db: Kysely<RevocationTables>): (jti: string) => Promise<boolean> {
@@ -43,17 +25,18 @@ export function revocationCheck(db: Kysely<RevocationTables>): (jti: string) => 
       .executeTakeFirst());
 }
 
-export interface RevocationDeps {
+export interface RevocationOptions {
   readonly db: Kysely<RevocationTables>;
   readonly audit: AuditStore;
   /** The services' clinician resolver: the delegation's signer, from its x5c chain. */
   readonly resolveClinician: KeyResolver;
-  readonly now: () => number;
+  readonly now?: () => number;
 }
 
-/** The `revoke-delegation` session operation: `{ delegation: <compact JWS> }`. */
-export function revocationOperations(deps: RevocationDeps): Record<string, Operation> {
-  const revoke = async (body: { delegation: string }, ctx: OperationContext) => {
+/** `revoke-delegation` on the producer's session layer. */
+export async function revocationPlugin(app: FastifyInstance, o: RevocationOptions): Promise<void> {
+  const now = o.now ?? Date.now;
+  app.sessionOperations.handle(revokeDelegation, async (body, ctx) => {
     const me = ctx.client.attributes.clinicianId;
     const org = ctx.client.attributes.hospital;
     if (ctx.client.attributes.kind !== 'device' || !me || !org)
@@ -62,7 +45,7 @@ export function revocationOperations(deps: RevocationDeps): Record<string, Opera
     try {
       const header = decodeProtectedHeader(body.delegation);
       if (header.typ !== DELEGATION_TYP || typeof header.kid !== 'string') throw new Error();
-      const signer = await deps.resolveClinician(header.kid, header);
+      const signer = await o.resolveClinician(header.kid, header);
       if (!signer) throw new Error();
       const v = await compactVerify(body.delegation, signer.key, { algorithms: ['ES256'] });
       claims = JSON.parse(fromUtf8(v.payload)) as Delegation;
@@ -77,24 +60,23 @@ export function revocationOperations(deps: RevocationDeps): Record<string, Opera
     }
     if (claims.iss !== me || claims.iss_org !== org)
       throw new OperationError(403, 'denied', 'only the delegator may revoke a delegation');
-    const at = new Date(deps.now()).toISOString();
-    const known = await deps.db
+    const known = await o.db
       .selectFrom('revoked_statements')
       .select('jti')
       .where('jti', '=', claims.jti)
       .executeTakeFirst();
     if (!known)
-      await deps.db
+      await o.db
         .insertInto('revoked_statements')
         .values({
           jti: claims.jti,
           issuer: me,
           organization: org,
           expires_at: claims.exp,
-          revoked_at: at,
+          revoked_at: new Date(now()).toISOString(),
         })
         .execute();
-    await deps.audit.append({
+    await o.audit.append({
       event: '110113',
       subtype: 'delegation-revoked',
       action: 'U',
@@ -104,16 +86,5 @@ export function revocationOperations(deps: RevocationDeps): Record<string, Opera
       details: { role: claims.role, activity: claims.activity, delegatee: claims.sub },
     });
     return { revoked: claims.jti, until: claims.exp };
-  };
-  return {
-    'revoke-delegation': {
-      schema: {
-        type: 'object',
-        required: ['delegation'],
-        additionalProperties: false,
-        properties: { delegation: { type: 'string', minLength: 20, maxLength: 16384 } },
-      },
-      handler: revoke as never,
-    },
-  };
+  });
 }

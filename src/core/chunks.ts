@@ -1,0 +1,99 @@
+/**
+ * Bytes arriving in chunks (a fetch body, a request stream), taken out by exact lengths: what the
+ * session frames and the multipart parts are read with. Each byte is copied once at most, into the
+ * buffer that keeps it (concatenating chunk by chunk would copy a 500 kB instance a dozen times).
+ */
+export class ChunkQueue {
+  private readonly chunks: Uint8Array[] = [];
+  private head = 0;
+  length = 0;
+
+  push(c: Uint8Array): void {
+    if (c.length === 0) return;
+    this.chunks.push(c);
+    this.length += c.length;
+  }
+
+  /**
+   * The next `n` bytes (n ≤ length), removed from the queue: a view when they lie in one chunk (the
+   * chunks are never written to), otherwise a copy.
+   */
+  take(n: number): Uint8Array {
+    const first = this.chunks[0];
+    if (first && first.length - this.head >= n) {
+      const out = first.subarray(this.head, this.head + n);
+      this.skip(first, n);
+      return out;
+    }
+    const out = new Uint8Array(n);
+    for (let off = 0; off < n;) {
+      const c = this.chunks[0]!;
+      const k = Math.min(c.length - this.head, n - off);
+      out.set(c.subarray(this.head, this.head + k), off);
+      off += k;
+      this.skip(c, k);
+    }
+    return out;
+  }
+
+  /** Moves past `k` bytes of the front chunk `c`, dropping it once read to its end. */
+  private skip(c: Uint8Array, k: number): void {
+    this.head += k;
+    this.length -= k;
+    if (this.head === c.length) {
+      this.chunks.shift();
+      this.head = 0;
+    }
+  }
+
+  /** The byte at `i` from the front (i < length). */
+  at(i: number): number {
+    let k = this.head + i;
+    for (const c of this.chunks) {
+      if (k < c.length) return c[k]!;
+      k -= c.length;
+    }
+    return -1;
+  }
+
+  /**
+   * Where `needle` next starts at or after `from`, across chunk edges; -1 when not there yet. Jumps
+   * from one occurrence of its first byte to the next, so a long body is scanned at native speed.
+   */
+  indexOf(needle: Uint8Array, from = 0): number {
+    const n = needle.length;
+    if (n === 0) return Math.min(from, this.length);
+    let base = 0;
+    for (let ci = 0; ci < this.chunks.length; ci++) {
+      const c = this.chunks[ci]!;
+      const start = ci === 0 ? this.head : 0;
+      for (let j = c.indexOf(needle[0]!, start + Math.max(from - base, 0)); j >= 0;) {
+        const pos = base + j - start;
+        if (pos + n > this.length) return -1;
+        if (this.matchesAt(needle, ci, j)) return pos;
+        j = c.indexOf(needle[0]!, j + 1);
+      }
+      base += c.length - start;
+    }
+    return -1;
+  }
+
+  private matchesAt(needle: Uint8Array, ci: number, j: number): boolean {
+    let c = this.chunks[ci]!;
+    for (let t = 0; t < needle.length; t++, j++) {
+      while (j >= c.length) {
+        c = this.chunks[++ci]!;
+        j = 0;
+      }
+      if (c[j] !== needle[t]) return false;
+    }
+    return true;
+  }
+
+  /** Where the next CRLF starts, searching at most `limit` bytes; -1 when not there yet. */
+  crlf(limit: number): number {
+    const end = Math.min(this.length, limit) - 1;
+    for (let i = 0; i < end; i++) if (this.at(i) === 13 && this.at(i + 1) === 10) return i;
+    return -1;
+  }
+}

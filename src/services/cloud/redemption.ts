@@ -1,0 +1,242 @@
+/**
+ * Redemption, the cloud's side: a clinician's device hands over the ticket's cloud part. The cloud
+ * checks the producer's signature, decrypts its own part (image ids, traces, nonce), checks the images
+ * are that producer's, decides with the policy, signs a trace slot for every image — the obligation
+ * before any release — and commits the spent nonce, the redemption and its release record in one
+ * transaction, so a replay fails on whichever replica it reaches. Every refusal is a logged alert.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { AuditEntry, AuditRecord } from '../../core/audit/record.ts';
+import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
+import type { SigningKey } from '../../core/crypto/keys.ts';
+import { redeem } from '../../core/operations/redemption.ts';
+import { OID } from '../../core/pki/oids.ts';
+import { signTraceBasis, traceBasis } from '../../core/protect/index.ts';
+import { ticketProducerResolver } from '../../core/ticket/producer.ts';
+import { openCloudPart, type CloudClaims } from '../../core/ticket/ticket.ts';
+import { OperationError } from '../common/session.ts';
+import type { LiveTrust } from '../common/trust.ts';
+import { enforce, type PolicyEngine } from '../policy/engine.ts';
+import type { AuditStore, AuditTables } from '../storage/audit-store.ts';
+import type { BlobStore } from '../storage/blobs.ts';
+import type { Database } from '../storage/db.ts';
+import type { Alert } from './alerts.ts';
+import { basisFromText, type CloudTables } from './schema.ts';
+
+export interface RedemptionOptions {
+  readonly id: string;
+  readonly database: Database<CloudTables>;
+  readonly blobs: BlobStore;
+  readonly signer: SigningKey;
+  /** The cloud's ECDH private key: what the cloud part of tickets is encrypted to. */
+  readonly decryptionKey: CryptoKey;
+  readonly trust: LiveTrust;
+  readonly policy: PolicyEngine;
+  readonly audit: AuditStore;
+  readonly alert: Alert;
+  readonly now: () => number;
+  /** For the crash tests: called once the traces are signed, before the redemption commits. */
+  readonly beforeRedemptionCommit?: () => Promise<void>;
+}
+
+export async function redemptionPlugin(
+  app: FastifyInstance,
+  deps: RedemptionOptions,
+): Promise<void> {
+  const db = deps.database.db;
+  const audit = deps.audit;
+  const now = deps.now;
+  // The same checks as the clinician's side; a refusal's reason becomes the 403 below.
+  const resolveProducer = ticketProducerResolver(() => deps.trust.fresh());
+
+  app.sessionOperations.handle(redeem, async (body, ctx) => {
+    const device = ctx.client.thumbprint;
+    const clinician = ctx.client.attributes.clinicianId ?? 'unknown';
+    const actor = { id: clinician, device };
+    let claims: CloudClaims;
+    try {
+      claims = await openCloudPart(body.ticket, {
+        resolveProducer,
+        decryptionKey: deps.decryptionKey,
+        cloudId: deps.id,
+        deviceId: device,
+        now: now(),
+      });
+    } catch (e) {
+      const reason = (e as Error).message;
+      await deps.alert('ticket-refused', actor, { reason });
+      throw new OperationError(403, 'ticket-refused', reason);
+    }
+    const ids = claims.images.map((i) => i.id);
+    const known = await db
+      .selectFrom('instances')
+      .select(['id', 'producer', 'trace_basis'])
+      .where('id', 'in', ids)
+      .execute();
+    if (known.length !== new Set(ids).size || known.some((k) => k.producer !== claims.iss)) {
+      await deps.alert('ticket-refused', actor, {
+        reason: 'the ticket names images this producer did not store here',
+        ticket: claims.tid,
+      });
+      throw new OperationError(
+        403,
+        'ticket-refused',
+        'the ticket names images this producer did not store here',
+      );
+    }
+    const principal = {
+      id: clinician,
+      organization: ctx.client.attributes.hospital ?? '',
+      roles: [ctx.client.attributes.role ?? ''],
+    };
+    const decision = await deps.policy.decide(OID.domainFederation, {
+      principal,
+      activity: 'redeem',
+      resource: { kind: 'image' },
+      context: { purpose: claims.purpose, time: new Date(now()) },
+    });
+    await audit.append({
+      event: '110103',
+      subtype: 'policy-decision',
+      action: 'R',
+      outcome: decision.decision === 'allow' ? 0 : 4,
+      actor,
+      objects: [{ type: 'ticket', id: claims.tid }],
+      details: { decision },
+    });
+    // Obligation before release: insert the requester's trace into every image (signed slots).
+    const slots: { image: string; slot: Uint8Array }[] = [];
+    const bases = new Map(known.map((k) => [k.id, k.trace_basis]));
+    const enforced = await enforce(decision, {
+      'insert-trace': async () => {
+        const signed = await Promise.all(
+          claims.images.map(async (im) => {
+            // The image must be here to take the trace; its basis was read when it was stored.
+            if (!(await deps.blobs.has(im.id)))
+              throw new Error(`image ${im.id} is missing from the store`);
+            const stored = bases.get(im.id);
+            const basis = stored
+              ? basisFromText(stored)
+              : traceBasis(await deps.blobs.get(im.id), `image ${im.id}`);
+            const opts = {
+              signer: deps.signer,
+              traceId: fromHex(im.trace),
+              now: new Date(now()),
+            };
+            return { image: im.id, slot: await signTraceBasis(basis, opts) };
+          }),
+        );
+        slots.push(...signed);
+      },
+    });
+    if (enforced.decision.decision !== 'allow') {
+      await deps.alert('redemption-denied', actor, {
+        ticket: claims.tid,
+        rules: enforced.decision.rules,
+        errors: enforced.decision.errors,
+      });
+      throw new OperationError(
+        403,
+        'denied',
+        `the cloud's policy refuses this redemption: ${[...enforced.decision.errors, ...enforced.decision.rules].join('; ') || 'no rule permits it'}`,
+      );
+    }
+    const release = await deps.policy.decide(OID.domainFederation, {
+      principal,
+      activity: 'release',
+      resource: { kind: 'image' },
+      context: {
+        purpose: claims.purpose,
+        time: new Date(now()),
+        traceInserted: slots.length === claims.images.length,
+      },
+    });
+    const rid = toHex(randomBytes(16));
+    // The release record commits with the redemption (below): both or neither, and before any byte
+    // of the images leaves (retrieval only serves committed redemptions).
+    let releaseRecord: AuditEntry | undefined;
+    const released = await enforce(release, {
+      'log-release': async () => {
+        releaseRecord = {
+          event: '110103',
+          subtype: 'trace-inserted',
+          action: 'R',
+          outcome: 0,
+          actor,
+          objects: [
+            { type: 'ticket', id: claims.tid },
+            ...claims.images.map((i) => ({ type: 'image' as const, id: i.id })),
+          ],
+          details: {
+            redemption: rid,
+            traces: [...new Set(claims.images.map((i) => i.trace))],
+            producer: claims.iss,
+            rules: release.rules,
+          },
+        };
+      },
+    });
+    if (released.decision.decision !== 'allow' || !releaseRecord) {
+      await deps.alert('release-denied', actor, {
+        ticket: claims.tid,
+        errors: released.decision.errors,
+      });
+      throw new OperationError(
+        403,
+        'denied',
+        'the trace could not be inserted: the images are not released',
+      );
+    }
+    await deps.beforeRedemptionCommit?.();
+    // Spend the nonce, record the redemption and its release record in one transaction: a replay on
+    // any replica fails here, and a crash leaves none of it.
+    let logged: AuditRecord | undefined;
+    try {
+      logged = await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('spent_nonces')
+          .values({
+            nonce: claims.nonce,
+            ticket: claims.tid,
+            spent_at: new Date(now()).toISOString(),
+          })
+          .execute();
+        await trx
+          .insertInto('redemptions')
+          .values({
+            id: rid,
+            ticket: claims.tid,
+            device,
+            clinician,
+            created_at: new Date(now()).toISOString(),
+            expires_at: claims.exp,
+          })
+          .execute();
+        await trx
+          .insertInto('redemption_items')
+          .values(
+            slots.map((s, position) => ({
+              redemption: rid,
+              position,
+              image: s.image,
+              slot: toHex(s.slot),
+            })),
+          )
+          .execute();
+        return audit.appendIn(trx as unknown as Kysely<AuditTables>, releaseRecord!);
+      });
+    } catch (e) {
+      const spent = await db
+        .selectFrom('spent_nonces')
+        .select('ticket')
+        .where('nonce', '=', claims.nonce)
+        .executeTakeFirst();
+      if (!spent) throw e;
+      await deps.alert('ticket-replayed', actor, { ticket: claims.tid });
+      throw new OperationError(403, 'ticket-refused', 'the ticket was already redeemed (replay)');
+    }
+    await audit.checkpointIfDue(logged);
+    return { redemption: rid, ticket: claims.tid, images: ids, expiresAt: claims.exp };
+  });
+}

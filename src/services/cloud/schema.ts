@@ -1,0 +1,89 @@
+/**
+ * The cloud's records: the protected instances it stores (with the trace basis read once at upload),
+ * the spent ticket nonces, the redemptions and their traced items, and its audit chain; the
+ * migrations that make them, run at start on SQLite or PostgreSQL.
+ */
+import type { Kysely, Migration } from 'kysely';
+import { fromHex, toHex } from '../../core/bytes.ts';
+import type { TraceBasis } from '../../core/protect/index.ts';
+import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+
+export interface CloudTables extends AuditTables {
+  instances: {
+    id: string;
+    producer: string;
+    upload_key: string;
+    digest: string;
+    size: number;
+    created_at: string;
+    /** Hex of the sealed container bytes and the seal signature: what a trace signs (public). */
+    trace_basis: string | null;
+  };
+  spent_nonces: { nonce: string; ticket: string; spent_at: string };
+  redemptions: {
+    id: string;
+    ticket: string;
+    device: string;
+    clinician: string;
+    created_at: string;
+    expires_at: number;
+  };
+  redemption_items: { redemption: string; position: number; image: string; slot: string };
+}
+
+export const cloudMigrations: Record<string, Migration> = {
+  '0001_audit': auditMigration,
+  '0001_audit_witness': auditWitnessMigration,
+  '0002_cloud': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('producer', 'text', (c) => c.notNull())
+        .addColumn('upload_key', 'text', (c) => c.notNull())
+        .addColumn('digest', 'text', (c) => c.notNull())
+        .addColumn('size', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('instances_upload', ['producer', 'upload_key'])
+        .execute();
+      await db.schema
+        .createTable('spent_nonces')
+        .addColumn('nonce', 'text', (c) => c.primaryKey())
+        .addColumn('ticket', 'text', (c) => c.notNull())
+        .addColumn('spent_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('redemptions')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('ticket', 'text', (c) => c.notNull())
+        .addColumn('device', 'text', (c) => c.notNull())
+        .addColumn('clinician', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('redemption_items')
+        .addColumn('redemption', 'text', (c) => c.notNull().references('redemptions.id'))
+        .addColumn('position', 'integer', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('slot', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('redemption_items_pk', ['redemption', 'position'])
+        .execute();
+    },
+  },
+  '0003_trace_basis': {
+    // Redemption signs traces from what the upload read once, instead of re-reading every image.
+    async up(db: Kysely<unknown>) {
+      await db.schema.alterTable('instances').addColumn('trace_basis', 'text').execute();
+    },
+  },
+};
+
+/** A trace basis as the instances table keeps it: `<sealed bytes hex>.<seal signature hex>`. */
+export const basisToText = (b: TraceBasis): string =>
+  `${toHex(b.sealedBytes)}.${toHex(b.sealSignature)}`;
+
+export const basisFromText = (text: string): TraceBasis => {
+  const [sealed = '', signature = ''] = text.split('.');
+  return { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
+};

@@ -1,0 +1,104 @@
+/**
+ * STOW-RS (DICOMweb, PS3.18 10.5) for the hospital's own systems: `POST /studies` with a
+ * multipart/related body of DICOM instances and the integration token; each part is outsourced
+ * (`outsourcing.ts`) and the answer is the PS3.18 JSON response — the stored instances with the
+ * cloud's id as Retrieve URL, the failed ones with Failure Reason C000 and the reason in words.
+ */
+import type { FastifyInstance } from 'fastify';
+import { boundaryOf, readMultipart } from '../../core/multipart.ts';
+import { jsonKey, T } from '../../core/dicom/tags.ts';
+import { isZtvError } from '../../core/errors.ts';
+import { HttpError } from '../common/http.ts';
+import { checkSecret } from '../common/secrets.ts';
+import type { Producer } from './outsourcing.ts';
+
+/** Private creator of the attributes the producer adds to its STOW-RS answers. */
+export const PRIVATE_CREATOR = 'ZTV 1';
+/** (0009,0010) reserves block 10 of group 0009 for it; (0009,1001) holds a failure's whole reason. */
+export const PRIVATE_CREATOR_TAG = '00090010';
+export const FAILURE_TEXT_TAG = '00091001';
+
+export interface StowOptions {
+  readonly producer: Producer;
+  /** scrypt hash of the hospital integration token. */
+  readonly stowTokenHash: string;
+  /** The largest request accepted, in bytes (parts are read and outsourced one at a time). */
+  readonly bodyLimit: number;
+}
+
+/** The request body as it arrives, refused once longer than `limit` (413). */
+async function* bounded(body: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Uint8Array> {
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > limit)
+      throw new HttpError(413, 'too-large', `a STOW-RS request is limited to ${limit} bytes`);
+    yield new Uint8Array(c.buffer, c.byteOffset, c.length);
+  }
+}
+
+export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promise<void> {
+  // The body is read as it streams in: each part is outsourced once complete, so the producer
+  // holds one instance at a time, not the whole request.
+  app.addContentTypeParser(/^multipart\/related/i, (_req, payload, done) => done(null, payload));
+  app.post(
+    '/studies',
+    {
+      schema: {
+        // Bounded here; the token itself is checked below (a wrong one is a 401, not a 400).
+        headers: {
+          type: 'object',
+          properties: {
+            authorization: { type: 'string', maxLength: 1024 },
+            'content-type': { type: 'string', maxLength: 512 },
+          },
+        },
+      },
+    },
+    async (req, reply) => {
+      const token = /^Bearer (\S{16,256})$/.exec(req.headers.authorization ?? '')?.[1];
+      if (!token || !(await checkSecret(token, opts.stowTokenHash)))
+        throw new HttpError(401, 'unauthorised', 'a hospital integration token is required');
+      const boundary = boundaryOf(req.headers['content-type']);
+      const referenced: { sop: string; id: string; created: boolean }[] = [];
+      const failed: { index: number; reason: string }[] = [];
+      let index = 0;
+      const body = bounded(req.body as AsyncIterable<Buffer>, opts.bodyLimit);
+      for await (const part of readMultipart(body, { boundary, what: 'the STOW-RS request' })) {
+        index++;
+        try {
+          const r = await opts.producer.outsource(part.body);
+          referenced.push({ sop: r.sopInstanceUid, id: r.cloudId, created: r.created });
+        } catch (e) {
+          if (!isZtvError(e)) throw e;
+          failed.push({ index, reason: e.message });
+        }
+      }
+      // A PS3.18 STOW response in JSON: referenced instances, and the failed ones with their reason.
+      const status = failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202;
+      return reply.code(status).send({
+        [jsonKey(T.ReferencedSOPSequence)]: {
+          vr: 'SQ',
+          Value: referenced.map((r) => ({
+            [jsonKey(T.ReferencedSOPInstanceUID)]: { vr: 'UI', Value: [r.sop] },
+            [jsonKey(T.RetrieveURL)]: { vr: 'UR', Value: [`cloud:${r.id}`] },
+          })),
+        },
+        // Failure Reason C000 (cannot understand) with the reason in words: a short Error Comment
+        // (LO holds 64 characters) and the whole sentence in a private attribute of block ZTV.
+        [jsonKey(T.FailedSOPSequence)]: {
+          vr: 'SQ',
+          Value: failed.map((f) => ({
+            [jsonKey(T.FailureReason)]: { vr: 'US', Value: [0xc000] },
+            [jsonKey(T.ErrorComment)]: {
+              vr: 'LO',
+              Value: [`part ${f.index}: ${f.reason}`.slice(0, 64)],
+            },
+            [PRIVATE_CREATOR_TAG]: { vr: 'LO', Value: [PRIVATE_CREATOR] },
+            [FAILURE_TEXT_TAG]: { vr: 'LT', Value: [`part ${f.index}: ${f.reason}`] },
+          })),
+        },
+      });
+    },
+  );
+}
