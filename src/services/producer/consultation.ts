@@ -150,20 +150,27 @@ export async function consultationPlugin(
 
   /**
    * The declared purpose at the edge: the contract admits the shape of a PurposeOfUse code, this the
-   * domain's closed vocabulary — refused (400) before anything is logged or decided.
+   * domain's closed vocabulary. Another code is refused (400) as a body outside the schema is — a
+   * security alert in the log, and nothing requested or decided.
    */
   const vocabulary = [...deps.policy.purposes(deps.domain).keys()];
-  const knownPurpose = (purpose: string) => {
-    if (!vocabulary.includes(purpose))
-      throw new OperationError(
-        400,
-        'bad-request',
-        `the purpose of use ${purpose} is not in the policy's vocabulary (${vocabulary.join(', ')})`,
-      );
+  const knownPurpose = async (ctx: OperationContext, purpose: string) => {
+    if (vocabulary.includes(purpose)) return;
+    const message = `the purpose of use ${purpose} is not in the policy's vocabulary (${vocabulary.join(', ')})`;
+    await audit.append({
+      event: '110113',
+      subtype: 'session-refused',
+      action: 'E',
+      outcome: 8,
+      actor: actorOf(ctx),
+      objects: [],
+      details: { reason: 'bad-request', message },
+    });
+    throw new OperationError(400, 'bad-request', message);
   };
 
   app.sessionOperations.handle(search, async (body, ctx) => {
-    knownPurpose(body.purpose);
+    await knownPurpose(ctx, body.purpose);
     await checkHospital(ctx);
     await logRequest(ctx, [], { operation: 'search', purpose: body.purpose });
     const d = await deps.policy.decide(
@@ -243,7 +250,7 @@ export async function consultationPlugin(
   });
 
   app.sessionOperations.handle(consult, async (body, ctx) => {
-    knownPurpose(body.purpose);
+    await knownPurpose(ctx, body.purpose);
     // Pre-obligation first: the request is logged before anything is decided.
     await logRequest(ctx, [{ type: 'patient', id: pseudo(body.patient) }], {
       operation: 'consult',

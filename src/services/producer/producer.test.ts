@@ -262,7 +262,7 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     expect((r as RemoteError).message).toMatch(/purpose/);
   });
 
-  it('refuses a purpose of use outside the policy’s vocabulary with 400, before anything is logged or decided', async () => {
+  it('refuses a purpose of use outside the policy’s vocabulary with 400 and an alert, before any request or decision', async () => {
     const before = (await p.producer.audit.all()).length;
     for (const purpose of ['TRAIN', 'ZZZ']) {
       const r = await bob.client
@@ -275,7 +275,11 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       const s = await bob.client.search(purpose).catch((e: unknown) => e);
       expect((s as RemoteError).status).toBe(400);
     }
-    expect((await p.producer.audit.all()).length).toBe(before);
+    const added = (await p.producer.audit.all()).slice(before);
+    expect(added.map((r) => [r.event, r.subtype, r.actor.id])).toEqual(
+      Array.from({ length: 4 }, () => ['110113', 'session-refused', 'dr.bob']),
+    );
+    expect(added[0]!.details.message).toMatch(/purpose of use TRAIN is not in the policy's/);
   });
 
   it('revokes a delegation at its delegator’s request only; the policy then refuses the chain', async () => {
