@@ -273,8 +273,16 @@ export interface SessionServerOptions {
   readonly maxPacket?: number;
   readonly idleMs?: number;
   readonly now?: () => number;
-  /** Called with every refusal (for the audit log). Never receives keys or message contents. */
-  readonly onRefusal?: (reason: SessionRefusal, message: string, sessionId?: string) => void;
+  /**
+   * Called with every refusal (for the audit log). Never receives keys or message contents. A
+   * promise it returns is awaited where the refusal is reported (`report`), so that the record
+   * exists before the refused peer hears the answer.
+   */
+  readonly onRefusal?: (
+    reason: SessionRefusal,
+    message: string,
+    sessionId?: string,
+  ) => void | Promise<void>;
 }
 
 export interface OpenedMessage {
@@ -295,7 +303,7 @@ export class SessionServer {
   }
 
   private refuse(reason: SessionRefusal, message: string, sessionId?: string): never {
-    this.opts.onRefusal?.(reason, message, sessionId);
+    void this.opts.onRefusal?.(reason, message, sessionId);
     throw new SessionError(reason, message);
   }
 
@@ -416,8 +424,8 @@ export class SessionServer {
         `message ${m.seq} arrived where ${s.recvSeq} was due: replayed or reordered`,
         s.id,
       );
-    const plaintext = await unseal(s.keys!.c2s, m, C2S).catch((e: unknown) => {
-      this.opts.onRefusal?.('bad-message', (e as Error).message, s.id);
+    const plaintext = await unseal(s.keys!.c2s, m, C2S).catch(async (e: unknown) => {
+      await this.opts.onRefusal?.('bad-message', (e as Error).message, s.id);
       throw e;
     });
     s.recvSeq++;
@@ -465,10 +473,11 @@ export class SessionServer {
 
   /**
    * Reports a refusal made above the session layer (an operation's body that fails its schema, an
-   * unknown operation), so that it reaches the same log as the session's own refusals.
+   * unknown operation), so that it reaches the same log as the session's own refusals; resolves
+   * once the log holds it.
    */
-  report(reason: SessionRefusal, message: string, sessionId?: string): void {
-    this.opts.onRefusal?.(reason, message, sessionId);
+  async report(reason: SessionRefusal, message: string, sessionId?: string): Promise<void> {
+    await this.opts.onRefusal?.(reason, message, sessionId);
   }
 
   /**

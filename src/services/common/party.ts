@@ -143,15 +143,17 @@ export function partySessions(
       return deviceValidator(() => trust.view())(chain);
     },
     onRefusal: (reason, message) =>
-      void rt.audit.append({
-        event: '110113',
-        subtype: 'session-refused',
-        action: 'E',
-        outcome: 8,
-        actor: { id: 'unknown' },
-        objects: [],
-        details: { reason, message },
-      }),
+      rt.audit
+        .append({
+          event: '110113',
+          subtype: 'session-refused',
+          action: 'E',
+          outcome: 8,
+          actor: { id: 'unknown' },
+          objects: [],
+          details: { reason, message },
+        })
+        .then(() => undefined),
   });
 }
 

@@ -161,7 +161,7 @@ beforeAll(async () => {
     maxPacket: 32768,
     idleMs: 60_000,
     now: () => clock,
-    onRefusal: (r, m) => refusals.push(`server ${r}: ${m}`),
+    onRefusal: (r, m) => void refusals.push(`server ${r}: ${m}`),
   });
   app = Fastify();
   await app.register(sessionPlugin, { server });

@@ -251,14 +251,14 @@ async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): 
       const op = operations.streamed(name);
       reply.header('content-type', 'application/vnd.ztv.sealed-stream');
       if (!op) {
-        server.report('bad-request', `no stream ${name}`, sid);
+        await server.report('bad-request', `no stream ${name}`, sid);
         return reply.send(
           Buffer.from(await end(404, { error: 'unknown-operation', message: `no stream ${name}` })),
         );
       }
       const accepted = op(msg.body);
       if ('error' in accepted) {
-        server.report('bad-request', accepted.error, sid);
+        await server.report('bad-request', accepted.error, sid);
         return reply.send(
           Buffer.from(await end(400, { error: 'bad-request', message: accepted.error })),
         );
@@ -338,12 +338,12 @@ async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): 
       const name = typeof msg.path === 'string' ? msg.path : '';
       const op = operations.message(name);
       if (!op) {
-        server.report('bad-request', `no operation ${name}`, opened.sessionId);
+        await server.report('bad-request', `no operation ${name}`, opened.sessionId);
         return answer(404, { error: 'unknown-operation', message: `no operation ${name}` });
       }
       const accepted = op(msg.body);
       if ('error' in accepted) {
-        server.report('bad-request', accepted.error, opened.sessionId);
+        await server.report('bad-request', accepted.error, opened.sessionId);
         return answer(400, { error: 'bad-request', message: accepted.error });
       }
       opts.onOperation?.(name, msg.body);
