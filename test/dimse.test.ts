@@ -151,4 +151,32 @@ describe('the producer as a DICOM node (C-ECHO, C-STORE) with DCMTK', () => {
     expect(r.out).toMatch(/\(0000,0902\) LO \[the image cannot carry the protection container/);
     expect(await instances()).toHaveLength(before.length);
   }, 120_000);
+
+  it('answers A700 while the cloud is down, keeps the instance, and Success once the cloud holds it', async () => {
+    const slice = sampleFiles('series/ct_chest_LIDC-IDRI-0314')[6]!;
+    const sop = parseDicom(new Uint8Array(readFileSync(slice))).dataset.text(T.SOPInstanceUID)!;
+    const send = () =>
+      dcmtk('storescu', [
+        '-aet',
+        'STORESCU',
+        '-aec',
+        'ZTV_PRODUCER',
+        '-d',
+        '127.0.0.1',
+        port,
+        slice,
+      ]);
+    await t.fed.kill('cloud');
+    try {
+      const down = await send();
+      expect(down.out).toMatch(/DIMSE Status\s*:\s*0xa700/i);
+      expect(down.out).toMatch(/\(0000,0902\) LO \[the cloud could not be reached/);
+      expect((await instances()).find((i) => i.sop_uid === sop)?.status).toBe('pending');
+    } finally {
+      await t.fed.start('cloud');
+    }
+    const up = await send();
+    expect(up.out).toMatch(/DIMSE Status\s*:\s*0x0000/i);
+    expect((await instances()).find((i) => i.sop_uid === sop)?.status).toBe('done');
+  }, 180_000);
 });
