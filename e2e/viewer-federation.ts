@@ -60,6 +60,8 @@ export async function startViewerFederation(
     ZTV_PORT_CLOUD: String(cloud),
     ZTV_PORT_CLOUD_INTERNAL: String(cloudInternal),
     ZTV_PORT_CONSUMER: String(consumer),
+    // The DICOM node on a port of the system's choosing: federations run side by side.
+    ZTV_PORT_DIMSE: '0',
     ZTV_VIEWER_DIR: join(dir, 'viewer'),
     ZTV_LOG_LEVEL: 'warn',
     ...opts.env,
