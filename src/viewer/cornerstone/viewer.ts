@@ -29,16 +29,19 @@ import {
   utilities as toolUtilities,
 } from '@cornerstonejs/tools';
 
+import { MEASURE_CLASSES, MEASURE_TOOLS, type MeasureKind } from './measurements.ts';
+
 let engineCount = 0;
 let toolsReady = false;
 
-/** The tool the left button drags. */
-export type PrimaryTool = 'wl' | 'pan' | 'zoom';
+/** The tool the left button drags: window/level, pan, zoom or a measurement. */
+export type PrimaryTool = 'wl' | 'pan' | 'zoom' | MeasureKind;
 
 const TOOL_NAMES: Record<PrimaryTool, string> = {
   wl: WindowLevelTool.toolName,
   pan: PanTool.toolName,
   zoom: ZoomTool.toolName,
+  ...MEASURE_TOOLS,
 };
 
 /** Core and tools, once per page: tools must be initialised before an element is enabled. */
@@ -47,7 +50,8 @@ function initCornerstone(): void {
   if (toolsReady) return;
   toolsReady = true;
   initTools();
-  for (const T of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) addTool(T);
+  for (const T of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, ...MEASURE_CLASSES])
+    addTool(T);
 }
 
 /** The patient directions (LPS letters: R/L, A/P, H/F) at the four edges of the viewport. */
@@ -147,6 +151,8 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
   for (const name of Object.values(TOOL_NAMES)) group.addTool(name);
   group.addTool(StackScrollTool.toolName);
   group.addViewport(viewportId, engineId);
+  // Measurements already drawn stay editable (their handles move) whichever tool is chosen.
+  for (const name of Object.values(MEASURE_TOOLS)) group.setToolPassive(name);
   const { MouseBindings } = ToolEnums;
   group.setToolActive(WindowLevelTool.toolName, {
     bindings: [{ mouseButton: MouseBindings.Primary }],

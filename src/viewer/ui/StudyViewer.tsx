@@ -8,7 +8,8 @@
  * chosen tool, the middle pans, the right zooms, the wheel scrolls. The keyboard: SHORTCUTS, `?`
  * shows them. A series opens at its first slice in display order (study/order.ts).
  */
-import { cache } from '@cornerstonejs/core';
+import { cache, eventTarget } from '@cornerstonejs/core';
+import { Enums as ToolEnums } from '@cornerstonejs/tools';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
@@ -18,11 +19,23 @@ import {
   registerZtImages,
   WARMUP_IMAGE_ID,
 } from '../cornerstone/images.ts';
+import {
+  clearMeasurements,
+  deleteMeasurement,
+  listMeasurements,
+  markUnverified,
+  MEASURE_LABELS,
+  renameMeasurement,
+  undoMeasurement,
+  type MeasureKind,
+  type Measurement,
+} from '../cornerstone/measurements.ts';
 import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
 import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
+import { MeasurementsPanel, type MeasurementRow } from './MeasurementsPanel.tsx';
 import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
 import { ProblemBox } from './Problem.tsx';
 import { Thumbnail } from './Thumbnail.tsx';
@@ -37,6 +50,16 @@ export const PRESETS = [
 
 type Tool = PrimaryTool;
 
+/** Keys choosing a measurement tool for the left button. */
+const MEASURE_KEYS: Record<string, MeasureKind> = {
+  l: 'length',
+  a: 'angle',
+  b: 'bidirectional',
+  e: 'ellipse',
+  t: 'rectangle',
+  x: 'probe',
+};
+
 /** Every keyboard shortcut of the image viewer (the `?` help lists them). */
 export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['↓ → / ↑ ←', 'next / previous slice (wheel: down = next)'],
@@ -44,6 +67,9 @@ export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['Home / End', 'first / last slice'],
   ...PRESETS.map((p) => [p.key, `${p.label} window (W ${p.width} L ${p.center})`] as const),
   ['w / p / z', 'left button: window/level, pan, zoom (middle button pans, right zooms)'],
+  ['l / a / b', 'left button: length, angle, bidirectional (long and short axis)'],
+  ['e / t / x', 'left button: ellipse ROI, rectangle ROI, probe'],
+  ['Ctrl+Z', 'undo the last measurement change'],
   ['i', 'invert'],
   ['o / O', 'rotate 90° clockwise / anticlockwise'],
   ['h / v', 'flip horizontally / vertically'],
@@ -85,7 +111,7 @@ export function scaleBar(
   for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) if (m <= max) best = m;
   return best ? { mm: best, px: best / mmPerPixel } : undefined;
 }
-type Panel = 'integrity' | 'tags' | 'auditor';
+type Panel = 'integrity' | 'measurements' | 'tags' | 'auditor';
 
 const name = (n?: string): string => (n ? n.replace(/\^+/g, ' ').trim() : '');
 const date = (d?: string): string =>
@@ -173,7 +199,37 @@ export function StudyViewer({
     void study.start();
     return () => {
       void study.close();
+      // Measurements name this study's images: they go with it.
+      clearMeasurements();
       cache.purgeCache();
+    };
+  }, [study]);
+
+  // Measurements drawn, edited or removed: the panel follows; one made on an image that is not
+  // verified is coloured in the viewport.
+  const [measureVersion, setMeasureVersion] = useState(0);
+  useEffect(() => {
+    const E = ToolEnums.Events;
+    const bump = () => setMeasureVersion((n) => n + 1);
+    const completed = (e: Event) => {
+      const a = (
+        e as CustomEvent<{
+          annotation?: { annotationUID?: string; metadata?: { referencedImageId?: string } };
+        }>
+      ).detail.annotation;
+      const id = a?.metadata?.referencedImageId;
+      if (a?.annotationUID && id?.startsWith('zt:') && id !== WARMUP_IMAGE_ID) {
+        const state = study.instances.get(parseImageId(id).ref)?.badge?.state;
+        if (state !== 'verified') markUnverified(a.annotationUID);
+      }
+      bump();
+    };
+    const events = [E.ANNOTATION_ADDED, E.ANNOTATION_MODIFIED, E.ANNOTATION_REMOVED];
+    for (const n of events) eventTarget.addEventListener(n, bump);
+    eventTarget.addEventListener(E.ANNOTATION_COMPLETED, completed);
+    return () => {
+      for (const n of events) eventTarget.removeEventListener(n, bump);
+      eventTarget.removeEventListener(E.ANNOTATION_COMPLETED, completed);
     };
   }, [study]);
 
@@ -320,6 +376,12 @@ export function StudyViewer({
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement | null;
       if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      if ((e.ctrlKey || e.metaKey) && e.key === 'z' && viewer.current) {
+        undoMeasurement(viewer.current.element);
+        viewer.current.viewport.render();
+        e.preventDefault();
+        return;
+      }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (help && (e.key === 'Escape' || e.key === '?')) {
         setHelp(false);
@@ -350,6 +412,7 @@ export function StudyViewer({
       else if (e.key === 'w') choose('wl');
       else if (e.key === 'p') choose('pan');
       else if (e.key === 'z') choose('zoom');
+      else if (e.key in MEASURE_KEYS) choose(MEASURE_KEYS[e.key]!);
       else if (e.key === '?') setHelp(true);
       else {
         const p = PRESETS.find((x) => x.key === e.key);
@@ -361,6 +424,35 @@ export function StudyViewer({
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
   }, [go, refs.length, help]);
+
+  // The measurements panel's rows: each measurement with the image it was made on.
+  void measureVersion;
+  const measureRows: MeasurementRow[] = listMeasurements().map((m) => {
+    const ref = m.imageId.startsWith('zt:') ? parseImageId(m.imageId).ref : undefined;
+    const inst = ref ? study.instances.get(ref) : undefined;
+    const s = inst ? study.series.find((x) => x.uid === inst.series) : undefined;
+    const at = s && ref ? s.refs.indexOf(ref) : -1;
+    return {
+      m,
+      ...(s && at >= 0
+        ? {
+            where:
+              `Se ${s.number ?? ''} ${s.description ?? ''}`.trim() +
+              ` · Im ${at + 1} / ${s.refs.length}`,
+          }
+        : {}),
+      ...(inst?.badge ? { badge: inst.badge } : {}),
+    };
+  });
+  const jumpTo = (m: Measurement) => {
+    const ref = parseImageId(m.imageId).ref;
+    const inst = study.instances.get(ref);
+    if (!inst) return;
+    if (inst.series !== shownSeries) {
+      wantRef.current = ref;
+      setSeriesUid(inst.series);
+    } else go(refs.indexOf(ref));
+  };
 
   const problem = study.failure
     ? describeProblem(study.failure.error, study.failure.step)
@@ -460,6 +552,19 @@ export function StudyViewer({
               {label}
             </button>
           ))}
+          <span className="sep" />
+          {(Object.keys(MEASURE_LABELS) as MeasureKind[]).map((id) => (
+            <button
+              key={id}
+              aria-pressed={tool === id}
+              data-testid={`tool-${id}`}
+              title={`${MEASURE_LABELS[id]} (${Object.keys(MEASURE_KEYS).find((k) => MEASURE_KEYS[k] === id)})`}
+              onClick={() => choose(id)}
+            >
+              {MEASURE_LABELS[id]}
+            </button>
+          ))}
+          <span className="sep" />
           <button data-testid="invert" aria-pressed={!!view?.invert} onClick={invert}>
             Invert
           </button>
@@ -688,6 +793,7 @@ export function StudyViewer({
           {(
             [
               ['integrity', 'Integrity'],
+              ['measurements', 'Measurements'],
               ['tags', 'Tags'],
               ['auditor', 'Auditor'],
             ] as const
@@ -707,6 +813,28 @@ export function StudyViewer({
         <div className="body">
           {panel === 'integrity' && (
             <IntegrityPanel inst={current} expectedTrace={study.answer.trace} />
+          )}
+          {panel === 'measurements' && (
+            <MeasurementsPanel
+              key={measureVersion}
+              rows={measureRows}
+              onJump={jumpTo}
+              onRename={(m, label) => {
+                renameMeasurement(m.uid, label);
+                viewer.current?.viewport.render();
+                setMeasureVersion((n) => n + 1);
+              }}
+              onDelete={(m) => {
+                deleteMeasurement(m.uid);
+                viewer.current?.viewport.render();
+              }}
+              onUndo={() => {
+                if (!viewer.current) return;
+                undoMeasurement(viewer.current.element);
+                viewer.current.viewport.render();
+                setMeasureVersion((n) => n + 1);
+              }}
+            />
           )}
           {panel === 'tags' && <TagPanel inst={current} />}
           {panel === 'auditor' && <AuditorPanel study={study} inst={current} />}
