@@ -64,7 +64,11 @@ async function openCt(page: Page): Promise<void> {
   await requestPatient(page, v.ctPatient);
   await submitRequest(page, 'treatment');
   await waitForStudy(page);
+  // The panel first: the viewport is then sized with the page's final layout (1:1, no offset).
+  await page.getByTestId('panel-measurements').click();
   await sizeViewport(page);
+  const box = (await page.getByTestId('viewport').boundingBox())!;
+  expect([box.width, box.height]).toEqual([512, 512]);
   await page.getByTestId('reset').click();
 }
 
@@ -112,9 +116,10 @@ describe('measurements', () => {
     await shooting(vp, 'measure-verified', async (page) => {
       await openCt(page);
       const file = byNumber.get(await instanceShown(page))!;
-      const truth = pydicom(file, { points: [[256, 200]], ellipse: [160, 280, 30, 20] });
+      // Cornerstone counts a pixel in an ellipse when its centre lies within the ellipse grown by half a
+      // pixel (its pixel-extent test): the same pixels are taken here.
+      const truth = pydicom(file, { points: [[256, 200]], ellipse: [160, 280, 30.5, 20.5] });
       const [rs, cs] = truth.spacing;
-      await page.getByTestId('panel-measurements').click();
 
       // Length from pixel (100, 100) to (300, 250).
       await page.getByTestId('tool-length').click();
@@ -130,9 +135,9 @@ describe('measurements', () => {
         'Rests on verified pixels',
       );
 
-      // Ellipse ROI inscribed in pixels (130, 260)–(190, 300): centre (160, 280), radii 30 × 20.
+      // Ellipse ROI: Cornerstone's is drawn from its centre, (160, 280), out to (190, 300): radii 30 × 20.
       await page.getByTestId('tool-ellipse').click();
-      await drag(page, [130, 260], [190, 300]);
+      await drag(page, [160, 280], [190, 300]);
       await expect.poll(() => rows(page).count()).toBe(2);
       const roi = await statsOf(page, 1);
       expect(roi.modalityUnit).toBe('HU');
@@ -189,7 +194,6 @@ describe('measurements', () => {
         await expect
           .poll(() => page.getByTestId('integrity-badge').first().textContent())
           .toMatch(/^Tampered/);
-        await page.getByTestId('panel-measurements').click();
         await page.getByTestId('tool-length').click();
         await drag(page, [200, 200], [300, 300]);
         await expect.poll(() => rows(page).count()).toBe(1);
@@ -204,7 +208,7 @@ describe('measurements', () => {
               .locator('[data-testid=viewport] svg [stroke-dasharray]')
               .evaluateAll((els) => els.map((e) => e.getAttribute('stroke')).join(' ')),
           )
-          .toContain('rgb(248, 81, 73)');
+          .toMatch(/rgb\((248, 81, 73|255, 123, 114)\)/);
       });
     } finally {
       writeFileSync(victim, good);
