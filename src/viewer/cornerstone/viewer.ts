@@ -105,6 +105,9 @@ export interface StackViewer {
   setInvert(invert: boolean): void;
   rotate(degrees: number): void;
   flip(direction: 'horizontal' | 'vertical'): void;
+  /** Cine: plays the stack in a loop at `fps` frames per second (again: changes the rate). */
+  play(fps: number): void;
+  stop(): void;
   /** The tool the left button drags (the middle button pans, the right zooms, the wheel scrolls). */
   setPrimaryTool(tool: PrimaryTool): void;
   reset(): void;
@@ -202,6 +205,16 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
           : { flipVertical: !p.flipVertical },
       );
       viewport.render();
+    },
+    play(fps) {
+      toolUtilities.cine.stopClip(element);
+      toolUtilities.cine.playClip(element, {
+        framesPerSecond: Math.max(1, Math.min(60, fps)),
+        loop: true,
+      });
+    },
+    stop() {
+      toolUtilities.cine.stopClip(element);
     },
     setPrimaryTool(tool) {
       if (tool === primary) return;

@@ -73,6 +73,7 @@ export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['i', 'invert'],
   ['o / O', 'rotate 90° clockwise / anticlockwise'],
   ['h / v', 'flip horizontally / vertically'],
+  ['c', 'cine: play / pause (rate in the toolbar)'],
   ['f', 'fullscreen'],
   ['r', 'reset the view'],
   ['?', 'this help (Esc closes it)'],
@@ -179,6 +180,9 @@ export function StudyViewer({
   const [panel, setPanel] = useState<Panel>('integrity');
   const [loadError, setLoadError] = useState<string>();
   const [help, setHelp] = useState(false);
+  /** Cine: playing or not, and its rate in frames per second. */
+  const [playing, setPlaying] = useState(false);
+  const [fps, setFps] = useState(10);
   const [edges, setEdges] = useState<EdgeLabels>();
   const [bar, setBar] = useState<{ mm: number; px: number }>();
   const indexRef = useRef(0);
@@ -366,6 +370,13 @@ export function StudyViewer({
     setTool(t);
     viewer.current?.setPrimaryTool(t);
   };
+  const cine = (play: boolean, rate = fps) => {
+    const v = viewer.current;
+    if (!v) return;
+    if (play) v.play(rate);
+    else v.stop();
+    setPlaying(play);
+  };
   const fullscreen = () => {
     if (document.fullscreenElement) void document.exitFullscreen();
     else void stage.current?.requestFullscreen();
@@ -409,6 +420,7 @@ export function StudyViewer({
       else if (e.key === 'h') flip('horizontal');
       else if (e.key === 'v') flip('vertical');
       else if (e.key === 'f') fullscreen();
+      else if (e.key === 'c') cine(!playing);
       else if (e.key === 'w') choose('wl');
       else if (e.key === 'p') choose('pan');
       else if (e.key === 'z') choose('zoom');
@@ -423,7 +435,16 @@ export function StudyViewer({
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [go, refs.length, help]);
+  }, [go, refs.length, help, playing, fps]);
+
+  // Cine stops when the series changes or the study closes.
+  useEffect(() => {
+    const v = viewer.current;
+    return () => {
+      v?.stop();
+      setPlaying(false);
+    };
+  }, [shownSeries]);
 
   // The measurements panel's rows: each measurement with the image it was made on.
   void measureVersion;
@@ -591,6 +612,30 @@ export function StudyViewer({
           >
             Flip V
           </button>
+          <button
+            data-testid="cine"
+            aria-pressed={playing}
+            title="Cine: play or pause the stack (c)"
+            onClick={() => cine(!playing)}
+          >
+            {playing ? 'Pause' : 'Play'}
+          </button>
+          <label className="cine-rate" title="Cine rate, frames per second">
+            <input
+              type="number"
+              data-testid="cine-fps"
+              aria-label="Frames per second"
+              min={1}
+              max={60}
+              value={fps}
+              onChange={(e) => {
+                const n = Math.max(1, Math.min(60, Math.round(Number(e.target.value) || 1)));
+                setFps(n);
+                if (playing) cine(true, n);
+              }}
+            />
+            fps
+          </label>
           <button data-testid="fullscreen" title="Fullscreen (f)" onClick={fullscreen}>
             Fullscreen
           </button>
