@@ -7,6 +7,8 @@ export {
   type ProtectReport,
 } from './protect.ts';
 export {
+  basisVersion,
+  signRelease,
   signTraceBasis,
   signTraceSlot,
   traceBasis,
@@ -14,12 +16,17 @@ export {
   traceIdFrom,
   traceProtected,
   writeTraceSlot,
+  type ReleaseOptions,
+  type SignedRelease,
+  type SignedRoot,
   type TraceBasis,
   type TraceOptions,
 } from './trace.ts';
 export {
   openProtected,
+  traceRootCache,
   verifyProtected,
+  type TraceRootCache,
   type Opened,
   type Restored,
   type VerifyOptions,
