@@ -378,7 +378,7 @@ export const regionSamples = (bytes: number, L: number): number => Math.ceil((by
  */
 export function writeRegionBits(
   data: Uint8Array,
-  g: Geometry,
+  g: Pick<Geometry, 'wordBytes'>,
   L: number,
   bits: Uint8Array,
   fromBit: number,

@@ -11,6 +11,8 @@ export {
   signRelease,
   signTraceBasis,
   signTraceSlot,
+  stampTraceSlot,
+  placementFits,
   traceBasis,
   traceBasisOf,
   traceIdFrom,
@@ -21,6 +23,7 @@ export {
   type SignedRoot,
   type TraceBasis,
   type TraceOptions,
+  type TracePlacement,
 } from './trace.ts';
 export {
   openProtected,

@@ -25,6 +25,7 @@ import {
   protect,
   readProtected,
   signRelease,
+  stampTraceSlot,
   traceBasis,
   traceIdFrom,
   traceRootCache,
@@ -292,6 +293,26 @@ describe('format v2 traces', () => {
     expect(v.status).toBe('tampered');
     expect(check(v, 'trace.path')?.result).toBe('fail');
     expect(check(v, 'trace.signature')?.result).toBe('fail');
+  });
+});
+
+describe('stamping by the recorded placement', () => {
+  it('writes the same file as writeTraceSlot (v1 and v2), in place, and refuses a placement that does not fit', async () => {
+    for (const img of [v1.bytes, v2[0]!.bytes, v2[1]!.bytes]) {
+      const basis = traceBasis(img);
+      expect(basis.placement).toBeDefined();
+      const [slot] = (await release([img])).slots;
+      const fresh = img.slice();
+      const stamped = stampTraceSlot(fresh, basis.placement!, slot!);
+      expect(stamped).toBe(fresh); // in place, no copy
+      expect(Buffer.from(stamped).equals(Buffer.from(writeTraceSlot(img, slot!)))).toBe(true);
+      expect(() =>
+        stampTraceSlot(img.slice(0, basis.placement!.offset + 8), basis.placement!, slot!),
+      ).toThrow(/placement does not fit/);
+      expect(() => stampTraceSlot(img.slice(), basis.placement!, slot!.subarray(8))).toThrow(
+        /does not fit its placement/,
+      );
+    }
   });
 });
 

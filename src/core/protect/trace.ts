@@ -15,6 +15,8 @@ import {
   rootMessage,
   sealDigest,
   TRACE_ID_LENGTH,
+  TRACE_SLOT_LENGTH,
+  TRACE_SLOT_V2_LENGTH,
   traceLeaf,
   traceMessage,
   traceSlotLength,
@@ -82,6 +84,21 @@ function traceableImage(img: ProtectedImage, what: string) {
 export interface TraceBasis {
   readonly sealedBytes: Uint8Array;
   readonly sealSignature: Uint8Array;
+  /** Where the trace slot lies in the file, for stamping without reading the image again. */
+  readonly placement?: TracePlacement;
+}
+
+/**
+ * Where an image's trace slot lies in its file: the pixel data's byte offset, the word size, the
+ * container's bit planes L, and the slot's first container bit and bit count. Recorded when the
+ * cloud stores the image (it reads the image then); `stampTraceSlot` writes a slot by it.
+ */
+export interface TracePlacement {
+  readonly offset: number;
+  readonly wordBytes: number;
+  readonly L: number;
+  readonly fromBit: number;
+  readonly bits: number;
 }
 
 /** The trace basis of a protected image (refused if its container is damaged). */
@@ -89,10 +106,63 @@ export function traceBasis(bytes: Uint8Array, what = 'the image'): TraceBasis {
   return traceBasisOf(readProtected(bytes, what), what);
 }
 
-/** The trace basis of an image read already (`readProtected`). */
+/** The trace basis of an image read already (`readProtected`), with where its slot lies. */
 export function traceBasisOf(img: ProtectedImage, what = 'the image'): TraceBasis {
-  const { c } = traceableImage(img, what);
-  return { sealedBytes: c.sealedBytes, sealSignature: c.sealSignature };
+  const { c, offset } = traceableImage(img, what);
+  const length = traceSlotLength(c.fields.version);
+  return {
+    sealedBytes: c.sealedBytes,
+    sealSignature: c.sealSignature,
+    placement: {
+      offset,
+      wordBytes: img.g.wordBytes,
+      L: img.L,
+      fromBit: (c.fields.containerBytes - length) * 8,
+      bits: length * 8,
+    },
+  };
+}
+
+/** The last file byte (exclusive) a slot written at `p` touches. */
+const placementEnd = (p: TracePlacement): number =>
+  p.offset + Math.ceil((p.fromBit + p.bits) / p.L) * p.wordBytes;
+
+/** Whether `p` is a placement a trace slot can have in a file of `size` bytes. */
+export function placementFits(p: TracePlacement, size: number): boolean {
+  const int = (n: number) => Number.isSafeInteger(n) && n >= 0;
+  return (
+    int(p.offset) &&
+    int(p.fromBit) &&
+    [1, 2, 4].includes(p.wordBytes) &&
+    Number.isInteger(p.L) &&
+    p.L >= 1 &&
+    p.L <= 8 &&
+    (p.bits === TRACE_SLOT_LENGTH * 8 || p.bits === TRACE_SLOT_V2_LENGTH * 8) &&
+    placementEnd(p) <= size
+  );
+}
+
+/**
+ * Writes `slot` into `bytes` in place at the placement recorded when the image was stored: no parse,
+ * no copy (the cloud's retrieval; the bytes are its own fresh read of the stored blob). The result is
+ * the same file `writeTraceSlot` makes (tested); a placement that does not fit is refused.
+ */
+export function stampTraceSlot(
+  bytes: Uint8Array,
+  placement: TracePlacement,
+  slot: Uint8Array,
+): Uint8Array {
+  assertInput(placementFits(placement, bytes.length), 'the trace placement does not fit the image');
+  assertInput(slot.length * 8 === placement.bits, 'the trace slot does not fit its placement');
+  writeRegionBits(
+    bytes.subarray(placement.offset),
+    { wordBytes: placement.wordBytes as 1 | 2 | 4 },
+    placement.L,
+    slot,
+    placement.fromBit,
+    placement.bits,
+  );
+  return bytes;
 }
 
 /** The signed trace slot (128 bytes) for `bytes`, without writing it: the cloud stores it. */

@@ -41,6 +41,28 @@ export interface RedemptionOptions {
   readonly beforeRedemptionCommit?: () => Promise<void>;
 }
 
+/**
+ * The order retrieval streams a redemption's images in: those the device named first (the slice on
+ * screen), in its order, then the rest in the ticket's order. Unknown and repeated names are ignored.
+ */
+export function streamOrder<T extends { readonly image: string }>(
+  items: readonly T[],
+  first: readonly string[] = [],
+): T[] {
+  const byImage = new Map<string, T[]>();
+  for (const it of items) byImage.set(it.image, [...(byImage.get(it.image) ?? []), it]);
+  const out: T[] = [];
+  const taken = new Set<T>();
+  for (const id of first)
+    for (const it of byImage.get(id) ?? [])
+      if (!taken.has(it)) {
+        taken.add(it);
+        out.push(it);
+      }
+  for (const it of items) if (!taken.has(it)) out.push(it);
+  return out;
+}
+
 export async function redemptionPlugin(
   app: FastifyInstance,
   deps: RedemptionOptions,
@@ -221,7 +243,7 @@ export async function redemptionPlugin(
         await trx
           .insertInto('redemption_items')
           .values(
-            slots.map((s, position) => ({
+            streamOrder(slots, body.first).map((s, position) => ({
               redemption: rid,
               position,
               image: s.image,
