@@ -70,7 +70,11 @@ export function rootFromPath(
     if (sn === 0) return undefined;
     if (fn & 1 || fn === sn) {
       r = nodeHash(p, r);
-      if (!(fn & 1)) while (fn !== 0 && !(fn & 1)) ((fn >>>= 1), (sn >>>= 1));
+      if (!(fn & 1))
+        while (fn !== 0 && !(fn & 1)) {
+          fn >>>= 1;
+          sn >>>= 1;
+        }
     } else r = nodeHash(r, p);
     fn >>>= 1;
     sn >>>= 1;
