@@ -236,9 +236,15 @@ export function parseDicom(
       DataSet: new (p: unknown, b: Uint8Array, e: object) => dicomParser.DataSet;
     }
   ).DataSet;
+  // A file that ends with its File Meta holds no data set (dicom-parser's stream throws a bare string).
+  if (start >= body.length)
+    throw new ZtvError(
+      'truncated',
+      `${what} is truncated: it ends ${hasFileMeta ? 'after its File Meta Information' : 'at its start'}, with no data set`,
+    );
   const raw = new DataSetCtor(parser, body, {});
-  const stream = new dicomParser.ByteStream(parser, body, start);
   try {
+    const stream = new dicomParser.ByteStream(parser, body, start);
     if (enc.explicit && !enc.littleEndian) parseExplicitBigEndian(raw, stream, body.length);
     else if (enc.explicit) dicomParser.parseDicomDataSetExplicit(raw, stream, body.length);
     else
