@@ -91,6 +91,21 @@ describe('multipart/related', () => {
     expect(() => boundaryOf(undefined)).toThrow(/boundary/);
   });
 
+  it('refuses a body with more parts than allowed, at the first part beyond', async () => {
+    const body = buildMultipart(
+      [1, 2, 3].map((n) => ({ body: utf8(`part ${n}`) })),
+      'b0undary',
+    );
+    expect(await read([body], { maxParts: 3 })).toHaveLength(3);
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const p of readMultipart([body], { maxParts: 2, what: 'the request' }))
+        seen.push(fromUtf8(p.body));
+    })();
+    await expect(reading).rejects.toThrow('the request holds more than 2 parts');
+    expect(seen).toEqual(['part 1', 'part 2']);
+  });
+
   it('refuses truncated and malformed bodies with a sentence', async () => {
     const good = buildMultipart([{ body: utf8('0123456789') }], 'b');
     const text = fromUtf8(good);

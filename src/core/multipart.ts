@@ -84,6 +84,8 @@ export interface ReadOptions {
   readonly requireLength?: boolean;
   /** The largest part accepted, in bytes. */
   readonly maxPart?: number;
+  /** The most parts accepted: a body with more is refused at the first part beyond. */
+  readonly maxParts?: number;
 }
 
 const LINE_MAX = 8192;
@@ -97,6 +99,7 @@ export async function* readMultipart(
   const what = opts.what ?? 'the multipart body';
   const malformed = (message: string) => new ZtvError(opts.malformed ?? 'bad-input', message);
   const maxPart = opts.maxPart ?? Number.MAX_SAFE_INTEGER;
+  const maxParts = opts.maxParts ?? Number.MAX_SAFE_INTEGER;
   const source = (async function* () {
     for await (const c of chunks) yield c;
   })();
@@ -141,7 +144,8 @@ export async function* readMultipart(
     if (n > HEADERS_MAX) throw malformed(`${what} does not start with its boundary`);
   }
   const marker = utf8(`\r\n${delimiter}`);
-  for (;;) {
+  for (let parts = 1; ; parts++) {
+    if (parts > maxParts) throw malformed(`${what} holds more than ${maxParts} parts`);
     const headers: Record<string, string> = {};
     for (let n = 0; ; n++) {
       const h = await required('in the headers of a part');

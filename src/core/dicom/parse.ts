@@ -5,8 +5,8 @@
  * deflated data sets, and turns every parser failure into one clear ZtvError.
  */
 import dicomParser from 'dicom-parser';
-import { inflateSync } from 'fflate';
 import { ZtvError } from '../errors.ts';
+import { inflateCapped } from '../inflate.ts';
 import { DataSet, tagString, VR_WORD, type DicomElement } from './dataset.ts';
 import { dictionaryVr } from './dictionary.ts';
 import { T, TS } from './tags.ts';
@@ -150,7 +150,16 @@ export interface ParseOptions {
    * per CT slice): for readers that only read it, and leave `bytes` alone while they use the data set.
    */
   readonly viewPixelData?: boolean;
+  /**
+   * The most a Deflated Explicit VR Little Endian data set may inflate to, in bytes (128 MiB by
+   * default, the producer's largest instance): beyond it the file is refused before it is all
+   * inflated, so a small file cannot make the reader hold gigabytes.
+   */
+  readonly maxInflated?: number;
 }
+
+/** The default of `ParseOptions.maxInflated`. */
+export const MAX_INFLATED = 128 * 1024 * 1024;
 
 export function parseDicom(
   bytes: Uint8Array,
@@ -212,11 +221,11 @@ export function parseDicom(
   const enc = encodingOf(ts);
   let body = bytes;
   if (enc.deflated) {
-    try {
-      body = inflateSync(bytes.subarray(start));
-    } catch {
-      throw new ZtvError('not-dicom', `${what} declares a deflated data set that does not inflate`);
-    }
+    body = inflateCapped(
+      bytes.subarray(start),
+      options.maxInflated ?? MAX_INFLATED,
+      `the deflated data set of ${what}`,
+    );
     start = 0;
   }
   const parser = enc.littleEndian
@@ -227,9 +236,15 @@ export function parseDicom(
       DataSet: new (p: unknown, b: Uint8Array, e: object) => dicomParser.DataSet;
     }
   ).DataSet;
+  // A file that ends with its File Meta holds no data set (dicom-parser's stream throws a bare string).
+  if (start >= body.length)
+    throw new ZtvError(
+      'truncated',
+      `${what} is truncated: it ends ${hasFileMeta ? 'after its File Meta Information' : 'at its start'}, with no data set`,
+    );
   const raw = new DataSetCtor(parser, body, {});
-  const stream = new dicomParser.ByteStream(parser, body, start);
   try {
+    const stream = new dicomParser.ByteStream(parser, body, start);
     if (enc.explicit && !enc.littleEndian) parseExplicitBigEndian(raw, stream, body.length);
     else if (enc.explicit) dicomParser.parseDicomDataSetExplicit(raw, stream, body.length);
     else

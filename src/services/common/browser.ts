@@ -2,7 +2,7 @@
  * What every service that browsers reach sends with each answer, as one plugin: CORS for the
  * viewer's origins only (an origin not listed gets no CORS header, so the browser withholds the
  * answer), preflights answered at once, and the security headers of an API — nothing is sniffed,
- * no referrer leaves, no answer is cached (bodies are sealed or name clinicians). An answer that set
+ * no referrer leaves, nothing is framed, no answer is cached (bodies are sealed or name clinicians). An answer that set
  * its own caching (the viewer's static files) keeps it.
  */
 import type { FastifyInstance } from 'fastify';
@@ -33,6 +33,8 @@ async function browserAccess(app: FastifyInstance, opts: BrowserAccessOptions): 
   app.addHook('onSend', async (_req, reply) => {
     reply.header('x-content-type-options', 'nosniff');
     reply.header('referrer-policy', 'no-referrer');
+    // Never framed: what CSP's frame-ancestors says, for clients older than CSP 2.
+    reply.header('x-frame-options', 'DENY');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
   });
   app.options('/*', async (_req, reply) => reply.code(204).send());

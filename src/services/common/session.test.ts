@@ -28,7 +28,7 @@ import {
   type Sealed,
 } from '../../core/session/protocol.ts';
 import { message, stream } from '../../core/operations/contract.ts';
-import { sessionPlugin } from './session.ts';
+import { SESSION_BODY_LIMITS, sessionPlugin } from './session.ts';
 
 const echo = message<{ echo: string; clinician: string; packet: number }>()('echo', {
   type: 'object',
@@ -240,6 +240,29 @@ describe('session protocol', () => {
     await c.request('echo', { text: 'secret-patient-42' });
     expect(JSON.stringify(seen)).not.toContain('secret-patient-42');
     expect(JSON.stringify(seen)).not.toContain('dr.bob"'); // the answer is sealed too
+  });
+
+  it('refuses a handshake or message body beyond its route limit (413), before reading it', async () => {
+    // 64 kB to /session/connect: a handshake step is a kilobyte at the most.
+    const big = await app.inject({
+      method: 'POST',
+      url: '/session/connect',
+      payload: { versions: ['x'.repeat(64 * 1024)], maxPacket: 1 },
+    });
+    expect(big.statusCode).toBe(413);
+    for (const [path, limit] of Object.entries({
+      '/session/authenticate': SESSION_BODY_LIMITS.authenticate,
+      '/session/finish': SESSION_BODY_LIMITS.finish,
+      '/session/message': SESSION_BODY_LIMITS.sealed,
+      '/session/stream': SESSION_BODY_LIMITS.sealed,
+    })) {
+      const r = await app.inject({
+        method: 'POST',
+        url: path,
+        payload: { sessionId: '0'.repeat(32), seq: 0, data: 'A'.repeat(limit) },
+      });
+      expect(r.statusCode, path).toBe(413);
+    }
   });
 
   it('refuses an unsupported version', async () => {

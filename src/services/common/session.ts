@@ -48,7 +48,24 @@ export class OperationError extends Error {
   }
 }
 
-const b64 = { type: 'string', pattern: '^[A-Za-z0-9_-]+$', maxLength: 2_000_000 } as const;
+/**
+ * Each route's body limit, in bytes, checked on the declared length before the body is read: the
+ * handshake's steps are small (a certificate chain of at most 4 PEMs of 16 KiB at the most); a sealed
+ * message holds an operation's body, the largest a consultation's (16 role assignments and 4
+ * delegation chains of 4 statements, each ≤ 8 KiB: ~270 KB), sealed and in base64.
+ */
+export const SESSION_BODY_LIMITS = {
+  connect: 1024,
+  authenticate: 96 * 1024,
+  finish: 1024,
+  sealed: 512 * 1024,
+} as const;
+
+const b64 = {
+  type: 'string',
+  pattern: '^[A-Za-z0-9_-]+$',
+  maxLength: SESSION_BODY_LIMITS.sealed,
+} as const;
 const pemChain = {
   type: 'array',
   minItems: 1,
@@ -209,23 +226,23 @@ async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): 
   type Finish = FromSchema<typeof SCHEMAS.finish>;
   app.post<{ Body: Connect }>(
     '/session/connect',
-    { schema: { body: SCHEMAS.connect } },
+    { bodyLimit: SESSION_BODY_LIMITS.connect, schema: { body: SCHEMAS.connect } },
     refusing<Connect>((req) => server.connect(req.body)),
   );
   app.post<{ Body: Authenticate }>(
     '/session/authenticate',
-    { schema: { body: SCHEMAS.authenticate } },
+    { bodyLimit: SESSION_BODY_LIMITS.authenticate, schema: { body: SCHEMAS.authenticate } },
     refusing<Authenticate>((req) => server.authenticate(req.body)),
   );
   app.post<{ Body: Finish }>(
     '/session/finish',
-    { schema: { body: SCHEMAS.finish } },
+    { bodyLimit: SESSION_BODY_LIMITS.finish, schema: { body: SCHEMAS.finish } },
     refusing<Finish>((req) => server.finish(req.body)),
   );
   type SealedBody = { Body: FromSchema<typeof SCHEMAS.sealed> };
   app.post<SealedBody>(
     '/session/stream',
-    { schema: { body: SCHEMAS.sealed } },
+    { bodyLimit: SESSION_BODY_LIMITS.sealed, schema: { body: SCHEMAS.sealed } },
     async (req, reply) => {
       let opened;
       try {
@@ -314,7 +331,7 @@ async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): 
 
   app.post<SealedBody>(
     '/session/message',
-    { schema: { body: SCHEMAS.sealed } },
+    { bodyLimit: SESSION_BODY_LIMITS.sealed, schema: { body: SCHEMAS.sealed } },
     async (req, reply) => {
       let opened;
       try {

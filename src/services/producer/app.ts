@@ -36,6 +36,12 @@ export type ProducerDeps = OutsourcingDeps &
     readonly sessions: SessionServer;
     /** scrypt hash of the hospital integration token (STOW-RS). */
     readonly stowTokenHash: string;
+    /** STOW-RS limits in bytes and parts (512 MiB a request, 128 MiB an instance, 4096 instances). */
+    readonly stowLimits?: {
+      readonly body?: number;
+      readonly part?: number;
+      readonly parts?: number;
+    };
     readonly corsOrigins?: readonly string[];
     readonly logLevel?: string;
   };
@@ -65,7 +71,9 @@ export async function buildProducer(
   await app.register(stowPlugin, {
     producer,
     stowTokenHash: deps.stowTokenHash,
-    bodyLimit: 512 * 1024 * 1024,
+    bodyLimit: deps.stowLimits?.body ?? 512 * 1024 * 1024,
+    maxPart: deps.stowLimits?.part ?? 128 * 1024 * 1024,
+    maxParts: deps.stowLimits?.parts ?? 4096,
   });
   await app.register(sessionPlugin, { server: deps.sessions });
   // Not `deps` itself: Fastify reads a plugin's `logLevel` and `prefix` from its options.

@@ -290,6 +290,10 @@ export async function consultationPlugin(
       operation: 'consult',
       purpose: body.purpose,
       emergency: body.emergencyJustification !== undefined,
+      // Kept whatever follows: a refused break-the-glass request keeps its justification too.
+      ...(body.emergencyJustification !== undefined
+        ? { justification: body.emergencyJustification }
+        : {}),
     });
     await checkHospital(ctx);
     const study = body.study

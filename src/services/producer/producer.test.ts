@@ -4,9 +4,11 @@
 // clinician's FederationClient (revoke-delegation too), and the auditors' operations by an
 // AuditorClient — plus the slice positions the consultation answer carries.
 import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS } from '../../../test/databases.ts';
+import { deflatedDicomBomb } from '../../../test/deflate-bomb.ts';
 import {
   CONSUMER_URL,
   PRODUCER_URL,
@@ -15,6 +17,7 @@ import {
   type Clinician,
   type Parties,
 } from '../../../test/parties.ts';
+import { sendPartial } from '../../../test/raw-http.ts';
 import { sampleFiles, samplePath } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { toBase64 } from '../../core/bytes.ts';
@@ -196,6 +199,42 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     expect((await stow(p, [broken])).statusCode).toBe(409);
   });
 
+  it('refuses a deflated instance that would inflate beyond the limit, before inflating it all', async () => {
+    // 200 kB that inflates to 200 MB (issue 16 §2): refused at 128 MiB, with its reason.
+    const r = await stow(p, [deflatedDicomBomb(200)]);
+    expect(r.statusCode).toBe(409);
+    const failed = r.json<StowAnswer>()['00081198']!.Value!;
+    expect(String(failed[0]!['00091001']!.Value![0])).toContain(
+      'inflates to more than 134217728 bytes',
+    );
+  });
+
+  it('answers at once, without reading the body, and closes the connection: STOW-RS without its token, a declared length beyond the limit, 64 MB to /session/connect', async () => {
+    await p.producer.app.listen({ host: '127.0.0.1', port: 0 });
+    const port = (p.producer.app.server.address() as AddressInfo).port;
+    const multipart = {
+      'content-type': 'multipart/related; type="application/dicom"; boundary=b0undary',
+    };
+    const noToken = await sendPartial(
+      port,
+      '/studies',
+      64 * 1024 * 1024,
+      '--b0undary\r\n',
+      multipart,
+    );
+    expect(noToken.answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(noToken.closed).toBe(true);
+    const tooLong = await sendPartial(port, '/studies', 600_000_000, '--b0undary\r\n', {
+      ...multipart,
+      authorization: `Bearer ${STOW_TOKEN}`,
+    });
+    expect(tooLong.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(tooLong.closed).toBe(true);
+    const connect = await sendPartial(port, '/session/connect', 64 * 1024 * 1024, '{"versions":');
+    expect(connect.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(connect.closed).toBe(true);
+  });
+
   it('lists for a physician the studies the policy lets them open, logs the filter, denies an administrator', async () => {
     const ra = [await bob.assignment('attending', ctPatient)];
     const r = await bob.client.search('TREAT', ra);
@@ -267,6 +306,30 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       .consult({ patient: 'no-such-patient', purpose: 'TREAT' })
       .catch((e: unknown) => e);
     expect((missing as RemoteError).code).toBe('unknown-study');
+  });
+
+  it('keeps the justification of a refused break-the-glass request in its audit record', async () => {
+    const from = (await p.producer.audit.all()).length;
+    const why = 'patient collapsed in the waiting room, needs the prior scan now';
+    // Refused by the policy (an administrator cannot break the glass) and before any decision (no
+    // such study): both keep what was typed.
+    await expect(
+      erin.client.consult({ patient: ctPatient, purpose: 'ETREAT', emergencyJustification: why }),
+    ).rejects.toMatchObject({ status: 403 });
+    await expect(
+      bob.client.consult({
+        patient: 'no-such-patient',
+        purpose: 'ETREAT',
+        emergencyJustification: why,
+      }),
+    ).rejects.toMatchObject({ code: 'unknown-study' });
+    const logged = (await p.producer.audit.all())
+      .slice(from)
+      .filter((r) => r.subtype === 'request-logged');
+    expect(logged.map((r) => [r.actor.id, r.details.justification])).toEqual([
+      ['admin.erin', why],
+      ['dr.bob', why],
+    ]);
   });
 
   it('refuses a body outside the operation’s schema before any work, with the field named', async () => {

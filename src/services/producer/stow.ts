@@ -24,6 +24,10 @@ export interface StowOptions {
   readonly stowTokenHash: string;
   /** The largest request accepted, in bytes (parts are read and outsourced one at a time). */
   readonly bodyLimit: number;
+  /** The largest instance (part) accepted, in bytes. */
+  readonly maxPart: number;
+  /** The most instances (parts) in one request. */
+  readonly maxParts: number;
 }
 
 /** The request body as it arrives, refused once longer than `limit` (413). */
@@ -44,6 +48,9 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
   app.post(
     '/studies',
     {
+      // Checked on the declared length before anything else (common/http.ts), and as it streams.
+      // The token is checked before a byte of the body is read: the parser hands over the stream.
+      bodyLimit: opts.bodyLimit,
       schema: {
         // Bounded here; the token itself is checked below (a wrong one is a 401, not a 400).
         headers: {
@@ -64,7 +71,12 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
       const failed: { index: number; reason: string }[] = [];
       let index = 0;
       const body = bounded(req.body as AsyncIterable<Buffer>, opts.bodyLimit);
-      for await (const part of readMultipart(body, { boundary, what: 'the STOW-RS request' })) {
+      for await (const part of readMultipart(body, {
+        boundary,
+        what: 'the STOW-RS request',
+        maxPart: opts.maxPart,
+        maxParts: opts.maxParts,
+      })) {
         index++;
         try {
           const r = await opts.producer.outsource(part.body);

@@ -6,8 +6,8 @@
  * biased). Output is native little-endian, colour-by-pixel.
  */
 import { Decoder as JpegLosslessDecoder } from '@cornerstonejs/jpeg-lossless-decoder-js';
-import { inflateSync } from 'fflate';
 import { ZtvError } from '../../errors.ts';
+import { inflateCapped } from '../../inflate.ts';
 import { TS } from '../tags.ts';
 import { decodeJpeg } from './jpeg-extended.ts';
 import { decodeRleFrame } from './rle.ts';
@@ -184,12 +184,8 @@ export async function decodeFrame(
         ),
       };
     case TS.DeflatedImageFrame: {
-      let out: Uint8Array;
-      try {
-        out = inflateSync(frame);
-      } catch {
-        throw new ZtvError('not-dicom', 'a Deflated Image Frame does not inflate');
-      }
+      // Inflated no further than the frame its header announces (and a little padding).
+      const out = inflateCapped(frame, frameBytes(g) + 65536, 'a Deflated Image Frame');
       return { bytes: fit(out, g, 'Deflate') };
     }
     case TS.JpegLsLossless:

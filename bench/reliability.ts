@@ -1,0 +1,41 @@
+/**
+ * Reliability campaign (issue 17): how far tamper detection and the parsers hold, in figures.
+ * Run: `npm run bench -- reliability` (or `taskset -c 0 npx tsx bench/reliability.ts`); writes
+ * bench/reports/reliability.md. `ZTV_RELIABILITY_PARTS=tamper,fuzz` runs some parts only;
+ * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count (for a quick look; the report says so).
+ * The short slices of each part run in `npm test` (test/reliability-*.test.ts).
+ */
+import { machine, writeReport } from './lib.ts';
+import { tamperSection } from './reliability/report.ts';
+
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper').split(',');
+const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
+const started = Date.now();
+
+const sections: string[] = [];
+let defects = 0;
+if (parts.includes('tamper')) {
+  const s = await tamperSection(scale);
+  sections.push(s.markdown);
+  defects += s.defects;
+}
+
+const command =
+  'npm run bench -- reliability' +
+  (process.env.ZTV_RELIABILITY_PARTS ? ` (ZTV_RELIABILITY_PARTS=${parts.join(',')})` : '') +
+  (scale !== 1 ? ` (ZTV_RELIABILITY_SCALE=${scale})` : '');
+const path = await writeReport(
+  'reliability',
+  [
+    '# Reliability campaign',
+    '',
+    `Command: \`${command}\` (\`bench/reliability.ts\`, parts in \`bench/reliability/\`). Machine: ${machine()}. ` +
+      `Took ${((Date.now() - started) / 60000).toFixed(1)} min. Defects found in this run: **${defects}**.`,
+    '',
+    'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`.',
+    '',
+    ...sections,
+  ].join('\n'),
+);
+console.log(`wrote ${path}; ${defects} defect(s)`);
+process.exit(defects ? 1 : 0);
