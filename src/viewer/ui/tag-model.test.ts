@@ -1,6 +1,11 @@
 // The tag browser shows a sequence closed until opened (its items, then their elements, beneath it),
-// and a filter shows each match with the sequence and item that hold it.
+// and a filter shows each match with the sequence and item that hold it; the worker's header rows of a
+// real file put a sequence's items and elements beneath it.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { samplePath } from '../../../test/samples.ts';
+import { parseDicom } from '../../core/dicom/parse.ts';
+import { headerRows } from '../pipeline/job.ts';
 import type { TagRow } from '../pipeline/protocol.ts';
 import { shownRows } from './tag-model.ts';
 
@@ -63,5 +68,24 @@ describe('shownRows', () => {
     ]);
     expect(names(shownRows(HEADER, new Set(), '(0010,0020)'))).toEqual(['PatientID@6']);
     expect(names(shownRows(HEADER, new Set(), 'grouplength'))).toEqual(['GenericGroupLength@0']);
+  });
+});
+
+describe('the header rows of a real file', () => {
+  it('puts a sequence’s items beneath it and their elements deeper', () => {
+    const ds = parseDicom(
+      new Uint8Array(readFileSync(samplePath('small/dcm_qa_ts_1_explicit_le.dcm'))),
+    ).dataset;
+    const rows = headerRows(ds);
+    const sq = rows.findIndex((r) => r.tag === '(0008,1140)');
+    expect(rows[sq]).toMatchObject({ vr: 'SQ', name: 'ReferencedImageSequence', depth: 0 });
+    expect(rows[sq + 1]).toMatchObject({ tag: '(FFFE,E000)', name: 'Item', depth: 1 });
+    expect(rows[sq + 1]!.value).toBe('item 1 of 3');
+    expect(rows[sq + 2]).toMatchObject({ tag: '(0008,1150)', depth: 2 });
+    expect(rows.filter((r) => r.tag === '(FFFE,E000)' && r.depth === 1)).toHaveLength(3);
+    // Closed, the sequence shows alone; opened, its three items.
+    const closed = shownRows(rows, new Set());
+    expect(closed.some((r) => r.row.name === 'Item')).toBe(false);
+    expect(shownRows(rows, new Set([sq])).filter((r) => r.row.name === 'Item')).toHaveLength(3);
   });
 });
