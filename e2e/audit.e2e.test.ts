@@ -305,7 +305,9 @@ describe('the auditor area, end to end', () => {
       ]);
       expect(forged!.status).toBe('forged');
       expect(forged!.fields.title).toBe('Forged trace');
-      expect(forged!.fields.reasons).toContain("the cloud's trace signature does not verify");
+      expect(forged!.fields.reasons).toContain(
+        "the inclusion path does not lead from the trace record to the release's signed root",
+      );
       expect(forged!.text).not.toContain('dr.bob');
       expect(forged!.text).not.toContain(leakedTicket);
       expect(unknown!.status).toBe('unknown');

@@ -30,6 +30,7 @@ import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
+import { DIRECTORY_CACHE_MS } from '../policy/directory.ts';
 import { slicePosition } from './outsourcing.ts';
 import { PRIVATE_CREATOR } from './stow.ts';
 
@@ -330,6 +331,28 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       ['admin.erin', why],
       ['dr.bob', why],
     ]);
+  });
+
+  it('ends what a sign-in enabled at sign-out: search, consultation and redemption then fail', async () => {
+    const dan = await p.clinician('dr.dan', 'physician');
+    const ra = [await dan.assignment('attending', ctPatient)];
+    const ticket = (
+      await dan.client.consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: ra })
+    ).ticket;
+    expect((await dan.client.search('TREAT', ra)).studies).toHaveLength(1);
+    await dan.signOut();
+    // Deciding parties keep a directory entry DIRECTORY_CACHE_MS at the most.
+    p.clock += DIRECTORY_CACHE_MS + 1000;
+    await expect(dan.client.search('TREAT', ra)).rejects.toThrow(/dr\.dan has no live sign-in/);
+    await expect(
+      dan.client.consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: ra }),
+    ).rejects.toMatchObject({ status: 403, message: expect.stringMatching(/no live sign-in/) });
+    await expect(dan.client.redeem(ticket)).rejects.toThrow(/no live sign-in/);
+    await dan.client.close();
+    // Another clinician, still signed in, is not affected.
+    expect(
+      (await bob.client.search('TREAT', [await bob.assignment('attending', ctPatient)])).studies,
+    ).toHaveLength(1);
   });
 
   it('refuses a body outside the operation’s schema before any work, with the field named', async () => {

@@ -11,7 +11,13 @@ import { T } from '../../core/dicom/tags.ts';
 import { TEXT_VRS } from '../../core/dicom/dataset.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
-import { inspectProtected, openProtected, type SignerResolver } from '../../core/protect/index.ts';
+import {
+  inspectProtected,
+  openProtected,
+  traceRootCache,
+  type SignerResolver,
+  type TraceRootCache,
+} from '../../core/protect/index.ts';
 import { openKeysPart, type ProducerLookup } from '../../core/ticket/ticket.ts';
 import { displayFrame, displayMeta, type DisplayPixels } from './display.ts';
 import type {
@@ -141,6 +147,12 @@ export class DecodeJob {
   private producers = new Map<string, { lookup: Promise<ProducerLookup>; until: number }>();
   private readonly keys = new Map<string, Uint8Array>();
   /**
+   * Release roots (format v2) whose cloud signature this worker verified with `resolver`: a ticket's
+   * images share one, so it is checked once per ticket, and a path per image. Emptied with the trust
+   * and with each ticket.
+   */
+  private traceRoots: TraceRootCache = traceRootCache();
+  /**
    * The warm-up started after the first trust: the open path run once on a synthetic image and the
    * federation's producer and cloud chains validated into the resolver's memo. Resolves to the
    * synthetic image's verdict status; nothing waits for it.
@@ -158,6 +170,7 @@ export class DecodeJob {
           this.view = await viewOf(req.trust);
           this.resolver = memoResolver(this.view);
           this.producers = new Map();
+          this.traceRoots = traceRootCache();
           this.warmed ??= this.warmUp().catch(
             (e: unknown) => `warm-up failed: ${(e as Error).message}`,
           );
@@ -170,6 +183,7 @@ export class DecodeJob {
         }
         return { message: { kind: 'ok', id: req.id }, transfer: none };
       case 'ticket':
+        this.traceRoots = traceRootCache();
         return this.openTicket(req);
       case 'forget':
         for (const k of this.keys.values()) k.fill(0);
@@ -343,6 +357,8 @@ export class DecodeJob {
         resolver,
         imageKey: key,
         lend: true,
+        // Roots verified with the session's resolver only (the warm-up brings its own).
+        ...(resolver === this.resolver ? { traceRoots: this.traceRoots } : {}),
       });
       const r = opened.restored;
       const frames: FrameOut[] = [];
