@@ -86,6 +86,8 @@ export interface TraceBasis {
   readonly sealSignature: Uint8Array;
   /** Where the trace slot lies in the file, for stamping without reading the image again. */
   readonly placement?: TracePlacement;
+  /** v2: the seal digest its trace leaves name, computed once when the image is stored. */
+  readonly sealDigest?: Uint8Array;
 }
 
 /**
@@ -113,6 +115,7 @@ export function traceBasisOf(img: ProtectedImage, what = 'the image'): TraceBasi
   return {
     sealedBytes: c.sealedBytes,
     sealSignature: c.sealSignature,
+    ...(c.fields.version >= 2 ? { sealDigest: sealDigest(c.sealedBytes, c.sealSignature) } : {}),
     placement: {
       offset,
       wordBytes: img.g.wordBytes,
@@ -246,7 +249,7 @@ export async function signRelease(
     const members = v2.slice(from, from + MAX_TREE_LEAVES);
     const fields = members.map((i) => {
       const b = items[i]!.basis;
-      const seal = sealDigest(b.sealedBytes, b.sealSignature);
+      const seal = b.sealDigest ?? sealDigest(b.sealedBytes, b.sealSignature);
       return { seal, traceId: items[i]!.traceId, tracedAt, redemptionId };
     });
     const leaves = fields.map((f) => leafHash(traceLeaf(f)));
