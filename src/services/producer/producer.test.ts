@@ -22,6 +22,7 @@ import { sampleFiles, samplePath } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { toBase64 } from '../../core/bytes.ts';
 import { pemDecode, signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
+import { allowedPurposesIn } from '../../core/policy/purposes.ts';
 import { issueDelegation } from '../../core/policy/statements.ts';
 import { studyRef } from '../../core/audit/trail.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
@@ -288,6 +289,20 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       .catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(RemoteError);
     expect((denied as RemoteError).status).toBe(403);
+    // The refusal names what the clinician may ask for instead: nothing, for an administrator…
+    expect(allowedPurposesIn((denied as RemoteError).message)).toEqual([]);
+    // …emergency treatment (break the glass) for a physician with no care relationship.
+    const bobDenied = await bob.client
+      .consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: [] })
+      .catch((e: unknown) => e);
+    expect((bobDenied as RemoteError).status).toBe(403);
+    expect(allowedPurposesIn((bobDenied as RemoteError).message)).toEqual(['ETREAT']);
+    // Only the refusal itself is logged: the hypothetical decisions behind the list are not.
+    const decisions = (await p.producer.audit.all()).filter(
+      (x) => x.subtype === 'policy-decision' && x.actor.id === 'dr.bob',
+    );
+    expect(decisions.at(-1)?.details.decision).toMatchObject({ decision: 'deny' });
+    expect(JSON.stringify(decisions.at(-1))).not.toContain('ETREAT');
     const missing = await bob.client
       .consult({ patient: 'no-such-patient', purpose: 'TREAT' })
       .catch((e: unknown) => e);

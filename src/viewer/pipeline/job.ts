@@ -64,7 +64,13 @@ const tagText = (t: number): string => {
   return `(${h.slice(0, 4)},${h.slice(4)})`;
 };
 
-/** The restored header as rows for the tag browser (values shortened, binary shown by size). */
+/** Longest text value the tag browser is sent (it wraps what it shows; beyond this, an ellipsis). */
+const MAX_VALUE = 1024;
+
+/**
+ * The restored header as rows for the tag browser (long values shortened, binary shown by size); a
+ * sequence is followed by a row per item (FFFE,E000) and the item's elements, one level deeper each.
+ */
 export function headerRows(ds: DataSet, depth = 0): TagRow[] {
   const rows: TagRow[] = [];
   for (const el of ds.elements()) {
@@ -86,18 +92,31 @@ export function headerRows(ds: DataSet, depth = 0): TagRow[] {
         value: `${el.items.length} item(s)`,
         depth,
       });
-      if (depth < 4) for (const item of el.items) rows.push(...headerRows(item, depth + 1));
+      if (depth < 8)
+        el.items.forEach((item, i) => {
+          rows.push({
+            tag: '(FFFE,E000)',
+            vr: '',
+            name: 'Item',
+            value: `item ${i + 1} of ${el.items!.length}`,
+            depth: depth + 1,
+          });
+          rows.push(...headerRows(item, depth + 2));
+        });
       continue;
     }
     const v = el.value ?? new Uint8Array(0);
-    const value = TEXT_VRS.has(el.vr)
-      ? new TextDecoder('latin1')
-          .decode(v)
-          .replace(/[\0 ]+$/, '')
-          .slice(0, 200)
-      : ['US', 'SS', 'UL', 'SL', 'FL', 'FD'].includes(el.vr)
-        ? String(ds.number(el.tag) ?? numberOf(el.vr, v))
-        : `(${v.length} bytes)`;
+    const text = TEXT_VRS.has(el.vr)
+      ? new TextDecoder('latin1').decode(v).replace(/[\0 ]+$/, '')
+      : undefined;
+    const value =
+      text !== undefined
+        ? text.length > MAX_VALUE
+          ? `${text.slice(0, MAX_VALUE)}…`
+          : text
+        : ['US', 'SS', 'UL', 'SL', 'FL', 'FD'].includes(el.vr)
+          ? String(ds.number(el.tag) ?? numberOf(el.vr, v))
+          : `(${v.length} bytes)`;
     rows.push({ tag: tagText(el.tag), vr: el.vr, name: tagName(el.tag), value, depth });
   }
   return rows;
