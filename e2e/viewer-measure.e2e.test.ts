@@ -88,11 +88,16 @@ async function drag(page: Page, a: [number, number], b: [number, number]): Promi
 
 const rows = (page: Page) => page.getByTestId('measurement');
 
-/** The numbers of measurement `i` once Cornerstone has computed them. */
+/** The numbers of measurement `i` as the panel shows them now ({} until computed). */
 async function statsOf(page: Page, i: number): Promise<Record<string, unknown>> {
   const row = rows(page).nth(i);
-  await expect.poll(async () => (await row.getAttribute('data-stats')) ?? '{}').not.toBe('{}');
-  return JSON.parse((await row.getAttribute('data-stats'))!) as Record<string, unknown>;
+  return JSON.parse((await row.getAttribute('data-stats')) ?? '{}') as Record<string, unknown>;
+}
+
+/** Waits until measurement `i` has settled where `check` holds (the panel follows the drag). */
+async function settled(page: Page, i: number, check: (s: Record<string, unknown>) => boolean) {
+  await expect.poll(async () => check(await statsOf(page, i))).toBe(true);
+  return statsOf(page, i);
 }
 
 beforeAll(async () => {
@@ -125,11 +130,9 @@ describe('measurements', () => {
       await page.getByTestId('tool-length').click();
       await drag(page, [100, 100], [300, 250]);
       await expect.poll(() => rows(page).count()).toBe(1);
-      const length = await statsOf(page, 0);
+      const expected = Math.hypot(200 * cs, 150 * rs);
+      const length = await settled(page, 0, (x) => Math.abs((x.length as number) - expected) < 0.5);
       expect(length.unit).toBe('mm');
-      expect(Math.abs((length.length as number) - Math.hypot(200 * cs, 150 * rs))).toBeLessThan(
-        0.5,
-      );
       expect(await rows(page).nth(0).getAttribute('data-integrity')).toBe('verified');
       expect(await rows(page).nth(0).getByTestId('measure-rests').textContent()).toContain(
         'Rests on verified pixels',
@@ -139,10 +142,14 @@ describe('measurements', () => {
       await page.getByTestId('tool-ellipse').click();
       await drag(page, [160, 280], [190, 300]);
       await expect.poll(() => rows(page).count()).toBe(2);
-      const roi = await statsOf(page, 1);
+      const roi = await settled(
+        page,
+        1,
+        (x) =>
+          Math.abs((x.mean as number) - truth.ellipse!.mean) < 0.5 &&
+          Math.abs((x.stdDev as number) - truth.ellipse!.sd) < 0.5,
+      );
       expect(roi.modalityUnit).toBe('HU');
-      expect(Math.abs((roi.mean as number) - truth.ellipse!.mean)).toBeLessThan(0.5);
-      expect(Math.abs((roi.stdDev as number) - truth.ellipse!.sd)).toBeLessThan(0.5);
       expect(roi.areaUnit).toBe('mm²');
       const area = Math.PI * 30 * 20 * rs * cs;
       expect(Math.abs((roi.area as number) - area) / area).toBeLessThan(0.02);
@@ -152,8 +159,7 @@ describe('measurements', () => {
       const box = (await page.getByTestId('viewport').boundingBox())!;
       await page.mouse.click(box.x + 256.5, box.y + 200.5);
       await expect.poll(() => rows(page).count()).toBe(3);
-      const probe = await statsOf(page, 2);
-      expect(probe.value).toBe(truth.values[0]);
+      const probe = await settled(page, 2, (x) => x.value === truth.values[0]);
       expect(probe.modalityUnit).toBe('HU');
 
       // Rename, delete, undo.
