@@ -2,14 +2,17 @@
  * Reliability campaign (issue 17): how far tamper detection and the parsers hold, in figures.
  * Run: `npm run bench -- reliability` (or `taskset -c 0 npx tsx bench/reliability.ts`); writes
  * bench/reports/reliability.md. `ZTV_RELIABILITY_PARTS=tamper,fuzz` runs some parts only;
- * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count (for a quick look; the report says so).
+ * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count, `ZTV_FUZZ_SCALE` the fuzzing's alone (the
+ * report's command line says so).
  * The short slices of each part run in `npm test` (test/reliability-*.test.ts).
  */
 import { machine, writeReport } from './lib.ts';
+import { fuzzSection } from './reliability/fuzz-report.ts';
 import { tamperSection } from './reliability/report.ts';
 
-const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper').split(',');
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz').split(',');
 const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
+const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
 const started = Date.now();
 
 const sections: string[] = [];
@@ -19,11 +22,17 @@ if (parts.includes('tamper')) {
   sections.push(s.markdown);
   defects += s.defects;
 }
+if (parts.includes('fuzz')) {
+  const s = await fuzzSection(fuzzScale);
+  sections.push(s.markdown);
+  defects += s.defects;
+}
 
 const command =
   'npm run bench -- reliability' +
   (process.env.ZTV_RELIABILITY_PARTS ? ` (ZTV_RELIABILITY_PARTS=${parts.join(',')})` : '') +
-  (scale !== 1 ? ` (ZTV_RELIABILITY_SCALE=${scale})` : '');
+  (scale !== 1 ? ` (ZTV_RELIABILITY_SCALE=${scale})` : '') +
+  (fuzzScale !== scale ? ` (ZTV_FUZZ_SCALE=${fuzzScale})` : '');
 const path = await writeReport(
   'reliability',
   [
@@ -32,7 +41,8 @@ const path = await writeReport(
     `Command: \`${command}\` (\`bench/reliability.ts\`, parts in \`bench/reliability/\`). Machine: ${machine()}. ` +
       `Took ${((Date.now() - started) / 60000).toFixed(1)} min. Defects found in this run: **${defects}**.`,
     '',
-    'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`.',
+    'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`, ' +
+      '`test/reliability-fuzz.test.ts`.',
     '',
     ...sections,
   ].join('\n'),
