@@ -22,6 +22,7 @@ import {
 import { REPO_ROOT, sampleFiles } from '../test/samples.ts';
 
 export const CT_SERIES = 'series/ct_chest_LIDC-IDRI-0314';
+export const MR_SERIES = 'series/mr_brain_mprage_FNNDSC-adi';
 
 export interface ViewerFederation {
   readonly fed: Federation;
@@ -31,6 +32,9 @@ export interface ViewerFederation {
   /** The outsourced CT slices (original files) and their patient. */
   readonly ct: readonly string[];
   readonly ctPatient: string;
+  /** The outsourced MR slices, if asked for (sagittal), and their patient. */
+  readonly mr: readonly string[];
+  readonly mrPatient: string;
   /** SHA-256 of the federation root, pinned into the viewer build. */
   readonly rootSha256: string;
   close(): Promise<void>;
@@ -39,6 +43,8 @@ export interface ViewerFederation {
 export interface ViewerFederationOptions {
   /** How many CT slices to outsource (default: all 150). */
   readonly slices?: number;
+  /** How many MR slices to outsource as well (default none), dr.bob attending their patient too. */
+  readonly mrSlices?: number;
   readonly env?: Record<string, string>;
 }
 
@@ -54,6 +60,8 @@ export async function startViewerFederation(
     ZTV_PORT_CLOUD: String(cloud),
     ZTV_PORT_CLOUD_INTERNAL: String(cloudInternal),
     ZTV_PORT_CONSUMER: String(consumer),
+    // The DICOM node on a port of the system's choosing: federations run side by side.
+    ZTV_PORT_DIMSE: '0',
     ZTV_VIEWER_DIR: join(dir, 'viewer'),
     ZTV_LOG_LEVEL: 'warn',
     ...opts.env,
@@ -77,14 +85,21 @@ export async function startViewerFederation(
     const ct = sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
     const ctPatient =
       parseDicom(new Uint8Array(readFileSync(ct[0]!))).dataset.text(T.PatientID) ?? '';
+    const mr = opts.mrSlices ? sampleFiles(MR_SERIES).slice(0, opts.mrSlices) : [];
+    const mrPatient = mr[0]
+      ? (parseDicom(new Uint8Array(readFileSync(mr[0]))).dataset.text(T.PatientID) ?? '')
+      : '';
     const fed = await startFederation({
       config,
-      demoCare: `dr.bob|attending|${ctPatient}`,
+      demoCare: [ctPatient, mrPatient]
+        .filter(Boolean)
+        .map((p) => `dr.bob|attending|${p}`)
+        .join(';'),
       verbose: !!process.env.ZTV_VERBOSE,
     });
     try {
-      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, ct);
-      if (up.failed.length || up.stored !== ct.length)
+      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [...ct, ...mr]);
+      if (up.failed.length || up.stored !== ct.length + mr.length)
         throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
     } catch (e) {
       await fed.stop();
@@ -96,6 +111,8 @@ export async function startViewerFederation(
       url: fed.urls.consumer,
       ct,
       ctPatient,
+      mr,
+      mrPatient,
       rootSha256,
       async close() {
         await fed.stop();

@@ -92,8 +92,9 @@ async function instanceShown(page: Page): Promise<number> {
   return Number(m[1]);
 }
 
+/** The slice's position along the axis its series steps along (z for this axial CT), in mm. */
 async function zShown(page: Page): Promise<number> {
-  return Number(/Z (-?[\d.]+) mm/.exec(await text(page, 'overlay-position'))?.[1]);
+  return Number(await page.getByTestId('overlay-position').first().getAttribute('data-value'));
 }
 
 /** Waits until the overlay says slice `n` and that slice's badge is settled. */
@@ -168,14 +169,14 @@ describe('the viewer, end to end', () => {
       expect(lung.mean).toBeLessThan(1.5);
       expect(lung.within3).toBeGreaterThan(0.99);
 
-      // Slices run by position: down the stack z grows, End is the last.
+      // Slices run by position, from the head down: down the stack z falls, End is the last.
       const z1 = await zShown(page);
       await page.keyboard.press('ArrowDown');
       await waitSlice(page, 2);
-      expect(await zShown(page)).toBeGreaterThan(z1);
+      expect(await zShown(page)).toBeLessThan(z1);
       await page.keyboard.press('End');
       await waitSlice(page, 150);
-      expect(await zShown(page)).toBeGreaterThan(z1);
+      expect(await zShown(page)).toBeLessThan(z1);
       await page.keyboard.press('Home');
       await waitSlice(page, 1);
 
@@ -232,10 +233,11 @@ describe('the viewer, end to end', () => {
       expect(inverted.within3).toBeGreaterThan(0.98);
       await page.keyboard.press('i');
       await drawn(page, softRef);
+      // Cornerstone's zoom tool: dragging down magnifies.
       await page.getByTestId('tool-zoom').click();
-      await page.mouse.move(box.x + 256, box.y + 300);
+      await page.mouse.move(box.x + 256, box.y + 200);
       await page.mouse.down();
-      await page.mouse.move(box.x + 256, box.y + 200, { steps: 5 });
+      await page.mouse.move(box.x + 256, box.y + 300, { steps: 5 });
       await page.mouse.up();
       await expect
         .poll(async () => Number(/Zoom (\d+)%/.exec(await text(page, 'overlay-wl'))?.[1]))

@@ -205,6 +205,8 @@ describe.each(DIALECTS)('auditors on %s', (dialect) => {
       ZTV_PORT_CLOUD: String(c),
       ZTV_PORT_CLOUD_INTERNAL: String(ci),
       ZTV_PORT_CONSUMER: String(co),
+      // The DICOM node on a port of the system's choosing: federations run side by side.
+      ZTV_PORT_DIMSE: '0',
       ZTV_LOG_LEVEL: 'warn',
       ZTV_VIEWER_DIR: join(dir, 'no-viewer'),
       ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),

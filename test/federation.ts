@@ -85,7 +85,7 @@ export async function startTestFederation(
 ): Promise<TestFederation> {
   const { freePorts } = await import('../src/services/launcher.ts');
   const dir = mkdtempSync(join(tmpdir(), 'ztv-fed-'));
-  const [authority, producer, cloud, cloudInternal, consumer] = await freePorts(5);
+  const [authority, producer, cloud, cloudInternal, consumer, dimse] = await freePorts(6);
   const prefix = `t${toHex(randomBytes(5))}`;
   const config = federationConfig({
     ZTV_DATA: dir,
@@ -94,6 +94,7 @@ export async function startTestFederation(
     ZTV_PORT_CLOUD: String(cloud),
     ZTV_PORT_CLOUD_INTERNAL: String(cloudInternal),
     ZTV_PORT_CONSUMER: String(consumer),
+    ZTV_PORT_DIMSE: String(dimse),
     ZTV_VIEWER_DIR: join(dir, 'no-viewer'),
     ZTV_LOG_LEVEL: 'warn',
     ...(opts.postgres ? { DATABASE_URL: PG_URL, ZTV_DB_SCHEMA_PREFIX: prefix } : {}),

@@ -117,8 +117,24 @@ ${table([
   ['Producer hospital', fed.urls.producer, ''],
   ['Cloud provider', fed.urls.cloud, `internal, mutual TLS: ${fed.urls.cloudInternal}`],
   ['Central authority', fed.urls.authority, 'mutual TLS'],
+  ...(c.dimse.port !== null
+    ? [
+        [
+          'Producer DICOM node',
+          `${c.dimse.aeTitle} at ${c.host}:${c.dimse.port}`,
+          `C-ECHO, C-STORE${c.dimse.tls ? ' over DICOM TLS' : ''}; calling AE titles ${c.dimse.callingAeTitles.join(', ')}`,
+        ],
+      ]
+    : []),
 ])}
-
+${
+  c.dimse.port !== null
+    ? `
+Send a study from a DICOM node (DCMTK; already stored instances are answered from the records):
+  storescu -aet ${c.dimse.callingAeTitles.find((a) => a !== '*') ?? 'STORESCU'} -aec ${c.dimse.aeTitle}${c.dimse.tls ? ' +tls KEY CERT +cf CA' : ''} +sd ${c.host} ${c.dimse.port} ${join(samples, 'series/ct_chest_LIDC-IDRI-0314')}
+`
+    : ''
+}
 Demo accounts (password: ztv-demo)
 ${table([
   [

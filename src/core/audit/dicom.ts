@@ -29,6 +29,7 @@ const DCM_TYPES: Readonly<Record<string, Code>> = {
   'login-failed': { code: '110122', scheme: DCM, meaning: 'Login' },
   logout: { code: '110123', scheme: DCM, meaning: 'Logout' },
   'session-refused': { code: '110126', scheme: DCM, meaning: 'Node Authentication' },
+  'association-refused': { code: '110126', scheme: DCM, meaning: 'Node Authentication' },
   'ticket-issued-break-glass': {
     code: '110127',
     scheme: DCM,

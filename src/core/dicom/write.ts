@@ -137,13 +137,16 @@ export interface Part10Meta {
   sopInstanceUid: string;
 }
 
-/** The File Meta group for an Explicit VR Little Endian file. */
-export function fileMeta(m: Part10Meta): DataSet {
+/**
+ * The File Meta group of a file whose data set is in `transferSyntaxUid` (Explicit VR Little Endian,
+ * what this writer writes, unless a caller wraps a data set encoded elsewhere: a DIMSE receiver).
+ */
+export function fileMeta(m: Part10Meta, transferSyntaxUid: string = TS.ExplicitLittle): DataSet {
   const meta = new DataSet();
   meta.set({ tag: T.FileMetaInformationVersion, vr: 'OB', value: Uint8Array.of(0, 1) });
   meta.setText(T.MediaStorageSOPClassUID, 'UI', m.sopClassUid);
   meta.setText(T.MediaStorageSOPInstanceUID, 'UI', m.sopInstanceUid);
-  meta.setText(T.TransferSyntaxUID, 'UI', TS.ExplicitLittle);
+  meta.setText(T.TransferSyntaxUID, 'UI', transferSyntaxUid);
   meta.setText(T.ImplementationClassUID, 'UI', IMPLEMENTATION_CLASS_UID);
   meta.setText(T.ImplementationVersionName, 'SH', IMPLEMENTATION_VERSION_NAME);
   const len = new Uint8Array(4);

@@ -30,6 +30,55 @@ export interface FederationConfig {
   readonly logLevel: string;
   /** How long a blind ticket may be redeemed and its images retrieved (milliseconds). */
   readonly ticketTtlMs: number;
+  /** The producer's DICOM node (C-ECHO, C-STORE): `port` null when switched off. */
+  readonly dimse: DimseConfig;
+}
+
+export interface DimseConfig {
+  readonly port: number | null;
+  readonly aeTitle: string;
+  /** Calling AE titles accepted at association; `*` accepts any. */
+  readonly callingAeTitles: readonly string[];
+  /** DICOM TLS: PEM files of the hospital's certificate and key, and of the senders' CA (optional). */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile?: string };
+}
+
+const AE = /^[\x20-\x5b\x5d-\x7e]{1,16}$/;
+
+const aeTitle = (name: string, v: string): string => {
+  const t = v.trim();
+  if (!AE.test(t) || t === '')
+    throw new ZtvError('bad-input', `${name}=${v}: an AE title is 1 to 16 printable characters`);
+  return t;
+};
+
+function dimseConfig(env: NodeJS.ProcessEnv): DimseConfig {
+  const off = env.ZTV_PORT_DIMSE === 'off';
+  const callers = (env.ZTV_DIMSE_CALLING_AE_TITLES ?? 'STORESCU,ECHOSCU,ORTHANC')
+    .split(',')
+    .filter((a) => a.trim() !== '')
+    .map((a) => (a.trim() === '*' ? '*' : aeTitle('ZTV_DIMSE_CALLING_AE_TITLES', a)));
+  const cert = env.ZTV_DIMSE_TLS_CERT;
+  const key = env.ZTV_DIMSE_TLS_KEY;
+  if (!!cert !== !!key)
+    throw new ZtvError(
+      'bad-input',
+      'DICOM TLS needs both ZTV_DIMSE_TLS_CERT and ZTV_DIMSE_TLS_KEY',
+    );
+  return {
+    port: off ? null : port(env, 'ZTV_PORT_DIMSE', 11112),
+    aeTitle: aeTitle('ZTV_DIMSE_AE_TITLE', env.ZTV_DIMSE_AE_TITLE ?? 'ZTV_PRODUCER'),
+    callingAeTitles: callers,
+    ...(cert && key
+      ? {
+          tls: {
+            certFile: resolve(cert),
+            keyFile: resolve(key),
+            ...(env.ZTV_DIMSE_TLS_CA ? { caFile: resolve(env.ZTV_DIMSE_TLS_CA) } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 const port = (env: NodeJS.ProcessEnv, name: string, fallback: number): number => {
@@ -74,6 +123,7 @@ export function federationConfig(env: NodeJS.ProcessEnv = process.env): Federati
     viewerDir: resolve(env.ZTV_VIEWER_DIR ?? 'dist/viewer'),
     logLevel: env.ZTV_LOG_LEVEL ?? 'info',
     ticketTtlMs: duration(env, 'ZTV_TICKET_TTL_MS', 15 * 60_000),
+    dimse: dimseConfig(env),
   };
 }
 
@@ -92,6 +142,16 @@ export function configEnv(c: FederationConfig): Record<string, string> {
     ZTV_LOG_LEVEL: c.logLevel,
     ZTV_TICKET_TTL_MS: String(c.ticketTtlMs),
     ZTV_DB_SCHEMA_PREFIX: c.dbSchemaPrefix,
+    ZTV_PORT_DIMSE: c.dimse.port === null ? 'off' : String(c.dimse.port),
+    ZTV_DIMSE_AE_TITLE: c.dimse.aeTitle,
+    ZTV_DIMSE_CALLING_AE_TITLES: c.dimse.callingAeTitles.join(','),
+    ...(c.dimse.tls
+      ? {
+          ZTV_DIMSE_TLS_CERT: c.dimse.tls.certFile,
+          ZTV_DIMSE_TLS_KEY: c.dimse.tls.keyFile,
+          ...(c.dimse.tls.caFile ? { ZTV_DIMSE_TLS_CA: c.dimse.tls.caFile } : {}),
+        }
+      : {}),
     ...(c.databaseUrl ? { DATABASE_URL: c.databaseUrl } : {}),
   };
 }

@@ -23,6 +23,7 @@ import { hashSecret } from '../common/secrets.ts';
 import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
+import { startDimse, type DimseListener } from './dimse.ts';
 import { revocationCheck } from './revocation.ts';
 
 const c = federationConfig();
@@ -34,7 +35,7 @@ const kek = await importGcmKey(fromHex(readFileSync(kekPath, 'utf8').trim()));
 const trust = await partyTrust(c, rt);
 const sessions = partySessions(rt, trust);
 const beforeCloudUpload = faultHook('producer:before-cloud-upload');
-const { app } = await buildProducer({
+const { app, producer } = await buildProducer({
   id: 'producer',
   database: rt.database,
   outbox: new FileBlobStore(join(rt.dir, 'outbox')),
@@ -55,8 +56,33 @@ const { app } = await buildProducer({
 });
 await app.register(auditHealth, { audit: rt.audit });
 await app.listen({ host: c.host, port: c.ports.producer });
-announce('producer', { producer: c.ports.producer });
+// The DICOM node: C-ECHO and C-STORE from the configured modalities and PACS (docs/services.md).
+let dicom: DimseListener | undefined;
+if (c.dimse.port !== null)
+  dicom = await startDimse({
+    producer,
+    audit: rt.audit,
+    aeTitle: c.dimse.aeTitle,
+    callingAeTitles: c.dimse.callingAeTitles,
+    host: c.host,
+    port: c.dimse.port,
+    ...(c.dimse.tls
+      ? {
+          tls: {
+            cert: readFileSync(c.dimse.tls.certFile, 'utf8'),
+            key: readFileSync(c.dimse.tls.keyFile, 'utf8'),
+            ...(c.dimse.tls.caFile ? { ca: readFileSync(c.dimse.tls.caFile, 'utf8') } : {}),
+          },
+        }
+      : {}),
+    log: app.log,
+  });
+announce('producer', {
+  producer: c.ports.producer,
+  ...(dicom ? { dimse: dicom.port } : {}),
+});
 onShutdown(async () => {
+  await dicom?.close();
   await app.close();
   await rt.database.close();
 });

@@ -134,12 +134,15 @@ export class Producer {
       throw new ZtvError(
         'bad-input',
         `the cloud could not be reached (${e.code ?? e.message}); the instance is kept and goes again on the next attempt`,
+        // A sender may try again later (DIMSE answers A700, not an error of the instance).
+        { transient: true },
       );
     });
     if (r.status !== 200)
       throw new ZtvError(
         'bad-input',
         `the cloud refused the instance: ${r.status} ${r.body.toString().slice(0, 200)}`,
+        { transient: r.status >= 500 },
       );
     const { id } = JSON.parse(r.body.toString()) as { id: string };
     await this.db
@@ -158,6 +161,22 @@ export class Producer {
       details: { cloud: this.deps.cloud.id },
     });
     return { sopInstanceUid: sop, cloudId: id, created: true };
+  }
+
+  /**
+   * The instance stored under this SOP Instance UID, if any: a DICOM sender that sends an instance
+   * again (by any route, in any transfer syntax) is answered from the records.
+   */
+  async storedInstance(sopInstanceUid: string): Promise<OutsourceResult | undefined> {
+    const row = await this.db
+      .selectFrom('instances')
+      .select(['sop_uid', 'cloud_id'])
+      .where('sop_uid', '=', sopInstanceUid)
+      .where('status', '=', 'done')
+      .executeTakeFirst();
+    return row?.cloud_id
+      ? { sopInstanceUid: row.sop_uid, cloudId: row.cloud_id, created: false }
+      : undefined;
   }
 
   private async recordHierarchy(ds: DataSet): Promise<void> {

@@ -1,8 +1,11 @@
 /**
- * One stack viewport over an element: Cornerstone3D core initialised once, a rendering engine, a
- * StackViewport showing `zt:` images, and the operations a clinician uses (slice, window/level, zoom,
- * pan, invert, reset), plus the mapping from image pixels to canvas pixels that overlays (tampered
- * tiles) need. Mouse and keyboard bindings are attached by the UI layer.
+ * One stack viewport over an element: Cornerstone3D core and tools initialised once, a rendering
+ * engine, a StackViewport showing `zt:` images, its tool group (window/level, pan, zoom and stack
+ * scroll from @cornerstonejs/tools: the left button drags the chosen tool, the middle pans, the right
+ * zooms, the wheel scrolls), and the operations a clinician uses (slice, window/level, zoom, pan,
+ * rotate, flip, invert, reset), plus the mappings overlays need: image pixels to canvas pixels
+ * (tampered tiles), the patient directions at the viewport's edges and millimetres per canvas pixel.
+ * Keyboard bindings are attached by the UI layer.
  */
 import {
   Enums,
@@ -14,8 +17,66 @@ import {
   type StackViewport,
   type Types,
 } from '@cornerstonejs/core';
+import {
+  Enums as ToolEnums,
+  PanTool,
+  StackScrollTool,
+  ToolGroupManager,
+  WindowLevelTool,
+  ZoomTool,
+  addTool,
+  init as initTools,
+  utilities as toolUtilities,
+} from '@cornerstonejs/tools';
 
 let engineCount = 0;
+let toolsReady = false;
+
+/** The tool the left button drags. */
+export type PrimaryTool = 'wl' | 'pan' | 'zoom';
+
+const TOOL_NAMES: Record<PrimaryTool, string> = {
+  wl: WindowLevelTool.toolName,
+  pan: PanTool.toolName,
+  zoom: ZoomTool.toolName,
+};
+
+/** Core and tools, once per page: tools must be initialised before an element is enabled. */
+function initCornerstone(): void {
+  if (!isCornerstoneInitialized()) initCore();
+  if (toolsReady) return;
+  toolsReady = true;
+  initTools();
+  for (const T of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) addTool(T);
+}
+
+/** The patient directions (LPS letters: R/L, A/P, H/F) at the four edges of the viewport. */
+export interface EdgeLabels {
+  readonly top: string;
+  readonly bottom: string;
+  readonly left: string;
+  readonly right: string;
+}
+
+const cross = (a: Types.Point3, b: Types.Point3): Types.Point3 => [
+  a[1] * b[2] - a[2] * b[1],
+  a[2] * b[0] - a[0] * b[2],
+  a[0] * b[1] - a[1] * b[0],
+];
+const neg = (a: Types.Point3): Types.Point3 => [-a[0], -a[1], -a[2]];
+
+/** Edge labels of a camera (what OHIF's orientation markers compute). */
+export function edgeLabels(viewUp: Types.Point3, viewPlaneNormal: Types.Point3): EdgeLabels {
+  const lps = toolUtilities.orientation.getOrientationStringLPS;
+  const row = cross(viewUp, viewPlaneNormal); // towards the right edge
+  const column = neg(viewUp); // towards the bottom edge
+  return {
+    top: lps(viewUp),
+    bottom: lps(column),
+    left: lps(neg(row)),
+    right: lps(row),
+  };
+}
 
 export interface ViewState {
   readonly index: number;
@@ -25,6 +86,10 @@ export interface ViewState {
   readonly width?: number;
   readonly zoom: number;
   readonly invert: boolean;
+  /** Rotation in degrees, clockwise, and flips, as the clinician set them. */
+  readonly rotation: number;
+  readonly flipHorizontal: boolean;
+  readonly flipVertical: boolean;
 }
 
 export interface StackViewer {
@@ -34,10 +99,10 @@ export interface StackViewer {
   show(index: number): Promise<void>;
   setWindow(center: number, width: number): void;
   setInvert(invert: boolean): void;
-  /** Moves the image by a canvas-pixel offset. */
-  pan(dx: number, dy: number): void;
-  /** Multiplies the zoom by `factor` (>1 magnifies). */
-  zoom(factor: number): void;
+  rotate(degrees: number): void;
+  flip(direction: 'horizontal' | 'vertical'): void;
+  /** The tool the left button drags (the middle button pans, the right zooms, the wheel scrolls). */
+  setPrimaryTool(tool: PrimaryTool): void;
   reset(): void;
   /** Fits the canvas to its element; `render: false` leaves drawing to the next render asked for. */
   resize(render?: boolean): void;
@@ -46,6 +111,12 @@ export interface StackViewer {
   imageToCanvas(x: number, y: number): [number, number] | undefined;
   /** Called after every render (new slice, window, camera): overlays redraw from here. */
   onRender(fn: () => void): () => void;
+  /** Called when the stack moves to another slice, by a tool (the wheel) or by `show`. */
+  onSlice(fn: (index: number) => void): () => void;
+  /** The patient directions at the viewport's edges, when the image on screen has a geometry. */
+  edges(): EdgeLabels | undefined;
+  /** World millimetres per canvas CSS pixel along the canvas' horizontal (the scale bar). */
+  mmPerCanvasPixel(): number | undefined;
   readonly index: number;
   destroy(): void;
 }
@@ -64,12 +135,30 @@ export function onImageLoadError(fn: (imageId: string, error: string) => void): 
 }
 
 export function createStackViewer(element: HTMLDivElement): StackViewer {
-  if (!isCornerstoneInitialized()) initCore();
+  initCornerstone();
   const engineId = `ztv-engine-${++engineCount}`;
   const viewportId = `${engineId}-stack`;
   const engine = new RenderingEngine(engineId);
   engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element });
+  // Cornerstone makes the element focusable by script only; a keyboard user reaches it with Tab.
+  element.tabIndex = 0;
   const viewport = engine.getViewport(viewportId) as StackViewport;
+  const group = ToolGroupManager.createToolGroup(`${engineId}-tools`)!;
+  for (const name of Object.values(TOOL_NAMES)) group.addTool(name);
+  group.addTool(StackScrollTool.toolName);
+  group.addViewport(viewportId, engineId);
+  const { MouseBindings } = ToolEnums;
+  group.setToolActive(WindowLevelTool.toolName, {
+    bindings: [{ mouseButton: MouseBindings.Primary }],
+  });
+  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  // Wheel down: the next slice in display order (towards the feet for an axial series).
+  group.setToolActive(StackScrollTool.toolName, {
+    bindings: [{ mouseButton: MouseBindings.Wheel }],
+  });
+  let primary: PrimaryTool = 'wl';
+  const presentation = () => viewport.getViewPresentation();
   const props = () => viewport.getProperties() as Types.StackViewportProperties;
   return {
     viewport,
@@ -83,8 +172,10 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
       viewport.render();
     },
     setWindow(center, width) {
+      // PS3.3 C.11.2.1.2's linear window, as Cornerstone's own presets set it (so that reading the
+      // range back gives the same width and center: the overlay shows the real values).
       viewport.setProperties({
-        voiRange: { lower: center - width / 2, upper: center + width / 2 },
+        voiRange: utilities.windowLevel.toLowHighRange(width, center),
       } as Types.ViewportProperties);
       viewport.render();
     },
@@ -92,24 +183,27 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
       viewport.setProperties({ invert } as Types.ViewportProperties);
       viewport.render();
     },
-    pan(dx, dy) {
-      const cam = viewport.getCamera();
-      if (!cam.focalPoint || !cam.position) return;
-      const a = viewport.canvasToWorld([0, 0]);
-      const b = viewport.canvasToWorld([dx, dy]);
-      const d = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
-      const f = cam.focalPoint;
-      const p = cam.position;
-      viewport.setCamera({
-        focalPoint: [f[0] - d[0]!, f[1] - d[1]!, f[2] - d[2]!],
-        position: [p[0] - d[0]!, p[1] - d[1]!, p[2] - d[2]!],
-      });
+    rotate(degrees) {
+      const r = presentation().rotation ?? 0;
+      viewport.setViewPresentation({ rotation: (((r + degrees) % 360) + 360) % 360 });
       viewport.render();
     },
-    zoom(factor) {
-      const z = viewport.getZoom();
-      viewport.setZoom(Math.min(40, Math.max(0.05, z * factor)));
+    flip(direction) {
+      const p = presentation();
+      viewport.setViewPresentation(
+        direction === 'horizontal'
+          ? { flipHorizontal: !p.flipHorizontal }
+          : { flipVertical: !p.flipVertical },
+      );
       viewport.render();
+    },
+    setPrimaryTool(tool) {
+      if (tool === primary) return;
+      group.setToolPassive(TOOL_NAMES[primary]);
+      group.setToolActive(TOOL_NAMES[tool], {
+        bindings: [{ mouseButton: MouseBindings.Primary }],
+      });
+      primary = tool;
     },
     reset() {
       viewport.resetCamera();
@@ -122,14 +216,17 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
     state() {
       const p = props();
       const voi = p.voiRange;
+      const wl = voi ? utilities.windowLevel.toWindowLevel(voi.lower, voi.upper) : undefined;
+      const vp = presentation();
       return {
         index: viewport.getCurrentImageIdIndex(),
         ...(viewport.getCurrentImageId() ? { imageId: viewport.getCurrentImageId() } : {}),
-        ...(voi
-          ? { center: (voi.lower + voi.upper) / 2, width: Math.max(1e-6, voi.upper - voi.lower) }
-          : {}),
+        ...(wl ? { center: wl.windowCenter, width: Math.max(1e-6, wl.windowWidth) } : {}),
         zoom: viewport.getZoom(),
         invert: !!p.invert,
+        rotation: vp.rotation ?? 0,
+        flipHorizontal: !!vp.flipHorizontal,
+        flipVertical: !!vp.flipVertical,
       };
     },
     imageToCanvas(x, y) {
@@ -145,10 +242,28 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
       element.addEventListener(Enums.Events.IMAGE_RENDERED, h);
       return () => element.removeEventListener(Enums.Events.IMAGE_RENDERED, h);
     },
+    onSlice(fn) {
+      const h = (e: Event) => fn((e as CustomEvent<{ imageIdIndex: number }>).detail.imageIdIndex);
+      element.addEventListener(Enums.Events.STACK_NEW_IMAGE, h);
+      return () => element.removeEventListener(Enums.Events.STACK_NEW_IMAGE, h);
+    },
+    edges() {
+      const cam = viewport.getCamera();
+      if (!cam.viewUp || !cam.viewPlaneNormal) return undefined;
+      return edgeLabels(cam.viewUp, cam.viewPlaneNormal);
+    },
+    mmPerCanvasPixel() {
+      if (!viewport.getCurrentImageId()) return undefined;
+      const a = viewport.canvasToWorld([0, 0]);
+      const b = viewport.canvasToWorld([100, 0]);
+      const d = Math.hypot(b[0] - a[0], b[1] - a[1], b[2] - a[2]) / 100;
+      return Number.isFinite(d) && d > 0 ? d : undefined;
+    },
     get index() {
       return viewport.getCurrentImageIdIndex();
     },
     destroy() {
+      ToolGroupManager.destroyToolGroup(group.id);
       engine.destroy();
     },
   };

@@ -135,11 +135,12 @@ describe('a study session', () => {
         Buffer.from(v.served!).equals(Buffer.from(served.find((s) => s.id === v.cloudId)!.bytes)),
       ).toBe(true);
     }
-    // Sorted along the slice normal (here z), ascending, once the headers are verified.
+    // In display order along the slice normal (axial: the head first, z descending), once the
+    // headers are verified.
     const s = study.series[0]!;
     expect(s.orderVerified).toBe(true);
     const zs = s.refs.map((r) => study.instances.get(r)!.opened!.meta.imagePosition![2]);
-    expect(zs).toEqual([...served.map((x) => x.z)].sort((a, b) => a - b));
+    expect(zs).toEqual([...served.map((x) => x.z)].sort((a, b) => b - a));
     // The key part went to both workers; no image key ever passed through this thread.
     expect(log.filter((l) => l.endsWith(':ticket'))).toEqual(['w0:ticket', 'w1:ticket']);
     expect(performance.getEntriesByName('ztv:first-verified').length).toBeGreaterThan(0);

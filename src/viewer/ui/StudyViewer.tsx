@@ -1,12 +1,15 @@
 /**
- * The study viewer: series list with thumbnails and integrity summaries, toolbar (window presets,
- * mouse tool, invert, reset, export), progress of the transfer, the Cornerstone3D stack viewport with
- * its overlays, the integrity badge and the tampered tiles drawn over the image, and the side panels
- * (integrity, tags, auditor). Wheel, arrows, Page Up/Down, Home and End scroll; the left button drags
- * the chosen tool, the middle pans, the right zooms.
+ * The study viewer: series list with thumbnails (the middle slice) and integrity summaries, toolbar
+ * (window presets, mouse tool, invert, rotate, flip, fullscreen, reset, export), progress of the
+ * transfer, the Cornerstone3D stack viewport with its overlays (patient, series, slice and its
+ * position along the axis the slices step along, window, zoom, orientation markers, scale bar), the
+ * integrity badge and the tampered tiles drawn over the image, and the side panels (integrity, tags,
+ * auditor). The mouse is @cornerstonejs/tools' (cornerstone/viewer.ts): the left button drags the
+ * chosen tool, the middle pans, the right zooms, the wheel scrolls. The keyboard: SHORTCUTS, `?`
+ * shows them. A series opens at its first slice in display order (study/order.ts).
  */
 import { cache } from '@cornerstonejs/core';
-import { useCallback, useEffect, useMemo, useRef, useState, type PointerEvent } from 'react';
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
 import {
@@ -15,7 +18,8 @@ import {
   registerZtImages,
   WARMUP_IMAGE_ID,
 } from '../cornerstone/images.ts';
-import type { StackViewer, ViewState } from '../cornerstone/viewer.ts';
+import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
+import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
@@ -31,7 +35,56 @@ export const PRESETS = [
   { id: 'brain', label: 'Brain', width: 80, center: 40, key: '5' },
 ] as const;
 
-type Tool = 'wl' | 'pan' | 'zoom';
+type Tool = PrimaryTool;
+
+/** Every keyboard shortcut of the image viewer (the `?` help lists them). */
+export const SHORTCUTS: readonly (readonly [string, string])[] = [
+  ['↓ → / ↑ ←', 'next / previous slice (wheel: down = next)'],
+  ['Page Down / Page Up', '10 slices on / back'],
+  ['Home / End', 'first / last slice'],
+  ...PRESETS.map((p) => [p.key, `${p.label} window (W ${p.width} L ${p.center})`] as const),
+  ['w / p / z', 'left button: window/level, pan, zoom (middle button pans, right zooms)'],
+  ['i', 'invert'],
+  ['o / O', 'rotate 90° clockwise / anticlockwise'],
+  ['h / v', 'flip horizontally / vertically'],
+  ['f', 'fullscreen'],
+  ['r', 'reset the view'],
+  ['?', 'this help (Esc closes it)'],
+];
+
+/** A position along the axis the slices step along, with that axis' patient letters (LPS). */
+export function axisPosition(
+  position: readonly [number, number, number],
+  orientation: readonly [number, number, number, number, number, number] | undefined,
+): { label: string; axis: 'x' | 'y' | 'z'; value: number } {
+  const d = orientation ? displayDirection(orientation) : ([0, 0, -1] as const);
+  const abs = d.map(Math.abs);
+  const i = abs.indexOf(Math.max(...abs));
+  const value = position[i]!;
+  const [neg, pos] = (
+    [
+      ['R', 'L'],
+      ['A', 'P'],
+      ['F', 'H'],
+    ] as const
+  )[i]!;
+  return {
+    axis: (['x', 'y', 'z'] as const)[i]!,
+    value,
+    label: `${value < 0 ? neg : pos} ${Math.abs(value).toFixed(2)} mm`,
+  };
+}
+
+/** A round scale-bar length (mm) at most a quarter of the viewport's width, and its length in pixels. */
+export function scaleBar(
+  mmPerPixel: number,
+  widthPx: number,
+): { mm: number; px: number } | undefined {
+  const max = (widthPx / 4) * mmPerPixel;
+  let best: number | undefined;
+  for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) if (m <= max) best = m;
+  return best ? { mm: best, px: best / mmPerPixel } : undefined;
+}
 type Panel = 'integrity' | 'tags' | 'auditor';
 
 const name = (n?: string): string => (n ? n.replace(/\^+/g, ' ').trim() : '');
@@ -99,7 +152,12 @@ export function StudyViewer({
   const [tool, setTool] = useState<Tool>('wl');
   const [panel, setPanel] = useState<Panel>('integrity');
   const [loadError, setLoadError] = useState<string>();
+  const [help, setHelp] = useState(false);
+  const [edges, setEdges] = useState<EdgeLabels>();
+  const [bar, setBar] = useState<{ mm: number; px: number }>();
   const indexRef = useRef(0);
+  /** The series opened on its first verified slice: it moves to its first slice once that is open. */
+  const homePending = useRef(false);
   const firstRender = useRef(false);
   /** An image to show once its series' stack is loaded (the "Show" of a tampered image). */
   const wantRef = useRef<string | undefined>(undefined);
@@ -136,6 +194,9 @@ export function StudyViewer({
       frame = requestAnimationFrame(() => {
         frame = 0;
         setView(v.state());
+        setEdges(v.edges());
+        const mm = v.mmPerCanvasPixel();
+        setBar(mm ? scaleBar(mm, v.element.clientWidth) : undefined);
         // The tiles of the image actually drawn (the slice index may already point further on).
         const id = v.state().imageId;
         const drawnRef = id && id !== WARMUP_IMAGE_ID ? parseImageId(id).ref : undefined;
@@ -174,12 +235,16 @@ export function StudyViewer({
     if (!v || !series || !anyOpened || key === stackKey) return;
     const wanted = wantRef.current && refs.includes(wantRef.current) ? wantRef.current : undefined;
     wantRef.current = undefined;
-    // A re-ordered stack keeps the image on screen; a new one starts at its first verified image.
+    // A re-ordered stack keeps the image on screen; a new one starts at its first slice in display
+    // order, or, while that one is still on its way, at its first verified slice until it arrives.
     const keep =
       stackKey && currentRef.current && refs.includes(currentRef.current.ref)
         ? currentRef.current.ref
         : undefined;
-    const start = wanted ?? keep ?? refs.find((r) => study.instances.get(r)?.opened) ?? refs[0]!;
+    const home = study.instances.get(refs[0]!)?.opened ? refs[0] : undefined;
+    const start =
+      wanted ?? keep ?? home ?? refs.find((r) => study.instances.get(r)?.opened) ?? refs[0]!;
+    if (!wanted && !keep) homePending.current = start !== refs[0];
     const i = Math.max(0, refs.indexOf(start));
     setStackKey(key);
     setIndex(i);
@@ -194,9 +259,10 @@ export function StudyViewer({
   }, [series, key, anyOpened, stackKey, refs, study]);
 
   const go = useCallback(
-    (i: number) => {
+    (i: number, auto = false) => {
       const v = viewer.current;
       if (!v || refs.length === 0 || stackKey !== key) return;
+      if (!auto) homePending.current = false;
       const n = Math.max(0, Math.min(refs.length - 1, i));
       if (n === indexRef.current) return;
       indexRef.current = n;
@@ -210,15 +276,56 @@ export function StudyViewer({
     [refs, study, stackKey, key],
   );
 
+  // The series' first slice in display order, once it is open, replaces the stand-in it opened on.
+  const homeOpened = refs[0] !== undefined && !!study.instances.get(refs[0])?.opened;
+  useEffect(() => {
+    if (homePending.current && homeOpened && stackKey === key) {
+      homePending.current = false;
+      go(0, true);
+    }
+  }, [homeOpened, stackKey, key, go]);
+
+  // The wheel (the stack scroll tool) moves the stack itself: the slice shown follows.
+  const refsRef = useRef(refs);
+  refsRef.current = refs;
+  useEffect(() => {
+    const v = viewer.current;
+    if (!v) return;
+    return v.onSlice((n) => {
+      if (n === indexRef.current) return;
+      homePending.current = false;
+      indexRef.current = n;
+      setIndex(n);
+      const r = refsRef.current[n];
+      if (r) study.focus(r);
+    });
+  }, [host, study]);
+
   const preset = (center: number, width: number) => viewer.current?.setWindow(center, width);
   const invert = () => viewer.current?.setInvert(!viewer.current.state().invert);
   const reset = () => viewer.current?.reset();
+  const rotate = (deg: number) => viewer.current?.rotate(deg);
+  const flip = (d: 'horizontal' | 'vertical') => viewer.current?.flip(d);
+  const choose = (t: Tool) => {
+    setTool(t);
+    viewer.current?.setPrimaryTool(t);
+  };
+  const fullscreen = () => {
+    if (document.fullscreenElement) void document.exitFullscreen();
+    else void stage.current?.requestFullscreen();
+  };
 
   // Keyboard: scroll, presets, invert, reset (not while typing in a field).
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement | null;
       if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      if (help && (e.key === 'Escape' || e.key === '?')) {
+        setHelp(false);
+        e.preventDefault();
+        return;
+      }
       // Not while another tab or a dialog is in front of the viewer.
       if (!stage.current?.offsetParent || document.querySelector('[role=dialog]')) return;
       const i = indexRef.current;
@@ -235,6 +342,15 @@ export function StudyViewer({
       else if (e.key === 'End') go(refs.length - 1);
       else if (e.key === 'i') invert();
       else if (e.key === 'r') reset();
+      else if (e.key === 'o') rotate(90);
+      else if (e.key === 'O') rotate(-90);
+      else if (e.key === 'h') flip('horizontal');
+      else if (e.key === 'v') flip('vertical');
+      else if (e.key === 'f') fullscreen();
+      else if (e.key === 'w') choose('wl');
+      else if (e.key === 'p') choose('pan');
+      else if (e.key === 'z') choose('zoom');
+      else if (e.key === '?') setHelp(true);
       else {
         const p = PRESETS.find((x) => x.key === e.key);
         if (!p) return;
@@ -244,47 +360,7 @@ export function StudyViewer({
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [go, refs.length]);
-
-  // Wheel scrolls slices (one per notch).
-  useEffect(() => {
-    const el = stage.current!;
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      if (e.deltaY !== 0) go(indexRef.current + Math.sign(e.deltaY));
-    };
-    el.addEventListener('wheel', onWheel, { passive: false });
-    return () => el.removeEventListener('wheel', onWheel);
-  }, [go]);
-
-  // Drags: left = chosen tool, middle = pan, right = zoom.
-  const drag = useRef<{ x: number; y: number; tool: Tool } | undefined>(undefined);
-  const onPointerDown = (e: PointerEvent<HTMLDivElement>) => {
-    const t: Tool = e.button === 1 ? 'pan' : e.button === 2 ? 'zoom' : tool;
-    drag.current = { x: e.clientX, y: e.clientY, tool: t };
-    e.currentTarget.setPointerCapture(e.pointerId);
-  };
-  const onPointerMove = (e: PointerEvent<HTMLDivElement>) => {
-    const d = drag.current;
-    const v = viewer.current;
-    if (!d || !v) return;
-    const dx = e.clientX - d.x;
-    const dy = e.clientY - d.y;
-    d.x = e.clientX;
-    d.y = e.clientY;
-    if (d.tool === 'pan') v.pan(dx, dy);
-    else if (d.tool === 'zoom') v.zoom(Math.exp(-dy / 200));
-    else {
-      const s = v.state();
-      const f = current?.opened?.frames[0];
-      if (s.center === undefined || s.width === undefined || !f) return;
-      const k = Math.max(0.1, (f.max - f.min) / 1024);
-      v.setWindow(s.center + dy * k, Math.max(1, s.width + dx * k));
-    }
-  };
-  const onPointerUp = () => {
-    drag.current = undefined;
-  };
+  }, [go, refs.length, help]);
 
   const problem = study.failure
     ? describeProblem(study.failure.error, study.failure.step)
@@ -307,8 +383,13 @@ export function StudyViewer({
     <div className="viewer">
       <aside className="series-list" aria-label="Series">
         {study.series.map((s) => {
+          // The middle slice once it is open; until then the first slice opened stands in.
+          const middle = s.refs[Math.floor((s.refs.length - 1) / 2)];
           let thumbRef = thumbs.current.get(s.uid);
-          if (!thumbRef || !s.refs.includes(thumbRef)) {
+          if (thumbRef !== middle && middle && study.instances.get(middle)?.opened) {
+            thumbRef = middle;
+            thumbs.current.set(s.uid, thumbRef);
+          } else if (!thumbRef || !s.refs.includes(thumbRef)) {
             thumbRef = s.refs.find((r) => study.instances.get(r)?.opened);
             if (thumbRef) thumbs.current.set(s.uid, thumbRef);
           }
@@ -374,7 +455,7 @@ export function StudyViewer({
               key={id}
               aria-pressed={tool === id}
               data-testid={`tool-${id}`}
-              onClick={() => setTool(id)}
+              onClick={() => choose(id)}
             >
               {label}
             </button>
@@ -382,8 +463,42 @@ export function StudyViewer({
           <button data-testid="invert" aria-pressed={!!view?.invert} onClick={invert}>
             Invert
           </button>
-          <button data-testid="reset" onClick={reset}>
+          <button
+            data-testid="rotate"
+            title="Rotate 90° clockwise (o; O anticlockwise)"
+            onClick={() => rotate(90)}
+          >
+            Rotate
+          </button>
+          <button
+            data-testid="flip-h"
+            aria-pressed={!!view?.flipHorizontal}
+            title="Flip horizontally (h)"
+            onClick={() => flip('horizontal')}
+          >
+            Flip H
+          </button>
+          <button
+            data-testid="flip-v"
+            aria-pressed={!!view?.flipVertical}
+            title="Flip vertically (v)"
+            onClick={() => flip('vertical')}
+          >
+            Flip V
+          </button>
+          <button data-testid="fullscreen" title="Fullscreen (f)" onClick={fullscreen}>
+            Fullscreen
+          </button>
+          <button data-testid="reset" title="Reset the view (r)" onClick={reset}>
             Reset
+          </button>
+          <button
+            data-testid="shortcuts"
+            title="Keyboard shortcuts (?)"
+            aria-expanded={help}
+            onClick={() => setHelp(!help)}
+          >
+            ?
           </button>
           <span className="sep" />
           <button
@@ -431,10 +546,6 @@ export function StudyViewer({
         <div
           ref={stage}
           className={`stage ${state === 'tampered' ? 'tampered' : state === 'unverifiable' ? 'unverifiable' : ''}`}
-          onPointerDown={onPointerDown}
-          onPointerMove={onPointerMove}
-          onPointerUp={onPointerUp}
-          onPointerCancel={onPointerUp}
           onContextMenu={(e) => e.preventDefault()}
         >
           {current && (
@@ -459,11 +570,22 @@ export function StudyViewer({
                     : ''}
                 </span>
                 {'\n'}
-                <span data-testid="overlay-position">
-                  {current.opened?.meta.imagePosition
-                    ? `Z ${current.opened.meta.imagePosition[2].toFixed(2)} mm`
-                    : ''}
-                </span>
+                {(() => {
+                  const m = current.opened?.meta;
+                  const p = m?.imagePosition
+                    ? axisPosition(m.imagePosition, m.imageOrientation)
+                    : undefined;
+                  return (
+                    <span
+                      data-testid="overlay-position"
+                      data-axis={p?.axis}
+                      data-value={p?.value}
+                      title="Position of this slice along the axis the slices step along (R/L, A/P, F/H: the patient's right/left, anterior/posterior, feet/head)"
+                    >
+                      {p ? `Pos ${p.label}` : ''}
+                    </span>
+                  );
+                })()}
               </div>
               <div className="overlay bl" data-testid="overlay-wl">
                 {view?.center !== undefined && view.width !== undefined && !color
@@ -471,6 +593,33 @@ export function StudyViewer({
                   : ''}
                 {view ? `\nZoom ${Math.round(view.zoom * 100)}%` : ''}
               </div>
+              {edges && current.opened?.meta.imageOrientation && (
+                <>
+                  <div className="overlay marker top" data-testid="marker-top">
+                    {edges.top}
+                  </div>
+                  <div className="overlay marker bottom" data-testid="marker-bottom">
+                    {edges.bottom}
+                  </div>
+                  <div className="overlay marker left" data-testid="marker-left">
+                    {edges.left}
+                  </div>
+                  <div className="overlay marker right" data-testid="marker-right">
+                    {edges.right}
+                  </div>
+                </>
+              )}
+              {bar && current.opened?.meta.pixelSpacing && (
+                <div
+                  className="overlay scale"
+                  data-testid="scale-bar"
+                  data-mm={bar.mm}
+                  data-px={bar.px.toFixed(2)}
+                >
+                  <div className="scale-line" style={{ width: `${bar.px}px` }} />
+                  {`${bar.mm} mm`}
+                </div>
+              )}
               <div className="overlay br">
                 <span style={{ pointerEvents: 'auto' }}>
                   <Badge
@@ -510,6 +659,29 @@ export function StudyViewer({
             </div>
           )}
         </div>
+        {help && (
+          <div
+            className="shortcut-help"
+            role="dialog"
+            aria-label="Keyboard shortcuts"
+            data-testid="shortcut-help"
+          >
+            <h2>Keyboard shortcuts</h2>
+            <table>
+              <tbody>
+                {SHORTCUTS.map(([k, what]) => (
+                  <tr key={k}>
+                    <th scope="row">
+                      <kbd>{k}</kbd>
+                    </th>
+                    <td>{what}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <button onClick={() => setHelp(false)}>Close</button>
+          </div>
+        )}
       </section>
       <aside className="side" aria-label="Details">
         <div className="tabs" role="tablist">
