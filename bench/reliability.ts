@@ -6,7 +6,9 @@
  * report's command line says so).
  * The short slices of each part run in `npm test` (test/reliability-*.test.ts).
  */
-import { machine, writeReport } from './lib.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DIR, machine, writeReport } from './lib.ts';
 import { fuzzSection } from './reliability/fuzz-report.ts';
 import { tamperSection } from './reliability/report.ts';
 
@@ -15,17 +17,28 @@ const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
 const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
 const started = Date.now();
 
+/** The sections of the report as it stands, by title: a part not run this time keeps its own. */
+const previous = new Map<string, string>();
+try {
+  const text = readFileSync(join(BENCH_DIR, 'reports', 'reliability.md'), 'utf8');
+  for (const s of text.split(/^(?=## )/m).slice(1)) previous.set(s.split('\n')[0]!, s);
+} catch {
+  /* first run */
+}
 const sections: string[] = [];
 let defects = 0;
-if (parts.includes('tamper')) {
-  const s = await tamperSection(scale);
-  sections.push(s.markdown);
-  defects += s.defects;
-}
-if (parts.includes('fuzz')) {
-  const s = await fuzzSection(fuzzScale);
-  sections.push(s.markdown);
-  defects += s.defects;
+for (const [part, title, run] of [
+  ['tamper', '## Tamper campaign', () => tamperSection(scale)],
+  ['fuzz', '## Fuzzing', () => fuzzSection(fuzzScale)],
+] as const) {
+  if (parts.includes(part)) {
+    const s = await run();
+    sections.push(s.markdown);
+    defects += s.defects;
+  } else if (previous.has(title))
+    sections.push(
+      `${previous.get(title)!}\n_(kept from an earlier run: this run left the part out)_\n`,
+    );
 }
 
 const command =

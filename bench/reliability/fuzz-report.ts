@@ -89,8 +89,16 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       'reader searched the whole queue again after every chunk, so a body trickled in one-byte ' +
       'chunks cost the square of its length — 13 inputs of 20,000 took over 5 s, the slowest 10.4 s ' +
       'for a 9 kB header line (`src/core/chunks.ts`, `src/core/multipart.ts`; ' +
-      '`multipart.test.ts`, "trickled in one-byte chunks"); and a file cut where its File Meta ends ' +
-      'threw an untyped error (tamper campaign above).',
+      '`multipart.test.ts`, "trickled in one-byte chunks"), and taking a part out of 200,000 one-byte ' +
+      'chunks was quadratic too (`Array.shift`); a file cut where its File Meta ends threw an ' +
+      'untyped error (tamper campaign above). Found by the first full run at half scale (40,000 DICOM ' +
+      'inputs), both fixed, both inputs in the corpus: a compressed frame of 100x100 under a header of ' +
+      '65535x8024 was padded to 1.5 GB of zeros (11 s; now refused beyond 16 times the area, ' +
+      '`codecs/index.ts`, and nothing is allocated before the first frame decodes, `pixels.ts`); ' +
+      'a WebAssembly codec trapped (`RuntimeError: memory access out of bounds`) on an input after ' +
+      'earlier malformed ones — a trap is now a typed `not-dicom` error and the module is loaded ' +
+      'afresh for the next frame (the trap did not recur when the input was replayed alone, so its ' +
+      'regression is the corpus replay, not a reproduction).',
     '',
   ];
   return { markdown: md.join('\n'), defects };
