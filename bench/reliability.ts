@@ -41,11 +41,14 @@ for (const [part, title, run] of [
     );
 }
 
-const command =
-  'npm run bench -- reliability' +
-  (process.env.ZTV_RELIABILITY_PARTS ? ` (ZTV_RELIABILITY_PARTS=${parts.join(',')})` : '') +
-  (scale !== 1 ? ` (ZTV_RELIABILITY_SCALE=${scale})` : '') +
-  (fuzzScale !== scale ? ` (ZTV_FUZZ_SCALE=${fuzzScale})` : '');
+const command = [
+  process.env.ZTV_RELIABILITY_PARTS ? `ZTV_RELIABILITY_PARTS=${parts.join(',')}` : '',
+  scale !== 1 ? `ZTV_RELIABILITY_SCALE=${scale}` : '',
+  fuzzScale !== scale ? `ZTV_FUZZ_SCALE=${fuzzScale}` : '',
+  'npm run bench -- reliability',
+]
+  .filter(Boolean)
+  .join(' ');
 const path = await writeReport(
   'reliability',
   [
