@@ -305,7 +305,9 @@ describe('the auditor area, end to end', () => {
       ]);
       expect(forged!.status).toBe('forged');
       expect(forged!.fields.title).toBe('Forged trace');
-      expect(forged!.fields.reasons).toContain("the cloud's trace signature does not verify");
+      expect(forged!.fields.reasons).toContain(
+        "the inclusion path does not lead from the trace record to the release's signed root",
+      );
       expect(forged!.text).not.toContain('dr.bob');
       expect(forged!.text).not.toContain(leakedTicket);
       expect(unknown!.status).toBe('unknown');
@@ -351,6 +353,24 @@ describe('the auditor area, end to end', () => {
       expect(issued.text).toContain(leakedTicket);
       const inserted = shown.find((r) => r.subtype === 'trace-inserted')!;
       expect(inserted.text).toContain(leakedTrace);
+      // In an auditor's words: the trace record's images as a count that opens, the hospital by its
+      // name, the decision as fields.
+      const images = page.locator(
+        '[data-testid=trail-row][data-subtype=trace-inserted] [data-testid=row-images]',
+      );
+      expect(await images.first().getAttribute('data-count')).toBe('3');
+      expect(await images.first().locator('summary').textContent()).toBe('3 images');
+      expect(await images.first().locator('li').first().isVisible()).toBe(false);
+      expect(issued.text).toContain('dr.bob (physician) · Riverside Consumer Hospital');
+      const decision = page
+        .locator('[data-testid=trail-row][data-party=producer][data-subtype=policy-decision]')
+        .first();
+      expect(await decision.locator('[data-field=Decision]').textContent()).toBe('allowed');
+      expect(await decision.locator('[data-field=Purpose]').textContent()).toBe(
+        'TREAT (treatment)',
+      );
+      expect(await decision.getByTestId('row-outcome').textContent()).toBe('succeeded');
+      expect(shown.some((r) => /minor failure|serious failure/.test(r.text))).toBe(false);
       expect(await page.getByTestId('trail-count').textContent()).toBe(
         `${shown.length} record(s) shown`,
       );

@@ -54,13 +54,17 @@ export async function signIn(page: Page, user: string, password = DEMO_PASSWORD)
   await page.click('button[type=submit]');
 }
 
-/** Signs in and, on this first use of the browser, enrols it; waits for the study list. */
+/**
+ * Signs in and, on this first use of the browser, enrols it; waits for the study list (or, for a
+ * clinician the policy lets search nothing, the request by patient ID).
+ */
 export async function signInAndEnrol(page: Page, user: string): Promise<void> {
   await signIn(page, user);
   await page.getByRole('button', { name: 'Enrol this device' }).click();
-  await page.waitForSelector('[data-testid=study-list], [data-testid=no-studies]', {
-    timeout: 60_000,
-  });
+  await page.waitForSelector(
+    '[data-testid=study-list], [data-testid=no-studies], [data-testid=patient-id-only]',
+    { timeout: 60_000 },
+  );
 }
 
 /** Opens the consultation dialog for a listed patient (or by patient ID when not listed). */

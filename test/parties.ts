@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { randomBytes, toHex } from '../src/core/bytes.ts';
+import { randomBytes, toBase64Url, toHex } from '../src/core/bytes.ts';
 import { FederationClient, type DeviceKeys } from '../src/core/client/federation.ts';
 import { importGcmKey } from '../src/core/crypto/aead.ts';
 import { signingKeyFromCryptoKeys } from '../src/core/crypto/keys.ts';
@@ -38,6 +38,7 @@ import {
   consumerMigrations,
   type ConsumerTables,
 } from '../src/services/consumer/app.ts';
+import { tokenHash } from '../src/services/consumer/sign-in.ts';
 import { signDemoPolicies } from '../src/services/policy/files.ts';
 import { loadPolicyEngine } from '../src/services/policy/load.ts';
 import { revocationCheck } from '../src/services/producer/revocation.ts';
@@ -83,6 +84,10 @@ export function injectFetch(apps: Readonly<Record<string, FastifyInstance>>): ty
 
 export interface Clinician {
   readonly device: DeviceKeys;
+  /** The clinician's live sign-in at the consumer hospital (its bearer token). */
+  readonly token: string;
+  /** Signs out at the consumer hospital (POST /logout). */
+  signOut(): Promise<void>;
   readonly thumbprint: string;
   readonly client: FederationClient;
   /** Role assignments the consumer hospital would sign for this clinician. */
@@ -111,6 +116,8 @@ export interface Parties {
 }
 
 export async function startParties(dialect: Dialect): Promise<Parties> {
+  const parties = { clock: Date.now() } as { clock: number };
+  const now = () => parties.clock;
   const dir = mkdtempSync(join(tmpdir(), 'ztv-parties-'));
   const demo = await createDemoPki();
   const pseudonymKey = randomBytes(32);
@@ -141,9 +148,8 @@ export async function startParties(dialect: Dialect): Promise<Parties> {
     directories: { consumer: CONSUMER_URL },
     fetch: (input, init) => f(input, init),
     isRevoked: revocationCheck(producerDb.db),
+    now: () => parties.clock,
   });
-  const parties = { clock: Date.now() } as { clock: number };
-  const now = () => parties.clock;
   const sessions = (keys: PartyKeys, audit: AuditStore) => partySessions({ keys, audit }, trust);
 
   const cloudAudit = new AuditStore(
@@ -269,6 +275,17 @@ export async function startParties(dialect: Dialect): Promise<Parties> {
           revoked_at: null,
         })
         .execute();
+      // … and a live sign-in, as the clinician signed in to enrol (a consultation needs one).
+      const token = toBase64Url(randomBytes(32));
+      await consumerDb.db
+        .insertInto('login_tokens')
+        .values({
+          token_hash: tokenHash(token),
+          clinician_id: id,
+          expires_at: parties.clock + 8 * 3600_000,
+          revoked: 0,
+        })
+        .execute();
       const device = {
         signing,
         encryption,
@@ -282,6 +299,15 @@ export async function startParties(dialect: Dialect): Promise<Parties> {
       );
       return {
         device,
+        token,
+        async signOut() {
+          const r = await consumer.inject({
+            method: 'POST',
+            url: '/logout',
+            headers: { authorization: `Bearer ${token}` },
+          });
+          if (r.statusCode !== 200) throw new Error(`sign-out answered ${r.statusCode}`);
+        },
         thumbprint: await client.deviceId(),
         client,
         assignment: (r, patient) =>

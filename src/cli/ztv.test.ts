@@ -81,18 +81,18 @@ describe('ztv happy path', () => {
     const g = geometryOf(pixelInfoOf(parsed.dataset));
     const L = JSON.parse(ztv('inspect', p('t.dcm')).out).layout.planes as number;
     // The version field: container bytes 4–5, i.e. container bits 32–47, in R's low planes.
-    writeRegionBits(bytes.subarray(parsed.pixelDataOffset!), g, L, Uint8Array.of(0, 2), 32, 16);
-    writeFileSync(p('v2.dcm'), bytes);
-    const v = ztv('verify', '--keys', p('keys'), '--image-key', p('k.json'), p('v2.dcm'));
+    writeRegionBits(bytes.subarray(parsed.pixelDataOffset!), g, L, Uint8Array.of(0, 3), 32, 16);
+    writeFileSync(p('v3.dcm'), bytes);
+    const v = ztv('verify', '--keys', p('keys'), '--image-key', p('k.json'), p('v3.dcm'));
     expect(v.code, v.err).toBe(2);
     const verdict = JSON.parse(v.out);
     expect(verdict.status).toBe('unverifiable');
-    expect(verdict.summary).toMatch(/container has version 2, which this build does not read/);
+    expect(verdict.summary).toMatch(/container has version 3, which this build does not read/);
     expect(
-      ztv('open', '--keys', p('keys'), '--image-key', p('k.json'), p('v2.dcm'), p('v2-open.dcm'))
+      ztv('open', '--keys', p('keys'), '--image-key', p('k.json'), p('v3.dcm'), p('v3-open.dcm'))
         .code,
     ).toBe(2);
-    expect(existsSync(p('v2-open.dcm'))).toBe(false);
+    expect(existsSync(p('v3-open.dcm'))).toBe(false);
   });
 });
 

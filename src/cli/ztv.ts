@@ -51,6 +51,15 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run: Com
     summary: 'audit verify: check audit chains and checkpoints; audit export: PS3.15 XML or CSV',
     load: async () => ({ run: (await import('./commands/audit.ts')).auditCommand }),
   },
+  backup: {
+    summary:
+      "backup --data DIR --party P OUT: a party's database, files and keys (producer: encrypted)",
+    load: async () => ({ run: (await import('./commands/backup.ts')).backupCommand }),
+  },
+  restore: {
+    summary: 'restore --data DIR --party P IN: put a stopped party back from its backup',
+    load: async () => ({ run: (await import('./commands/backup.ts')).restoreCommand }),
+  },
   pki: {
     summary: 'pki init DIR: a demo PKI (CA, hospitals, cloud, CRLs, trust group); pki show DIR',
     load: async () => ({ run: (await import('./commands/pki.ts')).pkiCommand }),

@@ -253,8 +253,12 @@ export class FederationClient {
     return keys;
   }
 
-  redeem(ticket: Ticket): Promise<Redemption> {
-    return this.sessions.call('cloud', redeem, { ticket: ticket.cloud });
+  /** Redeems the ticket's cloud part; `first` names the images to be streamed first, in order. */
+  redeem(ticket: Ticket, first?: readonly string[]): Promise<Redemption> {
+    return this.sessions.call('cloud', redeem, {
+      ticket: ticket.cloud,
+      ...(first && first.length > 0 ? { first: [...first] } : {}),
+    });
   }
 
   /**

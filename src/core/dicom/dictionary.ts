@@ -30,12 +30,24 @@ export function dictionaryVr(tag: number): string | undefined {
 
 const names = new Map<number, string>();
 
-/** The attribute's name (remembered: the tag browser asks for the same ~100 names per image). */
+/**
+ * The attribute's keyword (remembered: the tag browser asks for the same ~100 names per image). Group
+ * lengths (gggg,0000) are named as PS3.5 §7.2 and DCMTK name them: the file meta group's its own,
+ * a private group's PrivateGroupLength, any other GenericGroupLength.
+ */
 export function tagName(tag: number): string {
-  if (isPrivateTag(tag)) return (tag & 0xffff) <= 0xff ? 'PrivateCreator' : 'PrivateTag';
+  const e = tag & 0xffff;
+  if (isPrivateTag(tag))
+    return e === 0
+      ? 'PrivateGroupLength'
+      : e >= 0x10 && e <= 0xff
+        ? 'PrivateCreator'
+        : e < 0x10
+          ? 'Unknown'
+          : 'PrivateTag';
   let name = names.get(tag);
   if (name === undefined) {
-    name = dict[tagKey(tag)]?.name ?? 'Unknown';
+    name = dict[tagKey(tag)]?.name ?? (e === 0 ? 'GenericGroupLength' : 'Unknown');
     if (names.size < 4096) names.set(tag, name);
   }
   return name;

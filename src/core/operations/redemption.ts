@@ -12,11 +12,25 @@ export interface Redemption {
   readonly expiresAt: number;
 }
 
+/** Most image ids a redemption request may name to be sent first. */
+export const MAX_FIRST = 1024;
+
 export const redeem = message<Redemption>()('redeem', {
   type: 'object',
   required: ['ticket'],
   additionalProperties: false,
-  properties: { ticket: { type: 'string', minLength: 100, maxLength: 200_000 } },
+  properties: {
+    ticket: { type: 'string', minLength: 100, maxLength: 200_000 },
+    /**
+     * Images of the ticket the device wants first (the slice on screen), in that order; the others
+     * follow in the ticket's order. Ids the ticket does not name are ignored.
+     */
+    first: {
+      type: 'array',
+      maxItems: MAX_FIRST,
+      items: { type: 'string', minLength: 1, maxLength: 128 },
+    },
+  },
 });
 
 export const retrieve = stream('retrieve', {

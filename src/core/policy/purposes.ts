@@ -51,3 +51,26 @@ export const PURPOSE_CODE = new RegExp(PURPOSE_CODE_PATTERN);
 
 export const isHl7PurposeOfUse = (code: string): boolean =>
   Object.prototype.hasOwnProperty.call(HL7_PURPOSES_OF_USE, code);
+
+/**
+ * The sentence a refusal ends with, naming the purposes of use the same request would be allowed
+ * for (so that the clinician knows what to ask for instead), and its reading on the clinician's side.
+ * Errors cross the session as a message only, so the list travels as this fixed sentence.
+ */
+const ALLOWED_PREFIX = 'purposes of use the policy allows you here: ';
+const NONE_ALLOWED = 'no purpose of use the policy knows allows you this';
+
+export function allowedPurposesSentence(codes: readonly string[]): string {
+  return codes.length ? `${ALLOWED_PREFIX}${codes.join(', ')}` : NONE_ALLOWED;
+}
+
+/** The codes named by `allowedPurposesSentence` in a message; undefined when it names none. */
+export function allowedPurposesIn(message: string): string[] | undefined {
+  if (message.includes(NONE_ALLOWED)) return [];
+  const i = message.lastIndexOf(ALLOWED_PREFIX);
+  if (i < 0) return undefined;
+  const m = new RegExp(
+    `^(${PURPOSE_CODE_PATTERN.slice(1, -1)}(?:, ${PURPOSE_CODE_PATTERN.slice(1, -1)})*)`,
+  ).exec(message.slice(i + ALLOWED_PREFIX.length));
+  return m ? m[1]!.split(', ') : undefined;
+}

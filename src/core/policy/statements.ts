@@ -61,6 +61,11 @@ export interface DirectoryEntry {
   readonly active: boolean;
   /** Every structural role the person holds: the account's, and those of their devices in force. */
   readonly roles: readonly string[];
+  /**
+   * Whether the person has a live sign-in at the hospital (unexpired, not signed out): what a
+   * consultation needs. Absent from a directory that does not say.
+   */
+  readonly signedIn?: boolean;
   readonly nbf: number;
   readonly exp: number;
   readonly jti: string;
@@ -214,6 +219,7 @@ export async function verifyDirectoryEntry(
   );
   if (
     typeof claims.active !== 'boolean' ||
+    (claims.signedIn !== undefined && typeof claims.signedIn !== 'boolean') ||
     !Array.isArray(claims.roles) ||
     !claims.roles.every(isString)
   )

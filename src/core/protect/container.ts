@@ -1,20 +1,35 @@
 /**
- * The protection container (format version 1): a big-endian record written in clear into the low
- * `L` bit planes of samples [0, K) of the encrypted image. Its sealed part is signed by the producer
- * hospital; its trace slot is written and signed by the cloud without any key. Layout in
- * docs/protection.md.
+ * The protection container (format versions 1 and 2): a big-endian record written in clear into the
+ * low `L` bit planes of samples [0, K) of the encrypted image. Its sealed part is signed by the
+ * producer hospital; its trace slot is written and signed by the cloud without any key — one
+ * signature per image in v1, one per release over a Merkle tree in v2. Layout in docs/protection.md.
  */
 import { concatBytes, equalBytes, readU16be, readU32be, readU64be, utf8 } from '../bytes.ts';
+import { taggedHash } from '../crypto/hash.ts';
 import { SIGNATURE_LENGTH } from '../crypto/keys.ts';
 import { assertInput, ZtvError } from '../errors.ts';
 import type { Geometry } from './geometry.ts';
 
 export const MAGIC = Uint8Array.of(0x5a, 0x54, 0x56, 0x43); // "ZTVC"
-export const FORMAT_VERSION = 1;
+/** The version protect writes; readers accept every version of `FORMAT_VERSIONS`. */
+export const FORMAT_VERSION = 2;
+export const FORMAT_VERSIONS: readonly number[] = [1, 2];
 export const FIXED_LENGTH = 264;
 export const TILE_TAG_LENGTH = 8;
+/** The v1 trace slot: one cloud signature per image. */
 export const TRACE_SLOT_LENGTH = 128;
 export const TRACE_ID_LENGTH = 32;
+export const REDEMPTION_ID_LENGTH = 16;
+/** Deepest inclusion path a v2 slot holds: a release tree has at most 2^10 = 1024 leaves. */
+export const MAX_TRACE_DEPTH = 10;
+export const MAX_TREE_LEAVES = 2 ** MAX_TRACE_DEPTH;
+const V2_PATH_AT = 212;
+/** The v2 trace slot: leaf, inclusion path, root and the root's signature. */
+export const TRACE_SLOT_V2_LENGTH = V2_PATH_AT + MAX_TRACE_DEPTH * 32;
+
+/** The trace slot's length in a container of `version`. */
+export const traceSlotLength = (version: number): number =>
+  version >= 2 ? TRACE_SLOT_V2_LENGTH : TRACE_SLOT_LENGTH;
 /** Container bit planes tried when looking for the magic. */
 export const MAX_L = 8;
 
@@ -53,7 +68,9 @@ export interface SealedFields {
   readonly tileTags: Uint8Array;
 }
 
+/** A v1 trace: the cloud's signature over this image's seal and the trace. */
 export interface TraceSlot {
+  readonly version?: 1;
   readonly traceId: Uint8Array;
   readonly tracedAt: number;
   readonly sigAlg: number;
@@ -61,21 +78,45 @@ export interface TraceSlot {
   readonly signature: Uint8Array;
 }
 
+/**
+ * A v2 trace: this image's leaf (trace id, time, redemption id, bound to the image's seal digest),
+ * its inclusion path in the release's tree, the root and the cloud's one signature over the root.
+ */
+export interface TraceSlotV2 {
+  readonly version: 2;
+  readonly sigAlg: number;
+  readonly leafIndex: number;
+  readonly treeSize: number;
+  readonly traceId: Uint8Array;
+  readonly tracedAt: number;
+  readonly redemptionId: Uint8Array;
+  readonly cloudKeyId: Uint8Array;
+  /** The seal digest of the image the leaf was made for (`sealDigest`). */
+  readonly seal: Uint8Array;
+  readonly root: Uint8Array;
+  /** The cloud's signature over `rootMessage`. */
+  readonly signature: Uint8Array;
+  /** Sibling hashes, bottom-up. */
+  readonly path: readonly Uint8Array[];
+}
+
+export type AnyTraceSlot = TraceSlot | TraceSlotV2;
+
 export interface Container {
   readonly fields: SealedFields;
   /** Bytes covered by the producer's signature. */
   readonly sealedBytes: Uint8Array;
   readonly sealSignature: Uint8Array;
   /** Undefined while no cloud has traced the image (or when the slot is malformed). */
-  readonly trace?: TraceSlot;
+  readonly trace?: AnyTraceSlot;
   /** Why the trace slot could not be read, when it is neither empty nor well formed. */
   readonly traceError?: string;
   /** The raw trace slot (all zero when empty). */
   readonly traceSlot: Uint8Array;
 }
 
-export const containerLength = (tileCount: number): number =>
-  FIXED_LENGTH + tileCount * TILE_TAG_LENGTH + SIGNATURE_LENGTH + TRACE_SLOT_LENGTH;
+export const containerLength = (tileCount: number, version = FORMAT_VERSION): number =>
+  FIXED_LENGTH + tileCount * TILE_TAG_LENGTH + SIGNATURE_LENGTH + traceSlotLength(version);
 
 /** The message the producer signs: a label, then the sealed bytes. */
 export const sealMessage = (sealedBytes: Uint8Array): Uint8Array =>
@@ -129,8 +170,10 @@ export function encodeSealed(f: SealedFields): Uint8Array {
   return out;
 }
 
-export function encodeTraceSlot(t: TraceSlot | undefined): Uint8Array {
-  if (!t) return new Uint8Array(TRACE_SLOT_LENGTH);
+/** The slot of `t` (v1 or v2), or an empty slot of a container of `version` when `t` is undefined. */
+export function encodeTraceSlot(t: AnyTraceSlot | undefined, version = 1): Uint8Array {
+  if (!t) return new Uint8Array(traceSlotLength(version));
+  if (t.version === 2) return encodeTraceSlotV2(t);
   const out = concatBytes(
     Uint8Array.of(1, t.sigAlg),
     u16(0),
@@ -143,6 +186,55 @@ export function encodeTraceSlot(t: TraceSlot | undefined): Uint8Array {
   if (out.length !== TRACE_SLOT_LENGTH) throw new Error('trace slot layout drifted');
   return out;
 }
+
+/** Encodes a v2 trace slot; unused path entries stay zero. */
+export function encodeTraceSlotV2(t: TraceSlotV2): Uint8Array {
+  if (t.path.length > MAX_TRACE_DEPTH)
+    throw new ZtvError('bad-input', 'the inclusion path is too long');
+  const out = concatBytes(
+    Uint8Array.of(2, t.sigAlg, t.path.length, 0),
+    u32(t.leafIndex),
+    u32(t.treeSize),
+    fixedLength(t.traceId, TRACE_ID_LENGTH, 'trace id'),
+    u64(t.tracedAt),
+    fixedLength(t.redemptionId, REDEMPTION_ID_LENGTH, 'redemption id'),
+    fixedLength(t.cloudKeyId, 16, 'cloud key id'),
+    fixedLength(t.seal, 32, 'seal digest'),
+    fixedLength(t.root, 32, 'root'),
+    fixedLength(t.signature, SIGNATURE_LENGTH, 'root signature'),
+    ...t.path.map((p) => fixedLength(p, 32, 'path entry')),
+    new Uint8Array((MAX_TRACE_DEPTH - t.path.length) * 32),
+  );
+  if (out.length !== TRACE_SLOT_V2_LENGTH) throw new Error('v2 trace slot layout drifted');
+  return out;
+}
+
+/**
+ * The seal digest a v2 leaf names: the image's whole seal (sealed bytes and signature), so a leaf
+ * cannot be moved to another image.
+ */
+export const sealDigest = (sealedBytes: Uint8Array, sealSignature: Uint8Array): Uint8Array =>
+  taggedHash('ZTV/seal/v2', u32(sealedBytes.length), sealedBytes, sealSignature);
+
+/** A v2 leaf: the trace record of one image in one release. */
+export const traceLeaf = (
+  t: Pick<TraceSlotV2, 'seal' | 'traceId' | 'tracedAt' | 'redemptionId'>,
+): Uint8Array =>
+  concatBytes(utf8('ZTV trace leaf v2\0'), t.seal, t.traceId, u64(t.tracedAt), t.redemptionId);
+
+/** What the cloud signs once per release (per tree): the root, the tree's size and the release. */
+export const rootMessage = (
+  t: Pick<TraceSlotV2, 'root' | 'treeSize' | 'redemptionId' | 'tracedAt' | 'sigAlg' | 'cloudKeyId'>,
+): Uint8Array =>
+  concatBytes(
+    utf8('ZTV trace root v2\0'),
+    t.root,
+    u32(t.treeSize),
+    t.redemptionId,
+    u64(t.tracedAt),
+    Uint8Array.of(t.sigAlg),
+    t.cloudKeyId,
+  );
 
 /** The message the cloud signs for a trace: it binds the whole seal, the trace and its time. */
 export function traceMessage(
@@ -173,12 +265,15 @@ export function decodeContainer(b: Uint8Array): Container {
     throw new ZtvError('integrity', `the container is malformed: ${why}`);
   };
   if (b.length < FIXED_LENGTH + SIGNATURE_LENGTH + TRACE_SLOT_LENGTH) bad('it is too short');
+  const version = readU16be(b, 4);
+  if (!FORMAT_VERSIONS.includes(version)) bad(`its version ${version} is unknown`);
   const tileCount = readU32be(b, 26);
   const tileBytes = tileCount * TILE_TAG_LENGTH;
-  if (b.length !== containerLength(tileCount)) bad('its length does not match its tile count');
+  if (b.length !== containerLength(tileCount, version))
+    bad('its length does not match its tile count');
   const at = (o: number, n: number) => b.slice(o, o + n);
   const fields: SealedFields = {
-    version: readU16be(b, 4),
+    version,
     flags: readU16be(b, 6),
     containerBytes: readU32be(b, 8),
     L: b[12]!,
@@ -205,11 +300,11 @@ export function decodeContainer(b: Uint8Array): Container {
   if (b[30] !== 0 || b[31] !== 0) bad('reserved bytes are not zero');
   const sealedEnd = FIXED_LENGTH + tileBytes;
   const sealSignature = at(sealedEnd, SIGNATURE_LENGTH);
-  const traceSlot = at(sealedEnd + SIGNATURE_LENGTH, TRACE_SLOT_LENGTH);
-  let trace: TraceSlot | undefined;
+  const traceSlot = at(sealedEnd + SIGNATURE_LENGTH, traceSlotLength(version));
+  let trace: AnyTraceSlot | undefined;
   let traceError: string | undefined;
   try {
-    trace = decodeTraceSlot(traceSlot);
+    trace = version >= 2 ? decodeTraceSlotV2(traceSlot) : decodeTraceSlot(traceSlot);
   } catch (e) {
     if (!(e instanceof ZtvError)) throw e;
     traceError = e.message;
@@ -239,6 +334,40 @@ function decodeTraceSlot(s: Uint8Array): TraceSlot | undefined {
   };
 }
 
+/** A v2 slot: every byte signed, hashed into the root, or zero; its shape must fit its tree. */
+function decodeTraceSlotV2(s: Uint8Array): TraceSlotV2 | undefined {
+  if (s.every((x) => x === 0)) return undefined;
+  const bad = (why: string): never => {
+    throw new ZtvError('integrity', `the trace slot is malformed: ${why}`);
+  };
+  if (s[0] !== 2) bad(`its version ${s[0]} is not that of the container (2)`);
+  const depth = s[2]!;
+  if (depth > MAX_TRACE_DEPTH) bad(`its inclusion path of ${depth} hashes is too long`);
+  if (s[3] !== 0 || s.subarray(V2_PATH_AT + depth * 32).some((x) => x !== 0))
+    bad('reserved bytes are not zero');
+  const leafIndex = readU32be(s, 4);
+  const treeSize = readU32be(s, 8);
+  if (treeSize === 0 || treeSize > MAX_TREE_LEAVES || leafIndex >= treeSize)
+    bad(`leaf ${leafIndex} of a tree of ${treeSize} is impossible`);
+  const path: Uint8Array[] = [];
+  for (let i = 0; i < depth; i++)
+    path.push(s.slice(V2_PATH_AT + 32 * i, V2_PATH_AT + 32 * (i + 1)));
+  return {
+    version: 2,
+    sigAlg: s[1]!,
+    leafIndex,
+    treeSize,
+    traceId: s.slice(12, 44),
+    tracedAt: readU64be(s, 44),
+    redemptionId: s.slice(52, 68),
+    cloudKeyId: s.slice(68, 84),
+    seal: s.slice(84, 116),
+    root: s.slice(116, 148),
+    signature: s.slice(148, 212),
+    path,
+  };
+}
+
 /** Sample count K of the region that holds `bytes` container bytes in L planes. */
 export const regionSamples = (bytes: number, L: number): number => Math.ceil((bytes * 8) / L);
 
@@ -249,7 +378,7 @@ export const regionSamples = (bytes: number, L: number): number => Math.ceil((by
  */
 export function writeRegionBits(
   data: Uint8Array,
-  g: Geometry,
+  g: Pick<Geometry, 'wordBytes'>,
   L: number,
   bits: Uint8Array,
   fromBit: number,

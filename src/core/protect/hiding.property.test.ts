@@ -129,6 +129,7 @@ describe('container', () => {
   const fields = fc
     .record({
       tileCount: fc.integer({ min: 1, max: 40 }),
+      version: fc.constantFrom(1, 2),
       L: fc.integer({ min: 1, max: 8 }),
       k: fc.integer({ min: 1, max: 8 }),
       T: fc.integer({ min: 1, max: 2 ** 31 }),
@@ -144,9 +145,9 @@ describe('container', () => {
     .map((r): { f: SealedFields; sig: Uint8Array } => ({
       sig: r.sig,
       f: {
-        version: 1,
+        version: r.version,
         flags: 0,
-        containerBytes: containerLength(r.tileCount),
+        containerBytes: containerLength(r.tileCount, r.version),
         L: r.L,
         k: r.k,
         cipher: 2,
@@ -175,7 +176,7 @@ describe('container', () => {
         // Containers use at most bitsStored − 2 planes, so 8-bit samples hold up to 6.
         const wordBytes = f.L > 6 ? 2 : wb;
         const sealed = encodeSealed(f);
-        const c = new Uint8Array([...sealed, ...sig, ...encodeTraceSlot(undefined)]);
+        const c = new Uint8Array([...sealed, ...sig, ...encodeTraceSlot(undefined, f.version)]);
         expect(c.length).toBe(f.containerBytes);
         const K = regionSamples(c.length, f.L);
         const g: Geometry = {

@@ -12,7 +12,7 @@ import { ZtvError } from '../errors.ts';
 import {
   decodeContainer,
   FIXED_LENGTH,
-  FORMAT_VERSION,
+  FORMAT_VERSIONS,
   locateContainer,
   peekContainerBytes,
   readRegionBits,
@@ -97,7 +97,7 @@ export function readProtected(bytes: Uint8Array, what = 'the image'): ProtectedI
     version,
     ...examineFile(bytes, parsed, el.value, want),
   };
-  if (version !== FORMAT_VERSION) return { ...base, paddingClean: true };
+  if (!FORMAT_VERSIONS.includes(version)) return { ...base, paddingClean: true };
   const maxBytes = Math.floor((g.count * L) / 8);
   if (containerBytes < FIXED_LENGTH || containerBytes > maxBytes)
     return {

@@ -34,6 +34,13 @@ export interface ContainerReport {
     readonly tracedAt: string;
     readonly signatureAlgorithm: string;
     readonly cloudKeyId: string;
+    /** v2: the release (redemption id, tree root) and this image's place in its tree. */
+    readonly release?: {
+      readonly redemption: string;
+      readonly root: string;
+      readonly leaf: number;
+      readonly leaves: number;
+    };
   } | null;
 }
 
@@ -85,6 +92,16 @@ export function inspectImage(img: ProtectedImage): ContainerReport {
           tracedAt: new Date(c.trace.tracedAt).toISOString(),
           signatureAlgorithm: SIG_ALG_BY_CODE[c.trace.sigAlg] ?? `unknown (${c.trace.sigAlg})`,
           cloudKeyId: toHex(c.trace.cloudKeyId),
+          ...(c.trace.version === 2
+            ? {
+                release: {
+                  redemption: toHex(c.trace.redemptionId),
+                  root: toHex(c.trace.root),
+                  leaf: c.trace.leafIndex,
+                  leaves: c.trace.treeSize,
+                },
+              }
+            : {}),
         }
       : null,
   };

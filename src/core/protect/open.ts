@@ -16,12 +16,18 @@ import { decryptAttributes } from './attributes.ts';
 import { aesCtr, type CipherBackend } from './cipher.ts';
 import {
   CIPHER,
+  FORMAT_VERSIONS,
   regionSamples,
+  rootMessage,
+  sealDigest,
   sealMessage,
   TILE_TAG_LENGTH,
+  traceLeaf,
   traceMessage,
   type Container,
+  type TraceSlotV2,
 } from './container.ts';
+import { leafHash, rootFromPath } from './merkle.ts';
 import {
   ciphertextDigest,
   clearContainer,
@@ -67,7 +73,23 @@ export interface VerifyOptions {
    * `bytes` then hold exactly what they held before. Nothing else may use `bytes` meanwhile.
    */
   readonly lend?: boolean;
+  /**
+   * Format v2: the release roots verified already, shared by the calls of one ticket, so that the
+   * cloud's signature over a release's root is checked once, not once per image (`traceRootCache`).
+   */
+  readonly traceRoots?: TraceRootCache;
+  /**
+   * The release the caller redeemed (16-byte redemption id): a v2 trace of any other release is
+   * reported as tampering (`trace.release`). Without it, any validly signed release verifies — an
+   * auditor's case, who asks whom an image was released to.
+   */
+  readonly redemptionId?: Uint8Array;
 }
+
+/** Verified release roots, keyed by the signed message and signature (one per ticket or session). */
+export type TraceRootCache = Map<string, Promise<SignatureResult>>;
+
+export const traceRootCache = (): TraceRootCache => new Map();
 
 export interface Restored {
   /** The original data set, identifying attributes restored, with native pixel data. */
@@ -139,7 +161,7 @@ function take<T>(s: Settled<T>): T {
   return s.value;
 }
 
-interface SignatureResult {
+export interface SignatureResult {
   readonly checks: readonly Check[];
   readonly signer?: TrustedSigner;
 }
@@ -181,6 +203,76 @@ async function verifySignature(
     ok ? `${who} signature is valid` : `${who} signature does not verify`,
   );
   return { checks: checks.list, signer };
+}
+
+/**
+ * A v2 trace: the leaf must name this image's seal, its inclusion path must lead to the root the slot
+ * carries, the cloud's signature over that root must verify (once per root with a cache), and with
+ * an expected release the trace must belong to it. Each failure is its own check, with its reason.
+ */
+async function verifyTraceV2(
+  opts: VerifyOptions,
+  c: Container,
+  t: TraceSlotV2,
+): Promise<SignatureResult> {
+  const checks = new Checks();
+  const leafOk = equalBytes(t.seal, sealDigest(c.sealedBytes, c.sealSignature));
+  checks.add(
+    'trace.image',
+    'trace',
+    leafOk ? 'pass' : 'fail',
+    leafOk
+      ? "the trace record names this image's seal"
+      : 'the trace record was made for another image (its seal digest is not this one)',
+  );
+  const root = rootFromPath(t.leafIndex, t.treeSize, leafHash(traceLeaf(t)), t.path);
+  const pathOk = !!root && equalBytes(root, t.root);
+  checks.add(
+    'trace.path',
+    'trace',
+    pathOk ? 'pass' : 'fail',
+    pathOk
+      ? `the trace record is leaf ${t.leafIndex + 1} of the ${t.treeSize} of its release's tree`
+      : "the inclusion path does not lead from the trace record to the release's signed root",
+  );
+  const message = rootMessage(t);
+  const verify = () =>
+    verifySignature(
+      opts.resolver,
+      'cloud',
+      'trace',
+      'trace',
+      t.cloudKeyId,
+      t.sigAlg,
+      t.tracedAt,
+      message,
+      t.signature,
+    );
+  let signed: Promise<SignatureResult>;
+  const cache = opts.traceRoots;
+  if (cache) {
+    const key = `${toHex(message)}:${toHex(t.signature)}`;
+    signed = cache.get(key) ?? verify();
+    if (!cache.has(key)) {
+      cache.set(key, signed);
+      // A failure (thrown) is not kept: the next image tries again.
+      signed.catch(() => cache.delete(key));
+    }
+  } else signed = verify();
+  const sig = await signed;
+  checks.list.push(...sig.checks);
+  if (opts.redemptionId) {
+    const ours = equalBytes(opts.redemptionId, t.redemptionId);
+    checks.add(
+      'trace.release',
+      'trace',
+      ours ? 'pass' : 'fail',
+      ours
+        ? 'the trace belongs to the redemption this image was retrieved for'
+        : `the trace belongs to another redemption (${toHex(t.redemptionId)})`,
+    );
+  }
+  return { checks: checks.list, ...(sig.signer ? { signer: sig.signer } : {}) };
 }
 
 /** The tiles whose tags no longer match, in image pixels. */
@@ -233,7 +325,7 @@ async function openWith(
   const img = readProtected(bytes, opts.what);
   const checks = new Checks();
   const keyed = !!opts.imageKey;
-  if (img.version !== 1 && !img.container && !img.containerError) {
+  if (!FORMAT_VERSIONS.includes(img.version) && !img.container && !img.containerError) {
     checks.add(
       'container.version',
       'container',
@@ -290,21 +382,23 @@ async function openWith(
   const ciphertext =
     masking?.ok === true ? settle(ciphertextDigest(masking.value, f.iv)) : undefined;
   const t = c.traceError ? undefined : c.trace;
-  const tracing = t
-    ? settle(
-        verifySignature(
-          opts.resolver,
-          'cloud',
-          'trace',
-          'trace',
-          t.cloudKeyId,
-          t.sigAlg,
-          t.tracedAt,
-          traceMessage(c.sealedBytes, c.sealSignature, t),
-          t.signature,
-        ),
-      )
-    : undefined;
+  const tracing = !t
+    ? undefined
+    : t.version === 2
+      ? settle(verifyTraceV2(opts, c, t))
+      : settle(
+          verifySignature(
+            opts.resolver,
+            'cloud',
+            'trace',
+            'trace',
+            t.cloudKeyId,
+            t.sigAlg,
+            t.tracedAt,
+            traceMessage(c.sealedBytes, c.sealSignature, t),
+            t.signature,
+          ),
+        );
   const key = opts.imageKey;
   const expectedKeyLength = f.cipher === CIPHER['AES-128-CTR'] ? 16 : 32;
   const committed =
@@ -395,6 +489,16 @@ async function openWith(
       tracedAt: iso(t.tracedAt),
       keyId: toHex(t.cloudKeyId),
       ...(cloud ? { signer: signerReport(cloud) } : {}),
+      ...(t.version === 2
+        ? {
+            release: {
+              redemption: toHex(t.redemptionId),
+              root: toHex(t.root),
+              leaf: t.leafIndex,
+              leaves: t.treeSize,
+            },
+          }
+        : {}),
     };
   }
 

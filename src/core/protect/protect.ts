@@ -71,6 +71,11 @@ export interface ProtectOptions {
   readonly minTileSide?: number;
   /** Name used in error messages. */
   readonly what?: string;
+  /**
+   * Container format: 2 (default; one cloud signature per release) or 1 (one per image). An image
+   * too small for a v2 container gets a v1 one when the format is not given (docs/protection.md).
+   */
+  readonly format?: 1 | 2;
 }
 
 export interface ProtectReport {
@@ -150,7 +155,7 @@ function tileSides(g: Geometry, min: number): number[] {
  * Finds the most tiles, then the fewest container planes and the gentlest hiding parameters, that
  * carry the container; embeds with them.
  */
-function plan(values: Values, g: Geometry, minTileSide: number): Plan {
+function plan(values: Values, g: Geometry, minTileSide: number, version: number): Plan {
   const errors = predictionErrors(values, g);
   const hists = new Map<number, Float64Array>();
   const valueHist = valueHistogram(values, g, 0);
@@ -159,7 +164,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   const best = { need: Infinity, capacity: 0, fits: false };
   for (const side of tileSides(g, minTileSide)) {
     const grid = tileGrid(g, side);
-    const bytes = containerLength(grid.count);
+    const bytes = containerLength(grid.count, version);
     for (let L = 1; L <= maxL; L++) {
       const K = regionSamples(bytes, L);
       best.need = Math.min(best.need, K * L + 128);
@@ -202,7 +207,7 @@ function plan(values: Values, g: Geometry, minTileSide: number): Plan {
   }
   // When even the fewest tiles in the most planes need a region R larger than the image, no hiding
   // capacity was ever estimated: say so, with the region's size, rather than leave "about 0" bare.
-  const smallest = containerLength(tileGrid(g, tileSides(g, minTileSide).at(-1)!).count);
+  const smallest = containerLength(tileGrid(g, tileSides(g, minTileSide).at(-1)!).count, version);
   const minK = regionSamples(smallest, maxL);
   throw new ZtvError(
     'capacity',
@@ -265,7 +270,21 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
 
   // 1. Reserve room before encryption.
   const values = readValues(px.data, g);
-  const p = plan(values, g, opts.minTileSide ?? 32);
+  assertInput(
+    opts.format === undefined || opts.format === 1 || opts.format === 2,
+    'the container format is 1 or 2',
+  );
+  const minSide = opts.minTileSide ?? 32;
+  let version: number = opts.format ?? FORMAT_VERSION;
+  let p: Plan;
+  try {
+    p = plan(values, g, minSide, version);
+  } catch (e) {
+    // Too small for a v2 container (its trace slot holds an inclusion path): a v1 one may fit.
+    if (opts.format !== undefined || !(e instanceof ZtvError) || e.code !== 'capacity') throw e;
+    version = 1;
+    p = plan(values, g, minSide, version);
+  }
   const hidden = writeValues(px.data, g, p.marked);
 
   // 2. Encrypt everything; the container overwrites R's low planes afterwards.
@@ -295,7 +314,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   const masked = maskContainer(ct, g, p.region.K, p.region.L);
   const tags = await tileTagsAsync(masked, g, tileGrid(g, p.side), iv);
   const fields: SealedFields = {
-    version: FORMAT_VERSION,
+    version,
     flags: px.lossy ? FLAG_LOSSY_SOURCE : 0,
     containerBytes: p.containerBytes,
     L: p.region.L,
@@ -329,7 +348,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   };
   const sealed = encodeSealed(fields);
   const signature = await opts.signer.sign(sealMessage(sealed));
-  const container = concatBytes(sealed, signature, encodeTraceSlot(undefined));
+  const container = concatBytes(sealed, signature, encodeTraceSlot(undefined, version));
   const regionBits = p.region.K * p.region.L;
   const padded = new Uint8Array(Math.ceil(regionBits / 8));
   padded.set(container);

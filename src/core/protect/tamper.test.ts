@@ -8,7 +8,7 @@ import { parseDicom } from '../dicom/parse.ts';
 import { pixelInfoOf } from '../dicom/pixels.ts';
 import { T } from '../dicom/tags.ts';
 import { isZtvError } from '../errors.ts';
-import { regionSamples, TRACE_SLOT_LENGTH } from './container.ts';
+import { regionSamples, traceSlotLength } from './container.ts';
 import { geometryOf, tileGrid, type Geometry } from './geometry.ts';
 import {
   inspectProtected,
@@ -33,6 +33,9 @@ interface Subject {
   K: number;
   containerBytes: number;
   tileSide: number;
+  /** The trace slot's length and where its cloud key id lies in it (format v1 or v2). */
+  slotBytes: number;
+  keyIdAt: number;
 }
 
 async function subject(rel: string): Promise<Subject> {
@@ -54,6 +57,8 @@ async function subject(rel: string): Promise<Subject> {
     K: regionSamples(report.layout!.containerBytes, L),
     containerBytes: report.layout!.containerBytes,
     tileSide: report.layout!.tiles.side,
+    slotBytes: traceSlotLength(report.version),
+    keyIdAt: report.version >= 2 ? 68 : 44,
   };
 }
 
@@ -133,7 +138,7 @@ describe.each(FILES)('%s', (rel) => {
   it('detects flipped bits of the sealed container', async () => {
     const rnd = prng(2);
     for (let n = 0; n < FLIPS; n++) {
-      const sealedBits = (s.containerBytes - TRACE_SLOT_LENGTH) * 8;
+      const sealedBits = (s.containerBytes - s.slotBytes) * 8;
       const bitNo = Math.floor(rnd() * sealedBits);
       const bad = flip(s.bytes, ...containerBit(s, bitNo));
       const v = await verifyProtected(bad, { resolver: keys.resolver });
@@ -147,12 +152,12 @@ describe.each(FILES)('%s', (rel) => {
 
   it('detects flipped bits of the trace', async () => {
     const rnd = prng(3);
-    const from = (s.containerBytes - TRACE_SLOT_LENGTH) * 8;
+    const from = (s.containerBytes - s.slotBytes) * 8;
     for (let n = 0; n < FLIPS; n++) {
-      const inSlot = Math.floor(rnd() * TRACE_SLOT_LENGTH * 8);
+      const inSlot = Math.floor(rnd() * s.slotBytes * 8);
       const bad = flip(s.bytes, ...containerBit(s, from + inSlot));
       const v = await verifyProtected(bad, { resolver: keys.resolver });
-      const inKeyId = inSlot >= 44 * 8 && inSlot < 60 * 8;
+      const inKeyId = inSlot >= s.keyIdAt * 8 && inSlot < (s.keyIdAt + 16) * 8;
       expect(v.status, `trace bit ${inSlot}: ${v.summary}`).toBe(
         inKeyId ? 'unverifiable' : 'tampered',
       );

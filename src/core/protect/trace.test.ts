@@ -6,6 +6,7 @@ import { testKeys, type TestKeys } from '../../../test/keys.ts';
 import { samplePath } from '../../../test/samples.ts';
 import { toHex } from '../bytes.ts';
 import { isZtvError } from '../errors.ts';
+import { traceSlotLength } from './container.ts';
 import {
   inspectProtected,
   protect,
@@ -35,7 +36,7 @@ describe('trace', () => {
       expect(d & ~0x01).toBe(0); // this image's container lives in bit plane 0 (L = 1)
     }
     expect(changed).toBeGreaterThan(0);
-    expect(changed).toBeLessThanOrEqual(128 * 8);
+    expect(changed).toBeLessThanOrEqual(traceSlotLength(inspectProtected(bytes).version) * 8);
     const v = await verifyProtected(traced, { resolver: keys.resolver });
     expect(v.status).toBe('verified');
     expect(v.trace?.text).toBe('W-7');

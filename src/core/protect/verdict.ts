@@ -48,6 +48,13 @@ export interface TraceReport {
   readonly tracedAt: string;
   readonly keyId: string;
   readonly signer?: SignerReport;
+  /** Format v2: the release the trace belongs to and the image's leaf in its signed tree. */
+  readonly release?: {
+    readonly redemption: string;
+    readonly root: string;
+    readonly leaf: number;
+    readonly leaves: number;
+  };
 }
 
 export interface Verdict {

@@ -46,7 +46,7 @@ describe('a container of an unsupported format version', () => {
     expect(o.verdict.status).toBe('verified');
   });
 
-  it.each([2, 0x0100, 0xffff])(
+  it.each([3, 0x0100, 0xffff])(
     'version %i is unverifiable, with the reason, without and with the image key',
     async (version) => {
       const file = withVersion(traced, version);

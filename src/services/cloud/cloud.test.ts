@@ -16,13 +16,13 @@ import {
 } from '../../../test/parties.ts';
 import { sampleFiles } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
-import { randomBytes, toHex } from '../../core/bytes.ts';
+import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import type { ConsultAnswer } from '../../core/client/federation.ts';
 import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { pkiResolver } from '../../core/pki/resolver.ts';
-import { openProtected, protect } from '../../core/protect/index.ts';
+import { openProtected, protect, traceRootCache } from '../../core/protect/index.ts';
 import type { RemoteError } from '../../core/session/protocol.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import { mtlsFetch } from '../common/tls.ts';
@@ -145,29 +145,41 @@ describe.each(DIALECTS)('cloud on %s', (dialect) => {
     expect(JSON.parse(foreign.body.toString()).message).toMatch(/not sealed by the uploading/);
   });
 
-  it('redeems a ticket once, and streams every image with this clinician’s trace', async () => {
+  it('redeems a ticket once, and streams every image with this clinician’s trace, the named one first', async () => {
     const c = await consultCt(bob);
     const keys = await bob.client.openKeys(
       c.ticket,
       ticketProducerResolver(() => p.trust.view()),
     );
-    const red = await bob.client.redeem(c.ticket);
     const ids = c.series.flatMap((s) => s.instances.map((i) => i.id));
+    // The device names the slice it shows first (here the ticket's last image).
+    const red = await bob.client.redeem(c.ticket, [ids.at(-1)!, 'not-in-the-ticket']);
     expect([...red.images].sort()).toEqual([...ids].sort());
     const resolver = pkiResolver(p.trust.view());
-    let n = 0;
+    const roots = traceRootCache();
+    const order: string[] = [];
     for await (const got of bob.client.retrieve(red.redemption)) {
-      n++;
-      const opened = await openProtected(got.bytes, { resolver, imageKey: keys.get(got.id)! });
-      expect(opened.verdict.status).toBe('verified');
+      order.push(got.id);
+      const opened = await openProtected(got.bytes, {
+        resolver,
+        imageKey: keys.get(got.id)!,
+        traceRoots: roots,
+        redemptionId: fromHex(red.redemption),
+      });
+      expect(opened.verdict.status, opened.verdict.summary).toBe('verified');
       expect(opened.verdict.trace?.id).toBe(c.trace);
+      // Format v2: one signed root for the whole release, named by its redemption.
+      expect(opened.verdict.trace?.release?.redemption).toBe(red.redemption);
+      expect(opened.verdict.trace?.release?.leaves).toBe(ids.length);
     }
-    expect(n).toBe(ids.length);
+    expect(order).toEqual([ids.at(-1)!, ...ids.slice(0, -1)]);
+    expect(roots.size).toBe(1);
     const records = await p.cloud.audit.all();
     const traced = records.find(
       (r) => r.subtype === 'trace-inserted' && r.objects.some((o) => o.id === c.ticket.tid),
     )!;
     expect(traced.details.traces).toEqual([c.trace]);
+    expect(traced.details.traceRoots).toHaveLength(1);
     expect(records.findLast((r) => r.subtype === 'retrieve')!.seq).toBeGreaterThan(traced.seq);
     // A replay is refused, and logged as such; nothing more is recorded for it.
     const replay = await bob.client.redeem(c.ticket).catch((e: unknown) => e);

@@ -1,8 +1,9 @@
 /**
  * Redemption, the cloud's side: a clinician's device hands over the ticket's cloud part. The cloud
  * checks the producer's signature, decrypts its own part (image ids, traces, nonce), checks the images
- * are that producer's, decides with the policy, signs a trace slot for every image — the obligation
- * before any release — and commits the spent nonce, the redemption and its release record in one
+ * are that producer's, decides with the policy, signs the release's traces — one signature over the
+ * root of a Merkle tree of the v2 images' trace records, one per v1 image — the obligation before
+ * any release — and commits the spent nonce, the redemption and its release record in one
  * transaction, so a replay fails on whichever replica it reaches. Every refusal is a logged alert.
  */
 import type { FastifyInstance } from 'fastify';
@@ -12,7 +13,7 @@ import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import type { SigningKey } from '../../core/crypto/keys.ts';
 import { redeem } from '../../core/operations/redemption.ts';
 import { OID } from '../../core/pki/oids.ts';
-import { signTraceBasis, traceBasis } from '../../core/protect/index.ts';
+import { signRelease, traceBasis } from '../../core/protect/index.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
 import { openCloudPart, type CloudClaims } from '../../core/ticket/ticket.ts';
 import { OperationError } from '../common/session.ts';
@@ -38,6 +39,28 @@ export interface RedemptionOptions {
   readonly now: () => number;
   /** For the crash tests: called once the traces are signed, before the redemption commits. */
   readonly beforeRedemptionCommit?: () => Promise<void>;
+}
+
+/**
+ * The order retrieval streams a redemption's images in: those the device named first (the slice on
+ * screen), in its order, then the rest in the ticket's order. Unknown and repeated names are ignored.
+ */
+export function streamOrder<T extends { readonly image: string }>(
+  items: readonly T[],
+  first: readonly string[] = [],
+): T[] {
+  const byImage = new Map<string, T[]>();
+  for (const it of items) byImage.set(it.image, [...(byImage.get(it.image) ?? []), it]);
+  const out: T[] = [];
+  const taken = new Set<T>();
+  for (const id of first)
+    for (const it of byImage.get(id) ?? [])
+      if (!taken.has(it)) {
+        taken.add(it);
+        out.push(it);
+      }
+  for (const it of items) if (!taken.has(it)) out.push(it);
+  return out;
 }
 
 export async function redemptionPlugin(
@@ -106,11 +129,13 @@ export async function redemptionPlugin(
       details: { decision },
     });
     // Obligation before release: insert the requester's trace into every image (signed slots).
+    const rid = toHex(randomBytes(16));
     const slots: { image: string; slot: Uint8Array }[] = [];
+    const roots: string[] = [];
     const bases = new Map(known.map((k) => [k.id, k.trace_basis]));
     const enforced = await enforce(decision, {
       'insert-trace': async () => {
-        const signed = await Promise.all(
+        const items = await Promise.all(
           claims.images.map(async (im) => {
             // The image must be here to take the trace; its basis was read when it was stored.
             if (!(await deps.blobs.has(im.id)))
@@ -119,15 +144,16 @@ export async function redemptionPlugin(
             const basis = stored
               ? basisFromText(stored)
               : traceBasis(await deps.blobs.get(im.id), `image ${im.id}`);
-            const opts = {
-              signer: deps.signer,
-              traceId: fromHex(im.trace),
-              now: new Date(now()),
-            };
-            return { image: im.id, slot: await signTraceBasis(basis, opts) };
+            return { basis, traceId: fromHex(im.trace) };
           }),
         );
-        slots.push(...signed);
+        const signed = await signRelease(items, {
+          signer: deps.signer,
+          redemptionId: fromHex(rid),
+          now: new Date(now()),
+        });
+        slots.push(...claims.images.map((im, i) => ({ image: im.id, slot: signed.slots[i]! })));
+        roots.push(...signed.roots.map((r) => toHex(r.root)));
       },
     });
     if (enforced.decision.decision !== 'allow') {
@@ -152,7 +178,6 @@ export async function redemptionPlugin(
         traceInserted: slots.length === claims.images.length,
       },
     });
-    const rid = toHex(randomBytes(16));
     // The release record commits with the redemption (below): both or neither, and before any byte
     // of the images leaves (retrieval only serves committed redemptions).
     let releaseRecord: AuditEntry | undefined;
@@ -171,6 +196,8 @@ export async function redemptionPlugin(
           details: {
             redemption: rid,
             traces: [...new Set(claims.images.map((i) => i.trace))],
+            // The signed roots of the release's trace trees: every v2 trace is fixed by these.
+            ...(roots.length > 0 ? { traceRoots: roots } : {}),
             producer: claims.iss,
             rules: release.rules,
           },
@@ -216,7 +243,7 @@ export async function redemptionPlugin(
         await trx
           .insertInto('redemption_items')
           .values(
-            slots.map((s, position) => ({
+            streamOrder(slots, body.first).map((s, position) => ({
               redemption: rid,
               position,
               image: s.image,

@@ -1,18 +1,24 @@
 /**
  * Retrieval: the device that redeemed a ticket streams its traced instances, as multipart/related
  * through its session, until the ticket expires. Each instance leaves with the trace slot signed at
- * redemption written into it; nothing else of the stored bytes changes.
+ * redemption written into it — at the place recorded when the image was stored, in the bytes just
+ * read, without parsing the image again; nothing else of the stored bytes changes.
  */
 import type { FastifyInstance } from 'fastify';
 import { fromHex } from '../../core/bytes.ts';
 import { writeMultipart, type OutgoingPart } from '../../core/multipart.ts';
 import { retrieve } from '../../core/operations/redemption.ts';
-import { writeTraceSlot } from '../../core/protect/index.ts';
+import {
+  placementFits,
+  stampTraceSlot,
+  writeTraceSlot,
+  type TracePlacement,
+} from '../../core/protect/index.ts';
 import { OperationError } from '../common/session.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
-import type { CloudTables } from './schema.ts';
+import { basisFromText, type CloudTables } from './schema.ts';
 
 export interface RetrievalOptions {
   readonly database: Database<CloudTables>;
@@ -26,13 +32,26 @@ const BOUNDARY_BYTES = 12;
 export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptions): Promise<void> {
   const db = deps.database.db;
 
-  /** The traced instances, each read and traced when the previous one has been sent. */
-  async function* traced(items: { image: string; slot: string }[]): AsyncGenerator<OutgoingPart> {
-    for (const it of items)
+  /**
+   * The traced instances, each read and traced when the previous one has been sent: stamped at the
+   * recorded placement (rows stored before placements were recorded: by reading the image).
+   */
+  async function* traced(
+    items: { image: string; slot: string }[],
+    placements: Map<string, TracePlacement>,
+  ): AsyncGenerator<OutgoingPart> {
+    for (const it of items) {
+      const bytes = await deps.blobs.get(it.image);
+      const slot = fromHex(it.slot);
+      const at = placements.get(it.image);
       yield {
         headers: { 'Content-Location': `/instances/${it.image}` },
-        body: writeTraceSlot(await deps.blobs.get(it.image), fromHex(it.slot), `image ${it.image}`),
+        body:
+          at && placementFits(at, bytes.length) && at.bits === slot.length * 8
+            ? stampTraceSlot(bytes, at, slot)
+            : writeTraceSlot(bytes, slot, `image ${it.image}`),
       };
+    }
   }
 
   app.sessionOperations.stream(retrieve, async (body, ctx) => {
@@ -51,6 +70,16 @@ export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptio
       .where('redemption', '=', r.id)
       .orderBy('position')
       .execute();
+    const placements = new Map<string, TracePlacement>();
+    if (items.length > 0)
+      for (const row of await db
+        .selectFrom('instances')
+        .select(['id', 'trace_basis'])
+        .where('id', 'in', [...new Set(items.map((i) => i.image))])
+        .execute()) {
+        const p = row.trace_basis ? basisFromText(row.trace_basis).placement : undefined;
+        if (p) placements.set(row.id, p);
+      }
     await deps.audit.append({
       event: '110103',
       subtype: 'retrieve',
@@ -60,6 +89,6 @@ export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptio
       objects: [{ type: 'ticket', id: r.ticket }],
       details: { redemption: r.id, images: items.length },
     });
-    return writeMultipart(traced(items), `ztv-${r.id.slice(0, BOUNDARY_BYTES)}`);
+    return writeMultipart(traced(items, placements), `ztv-${r.id.slice(0, BOUNDARY_BYTES)}`);
   });
 }

@@ -79,11 +79,28 @@ export const cloudMigrations: Record<string, Migration> = {
   },
 };
 
-/** A trace basis as the instances table keeps it: `<sealed bytes hex>.<seal signature hex>`. */
-export const basisToText = (b: TraceBasis): string =>
-  `${toHex(b.sealedBytes)}.${toHex(b.sealSignature)}`;
+/**
+ * A trace basis as the instances table keeps it: `<sealed bytes hex>.<seal signature hex>` and,
+ * since protocol v2, `.<offset>:<word bytes>:<L>:<first bit>:<bits>`, where the trace slot lies in the
+ * stored file, and `.<seal digest hex>` for a v2 image (rows written before have neither: those
+ * images are stamped by reading them, and their seal digest is computed at redemption).
+ */
+export const basisToText = (b: TraceBasis): string => {
+  const p = b.placement;
+  const at = p ? `.${[p.offset, p.wordBytes, p.L, p.fromBit, p.bits].join(':')}` : '';
+  const seal = p && b.sealDigest ? `.${toHex(b.sealDigest)}` : '';
+  return `${toHex(b.sealedBytes)}.${toHex(b.sealSignature)}${at}${seal}`;
+};
 
 export const basisFromText = (text: string): TraceBasis => {
-  const [sealed = '', signature = ''] = text.split('.');
-  return { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
+  const [sealed = '', signature = '', at, seal] = text.split('.');
+  const basis = { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
+  const n = at?.split(':').map(Number);
+  if (!n || n.length !== 5) return basis;
+  const [offset, wordBytes, L, fromBit, bits] = n as [number, number, number, number, number];
+  return {
+    ...basis,
+    placement: { offset, wordBytes, L, fromBit, bits },
+    ...(seal && /^[0-9a-f]{64}$/.test(seal) ? { sealDigest: fromHex(seal) } : {}),
+  };
 };

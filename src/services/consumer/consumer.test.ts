@@ -199,4 +199,92 @@ describe.each(DIALECTS)('consumer hospital on %s', (dialect) => {
     expect(late.statusCode).toBe(401);
     expect(late.json().error).toBe('expired');
   });
+  it('throttles failed sign-ins per account: growing delays, then a lockout the right password does not pass, each logged naming the account', async () => {
+    const from = (await audit.all()).length;
+    // 50 wrong passwords as fast as they go (issue 16 §3), then the right one: three are heard, the
+    // rest are refused at once (429) without checking the password — the right one too.
+    const fast: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      fast.push((await login(`wrong ${i}`)).statusCode);
+      clock += 10;
+    }
+    expect(fast.slice(0, 3)).toEqual([401, 401, 401]);
+    expect(fast.slice(3).every((s) => s === 429)).toBe(true);
+    const early = await login();
+    expect(early.statusCode).toBe(429);
+    expect(early.json()).toMatchObject({
+      error: 'throttled',
+      message: expect.stringMatching(
+        /^too many failed sign-ins for this account: wait \d+ seconds/,
+      ),
+    });
+    // An attacker who waits each Retry-After: the delays double, and the tenth failure locks it.
+    const waits: number[] = [];
+    let heard = 3;
+    while (heard < 10) {
+      const r = await login(`patient guess ${heard}`);
+      if (r.statusCode === 429) {
+        const wait = Number(r.headers['retry-after']);
+        waits.push(wait);
+        clock += wait * 1000;
+      } else {
+        expect(r.statusCode).toBe(401);
+        heard++;
+      }
+    }
+    expect(waits.slice(0, 4)).toEqual([1, 2, 4, 8]);
+    const locked = await login();
+    expect(locked.statusCode).toBe(429);
+    expect(locked.json()).toMatchObject({
+      error: 'locked',
+      message: expect.stringMatching(
+        /^this account is locked after 10 failed sign-ins: try again in 15 minutes/,
+      ),
+    });
+    const records = (await audit.all()).slice(from);
+    const failed = records.filter((r) => r.subtype === 'login-failed');
+    expect(failed).toHaveLength(10);
+    expect(failed.every((r) => r.actor.id === 'dr.alice')).toBe(true);
+    expect(failed.at(-1)!.details).toMatchObject({ reason: 'wrong-password', failures: 10 });
+    const throttled = records.filter((r) => r.subtype === 'login-throttled');
+    expect(throttled.length).toBeGreaterThan(47);
+    expect(throttled.at(-1)).toMatchObject({
+      actor: { id: 'dr.alice' },
+      details: { by: 'account', locked: true },
+    });
+    // Once the lockout is over, the right password signs in and clears the count.
+    clock += 15 * 60_000 + 1000;
+    expect((await login()).statusCode).toBe(200);
+    expect((await login('wrong again')).statusCode).toBe(401);
+    expect((await login()).statusCode).toBe(200);
+  });
+
+  it('throttles failed sign-ins per address across accounts, naming no unknown account', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await app.inject({
+        method: 'POST',
+        url: '/login',
+        payload: { user: `nobody-${i}`, password: 'guess' },
+      });
+      statuses.push(r.statusCode);
+    }
+    // 10 free failures from one address, then it must wait, whatever account it names.
+    expect(statuses).toEqual([...Array<number>(10).fill(401), 429, 429]);
+    const r = await app.inject({
+      method: 'POST',
+      url: '/login',
+      payload: { user: 'nobody-else', password: 'guess' },
+    });
+    expect(r.statusCode).toBe(429);
+    expect(r.json().message).toMatch(
+      /^too many failed sign-ins for this computer: wait \d+ seconds/,
+    );
+    const unknown = (await audit.all()).filter((x) => x.subtype === 'login-failed').at(-1)!;
+    // An unknown account is not named: what was typed may be a password.
+    expect(unknown.actor.id).toBe('unknown');
+    expect(unknown.details).toMatchObject({ reason: 'unknown-account' });
+    expect(JSON.stringify(unknown)).not.toContain('nobody');
+    clock += 16 * 60_000;
+  });
 });

@@ -4,7 +4,9 @@
  * entry the hospital signs with its organisation key — whether the account is active, and every
  * structural role the person holds: the account's, and the role of each device certificate of theirs
  * still in force (a device certified under an earlier role keeps that role until it is revoked or
- * expires). Deciding parties pull the entry (`services/policy/directory.ts`, the pull model of
+ * expires) — and whether the person has a live sign-in (a token neither expired nor signed out):
+ * a consultation needs one, so signing out ends what the sign-in enabled, whatever devices it
+ * enrolled. Deciding parties pull the entry (`services/policy/directory.ts`, the pull model of
  * attribute authorities).
  */
 import type { FastifyInstance } from 'fastify';
@@ -19,18 +21,18 @@ import { DIRECTORY_ENTRY_TTL_MS } from '../policy/directory.ts';
 import type { Database } from '../storage/db.ts';
 import type { ConsumerTables } from './schema.ts';
 
-/** What the directory says of a person now: active, and every structural role held. */
+/** What the directory says of a person now: active, every structural role held, signed in. */
 export async function directoryRoles(
   db: Kysely<ConsumerTables>,
   clinician: string,
   now: number,
-): Promise<{ active: boolean; roles: string[] }> {
+): Promise<{ active: boolean; roles: string[]; signedIn: boolean }> {
   const account = await db
     .selectFrom('clinicians')
     .select(['role', 'active'])
     .where('id', '=', clinician)
     .executeTakeFirst();
-  if (!account) return { active: false, roles: [] };
+  if (!account) return { active: false, roles: [], signedIn: false };
   const roles = new Set([account.role]);
   const devices = await db
     .selectFrom('devices')
@@ -43,7 +45,14 @@ export async function directoryRoles(
     const ext = cert.getExtension(OID.clinicianExtension);
     if (ext && cert.notAfter.getTime() > now) roles.add(readClinician(ext.value).role);
   }
-  return { active: account.active === 1, roles: [...roles].sort() };
+  const live = await db
+    .selectFrom('login_tokens')
+    .select('token_hash')
+    .where('clinician_id', '=', clinician)
+    .where('revoked', '=', 0)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  return { active: account.active === 1, roles: [...roles].sort(), signedIn: !!live };
 }
 
 export interface DirectoryOptions {
@@ -67,7 +76,7 @@ export async function directoryPlugin(app: FastifyInstance, o: DirectoryOptions)
     async (req) => {
       const { clinician } = req.params;
       const t = o.now();
-      const { active, roles } = await directoryRoles(o.database.db, clinician, t);
+      const { active, roles, signedIn } = await directoryRoles(o.database.db, clinician, t);
       const entry = await issueDirectoryEntry(
         { key: o.signer, kid: o.signer.publicKey.keyIdHex },
         {
@@ -75,6 +84,7 @@ export async function directoryPlugin(app: FastifyInstance, o: DirectoryOptions)
           sub: clinician,
           active,
           roles,
+          signedIn,
           nbf: t - 60_000,
           exp: t + DIRECTORY_ENTRY_TTL_MS,
         },

@@ -1,7 +1,12 @@
 /**
  * Clinicians' sign-in at their hospital: `POST /login` (scrypt; unknown users and wrong passwords get
  * the same answer in the same time) and `POST /logout`. A sign-in is a random bearer token the
- * database keeps only as a SHA-256; `signedIn` is what the other routes authenticate with.
+ * database keeps only as a SHA-256; `signedIn` is what the other routes authenticate with. Failed
+ * sign-ins are throttled per account and per address (`throttle.ts`: growing delays, then a
+ * temporary lockout, answered 429 with Retry-After before any password is checked) and logged naming
+ * the account they targeted. Sign-out ends what the sign-in enabled: the hospital's directory then
+ * says the person has no live sign-in, and deciding parties refuse their consultations
+ * (`directory.ts`, `services/policy/engine.ts`).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { FromSchema } from 'json-schema-to-ts';
@@ -9,6 +14,13 @@ import { randomBytes, toBase64Url, toHex, utf8 } from '../../core/bytes.ts';
 import { sha256 } from '../../core/crypto/hash.ts';
 import type { StructuralRole } from '../../core/pki/oids.ts';
 import { HttpError } from '../common/http.ts';
+import {
+  ACCOUNT_RULE,
+  ADDRESS_RULE,
+  Throttle,
+  type Refusal,
+  type ThrottleRule,
+} from './throttle.ts';
 import { checkSecret } from '../common/secrets.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
 import type { Database } from '../storage/db.ts';
@@ -54,6 +66,18 @@ export interface SignInOptions {
   readonly clinicianOf: SignedIn;
   readonly loginTtlMs?: number;
   readonly now: () => number;
+  /** Throttling rules (ACCOUNT_RULE, ADDRESS_RULE by default). */
+  readonly throttle?: { readonly account?: ThrottleRule; readonly address?: ThrottleRule };
+}
+
+/** The sentence of a throttled attempt: what to do, and when. */
+function throttledMessage(r: Refusal, what: 'account' | 'address'): string {
+  const s = Math.ceil(r.retryAfterMs / 1000);
+  const when = s >= 120 ? `${Math.ceil(s / 60)} minutes` : `${s} seconds`;
+  const whose = what === 'account' ? 'this account' : 'this computer';
+  return r.locked
+    ? `${whose} is locked after ${r.failures} failed sign-ins: try again in ${when}, or ask the service desk`
+    : `too many failed sign-ins for ${whose}: wait ${when} before trying again`;
 }
 
 const LOGIN = {
@@ -74,26 +98,75 @@ export async function signInPlugin(app: FastifyInstance, deps: SignInOptions): P
   const db = deps.database.db;
   const audit = deps.audit;
 
+  const accounts = new Throttle(deps.throttle?.account ?? ACCOUNT_RULE);
+  const addresses = new Throttle(deps.throttle?.address ?? ADDRESS_RULE);
+
   app.post<{ Body: FromSchema<typeof LOGIN> }>(
     '/login',
-    { schema: { body: LOGIN } },
-    async (req) => {
+    { bodyLimit: 4096, schema: { body: LOGIN } },
+    async (req, reply) => {
       const { user, password } = req.body;
+      const t = deps.now();
       const row = await db
         .selectFrom('clinicians')
         .selectAll()
         .where('id', '=', user)
         .executeTakeFirst();
+      // The account is named in the log when it exists (never a string typed for an unknown one:
+      // it may be a password typed in the wrong field).
+      const actor = { id: row ? user : 'unknown' };
+      // Throttled before any password is checked: a locked account stays locked to the right one.
+      const account = user.toLowerCase();
+      const byAccount = accounts.check(account, t);
+      const byAddress = byAccount ? undefined : addresses.check(req.ip, t);
+      const refusal = byAccount
+        ? { r: byAccount, what: 'account' as const }
+        : byAddress && { r: byAddress, what: 'address' as const };
+      if (refusal) {
+        await audit.append({
+          event: '110114',
+          subtype: 'login-throttled',
+          action: 'E',
+          outcome: 4,
+          actor,
+          objects: [],
+          details: {
+            by: refusal.what,
+            locked: refusal.r.locked,
+            failures: refusal.r.failures,
+            retryAfterSeconds: Math.ceil(refusal.r.retryAfterMs / 1000),
+          },
+        });
+        void reply.header('retry-after', String(Math.ceil(refusal.r.retryAfterMs / 1000)));
+        throw new HttpError(
+          429,
+          refusal.r.locked ? 'locked' : 'throttled',
+          throttledMessage(refusal.r, refusal.what),
+        );
+      }
       // Always run scrypt, so that unknown users take as long as wrong passwords.
       const ok = (await checkSecret(password, row?.password_hash ?? NO_PASSWORD)) && !!row?.active;
+      let failures = 0;
+      if (ok) {
+        accounts.succeeded(account);
+        addresses.succeeded(req.ip);
+      } else {
+        failures = accounts.failed(account, t);
+        addresses.failed(req.ip, t);
+      }
       await audit.append({
         event: '110114',
         subtype: ok ? 'login' : 'login-failed',
         action: 'E',
         outcome: ok ? 0 : 4,
-        actor: { id: ok ? user : 'unknown' },
+        actor,
         objects: [],
-        details: {},
+        details: ok
+          ? {}
+          : {
+              reason: !row ? 'unknown-account' : !row.active ? 'inactive' : 'wrong-password',
+              failures,
+            },
       });
       if (!ok || !row)
         throw new HttpError(401, 'unauthenticated', 'unknown user or wrong password');

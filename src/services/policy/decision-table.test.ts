@@ -157,6 +157,16 @@ beforeAll(async () => {
     });
     if (p.active === 0)
       await db.updateTable('clinicians').set({ active: 0 }).where('id', '=', id).execute();
+    // Signed in at their hospital (a consultation needs a live sign-in; see "sign-out" below).
+    await db
+      .insertInto('login_tokens')
+      .values({
+        token_hash: `live-sign-in-of-${id}`,
+        clinician_id: id,
+        expires_at: Date.now() + 8 * 3600_000,
+        revoked: 0,
+      })
+      .execute();
     for (const role of p.devices ?? [p.role]) {
       const d = await device(id, role);
       devices.set(p.devices ? `${id}/${role}` : id, d);

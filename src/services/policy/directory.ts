@@ -4,14 +4,14 @@
  * `GET /directory/:clinician` with a short-lived entry it signs (the consumer's
  * `consumer/directory.ts`): whether the account is active, and every structural role the person
  * holds. Deciding parties pull the entry (the pull model of attribute authorities) and keep it a
- * short while; a person the directory does not know, or a directory that cannot be reached, fails the
- * request closed.
+ * short while (5 s: a sign-out ends consultations within that); a person the directory does not
+ * know, or a directory that cannot be reached, fails the request closed.
  */
 import { verifyDirectoryEntry, type KeyResolver } from '../../core/policy/statements.ts';
 
 /** How long a directory entry is valid, and how long a deciding party keeps one. */
 export const DIRECTORY_ENTRY_TTL_MS = 5 * 60_000;
-export const DIRECTORY_CACHE_MS = 30_000;
+export const DIRECTORY_CACHE_MS = 5_000;
 
 /**
  * The engine's `directory` option over the hospitals' directories: `urls` maps a trust-group member
@@ -25,10 +25,13 @@ export function directoryResolver(
 ): (who: {
   readonly id: string;
   readonly organization: string;
-}) => Promise<{ active: boolean; roles: readonly string[] }> {
+}) => Promise<{ active: boolean; roles: readonly string[]; signedIn?: boolean }> {
   const f = opts.fetch ?? fetch;
   const now = opts.now ?? Date.now;
-  const cache = new Map<string, { until: number; active: boolean; roles: readonly string[] }>();
+  const cache = new Map<
+    string,
+    { until: number; active: boolean; roles: readonly string[]; signedIn?: boolean }
+  >();
   return async (who) => {
     const key = `${who.organization}\0${who.id}`;
     const t = now();
@@ -47,6 +50,7 @@ export function directoryResolver(
       until: Math.min(e.exp, t + DIRECTORY_CACHE_MS),
       active: e.active,
       roles: e.roles,
+      ...(e.signedIn !== undefined ? { signedIn: e.signedIn } : {}),
     };
     cache.set(key, kept);
     if (cache.size > 10_000) cache.delete(cache.keys().next().value!);

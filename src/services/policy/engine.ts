@@ -90,6 +90,16 @@ export interface DecisionRecord {
   };
 }
 
+/**
+ * The activities of a consultation, which need the requester's live sign-in at their hospital (when
+ * its directory says): searching, consulting, redeeming a ticket. Auditors' activities do not.
+ */
+export const LIVE_SIGN_IN_ACTIVITIES: ReadonlySet<string> = new Set([
+  'search',
+  'consult',
+  'redeem',
+]);
+
 /** What a break-glass justification must at least be: words, not a length. */
 export interface JustificationRule {
   readonly minCharacters: number;
@@ -137,10 +147,12 @@ export interface EngineOptions {
    * the person holds. Throws (with the reason) when it cannot be had; the request is then denied.
    * Without it, separation of duty sees only the roles of the request.
    */
-  readonly directory?: (who: {
-    readonly id: string;
-    readonly organization: string;
-  }) => Promise<{ readonly active: boolean; readonly roles: readonly string[] }>;
+  readonly directory?: (who: { readonly id: string; readonly organization: string }) => Promise<{
+    readonly active: boolean;
+    readonly roles: readonly string[];
+    /** Whether the person has a live sign-in there (absent: the directory does not say). */
+    readonly signedIn?: boolean;
+  }>;
   /** Whether a statement (role assignment or delegation hop) was revoked before its expiry. */
   readonly isRevoked?: (jti: string) => Promise<boolean>;
   /**
@@ -278,6 +290,11 @@ export class PolicyEngine {
         const entry = await this.opts.directory(me);
         if (!entry.active)
           errors.push(`${me.id} is not an active member of the directory of ${me.organization}`);
+        // A consultation needs a live sign-in: signing out ends what the sign-in enabled.
+        else if (entry.signedIn === false && LIVE_SIGN_IN_ACTIVITIES.has(req.activity))
+          errors.push(
+            `${me.id} has no live sign-in at ${me.organization} (signed out or expired): sign in again`,
+          );
         for (const r of structural)
           if (!entry.roles.includes(r))
             errors.push(

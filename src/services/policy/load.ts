@@ -31,6 +31,8 @@ export interface PolicyEngineSetup {
   /** Revoked statements (the producer's revocation table). */
   readonly isRevoked?: (jti: string) => Promise<boolean>;
   readonly fetch?: typeof fetch;
+  /** The time (ms) directory entries are checked and kept by; the clock by default. */
+  readonly now?: () => number;
 }
 
 export async function loadPolicyEngine(
@@ -46,11 +48,10 @@ export async function loadPolicyEngine(
     resolveIssuer,
     resolveClinician: clinicianResolver(trust),
     resolveOrganization: organizationResolver(trust),
-    directory: directoryResolver(
-      resolveIssuer,
-      setup.directories,
-      setup.fetch ? { fetch: setup.fetch } : {},
-    ),
+    directory: directoryResolver(resolveIssuer, setup.directories, {
+      ...(setup.fetch ? { fetch: setup.fetch } : {}),
+      ...(setup.now ? { now: setup.now } : {}),
+    }),
     ...(setup.isRevoked ? { isRevoked: setup.isRevoked } : {}),
     // What a delegator holds is proven, not looked up: the clinician resolver reports the
     // structural role of the delegator's device certificate (it signs the delegation), and a

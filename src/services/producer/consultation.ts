@@ -14,6 +14,7 @@ import type { SigningKey } from '../../core/crypto/keys.ts';
 import { patientPseudonym } from '../../core/crypto/pseudonym.ts';
 import type { BodyOf } from '../../core/operations/contract.ts';
 import { consult, search, type SearchAnswer } from '../../core/operations/consultation.ts';
+import { allowedPurposesSentence } from '../../core/policy/purposes.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { issueTicket } from '../../core/ticket/ticket.ts';
 import { OperationError, type OperationContext } from '../common/session.ts';
@@ -43,6 +44,10 @@ export interface ConsultationOptions {
   readonly ticketTtlMs?: number;
   readonly now?: () => number;
 }
+
+/** What an emergency purpose is tried with when a refusal lists the purposes that would be allowed. */
+const STAND_IN_JUSTIFICATION =
+  'Stand-in emergency justification in typed words, only to list the purposes this clinician may declare.';
 
 /** What `search` and `consult` share: a purpose and the clinician's signed statements. */
 type ConsultLike = BodyOf<typeof consult> | BodyOf<typeof search>;
@@ -167,6 +172,35 @@ export async function consultationPlugin(
       details: { reason: 'bad-request', message },
     });
     throw new OperationError(400, 'bad-request', message);
+  };
+
+  /**
+   * After a refusal, the purposes of the vocabulary for which the policy would let this clinician
+   * consult this study, so that the refusal says what may be asked for instead. An emergency purpose
+   * is tried with a stand-in justification in words (what it means: allowed once justified — the
+   * viewer asks for one anyway). Hypothetical decisions: none is logged, none issues anything.
+   */
+  const allowedPurposes = async (
+    ctx: OperationContext,
+    body: BodyOf<typeof consult>,
+    study: string,
+  ): Promise<string[]> => {
+    const allowed: string[] = [];
+    for (const [code, def] of deps.policy.purposes(deps.domain)) {
+      const justification = def.emergency ? STAND_IN_JUSTIFICATION : undefined;
+      const d = await deps.policy.decide(
+        deps.domain,
+        accessRequest(
+          ctx,
+          'consult',
+          { ...body, purpose: code },
+          { kind: 'study', patient: body.patient, study },
+          justification,
+        ),
+      );
+      if (d.decision === 'allow') allowed.push(code);
+    }
+    return allowed;
   };
 
   app.sessionOperations.handle(search, async (body, ctx) => {
@@ -296,10 +330,11 @@ export async function consultationPlugin(
     });
     if (e.decision.decision !== 'allow') {
       await logDecision(ctx, e.decision, objects, names);
+      const allowed = await allowedPurposes(ctx, body, study.uid);
       throw new OperationError(
         403,
         'denied',
-        `consultation denied: ${[...e.decision.errors, ...e.decision.refusedStatements, ...e.decision.rules.map((r) => `rule ${r}`)].join('; ') || 'no rule permits it'}`,
+        `consultation denied: ${[...e.decision.errors, ...e.decision.refusedStatements, ...e.decision.rules.map((r) => `rule ${r}`)].join('; ') || 'no rule permits it'}; ${allowedPurposesSentence(allowed)}`,
       );
     }
     const rows = await db

@@ -22,6 +22,7 @@ import { sampleFiles, samplePath } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { toBase64 } from '../../core/bytes.ts';
 import { pemDecode, signingKeyFromCryptoKeys } from '../../core/crypto/keys.ts';
+import { allowedPurposesIn } from '../../core/policy/purposes.ts';
 import { issueDelegation } from '../../core/policy/statements.ts';
 import { studyRef } from '../../core/audit/trail.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
@@ -29,6 +30,7 @@ import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
+import { DIRECTORY_CACHE_MS } from '../policy/directory.ts';
 import { slicePosition } from './outsourcing.ts';
 import { PRIVATE_CREATOR } from './stow.ts';
 
@@ -287,6 +289,20 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       .catch((e: unknown) => e);
     expect(denied).toBeInstanceOf(RemoteError);
     expect((denied as RemoteError).status).toBe(403);
+    // The refusal names what the clinician may ask for instead: nothing, for an administrator…
+    expect(allowedPurposesIn((denied as RemoteError).message)).toEqual([]);
+    // …emergency treatment (break the glass) for a physician with no care relationship.
+    const bobDenied = await bob.client
+      .consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: [] })
+      .catch((e: unknown) => e);
+    expect((bobDenied as RemoteError).status).toBe(403);
+    expect(allowedPurposesIn((bobDenied as RemoteError).message)).toEqual(['ETREAT']);
+    // Only the refusal itself is logged: the hypothetical decisions behind the list are not.
+    const decisions = (await p.producer.audit.all()).filter(
+      (x) => x.subtype === 'policy-decision' && x.actor.id === 'dr.bob',
+    );
+    expect(decisions.at(-1)?.details.decision).toMatchObject({ decision: 'deny' });
+    expect(JSON.stringify(decisions.at(-1))).not.toContain('ETREAT');
     const missing = await bob.client
       .consult({ patient: 'no-such-patient', purpose: 'TREAT' })
       .catch((e: unknown) => e);
@@ -315,6 +331,28 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       ['admin.erin', why],
       ['dr.bob', why],
     ]);
+  });
+
+  it('ends what a sign-in enabled at sign-out: search, consultation and redemption then fail', async () => {
+    const dan = await p.clinician('dr.dan', 'physician');
+    const ra = [await dan.assignment('attending', ctPatient)];
+    const ticket = (
+      await dan.client.consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: ra })
+    ).ticket;
+    expect((await dan.client.search('TREAT', ra)).studies).toHaveLength(1);
+    await dan.signOut();
+    // Deciding parties keep a directory entry DIRECTORY_CACHE_MS at the most.
+    p.clock += DIRECTORY_CACHE_MS + 1000;
+    await expect(dan.client.search('TREAT', ra)).rejects.toThrow(/dr\.dan has no live sign-in/);
+    await expect(
+      dan.client.consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: ra }),
+    ).rejects.toMatchObject({ status: 403, message: expect.stringMatching(/no live sign-in/) });
+    await expect(dan.client.redeem(ticket)).rejects.toThrow(/no live sign-in/);
+    await dan.client.close();
+    // Another clinician, still signed in, is not affected.
+    expect(
+      (await bob.client.search('TREAT', [await bob.assignment('attending', ctPatient)])).studies,
+    ).toHaveLength(1);
   });
 
   it('refuses a body outside the operation’s schema before any work, with the field named', async () => {

@@ -11,6 +11,8 @@ import { AuditArea, auditTabVisible } from '../audit/AuditArea.tsx';
 import { forgetIdentity, type DeviceIdentity } from '../device/keystore.ts';
 import type { WorkerPool } from '../pipeline/pool.ts';
 import type { StudySession } from '../study/session.ts';
+import { AccessMarker } from '../ui/AccessMarker.tsx';
+import { openedAccess, type Asked, type OpenedAccess } from '../ui/access-model.ts';
 import { ConsultDialog, type ConsultTarget } from '../ui/ConsultDialog.tsx';
 import { Enrol } from '../ui/Enrol.tsx';
 import { ProblemBox } from '../ui/Problem.tsx';
@@ -224,6 +226,8 @@ function Ready({
   const [target, setTarget] = useState<ConsultTarget>();
   const [lastTarget, setLastTarget] = useState<ConsultTarget>();
   const [study, setStudy] = useState<StudySession>();
+  // The kind of access the open study rests on: an emergency one stays marked while it is open.
+  const [access, setAccess] = useState<OpenedAccess>();
   // One viewport per sign-in, warmed up now rather than after the first ticket.
   const [host, setHost] = useState<ViewportHost>();
   useEffect(() => {
@@ -232,20 +236,29 @@ function Ready({
     return () => h.destroy();
   }, []);
 
-  const onTicket = async (answer: ConsultAnswer) => {
+  const onTicket = async (answer: ConsultAnswer, asked: Asked) => {
     setLastTarget(target);
     setTarget(undefined);
     setStudy(await session.openStudy(answer));
+    setAccess(openedAccess(answer, asked));
     setTab('viewer');
   };
   const close = async () => {
     await session.closeStudy();
     setStudy(undefined);
+    setAccess(undefined);
     setTab('studies');
   };
+  // An auditor consults no study (the policy lets the role read the audit trail only): no Studies
+  // tab that could only fail.
   const tabs: [Tab, string][] = [
-    ['studies', 'Studies'],
-    ...(study ? ([['viewer', 'Viewer']] as [Tab, string][]) : []),
+    ...(auditor ? [] : ([['studies', 'Studies']] as [Tab, string][])),
+    ...(study
+      ? ([['viewer', access?.emergency ? 'Viewer · Emergency access' : 'Viewer']] as [
+          Tab,
+          string,
+        ][])
+      : []),
     ...(auditor ? ([['audit', 'Audit']] as [Tab, string][]) : []),
   ];
   return (
@@ -269,9 +282,10 @@ function Ready({
         </nav>
       }
     >
-      {tab === 'studies' && <StudyList session={session} onRequest={setTarget} />}
+      {tab === 'studies' && !auditor && <StudyList session={session} onRequest={setTarget} />}
       {study && host && (
         <div style={{ display: tab === 'viewer' ? 'contents' : 'none' }}>
+          {access?.emergency && <AccessMarker access={access} />}
           <StudyViewer
             key={study.id}
             study={study}
@@ -297,7 +311,7 @@ function Ready({
         <ConsultDialog
           session={session}
           target={target}
-          onTicket={(a) => void onTicket(a)}
+          onTicket={(a, asked) => void onTicket(a, asked)}
           onClose={() => setTarget(undefined)}
         />
       )}

@@ -33,6 +33,28 @@ describe('problems', () => {
     });
   });
 
+  it('says how long to wait when sign-in is throttled, and that a signed-out device must sign in again', () => {
+    const paused = new HttpFailure(
+      429,
+      'locked',
+      'this account is locked after 10 failed sign-ins: try again in 15 minutes, or ask the service desk',
+    );
+    expect(describeProblem(paused, 'sign-in')).toMatchObject({
+      title: 'Sign-in paused',
+      detail: expect.stringContaining('try again in 15 minutes'),
+      next: 'retry',
+    });
+    const out = new RemoteError(
+      403,
+      'denied',
+      'consultation denied: dr.bob has no live sign-in at consumer (signed out or expired): sign in again',
+    );
+    expect(describeProblem(out, 'consult')).toMatchObject({
+      title: 'Your sign-in has ended',
+      next: 'sign-in',
+    });
+  });
+
   it("quotes the policy's reason for a denial, and says whose policy", () => {
     const e = new RemoteError(403, 'denied', 'consultation denied: no rule permits it');
     const p = describeProblem(e, 'consult');

@@ -71,7 +71,11 @@ export function describeProblem(e: unknown, step: Step): Problem {
       detail: 'Unknown user or wrong password.',
       next: 'retry',
     };
-  if (s.status === 401)
+  // Throttled or locked after failed sign-ins: the hospital's sentence says how long to wait.
+  if (step === 'sign-in' && s.status === 429)
+    return { kind: 'sign-in', title: 'Sign-in paused', detail: `${m}.`, next: 'retry' };
+  // Signed out (here or elsewhere) or expired: the producer and the cloud refuse consultations.
+  if (s.status === 401 || /no live sign-in/.test(s.message))
     return {
       kind: 'sign-in',
       title: 'Your sign-in has ended',

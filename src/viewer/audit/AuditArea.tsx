@@ -4,7 +4,7 @@
  * reviews. One `AuditorClient` per sign-in, over this device's non-extractable keys and the pinned
  * trust; its sessions (producer, cloud, consumer) open on first use and close when the area goes.
  */
-import { useEffect, useState } from 'react';
+import { useEffect, useMemo, useState } from 'react';
 import type { AuditorClient } from '../../core/audit/client.ts';
 import type { Endpoints } from '../../core/client/federation.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
@@ -12,6 +12,7 @@ import { openAuditor, type AuditorDevice } from './auditor.ts';
 import { BreakGlassReviews } from './BreakGlassReviews.tsx';
 import { LeakTrace } from './LeakTrace.tsx';
 import { TrailPanel, type TrailRequest } from './TrailPanel.tsx';
+import { organisationNames } from './trail-model.ts';
 
 export interface AuditAreaProps {
   readonly endpoints: Endpoints;
@@ -37,6 +38,7 @@ export function AuditArea({ endpoints, device, trust }: AuditAreaProps) {
   const [client, setClient] = useState<AuditorClient>();
   const [section, setSection] = useState<Section>('leak');
   const [trailRequest, setTrailRequest] = useState<TrailRequest>();
+  const names = useMemo(() => organisationNames(trust.trustGroup.members), [trust]);
   useEffect(() => {
     const c = openAuditor(endpoints, device, trust);
     setClient(c);
@@ -69,7 +71,11 @@ export function AuditArea({ endpoints, device, trust }: AuditAreaProps) {
             />
           </div>
           <div hidden={section !== 'trail'}>
-            <TrailPanel client={client} {...(trailRequest ? { request: trailRequest } : {})} />
+            <TrailPanel
+              client={client}
+              names={names}
+              {...(trailRequest ? { request: trailRequest } : {})}
+            />
           </div>
           {section === 'break-glass' && <BreakGlassReviews client={client} />}
         </>

@@ -5,7 +5,7 @@
  * the party's certified key), each break shown on the record it concerns with its seq and kind; the
  * shown selection exports as DICOM audit messages (XML) or CSV.
  */
-import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { Fragment, useEffect, useRef, useState, type FormEvent } from 'react';
 import { saveFile } from './download.ts';
 import { verifiedTrail, type VerifiedTrail } from './auditor.ts';
 import type { AuditorClient } from '../../core/audit/client.ts';
@@ -15,6 +15,7 @@ import {
   selectRows,
   TRAIL_KINDS,
   trailFilter,
+  type OrganisationNames,
   type TrailKind,
   type TrailRow,
 } from './trail-model.ts';
@@ -43,9 +44,12 @@ export interface TrailRequest {
 export function TrailPanel({
   client,
   request,
+  names = new Map(),
 }: {
   client: Pick<AuditorClient, 'mergedTrail' | 'verifyChain'>;
   request?: TrailRequest;
+  /** The trust group's organisations by id, to name hospitals rather than their ids. */
+  names?: OrganisationNames;
 }) {
   const [kind, setKind] = useState<TrailKind>('patient');
   const [typed, setTyped] = useState('');
@@ -69,7 +73,7 @@ export function TrailPanel({
     setState({ kind: 'loading' });
     let next: State;
     try {
-      next = { kind: 'shown', trail: await verifiedTrail(client, filter), about };
+      next = { kind: 'shown', trail: await verifiedTrail(client, filter, names), about };
     } catch (err) {
       next = { kind: 'failed', problem: describeProblem(err, 'start') };
     }
@@ -175,7 +179,7 @@ export function TrailPanel({
                     setShown(next);
                   }}
                 />
-                {p}
+                {names.get(p) ?? p}
               </label>
             ))}
             <span className="muted" data-testid="trail-count">
@@ -197,14 +201,20 @@ export function TrailPanel({
               Export CSV
             </button>
           </div>
-          <TrailTable rows={rows} />
+          <TrailTable rows={rows} names={names} />
         </>
       )}
     </section>
   );
 }
 
-export function TrailTable({ rows }: { rows: readonly TrailRow[] }) {
+export function TrailTable({
+  rows,
+  names = new Map(),
+}: {
+  rows: readonly TrailRow[];
+  names?: OrganisationNames;
+}) {
   if (!rows.length) return <p className="muted">No record in this selection.</p>;
   return (
     <>
@@ -238,7 +248,7 @@ export function TrailTable({ rows }: { rows: readonly TrailRow[] }) {
               data-breaks={r.breaks.map((b) => b.kind).join(' ')}
             >
               <td>{r.time.replace('T', ' ').replace('Z', '')}</td>
-              <td>{r.party}</td>
+              <td>{names.get(r.party) ?? r.party}</td>
               <td>{r.seq}</td>
               <td>
                 {r.eventName}
@@ -251,18 +261,50 @@ export function TrailTable({ rows }: { rows: readonly TrailRow[] }) {
                 ))}
               </td>
               <td>{r.actor}</td>
-              <td className="ids">{r.objects}</td>
-              <td>{r.outcome}</td>
+              <td className="ids">
+                {r.objects}
+                {r.images.length > 0 && (
+                  // A trace record names every image of its ticket: a count, opened on demand.
+                  <details data-testid="row-images" data-count={r.images.length}>
+                    <summary>
+                      {r.images.length} image{r.images.length === 1 ? '' : 's'}
+                    </summary>
+                    <ul>
+                      {r.images.map((id) => (
+                        <li key={id}>{id}</li>
+                      ))}
+                    </ul>
+                  </details>
+                )}
+              </td>
+              <td data-testid="row-outcome" data-outcome={r.record.outcome}>
+                {r.outcome}
+              </td>
               <td className="details">
-                {r.details.length > DETAILS_SHOWN ? (
+                {r.fields.length > 0 && (
+                  <dl className="kv fields" data-testid="row-fields">
+                    {r.fields.map((f) => (
+                      <Fragment key={f.label}>
+                        <dt>{f.label}</dt>
+                        <dd data-field={f.label}>{f.value}</dd>
+                      </Fragment>
+                    ))}
+                  </dl>
+                )}
+                {r.details !== '{}' && (
                   <details>
                     <summary>
-                      <code>{r.details.slice(0, DETAILS_SHOWN)}…</code>
+                      {r.fields.length ? (
+                        'All details'
+                      ) : (
+                        <code>
+                          {r.details.slice(0, DETAILS_SHOWN)}
+                          {r.details.length > DETAILS_SHOWN ? '…' : ''}
+                        </code>
+                      )}
                     </summary>
                     <code>{r.details}</code>
                   </details>
-                ) : (
-                  <code>{r.details}</code>
                 )}
               </td>
             </tr>

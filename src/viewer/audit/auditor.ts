@@ -9,7 +9,7 @@ import type { PartyTrail } from '../../core/audit/trail.ts';
 import type { ChainReport } from '../../core/audit/verify.ts';
 import { NetworkFailure, type Endpoints } from '../../core/client/federation.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
-import { trailView, type TrailView } from './trail-model.ts';
+import { trailView, type OrganisationNames, type TrailView } from './trail-model.ts';
 
 const PARTIES: readonly AuditedParty[] = ['producer', 'cloud', 'consumer'];
 
@@ -60,10 +60,11 @@ export interface VerifiedTrail {
 export async function verifiedTrail(
   client: Pick<AuditorClient, 'mergedTrail' | 'verifyChain'>,
   filter: MergedFilter,
+  names?: OrganisationNames,
 ): Promise<VerifiedTrail> {
   const merged = await client.mergedTrail(filter);
   // Every party's chain, not only those with records in the selection: a break anywhere is shown.
   const local: ChainReport[] = [];
   for (const p of PARTIES) local.push((await client.verifyChain(p)).local);
-  return { view: trailView(merged, local), trails: merged.trails, local };
+  return { view: trailView(merged, local, names), trails: merged.trails, local };
 }

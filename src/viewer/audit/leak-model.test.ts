@@ -171,7 +171,10 @@ describe('leak tracing in the auditor view', () => {
     const forged = writeTraceSlot(traced, encodeTraceSlot({ ...slot, traceId: other }));
     const v = describeLeak(await client().traceLeak(forged, 'forged.dcm'));
     expect(v.status).toBe('forged');
-    expect(v.reasons).toContain("the cloud's trace signature does not verify");
+    // Format v2: the altered trace record no longer leads to the release's signed root.
+    expect(v.reasons).toContain(
+      "the inclusion path does not lead from the trace record to the release's signed root",
+    );
     expect(v.fields.find((f) => f.id === 'trace')?.value).toBe(toHex(other));
     expect(v.fields.map((f) => f.id)).not.toContain('requester');
     expect(requests).toEqual([]);

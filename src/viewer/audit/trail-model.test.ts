@@ -30,6 +30,7 @@ import {
 import {
   mergeTrails,
   studyRef,
+  type MergedTrail,
   verifyTrail,
   type PartyTrail,
   type TrailFilter,
@@ -44,7 +45,16 @@ import { testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { viewOf } from '../pipeline/trust.ts';
 import { verifiedTrail } from './auditor.ts';
 import { TrailTable } from './TrailPanel.tsx';
-import { exportSelection, QueryError, selectRows, trailFilter, trailView } from './trail-model.ts';
+import {
+  exportSelection,
+  organisationNames,
+  outcomeText,
+  QueryError,
+  selectRows,
+  trailFilter,
+  trailView,
+  type TrailRow,
+} from './trail-model.ts';
 
 const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
 const PATIENT = 'a3f1c2d4e5f60718293a4b5c6d7e8f90';
@@ -430,5 +440,106 @@ describe('the audit trail view', () => {
     expect(tv.chains[0]).toMatchObject({ local: false, ok: true });
     expect(tv.chains[0]!.text).toContain('as the producer reports it (not verified here)');
     expect(tv.ok).toBe(false);
+  });
+});
+
+describe('the audit trail in an auditor’s words', () => {
+  const record = (party: string, seq: number, e: AuditEntry): AuditRecord => ({
+    ...e,
+    seq,
+    time: new Date(T0 + seq * 1000).toISOString(),
+    party,
+    prev: GENESIS,
+    hash: GENESIS,
+  });
+  const refused = record('producer', 5, {
+    event: '110112',
+    subtype: 'policy-decision',
+    action: 'R',
+    outcome: 4,
+    actor: bob,
+    objects: [{ type: 'patient', id: PATIENT }],
+    details: {
+      decision: {
+        decision: 'deny',
+        rules: ['NO-ADMIN'],
+        errors: ['no rule permits it'],
+        refusedStatements: [],
+        request: {
+          resource: `study:${STUDY_UID}`,
+          context: { purpose: 'ETREAT', justification: 'Unconscious patient, trauma CT' },
+        },
+      },
+    },
+  });
+  const images = ['11111111-aaaa', '22222222-bbbb', '33333333-cccc'];
+  const traced = record('cloud', 6, {
+    event: '110103',
+    subtype: 'trace-inserted',
+    action: 'R',
+    outcome: 0,
+    actor: { id: 'dr.bob', device: bob.device },
+    objects: [
+      { type: 'ticket', id: TICKET },
+      ...images.map((id) => ({ type: 'image' as const, id })),
+    ],
+    details: { traces: ['cd'.repeat(32)], rules: ['RELEASE'] },
+  });
+  const alert = record('producer', 7, {
+    event: '110113',
+    subtype: 'session-refused',
+    action: 'E',
+    outcome: 8,
+    actor: bob,
+    objects: [],
+    details: {
+      reason: 'bad-request',
+      message: 'the purpose of use TRAIN is not in the vocabulary',
+    },
+  });
+  const merged = {
+    entries: [refused, traced, alert].map((r) => ({ party: r.party, record: r })),
+    chains: [],
+    ok: true,
+  } as unknown as MergedTrail;
+  const names = organisationNames([{ id: 'consumer', name: 'Riverside Consumer Hospital' }]);
+  const tv = trailView(merged, [], names);
+  const [deny, trace, refusal] = tv.rows as [TrailRow, TrailRow, TrailRow];
+
+  it('says "refused", not "minor failure"; a refusal at the edge is a security alert', () => {
+    expect(deny.outcome).toBe('refused');
+    expect(trace.outcome).toBe('succeeded');
+    expect(refusal.outcome).toBe('refused (security alert)');
+    expect(outcomeText({ outcome: 8, event: '110103' })).toBe('failed');
+  });
+
+  it('names the hospital by its organisation name', () => {
+    expect(deny.actor).toBe('dr.bob (physician) · Riverside Consumer Hospital');
+  });
+
+  it('shows the details as fields: decision, rules, purpose, justification, reasons', () => {
+    expect(Object.fromEntries(deny.fields.map((f) => [f.label, f.value]))).toEqual({
+      Decision: 'refused',
+      Rules: 'NO-ADMIN',
+      Purpose: 'ETREAT (emergency treatment)',
+      Justification: 'Unconscious patient, trauma CT',
+      Reasons: 'no rule permits it',
+      Resource: `study-ref:${studyRef(STUDY_UID)}`,
+    });
+    expect(refusal.fields).toEqual([
+      { label: 'Reason', value: 'bad-request' },
+      { label: 'Message', value: 'the purpose of use TRAIN is not in the vocabulary' },
+    ]);
+  });
+
+  it('collapses the image list of a trace record to a count that opens', () => {
+    expect(trace.objects).toBe(`ticket:${TICKET}`);
+    expect(trace.images).toEqual(images);
+    const html = renderToStaticMarkup(createElement(TrailTable, { rows: tv.rows }));
+    expect(html).toContain('data-testid="row-images" data-count="3"><summary>3 images</summary>');
+    // The ids stay on the page (closed), the raw details too, for search and for the export.
+    for (const id of images) expect(html).toContain(`<li>${id}</li>`);
+    expect(html).toContain('cd'.repeat(32));
+    expect(html).not.toMatch(/minor failure/);
   });
 });

@@ -13,6 +13,7 @@ import { toDicomAudit } from '../../core/audit/dicom.ts';
 import { canonicalJson, EVENTS, type AuditRecord } from '../../core/audit/record.ts';
 import { exportable } from '../../core/audit/redact.ts';
 import type { MergedTrail } from '../../core/audit/trail.ts';
+import { HL7_PURPOSES_OF_USE } from '../../core/policy/purposes.ts';
 import {
   chainState,
   verifiedComplete,
@@ -57,12 +58,82 @@ export function trailFilter(kind: TrailKind, typed: string): MergedFilter {
   }
 }
 
-export const OUTCOMES: Readonly<Record<number, string>> = {
-  0: 'success',
-  4: 'minor failure',
-  8: 'serious failure',
-  12: 'major failure',
-};
+/**
+ * The outcome as an auditor reads it. The parties log a refusal (a policy's deny, a wrong password, a
+ * refused reading of the trail) as DICOM's "minor failure" (4), and a request stopped at the edge as
+ * "serious failure" (8) with a Security Alert; the DICOM words stay in the exports.
+ */
+export function outcomeText(r: Pick<AuditRecord, 'outcome' | 'event'>): string {
+  switch (r.outcome) {
+    case 0:
+      return 'succeeded';
+    case 4:
+      return 'refused';
+    case 8:
+      return r.event === '110113' ? 'refused (security alert)' : 'failed';
+    default:
+      return 'failed (major)';
+  }
+}
+
+/** One readable field of a record's details. */
+export interface DetailField {
+  readonly label: string;
+  readonly value: string;
+}
+
+const asRecord = (v: unknown): Record<string, unknown> | undefined =>
+  v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+
+const listText = (v: unknown): string | undefined =>
+  Array.isArray(v) && v.length ? v.map(String).join(', ') : undefined;
+
+const purposeText = (code: string): string =>
+  HL7_PURPOSES_OF_USE[code] ? `${code} (${HL7_PURPOSES_OF_USE[code]})` : code;
+
+/**
+ * The fields an auditor reads in a record's details (as exports carry them): the decision, its rules,
+ * the purpose, a break-glass justification, the reasons of a refusal, and the other facts a record
+ * states (counts, times, obligations). What is not recognised stays in the raw details.
+ */
+export function detailFields(details: Readonly<Record<string, unknown>>): DetailField[] {
+  const out: DetailField[] = [];
+  const add = (label: string, value: string | undefined) => {
+    if (value !== undefined && value !== '') out.push({ label, value });
+  };
+  const d = asRecord(details.decision);
+  const request = asRecord(d?.request);
+  const context = asRecord(request?.context);
+  if (typeof d?.decision === 'string')
+    add('Decision', d.decision === 'allow' ? 'allowed' : 'refused');
+  add('Rules', listText(d?.rules) ?? listText(details.rules));
+  const purpose = context?.purpose ?? details.purpose;
+  if (typeof purpose === 'string') add('Purpose', purposeText(purpose));
+  if (typeof details.operation === 'string') add('Operation', details.operation);
+  if (typeof details.emergency === 'boolean')
+    add('Emergency', details.emergency ? 'yes (break the glass)' : 'no');
+  const justification = context?.justification ?? details.justification;
+  if (typeof justification === 'string') add('Justification', justification);
+  add(
+    'Reasons',
+    [
+      ...(Array.isArray(d?.errors) ? d.errors : []),
+      ...(Array.isArray(d?.refusedStatements) ? d.refusedStatements : []),
+    ]
+      .map(String)
+      .join('; '),
+  );
+  if (typeof request?.resource === 'string') add('Resource', request.resource);
+  if (typeof details.reason === 'string') add('Reason', details.reason);
+  if (typeof details.message === 'string') add('Message', details.message);
+  if (typeof details.images === 'number') add('Images', String(details.images));
+  if (typeof details.listed === 'number') add('Studies listed', String(details.listed));
+  add('Obligations pending', listText(details.obligationsPending));
+  if (typeof details.expiresAt === 'number')
+    add('Expires', new Date(details.expiresAt).toISOString());
+  if (typeof details.outcome === 'string') add('Review', details.outcome);
+  return out;
+}
 
 export interface TrailRow {
   /** `party:seq`, unique in a trail. */
@@ -73,9 +144,16 @@ export interface TrailRow {
   readonly event: string;
   readonly eventName: string;
   readonly subtype: string;
+  /** In an auditor's words ("refused", not DICOM's "minor failure"). */
   readonly outcome: string;
+  /** The actor, their hospital by its name in the trust group. */
   readonly actor: string;
+  /** The objects other than images. */
   readonly objects: string;
+  /** The image ids a record names (a trace record names every image of its ticket). */
+  readonly images: readonly string[];
+  /** The details as readable fields. */
+  readonly fields: readonly DetailField[];
   /** Canonical JSON of the details as an export carries them. */
   readonly details: string;
   /** This record's breaks, from this browser's verification of the party's chain. */
@@ -107,11 +185,18 @@ export interface TrailView {
   readonly ok: boolean;
 }
 
-const actorText = (r: AuditRecord): string =>
+/** Organisation ids (trust-group member ids) to their names. */
+export type OrganisationNames = ReadonlyMap<string, string>;
+
+/** The names of the trust group's members, by id. */
+export const organisationNames = (members: readonly { id: string; name: string }[]) =>
+  new Map(members.map((m) => [m.id, m.name])) as OrganisationNames;
+
+const actorText = (r: AuditRecord, names: OrganisationNames): string =>
   [
     r.actor.id,
     r.actor.role ? `(${r.actor.role})` : '',
-    r.actor.organisation ? `· ${r.actor.organisation}` : '',
+    r.actor.organisation ? `· ${names.get(r.actor.organisation) ?? r.actor.organisation}` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -123,7 +208,11 @@ const breakKey = (party: string, seq: number) => `${party}:${seq}`;
  * chain (`local`, from `AuditorClient.verifyChain`). A party without a local report is summarised by
  * its own verification, and says so.
  */
-export function trailView(merged: MergedTrail, local: readonly ChainReport[]): TrailView {
+export function trailView(
+  merged: MergedTrail,
+  local: readonly ChainReport[],
+  names: OrganisationNames = new Map(),
+): TrailView {
   const localOf = new Map(local.map((c) => [c.party, c]));
   const remoteOf = new Map(merged.chains.map((c) => [c.party, c]));
   const parties = [...new Set([...merged.chains.map((c) => c.party), ...localOf.keys()])];
@@ -143,9 +232,14 @@ export function trailView(merged: MergedTrail, local: readonly ChainReport[]): T
     event: r.event,
     eventName: EVENTS[r.event] ?? r.event,
     subtype: r.subtype,
-    outcome: OUTCOMES[r.outcome] ?? String(r.outcome),
-    actor: actorText(r),
-    objects: r.objects.map((o) => `${o.type}:${o.id}`).join(' '),
+    outcome: outcomeText(r),
+    actor: actorText(r, names),
+    objects: r.objects
+      .filter((o) => o.type !== 'image')
+      .map((o) => `${o.type}:${o.id}`)
+      .join(' '),
+    images: r.objects.filter((o) => o.type === 'image').map((o) => o.id),
+    fields: detailFields(exportable(r.details).details),
     details: canonicalJson(exportable(r.details).details),
     breaks: breaksAt.get(breakKey(party, r.seq)) ?? [],
     record: r,

@@ -11,7 +11,13 @@ import { T } from '../../core/dicom/tags.ts';
 import { TEXT_VRS } from '../../core/dicom/dataset.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { PkiView } from '../../core/pki/resolver.ts';
-import { inspectProtected, openProtected, type SignerResolver } from '../../core/protect/index.ts';
+import {
+  inspectProtected,
+  openProtected,
+  traceRootCache,
+  type SignerResolver,
+  type TraceRootCache,
+} from '../../core/protect/index.ts';
 import { openKeysPart, type ProducerLookup } from '../../core/ticket/ticket.ts';
 import { displayFrame, displayMeta, type DisplayPixels } from './display.ts';
 import type {
@@ -58,7 +64,13 @@ const tagText = (t: number): string => {
   return `(${h.slice(0, 4)},${h.slice(4)})`;
 };
 
-/** The restored header as rows for the tag browser (values shortened, binary shown by size). */
+/** Longest text value the tag browser is sent (it wraps what it shows; beyond this, an ellipsis). */
+const MAX_VALUE = 1024;
+
+/**
+ * The restored header as rows for the tag browser (long values shortened, binary shown by size); a
+ * sequence is followed by a row per item (FFFE,E000) and the item's elements, one level deeper each.
+ */
 export function headerRows(ds: DataSet, depth = 0): TagRow[] {
   const rows: TagRow[] = [];
   for (const el of ds.elements()) {
@@ -80,18 +92,31 @@ export function headerRows(ds: DataSet, depth = 0): TagRow[] {
         value: `${el.items.length} item(s)`,
         depth,
       });
-      if (depth < 4) for (const item of el.items) rows.push(...headerRows(item, depth + 1));
+      if (depth < 8)
+        el.items.forEach((item, i) => {
+          rows.push({
+            tag: '(FFFE,E000)',
+            vr: '',
+            name: 'Item',
+            value: `item ${i + 1} of ${el.items!.length}`,
+            depth: depth + 1,
+          });
+          rows.push(...headerRows(item, depth + 2));
+        });
       continue;
     }
     const v = el.value ?? new Uint8Array(0);
-    const value = TEXT_VRS.has(el.vr)
-      ? new TextDecoder('latin1')
-          .decode(v)
-          .replace(/[\0 ]+$/, '')
-          .slice(0, 200)
-      : ['US', 'SS', 'UL', 'SL', 'FL', 'FD'].includes(el.vr)
-        ? String(ds.number(el.tag) ?? numberOf(el.vr, v))
-        : `(${v.length} bytes)`;
+    const text = TEXT_VRS.has(el.vr)
+      ? new TextDecoder('latin1').decode(v).replace(/[\0 ]+$/, '')
+      : undefined;
+    const value =
+      text !== undefined
+        ? text.length > MAX_VALUE
+          ? `${text.slice(0, MAX_VALUE)}…`
+          : text
+        : ['US', 'SS', 'UL', 'SL', 'FL', 'FD'].includes(el.vr)
+          ? String(ds.number(el.tag) ?? numberOf(el.vr, v))
+          : `(${v.length} bytes)`;
     rows.push({ tag: tagText(el.tag), vr: el.vr, name: tagName(el.tag), value, depth });
   }
   return rows;
@@ -122,6 +147,12 @@ export class DecodeJob {
   private producers = new Map<string, { lookup: Promise<ProducerLookup>; until: number }>();
   private readonly keys = new Map<string, Uint8Array>();
   /**
+   * Release roots (format v2) whose cloud signature this worker verified with `resolver`: a ticket's
+   * images share one, so it is checked once per ticket, and a path per image. Emptied with the trust
+   * and with each ticket.
+   */
+  private traceRoots: TraceRootCache = traceRootCache();
+  /**
    * The warm-up started after the first trust: the open path run once on a synthetic image and the
    * federation's producer and cloud chains validated into the resolver's memo. Resolves to the
    * synthetic image's verdict status; nothing waits for it.
@@ -139,6 +170,7 @@ export class DecodeJob {
           this.view = await viewOf(req.trust);
           this.resolver = memoResolver(this.view);
           this.producers = new Map();
+          this.traceRoots = traceRootCache();
           this.warmed ??= this.warmUp().catch(
             (e: unknown) => `warm-up failed: ${(e as Error).message}`,
           );
@@ -151,6 +183,7 @@ export class DecodeJob {
         }
         return { message: { kind: 'ok', id: req.id }, transfer: none };
       case 'ticket':
+        this.traceRoots = traceRootCache();
         return this.openTicket(req);
       case 'forget':
         for (const k of this.keys.values()) k.fill(0);
@@ -324,6 +357,8 @@ export class DecodeJob {
         resolver,
         imageKey: key,
         lend: true,
+        // Roots verified with the session's resolver only (the warm-up brings its own).
+        ...(resolver === this.resolver ? { traceRoots: this.traceRoots } : {}),
       });
       const r = opened.restored;
       const frames: FrameOut[] = [];

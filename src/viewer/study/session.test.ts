@@ -12,6 +12,7 @@ import { protect, traceProtected } from '../../core/protect/index.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
 import { describeProblem } from '../app/problems.ts';
 import { WorkerPool, type WorkerLike } from '../pipeline/pool.ts';
+import type { WorkerResponse } from '../pipeline/protocol.ts';
 import { inProcessWorker, testTicket, testTrust, type TestTrust } from '../../../test/pipeline.ts';
 import { StudySession } from './session.ts';
 
@@ -173,6 +174,50 @@ describe('a study session', () => {
     // Still viewable: its frames are there.
     expect(tampered.opened?.frames.length).toBe(1);
     expect(await missing).toBe('the cloud did not send this image');
+    await study.close();
+  });
+
+  it('counts a tampered image with nothing to draw once, by its verdict', async () => {
+    // A tampered slice whose restoration fails (a restored sample out of range) comes back from the
+    // worker with its verdict and no pixels; here the real worker's answer for a tampered slice
+    // loses its pixels the same way.
+    const bad = served.map((s) => ({ id: s.id, bytes: s.bytes.slice() }));
+    bad[2]!.bytes[bad[2]!.bytes.length - 5000]! ^= 0x04;
+    const undrawable = (): WorkerLike => {
+      const inner = inProcessWorker([], 'w0');
+      const w: WorkerLike = {
+        onmessage: null,
+        onerror: null,
+        postMessage: (req, transfer) => inner.postMessage(req, transfer),
+        terminate() {},
+      };
+      inner.onmessage = (e) => {
+        const m = e.data;
+        w.onmessage?.(
+          m.kind === 'opened' && m.verdict.status !== 'verified'
+            ? { data: { ...m, meta: undefined, frames: [], header: [] } as WorkerResponse }
+            : e,
+        );
+      };
+      return w;
+    };
+    const pool = new WorkerPool(undrawable, 1);
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    const study = new StudySession({
+      client: cloud(bad),
+      pool,
+      answer: await answer(),
+      device: { decryptionKey: device.privateKey, deviceId },
+      firstImageHoldMs: 0,
+    });
+    await study.start();
+    const c = study.series[0]!.counts;
+    expect(c).toMatchObject({ total: 6, received: 6, verified: 5, tampered: 1, failed: 0 });
+    // What the progress and the series badge add up: every image once.
+    expect(c.verified + c.tampered + c.unverifiable + c.failed).toBe(c.total);
+    const tampered = [...study.instances.values()].find((v) => v.cloudId === served[2]!.id)!;
+    expect(tampered.badge?.state).toBe('tampered');
+    expect(tampered.error).toMatch(/cannot be displayed/);
     await study.close();
   });
 

@@ -38,6 +38,7 @@ export interface SeriesCounts {
   verified: number;
   tampered: number;
   unverifiable: number;
+  /** Images with no verdict (not received, or their worker failed); each image counts once. */
   failed: number;
 }
 
@@ -338,7 +339,10 @@ export class StudySession {
     if (badge.state !== 'verified') this.releaseHold?.();
     const counts = this.seriesOf(v).counts;
     counts[badge.state]++;
-    if (!res.meta || res.frames.length === 0) return this.settle(v, undisplayable(res.verdict));
+    // Counted once: an image with a verdict but nothing to draw (a tampered one whose restoration
+    // failed) is counted by its verdict, not again as failed.
+    if (!res.meta || res.frames.length === 0)
+      return this.settle(v, undisplayable(res.verdict), { counted: true });
     v.opened = {
       ref: v.ref,
       verdict: res.verdict,
@@ -357,11 +361,11 @@ export class StudySession {
   }
 
   /** An instance that cannot be shown: the loader's waiters learn why. */
-  private settle(v: InstanceView, error: string): void {
+  private settle(v: InstanceView, error: string, opts: { counted?: boolean } = {}): void {
     this.releaseHold?.();
     v.status = 'failed';
     v.error = error;
-    this.seriesOf(v).counts.failed++;
+    if (!opts.counted) this.seriesOf(v).counts.failed++;
     for (const w of this.waiters.get(v.ref) ?? []) w.reject(new Error(error));
     this.waiters.delete(v.ref);
     this.changed();

@@ -8,6 +8,8 @@ import type { ConsultAnswer } from '../../core/client/federation.ts';
 import type { ClinicianSession } from '../app/clinician.ts';
 import { describeProblem, type Problem } from '../app/problems.ts';
 import { ProblemBox } from './Problem.tsx';
+import type { Asked } from './access-model.ts';
+import { describeRefusal, type Refusal } from './refusal-model.ts';
 
 /** The purposes a clinician may declare, with the HL7 v3 PurposeOfUse code the policy knows them by. */
 export const PURPOSES = [
@@ -33,31 +35,43 @@ export function ConsultDialog({
 }: {
   session: ClinicianSession;
   target: ConsultTarget;
-  onTicket: (a: ConsultAnswer) => void;
+  onTicket: (a: ConsultAnswer, asked: Asked) => void;
   onClose: () => void;
 }) {
   const [purpose, setPurpose] = useState<string>('treatment');
   const [justification, setJustification] = useState('');
   const [busy, setBusy] = useState(false);
   const [problem, setProblem] = useState<Problem>();
+  const [refusal, setRefusal] = useState<Refusal>();
+  const [attempt, setAttempt] = useState(0);
   const emergency = purpose === 'emergency';
   const short = emergency && justification.trim().length < MIN_JUSTIFICATION;
 
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     if (short) return;
+    const asked = PURPOSES.find((p) => p.id === purpose)!;
+    const n = attempt + 1;
+    setAttempt(n);
     setBusy(true);
+    // The previous answer goes as this attempt starts: a new refusal replaces it, never piles up.
     setProblem(undefined);
+    setRefusal(undefined);
     try {
       const answer = await session.consult({
         patient: target.patient,
         ...(target.study ? { study: target.study } : {}),
-        purpose: PURPOSES.find((p) => p.id === purpose)!.code,
+        purpose: asked.code,
         ...(emergency ? { emergencyJustification: justification.trim() } : {}),
       });
-      onTicket(answer);
+      onTicket(answer, {
+        purpose: asked.code,
+        ...(emergency ? { justification: justification.trim() } : {}),
+      });
     } catch (err) {
-      setProblem(describeProblem(err, 'consult'));
+      const p = describeProblem(err, 'consult');
+      setProblem(p);
+      if (p.kind === 'denied') setRefusal(describeRefusal(p.detail, asked, n, PURPOSES));
       setBusy(false);
     }
   };
@@ -110,7 +124,17 @@ export function ConsultDialog({
             </div>
           </div>
         )}
-        {problem && <ProblemBox problem={problem} />}
+        {problem && !refusal && <ProblemBox key={attempt} problem={problem} />}
+        {problem && refusal && (
+          <ProblemBox
+            key={attempt}
+            problem={{ ...problem, title: `${refusal.heading} by the producer hospital's policy` }}
+            detail={refusal.advice ? `${refusal.reason} ${refusal.advice}` : refusal.reason}
+            actions={refusal.alternatives
+              .filter((p) => p.id !== purpose)
+              .map((p) => ({ label: `Ask for ${p.label}`, run: () => setPurpose(p.id) }))}
+          />
+        )}
         <div className="actions">
           <button type="button" onClick={onClose} disabled={busy}>
             Cancel

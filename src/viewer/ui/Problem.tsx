@@ -3,9 +3,12 @@ import type { Problem } from '../app/problems.ts';
 
 export function ProblemBox({
   problem,
+  detail,
   actions,
 }: {
   problem: Problem;
+  /** Replaces the problem's own detail (e.g. with advice added). */
+  detail?: string;
   actions?: { label: string; run: () => void }[];
 }) {
   return (
@@ -16,7 +19,7 @@ export function ProblemBox({
       data-kind={problem.kind}
     >
       <strong>{problem.title}</strong>
-      <span>{problem.detail}</span>
+      <span>{detail ?? problem.detail}</span>
       {actions && actions.length > 0 && (
         <div className="actions">
           {actions.map((a) => (

@@ -1,13 +1,15 @@
 /**
  * The studies the producer hospital's policy lets this clinician open for treatment (the search itself
- * is logged and decided by that policy), and a request by patient ID for anyone not listed (research,
- * or an emergency access).
+ * is logged and decided by that policy), narrowed by a search box in the browser, and a request by
+ * patient ID for anyone not listed (research, or an emergency access). A clinician whose policy allows
+ * no search (a nurse) gets the request by patient ID alone, as a neutral form rather than an error.
  */
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useMemo, useState, type FormEvent } from 'react';
 import type { ClinicianSession, StudyListing } from '../app/clinician.ts';
 import { describeProblem, type Problem } from '../app/problems.ts';
 import type { ConsultTarget } from './ConsultDialog.tsx';
 import { ProblemBox } from './Problem.tsx';
+import { filterStudies } from './study-filter.ts';
 
 const formatDate = (d: string): string =>
   /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : d || '—';
@@ -25,6 +27,10 @@ export function StudyList({
   const [problem, setProblem] = useState<Problem>();
   const [attempt, setAttempt] = useState(0);
   const [patient, setPatient] = useState('');
+  const [query, setQuery] = useState('');
+  const shown = useMemo(() => filterStudies(studies ?? [], query), [studies, query]);
+  // The policy lets this clinician search nothing: not a failure, they open studies by patient ID.
+  const noSearch = problem?.kind === 'denied';
 
   useEffect(() => {
     let live = true;
@@ -42,6 +48,40 @@ export function StudyList({
     e.preventDefault();
     if (patient.trim()) onRequest({ patient: patient.trim() });
   };
+
+  const requestForm = (
+    <form
+      onSubmit={other}
+      style={{ marginTop: noSearch ? 0 : 24 }}
+      aria-label={noSearch ? 'Open a patient' : 'Request another patient'}
+      data-testid="patient-form"
+    >
+      {!noSearch && <h3>Request another patient</h3>}
+      <p className="muted">
+        {noSearch
+          ? "Enter the patient's ID. The producer hospital's policy decides on each request, which it logs with its declared purpose."
+          : "For a patient not listed (research, or an emergency access). The producer's policy decides."}
+      </p>
+      <input
+        aria-label="Patient ID"
+        placeholder="Patient ID"
+        value={patient}
+        maxLength={64}
+        onChange={(e) => setPatient(e.target.value)}
+      />{' '}
+      <button type="submit" className={noSearch ? 'primary' : ''} disabled={!patient.trim()}>
+        Request…
+      </button>
+    </form>
+  );
+
+  if (noSearch)
+    return (
+      <div className="page" data-testid="patient-id-only">
+        <h2>Open a patient&apos;s studies</h2>
+        {requestForm}
+      </div>
+    );
 
   return (
     <div className="page">
@@ -67,6 +107,30 @@ export function StudyList({
         </p>
       )}
       {studies && studies.length > 0 && (
+        <>
+          <input
+            type="search"
+            aria-label="Search the studies by patient ID or name"
+            placeholder="Search: patient ID or name"
+            data-testid="study-search"
+            value={query}
+            maxLength={64}
+            onChange={(e) => setQuery(e.target.value)}
+            style={{ width: 320, marginBottom: 8 }}
+          />{' '}
+          <span className="muted" data-testid="study-count">
+            {shown.length === studies.length
+              ? `${studies.length} ${studies.length === 1 ? 'study' : 'studies'}`
+              : `${shown.length} of ${studies.length} studies`}
+          </span>
+          {shown.length === 0 && (
+            <p className="muted" data-testid="no-match">
+              No listed study matches. A patient not listed can be requested by ID below.
+            </p>
+          )}
+        </>
+      )}
+      {shown.length > 0 && (
         <table className="list" data-testid="study-list">
           <thead>
             <tr>
@@ -81,7 +145,7 @@ export function StudyList({
             </tr>
           </thead>
           <tbody>
-            {studies.map((s) => (
+            {shown.map((s) => (
               <tr key={s.study.uid} data-testid="study-row" data-patient={s.patient.id}>
                 <td>{formatName(s.patient.name)}</td>
                 <td>{s.patient.id}</td>
@@ -112,23 +176,7 @@ export function StudyList({
           </tbody>
         </table>
       )}
-      <form onSubmit={other} style={{ marginTop: 24 }} aria-label="Request another patient">
-        <h3>Request another patient</h3>
-        <p className="muted">
-          For a patient not listed (research, or an emergency access). The producer&apos;s policy
-          decides.
-        </p>
-        <input
-          aria-label="Patient ID"
-          placeholder="Patient ID"
-          value={patient}
-          maxLength={64}
-          onChange={(e) => setPatient(e.target.value)}
-        />{' '}
-        <button type="submit" disabled={!patient.trim()}>
-          Request…
-        </button>
-      </form>
+      {requestForm}
     </div>
   );
 }

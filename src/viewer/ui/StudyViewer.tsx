@@ -23,6 +23,7 @@ import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
+import { ExportNote } from './ExportNote.tsx';
 import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
 import { ProblemBox } from './Problem.tsx';
 import { Thumbnail } from './Thumbnail.tsx';
@@ -115,18 +116,20 @@ function firstOpenedSeries(study: StudySession): string | undefined {
   return study.series.find((s) => s.refs.some((r) => study.instances.get(r)?.opened))?.uid;
 }
 
-function download(inst: InstanceView, series?: SeriesView): void {
+function download(inst: InstanceView, series?: SeriesView): string | undefined {
   if (!inst.served) return;
   const url = URL.createObjectURL(
     new Blob([inst.served as Uint8Array<ArrayBuffer>], { type: 'application/dicom' }),
   );
   const a = document.createElement('a');
   a.href = url;
-  a.download = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
+  const name = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
+  a.download = name;
   document.body.appendChild(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return name;
 }
 
 export function StudyViewer({
@@ -148,6 +151,7 @@ export function StudyViewer({
   const [index, setIndex] = useState(0);
   const [stackKey, setStackKey] = useState('');
   const [view, setView] = useState<ViewState>();
+  const [exported, setExported] = useState<string>();
   const [tiles, setTiles] = useState<ReturnType<typeof tileRects>>([]);
   const [tool, setTool] = useState<Tool>('wl');
   const [panel, setPanel] = useState<Panel>('integrity');
@@ -505,13 +509,20 @@ export function StudyViewer({
             data-testid="export"
             disabled={!current?.served}
             title="Downloads this image exactly as the cloud served it: still encrypted and sealed, with the trace of your ticket. The restored original never leaves the viewer."
-            onClick={() => current && download(current, series)}
+            onClick={() => current && setExported(download(current, series))}
           >
             Export (traced)
           </button>
           <span className="sep" />
           <button onClick={onClose}>Close study</button>
         </div>
+        {exported && (
+          <ExportNote
+            file={exported}
+            trace={study.answer.trace}
+            onDismiss={() => setExported(undefined)}
+          />
+        )}
         <div className="progress" data-testid="progress" data-done={study.done}>
           <div
             className="bar"

@@ -7,6 +7,7 @@ import { useEffect, useMemo, useState } from 'react';
 import type { CertificateInfo, ChainReport, WorkerResponse } from '../pipeline/protocol.ts';
 import type { InstanceView, StudySession } from '../study/session.ts';
 import { Badge } from './Badge.tsx';
+import { shownRows } from './tag-model.ts';
 
 export function IntegrityPanel({
   inst,
@@ -72,24 +73,23 @@ export function IntegrityPanel({
 
 export function TagPanel({ inst }: { inst?: InstanceView }) {
   const [filter, setFilter] = useState('');
-  const rows = useMemo(() => {
-    const f = filter.trim().toLowerCase();
-    const all = inst?.opened?.header ?? [];
-    return f
-      ? all.filter(
-          (r) =>
-            r.tag.toLowerCase().includes(f) ||
-            r.name.toLowerCase().includes(f) ||
-            r.value.toLowerCase().includes(f),
-        )
-      : all;
-  }, [inst, filter]);
+  const [opened, setOpened] = useState<ReadonlySet<number>>(new Set());
+  const header = inst?.opened?.header;
+  // Sequences close again when another image comes on screen (its rows are another list).
+  useEffect(() => setOpened(new Set()), [header]);
+  const rows = useMemo(() => shownRows(header ?? [], opened, filter), [header, opened, filter]);
   if (!inst?.opened) return <p className="muted">The header is shown once the image is opened.</p>;
+  const toggle = (i: number) =>
+    setOpened((o) => {
+      const n = new Set(o);
+      if (!n.delete(i)) n.add(i);
+      return n;
+    });
   return (
     <div data-testid="tag-browser">
       <input
         aria-label="Filter tags"
-        placeholder="Filter: tag, name or value"
+        placeholder="Filter: tag, keyword or value"
         value={filter}
         onChange={(e) => setFilter(e.target.value)}
         style={{ width: '100%', marginBottom: 6 }}
@@ -98,12 +98,42 @@ export function TagPanel({ inst }: { inst?: InstanceView }) {
         The original header, identifying attributes restored from the encrypted attributes.
       </p>
       <table className="tags">
+        <colgroup>
+          <col className="tag" />
+          <col className="vr" />
+          <col className="keyword" />
+          <col />
+        </colgroup>
+        <thead>
+          <tr>
+            <th>Tag</th>
+            <th>VR</th>
+            <th>Keyword</th>
+            <th>Value</th>
+          </tr>
+        </thead>
         <tbody>
-          {rows.map((r, i) => (
-            <tr key={`${r.tag}.${i}`} data-tag={r.tag}>
-              <td style={{ paddingLeft: 4 + r.depth * 12 }}>{r.tag}</td>
+          {rows.map(({ index, row: r, parent, open }) => (
+            <tr key={index} data-tag={r.tag} data-depth={r.depth}>
+              <td>
+                {parent ? (
+                  <button
+                    type="button"
+                    className="tag-toggle"
+                    data-testid="tag-toggle"
+                    aria-expanded={open}
+                    aria-label={`${open ? 'Close' : 'Open'} ${r.name}`}
+                    disabled={!!filter.trim()}
+                    onClick={() => toggle(index)}
+                  >
+                    {open ? '▾' : '▸'}
+                  </button>
+                ) : null}
+                {r.tag}
+              </td>
               <td>{r.vr}</td>
-              <td>{r.name}</td>
+              {/* The nesting shows in the keyword column, so that every tag keeps its line. */}
+              <td style={{ paddingLeft: 4 + r.depth * 10 }}>{r.name}</td>
               <td>{r.value}</td>
             </tr>
           ))}
