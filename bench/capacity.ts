@@ -107,11 +107,11 @@ function spread(xs: number[], digits = 0): string {
 const distinctOf = (xs: string[]): string => [...new Set(xs)].join(', ');
 
 const fullRow = ({ m, r }: Done): string =>
-  `| ${m.file} | ${m.dims} | ${m.bits} | ${r.samples} | ${r.containerBytes} | ${r.tiles} × ${r.tileSide} | ${r.L} | ${r.K} | ${r.T} / ${r.k} | ${r.payloadBits} | ${r.capacityBits} | ${used(r).toFixed(0)}% |`;
+  `| ${m.file} | ${m.dims} | ${m.bits} | ${r.samples} | v${r.format} | ${r.containerBytes} | ${r.tiles} × ${r.tileSide} | ${r.L} | ${r.K} | ${r.T} / ${r.k} | ${r.payloadBits} | ${r.capacityBits} | ${used(r).toFixed(0)}% |`;
 
 const seriesRow = (s: SeriesSummary): string => {
   const rs = s.done.map((d) => d.r);
-  return `| series/${s.name} (${s.done.length} of ${s.slices} slices) | ${s.dims} | ${s.bits} | ${spread(rs.map((r) => r.samples))} | ${spread(rs.map((r) => r.containerBytes))} | ${distinctOf(rs.map((r) => `${r.tiles} × ${r.tileSide}`))} | ${spread(rs.map((r) => r.L))} | ${spread(rs.map((r) => r.K))} | ${distinctOf(rs.map((r) => `${r.T} / ${r.k}`))} | ${spread(rs.map((r) => r.payloadBits))} | ${spread(rs.map((r) => r.capacityBits))} | ${spread(rs.map(used))}% |`;
+  return `| series/${s.name} (${s.done.length} of ${s.slices} slices) | ${s.dims} | ${s.bits} | ${spread(rs.map((r) => r.samples))} | ${distinctOf(rs.map((r) => `v${r.format}`))} | ${spread(rs.map((r) => r.containerBytes))} | ${distinctOf(rs.map((r) => `${r.tiles} × ${r.tileSide}`))} | ${spread(rs.map((r) => r.L))} | ${spread(rs.map((r) => r.K))} | ${distinctOf(rs.map((r) => `${r.T} / ${r.k}`))} | ${spread(rs.map((r) => r.payloadBits))} | ${spread(rs.map((r) => r.capacityBits))} | ${spread(rs.map(used))}% |`;
 };
 
 const bitsOr = (n: number | undefined): string => (n === undefined ? '—' : String(n));
@@ -119,7 +119,7 @@ const refusedRow = (x: Refused): string =>
   `| ${x.m.file} | ${x.m.dims} | ${x.code} | ${bitsOr(x.neededBits)} | ${bitsOr(x.availableBits)} | ${x.message.replace(/\|/g, '\\|')} |`;
 
 const header =
-  '| file | dims | bits | samples | container (bytes) | tiles | L | K | T / k | payload (bits) | capacity (bits) | used |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
+  '| file | dims | bits | samples | format | container (bytes) | tiles | L | K | T / k | payload (bits) | capacity (bits) | used |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |';
 const capacityTable = `${header}
 ${[...singles.map(fullRow), ...series.map(seriesRow)].join('\n')}`;
 const refusedTable = `| file | dims | error | needed (bits) | available (bits) | message |
@@ -131,7 +131,8 @@ const report = `# Capacity and container size per sample
 Machine: ${machine()}. Every file of \`small/\`, \`large/\` and \`odd/\`, and every slice of both series; a series'
 figures are min / median / max over its slices (one figure when all agree).
 
-Columns: _container_ bytes (fixed part, one 8-byte tag per tile, seal, trace slot); _tiles_ count × side in units;
+Columns: _format_ the container version written (v2; v1 where a v2 container does not fit); _container_ bytes (fixed
+part, one 8-byte tag per tile, seal, trace slot); _tiles_ count × side in units;
 _L_ container bit planes; _K_ samples in the container region R; _T / k_ threshold and bits per expanded sample of the
 prediction-error expansion; _payload_ bits hidden (location map + R's original low bits); _capacity_ estimated bits
 the image offers at those parameters; _used_ payload / capacity.

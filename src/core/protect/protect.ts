@@ -83,6 +83,8 @@ export interface ProtectReport {
   readonly decodedFrom?: string;
   readonly lossySource: boolean;
   readonly samples: number;
+  /** The container format written: 2, or 1 for an image too small for a v2 container. */
+  readonly format: number;
   readonly containerBytes: number;
   /** Container bit planes and region size. */
   readonly L: number;
@@ -365,6 +367,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
       ...(px.decodedFrom ? { decodedFrom: px.decodedFrom } : {}),
       lossySource: px.lossy,
       samples: g.count,
+      format: version,
       containerBytes: p.containerBytes,
       L: p.region.L,
       K: p.region.K,
