@@ -12,7 +12,7 @@ import { certificateSha256 } from '../core/client/federation.ts';
 import { T } from '../core/dicom/tags.ts';
 import { federationConfig } from '../services/common/config.ts';
 import { prepareFederation, startFederation } from '../services/launcher.ts';
-import { dicomFiles, outsource } from './commands/outsource.ts';
+import { dicomFiles, outsource, storedSummary } from './commands/outsource.ts';
 import { REPO_ROOT as ROOT, samplesDir } from './samples.ts';
 
 /** The newest modification time under a directory. */
@@ -107,7 +107,7 @@ const r = await outsource(fed.urls.producer, fed.secrets.stowToken, files, (done
   process.stdout.write(`\routsourcing the sample studies: ${done}/${total}`);
 });
 console.log(
-  `\n${r.stored} instances stored at the cloud in ${((Date.now() - t0) / 1000).toFixed(1)} s${r.failed.length ? `; refused: ${r.failed.join('; ')}` : ''}`,
+  `\n${storedSummary(r)} at the cloud in ${((Date.now() - t0) / 1000).toFixed(1)} s${r.failed.length ? `; refused: ${r.failed.join('; ')}` : ''}`,
 );
 console.log(`
 ZTV federation is up.

@@ -1,12 +1,15 @@
 // Inflating with a cap: ordinary data inflates to itself; a bomb (200 KB that inflates to 200 MB,
 // the attack of issue 16 §2) is refused once past the cap, and so is a deflated DICOM data set,
-// before parseDicom holds it all; data that does not inflate is refused with its sentence.
+// before parseDicom holds it all, and a Deflated Image Frame beyond its declared geometry; data that
+// does not inflate is refused with its sentence.
 import { readFileSync } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { deflateBomb, deflatedDicomBomb } from '../../test/deflate-bomb.ts';
 import { samplePath } from '../../test/samples.ts';
+import { decodeFrame } from './dicom/codecs/index.ts';
 import { parseDicom } from './dicom/parse.ts';
+import { TS } from './dicom/tags.ts';
 import { inflateCapped } from './inflate.ts';
 
 describe('inflateCapped', () => {
@@ -50,5 +53,20 @@ describe('inflateCapped', () => {
         ),
       }),
     );
+  });
+
+  it('inflates a Deflated Image Frame no further than the frame its header announces', async () => {
+    const g = { rows: 512, columns: 512, samplesPerPixel: 1, bitsAllocated: 8, signed: false };
+    const frame = new Uint8Array(deflateRawSync(new Uint8Array(512 * 512).fill(7)));
+    expect((await decodeFrame(TS.DeflatedImageFrame, frame, g, 'MONOCHROME2')).bytes).toEqual(
+      new Uint8Array(512 * 512).fill(7),
+    );
+    // 200 MB behind a 512×512 frame of 8 bits: refused past 256 KiB and a little padding.
+    await expect(
+      decodeFrame(TS.DeflatedImageFrame, deflateBomb(200), g, 'MONOCHROME2'),
+    ).rejects.toMatchObject({
+      code: 'unsupported',
+      message: expect.stringContaining('a Deflated Image Frame inflates to more than 327680 bytes'),
+    });
   });
 });

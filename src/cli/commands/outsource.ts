@@ -26,8 +26,9 @@ export async function outsource(
   files: readonly string[],
   onProgress?: (done: number, total: number) => void,
   batch = 10,
-): Promise<{ stored: number; failed: string[] }> {
+): Promise<{ stored: number; already: number; failed: string[] }> {
   let stored = 0;
+  let already = 0;
   const failed: string[] = [];
   for (let i = 0; i < files.length; i += batch) {
     const group = files.slice(i, i + batch);
@@ -37,10 +38,31 @@ export async function outsource(
       group.map((name) => ({ name, bytes: new Uint8Array(readFileSync(name)) })),
     );
     stored += r.stored;
+    already += r.already;
     failed.push(...r.failed);
     onProgress?.(Math.min(i + batch, files.length), files.length);
   }
-  return { stored, failed };
+  return { stored, already, failed };
+}
+
+/** `330 new, 0 already stored` — what a run changed, not only what the cloud holds. */
+export const storedSummary = (r: { stored: number; already: number }): string =>
+  `${r.stored - r.already} new, ${r.already} already stored`;
+
+/** A terminal progress line: instances, MB/s and time left, from the files' sizes. */
+export function progressLine(
+  files: readonly string[],
+  started: number,
+): (done: number, total: number) => string {
+  const sizes = files.map((f) => statSync(f).size);
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  return (done, total) => {
+    const bytes = sizes.slice(0, done).reduce((a, b) => a + b, 0);
+    const seconds = Math.max((Date.now() - started) / 1000, 0.001);
+    const rate = bytes / seconds;
+    const left = rate > 0 ? (totalBytes - bytes) / rate : 0;
+    return `outsourcing ${done}/${total} instances, ${(rate / 1e6).toFixed(1)} MB/s, ${done < total ? `${Math.ceil(left)} s left` : 'done'}`;
+  };
 }
 
 /** The .dcm files of a directory (non-recursive), or the file itself. */
@@ -84,14 +106,17 @@ export async function outsourceCommand(args: string[]): Promise<number> {
   const token = tokenFrom(values);
   const files = collectDicom(positionals);
   if (files.length === 0) throw new ZtvError('bad-input', 'no DICOM files found there');
-  const progress = process.stderr.isTTY
-    ? (done: number, total: number) => process.stderr.write(`\routsourcing ${done}/${total}`)
+  const started = Date.now();
+  const line = process.stderr.isTTY ? progressLine(files, started) : undefined;
+  const progress = line
+    ? (done: number, total: number) => process.stderr.write(`\r\x1b[K${line(done, total)}`)
     : undefined;
   const r = await outsource(producer, token, files, progress, batch);
   if (progress) process.stderr.write('\n');
   for (const f of r.failed) console.error(`refused: ${f}`);
+  // One line: what this run stored, what the cloud held already, what was refused.
   console.log(
-    `${r.stored} of ${files.length} instance(s) stored at the cloud${r.failed.length ? `; ${r.failed.length} refused` : ''}`,
+    `${files.length} instance(s): ${storedSummary(r)} at the cloud${r.failed.length ? `, ${r.failed.length} refused` : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   return r.failed.length ? EXIT.failure : EXIT.ok;
 }

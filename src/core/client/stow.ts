@@ -18,6 +18,8 @@ export interface StowInstance {
 
 export interface StowResult {
   readonly stored: number;
+  /** Of the stored, those the producer had stored before (answered from its records). */
+  readonly already: number;
   /** `<name>: <reason>` for each refused instance. */
   readonly failed: readonly string[];
 }
@@ -76,5 +78,8 @@ export async function stowInstances(
     const name = m ? instances[Number(m[1]) - 1]?.name : undefined;
     failed.push(name ? `${name}: ${m![2]}` : text);
   }
-  return { stored: seq(jsonKey(T.ReferencedSOPSequence)).length, failed };
+  const stored = seq(jsonKey(T.ReferencedSOPSequence));
+  // (0009,1002) of the producer's private block `ZTV 1` says whether it was stored before.
+  const already = stored.filter((i) => i['00091002']?.Value?.[0] === 'ALREADY_STORED').length;
+  return { stored: stored.length, already, failed };
 }

@@ -1008,6 +1008,15 @@ describe('what the table rows do not show', () => {
       .where('serial', '=', devices.get('dr.frank/auditor')!.serial!)
       .execute();
     expect(await entry('dr.frank')).toMatchObject({ active: true, roles: ['physician'] });
+    // Whether the person has a live sign-in: signed out (every token revoked), they have none.
+    expect(await entry('dr.frank')).toMatchObject({ signedIn: true });
+    expect(await entry('nobody')).toMatchObject({ signedIn: false });
+    await consumerDb.database.db
+      .updateTable('login_tokens')
+      .set({ revoked: 1 })
+      .where('clinician_id', '=', 'dr.frank')
+      .execute();
+    expect(await entry('dr.frank')).toMatchObject({ active: true, signedIn: false });
     expect((await consumer.inject({ method: 'GET', url: '/directory/a%20b' })).statusCode).toBe(
       400,
     );

@@ -145,6 +145,8 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     const sops = [...CT, OTHER].map((f) => parseDicom(read(f)).dataset.text(T.SOPInstanceUID));
     expect(refs.map((x) => x['00081155']!.Value![0])).toEqual(sops);
     const urls = refs.map((x) => String(x['00081190']!.Value![0]));
+    // Private block ZTV 1: (0009,1002) says each was stored by this request.
+    expect(refs.map((x) => x['00091002']!.Value![0])).toEqual(['NEW', 'NEW', 'NEW']);
     expect(urls.every((u) => /^cloud:[0-9a-f-]{36}$/.test(u))).toBe(true);
     // Stored at the cloud, with the upload recorded on both sides.
     const cloudRows = await p.cloudDb.db.selectFrom('instances').select('id').execute();
@@ -160,6 +162,9 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     const again = await stow(p, [read(CT[0]!)]);
     expect(again.statusCode).toBe(200);
     expect(again.json<StowAnswer>()['00081199']!.Value![0]!['00081190']!.Value![0]).toBe(urls[0]);
+    expect(again.json<StowAnswer>()['00081199']!.Value![0]!['00091002']!.Value![0]).toBe(
+      'ALREADY_STORED',
+    );
     expect(await p.cloudDb.db.selectFrom('instances').select('id').execute()).toHaveLength(3);
   });
 

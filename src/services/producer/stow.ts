@@ -17,6 +17,8 @@ export const PRIVATE_CREATOR = 'ZTV 1';
 /** (0009,0010) reserves block 10 of group 0009 for it; (0009,1001) holds a failure's whole reason. */
 export const PRIVATE_CREATOR_TAG = '00090010';
 export const FAILURE_TEXT_TAG = '00091001';
+/** (0009,1002) in a referenced instance: `NEW` when stored by this request, `ALREADY_STORED` if before. */
+export const STORED_BEFORE_TAG = '00091002';
 
 export interface StowOptions {
   readonly producer: Producer;
@@ -94,6 +96,8 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
           Value: referenced.map((r) => ({
             [jsonKey(T.ReferencedSOPInstanceUID)]: { vr: 'UI', Value: [r.sop] },
             [jsonKey(T.RetrieveURL)]: { vr: 'UR', Value: [`cloud:${r.id}`] },
+            [PRIVATE_CREATOR_TAG]: { vr: 'LO', Value: [PRIVATE_CREATOR] },
+            [STORED_BEFORE_TAG]: { vr: 'CS', Value: [r.created ? 'NEW' : 'ALREADY_STORED'] },
           })),
         },
         // Failure Reason C000 (cannot understand) with the reason in words: a short Error Comment
