@@ -4,8 +4,8 @@
 // towards the left), the orientation markers and the position label name the patient's axes, the
 // window overlay shows the header's window as it is (W 2000, not 1999), the scale bar measures the
 // pixel spacing, rotate and flip move the markers, the viewport is reachable with the keyboard, the
-// overlay text has its own dark backing, and `?` lists the shortcuts. Positions and windows are read
-// from the original files independently of the viewer.
+// overlay text has its own dark backing, `?` lists the shortcuts, and cine plays and pauses.
+// Positions and windows are read from the original files independently of the viewer.
 import { readFileSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -198,6 +198,25 @@ describe('reading a series', () => {
         expect(await help.textContent()).toContain(k);
       await page.keyboard.press('Escape');
       await help.waitFor({ state: 'detached' });
+
+      // Cine plays the stack (at the rate asked for) and pauses where it is.
+      const slice = async () =>
+        Number(/^Im (\d+) /.exec(await text(page, 'overlay-slice'))?.[1] ?? 0);
+      await page.getByTestId('cine-fps').fill('20');
+      await page.getByTestId('cine').click();
+      expect(await page.getByTestId('cine').getAttribute('aria-pressed')).toBe('true');
+      const seen = new Set<number>();
+      await expect
+        .poll(async () => {
+          seen.add(await slice());
+          return seen.size;
+        })
+        .toBeGreaterThanOrEqual(4);
+      await page.getByTestId('cine').click();
+      expect(await page.getByTestId('cine').getAttribute('aria-pressed')).toBe('false');
+      const paused = await slice();
+      await page.waitForTimeout(1000);
+      expect(await slice()).toBe(paused);
     });
   }, 300_000);
 

@@ -219,6 +219,8 @@ export function metadataModule(type: string, inst: OpenedInstance, frame: number
         pixelSpacing: [rs, cs],
         rowPixelSpacing: rs,
         columnPixelSpacing: cs,
+        // Without a spacing, 1 mm per pixel is only a placeholder: Cornerstone then measures in "px".
+        usingDefaultValues: !m.pixelSpacing,
       };
     }
     case 'imagePixelModule':

@@ -29,16 +29,19 @@ import {
   utilities as toolUtilities,
 } from '@cornerstonejs/tools';
 
+import { MEASURE_CLASSES, MEASURE_TOOLS, type MeasureKind } from './measurements.ts';
+
 let engineCount = 0;
 let toolsReady = false;
 
-/** The tool the left button drags. */
-export type PrimaryTool = 'wl' | 'pan' | 'zoom';
+/** The tool the left button drags: window/level, pan, zoom or a measurement. */
+export type PrimaryTool = 'wl' | 'pan' | 'zoom' | MeasureKind;
 
 const TOOL_NAMES: Record<PrimaryTool, string> = {
   wl: WindowLevelTool.toolName,
   pan: PanTool.toolName,
   zoom: ZoomTool.toolName,
+  ...MEASURE_TOOLS,
 };
 
 /** Core and tools, once per page: tools must be initialised before an element is enabled. */
@@ -47,7 +50,8 @@ function initCornerstone(): void {
   if (toolsReady) return;
   toolsReady = true;
   initTools();
-  for (const T of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool]) addTool(T);
+  for (const T of [WindowLevelTool, PanTool, ZoomTool, StackScrollTool, ...MEASURE_CLASSES])
+    addTool(T);
 }
 
 /** The patient directions (LPS letters: R/L, A/P, H/F) at the four edges of the viewport. */
@@ -101,6 +105,9 @@ export interface StackViewer {
   setInvert(invert: boolean): void;
   rotate(degrees: number): void;
   flip(direction: 'horizontal' | 'vertical'): void;
+  /** Cine: plays the stack in a loop at `fps` frames per second (again: changes the rate). */
+  play(fps: number): void;
+  stop(): void;
   /** The tool the left button drags (the middle button pans, the right zooms, the wheel scrolls). */
   setPrimaryTool(tool: PrimaryTool): void;
   reset(): void;
@@ -147,6 +154,8 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
   for (const name of Object.values(TOOL_NAMES)) group.addTool(name);
   group.addTool(StackScrollTool.toolName);
   group.addViewport(viewportId, engineId);
+  // Measurements already drawn stay editable (their handles move) whichever tool is chosen.
+  for (const name of Object.values(MEASURE_TOOLS)) group.setToolPassive(name);
   const { MouseBindings } = ToolEnums;
   group.setToolActive(WindowLevelTool.toolName, {
     bindings: [{ mouseButton: MouseBindings.Primary }],
@@ -196,6 +205,16 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
           : { flipVertical: !p.flipVertical },
       );
       viewport.render();
+    },
+    play(fps) {
+      toolUtilities.cine.stopClip(element);
+      toolUtilities.cine.playClip(element, {
+        framesPerSecond: Math.max(1, Math.min(60, fps)),
+        loop: true,
+      });
+    },
+    stop() {
+      toolUtilities.cine.stopClip(element);
     },
     setPrimaryTool(tool) {
       if (tool === primary) return;

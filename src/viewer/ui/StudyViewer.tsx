@@ -8,7 +8,8 @@
  * chosen tool, the middle pans, the right zooms, the wheel scrolls. The keyboard: SHORTCUTS, `?`
  * shows them. A series opens at its first slice in display order (study/order.ts).
  */
-import { cache } from '@cornerstonejs/core';
+import { cache, eventTarget } from '@cornerstonejs/core';
+import { Enums as ToolEnums } from '@cornerstonejs/tools';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
@@ -18,12 +19,24 @@ import {
   registerZtImages,
   WARMUP_IMAGE_ID,
 } from '../cornerstone/images.ts';
+import {
+  clearMeasurements,
+  deleteMeasurement,
+  listMeasurements,
+  markUnverified,
+  MEASURE_LABELS,
+  renameMeasurement,
+  undoMeasurement,
+  type MeasureKind,
+  type Measurement,
+} from '../cornerstone/measurements.ts';
 import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
 import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
 import { ExportNote } from './ExportNote.tsx';
+import { MeasurementsPanel, type MeasurementRow } from './MeasurementsPanel.tsx';
 import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
 import { ProblemBox } from './Problem.tsx';
 import { Thumbnail } from './Thumbnail.tsx';
@@ -38,6 +51,16 @@ export const PRESETS = [
 
 type Tool = PrimaryTool;
 
+/** Keys choosing a measurement tool for the left button. */
+const MEASURE_KEYS: Record<string, MeasureKind> = {
+  l: 'length',
+  a: 'angle',
+  b: 'bidirectional',
+  e: 'ellipse',
+  t: 'rectangle',
+  x: 'probe',
+};
+
 /** Every keyboard shortcut of the image viewer (the `?` help lists them). */
 export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['↓ → / ↑ ←', 'next / previous slice (wheel: down = next)'],
@@ -45,9 +68,13 @@ export const SHORTCUTS: readonly (readonly [string, string])[] = [
   ['Home / End', 'first / last slice'],
   ...PRESETS.map((p) => [p.key, `${p.label} window (W ${p.width} L ${p.center})`] as const),
   ['w / p / z', 'left button: window/level, pan, zoom (middle button pans, right zooms)'],
+  ['l / a / b', 'left button: length, angle, bidirectional (long and short axis)'],
+  ['e / t / x', 'left button: ellipse ROI, rectangle ROI, probe'],
+  ['Ctrl+Z', 'undo the last measurement change'],
   ['i', 'invert'],
   ['o / O', 'rotate 90° clockwise / anticlockwise'],
   ['h / v', 'flip horizontally / vertically'],
+  ['c', 'cine: play / pause (rate in the toolbar)'],
   ['f', 'fullscreen'],
   ['r', 'reset the view'],
   ['?', 'this help (Esc closes it)'],
@@ -86,7 +113,7 @@ export function scaleBar(
   for (const m of [1, 2, 5, 10, 20, 50, 100, 200, 500]) if (m <= max) best = m;
   return best ? { mm: best, px: best / mmPerPixel } : undefined;
 }
-type Panel = 'integrity' | 'tags' | 'auditor';
+type Panel = 'integrity' | 'measurements' | 'tags' | 'auditor';
 
 const name = (n?: string): string => (n ? n.replace(/\^+/g, ' ').trim() : '');
 const date = (d?: string): string =>
@@ -157,6 +184,9 @@ export function StudyViewer({
   const [panel, setPanel] = useState<Panel>('integrity');
   const [loadError, setLoadError] = useState<string>();
   const [help, setHelp] = useState(false);
+  /** Cine: playing or not, and its rate in frames per second. */
+  const [playing, setPlaying] = useState(false);
+  const [fps, setFps] = useState(10);
   const [edges, setEdges] = useState<EdgeLabels>();
   const [bar, setBar] = useState<{ mm: number; px: number }>();
   const indexRef = useRef(0);
@@ -177,7 +207,37 @@ export function StudyViewer({
     void study.start();
     return () => {
       void study.close();
+      // Measurements name this study's images: they go with it.
+      clearMeasurements();
       cache.purgeCache();
+    };
+  }, [study]);
+
+  // Measurements drawn, edited or removed: the panel follows; one made on an image that is not
+  // verified is coloured in the viewport.
+  const [measureVersion, setMeasureVersion] = useState(0);
+  useEffect(() => {
+    const E = ToolEnums.Events;
+    const bump = () => setMeasureVersion((n) => n + 1);
+    const completed = (e: Event) => {
+      const a = (
+        e as CustomEvent<{
+          annotation?: { annotationUID?: string; metadata?: { referencedImageId?: string } };
+        }>
+      ).detail.annotation;
+      const id = a?.metadata?.referencedImageId;
+      if (a?.annotationUID && id?.startsWith('zt:') && id !== WARMUP_IMAGE_ID) {
+        const state = study.instances.get(parseImageId(id).ref)?.badge?.state;
+        if (state !== 'verified') markUnverified(a.annotationUID);
+      }
+      bump();
+    };
+    const events = [E.ANNOTATION_ADDED, E.ANNOTATION_MODIFIED, E.ANNOTATION_REMOVED];
+    for (const n of events) eventTarget.addEventListener(n, bump);
+    eventTarget.addEventListener(E.ANNOTATION_COMPLETED, completed);
+    return () => {
+      for (const n of events) eventTarget.removeEventListener(n, bump);
+      eventTarget.removeEventListener(E.ANNOTATION_COMPLETED, completed);
     };
   }, [study]);
 
@@ -314,6 +374,13 @@ export function StudyViewer({
     setTool(t);
     viewer.current?.setPrimaryTool(t);
   };
+  const cine = (play: boolean, rate = fps) => {
+    const v = viewer.current;
+    if (!v) return;
+    if (play) v.play(rate);
+    else v.stop();
+    setPlaying(play);
+  };
   const fullscreen = () => {
     if (document.fullscreenElement) void document.exitFullscreen();
     else void stage.current?.requestFullscreen();
@@ -324,6 +391,12 @@ export function StudyViewer({
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement | null;
       if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
+      if ((e.ctrlKey || e.metaKey) && e.key === 'z' && viewer.current) {
+        undoMeasurement(viewer.current.element);
+        viewer.current.viewport.render();
+        e.preventDefault();
+        return;
+      }
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       if (help && (e.key === 'Escape' || e.key === '?')) {
         setHelp(false);
@@ -351,9 +424,11 @@ export function StudyViewer({
       else if (e.key === 'h') flip('horizontal');
       else if (e.key === 'v') flip('vertical');
       else if (e.key === 'f') fullscreen();
+      else if (e.key === 'c') cine(!playing);
       else if (e.key === 'w') choose('wl');
       else if (e.key === 'p') choose('pan');
       else if (e.key === 'z') choose('zoom');
+      else if (e.key in MEASURE_KEYS) choose(MEASURE_KEYS[e.key]!);
       else if (e.key === '?') setHelp(true);
       else {
         const p = PRESETS.find((x) => x.key === e.key);
@@ -364,7 +439,45 @@ export function StudyViewer({
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [go, refs.length, help]);
+  }, [go, refs.length, help, playing, fps]);
+
+  // Cine stops when the series changes or the study closes.
+  useEffect(() => {
+    const v = viewer.current;
+    return () => {
+      v?.stop();
+      setPlaying(false);
+    };
+  }, [shownSeries]);
+
+  // The measurements panel's rows: each measurement with the image it was made on.
+  void measureVersion;
+  const measureRows: MeasurementRow[] = listMeasurements().map((m) => {
+    const ref = m.imageId.startsWith('zt:') ? parseImageId(m.imageId).ref : undefined;
+    const inst = ref ? study.instances.get(ref) : undefined;
+    const s = inst ? study.series.find((x) => x.uid === inst.series) : undefined;
+    const at = s && ref ? s.refs.indexOf(ref) : -1;
+    return {
+      m,
+      ...(s && at >= 0
+        ? {
+            where:
+              `Se ${s.number ?? ''} ${s.description ?? ''}`.trim() +
+              ` · Im ${at + 1} / ${s.refs.length}`,
+          }
+        : {}),
+      ...(inst?.badge ? { badge: inst.badge } : {}),
+    };
+  });
+  const jumpTo = (m: Measurement) => {
+    const ref = parseImageId(m.imageId).ref;
+    const inst = study.instances.get(ref);
+    if (!inst) return;
+    if (inst.series !== shownSeries) {
+      wantRef.current = ref;
+      setSeriesUid(inst.series);
+    } else go(refs.indexOf(ref));
+  };
 
   const problem = study.failure
     ? describeProblem(study.failure.error, study.failure.step)
@@ -464,6 +577,19 @@ export function StudyViewer({
               {label}
             </button>
           ))}
+          <span className="sep" />
+          {(Object.keys(MEASURE_LABELS) as MeasureKind[]).map((id) => (
+            <button
+              key={id}
+              aria-pressed={tool === id}
+              data-testid={`tool-${id}`}
+              title={`${MEASURE_LABELS[id]} (${Object.keys(MEASURE_KEYS).find((k) => MEASURE_KEYS[k] === id)})`}
+              onClick={() => choose(id)}
+            >
+              {MEASURE_LABELS[id]}
+            </button>
+          ))}
+          <span className="sep" />
           <button data-testid="invert" aria-pressed={!!view?.invert} onClick={invert}>
             Invert
           </button>
@@ -490,6 +616,30 @@ export function StudyViewer({
           >
             Flip V
           </button>
+          <button
+            data-testid="cine"
+            aria-pressed={playing}
+            title="Cine: play or pause the stack (c)"
+            onClick={() => cine(!playing)}
+          >
+            {playing ? 'Pause' : 'Play'}
+          </button>
+          <label className="cine-rate" title="Cine rate, frames per second">
+            <input
+              type="number"
+              data-testid="cine-fps"
+              aria-label="Frames per second"
+              min={1}
+              max={60}
+              value={fps}
+              onChange={(e) => {
+                const n = Math.max(1, Math.min(60, Math.round(Number(e.target.value) || 1)));
+                setFps(n);
+                if (playing) cine(true, n);
+              }}
+            />
+            fps
+          </label>
           <button data-testid="fullscreen" title="Fullscreen (f)" onClick={fullscreen}>
             Fullscreen
           </button>
@@ -699,6 +849,7 @@ export function StudyViewer({
           {(
             [
               ['integrity', 'Integrity'],
+              ['measurements', 'Measurements'],
               ['tags', 'Tags'],
               ['auditor', 'Auditor'],
             ] as const
@@ -718,6 +869,28 @@ export function StudyViewer({
         <div className="body">
           {panel === 'integrity' && (
             <IntegrityPanel inst={current} expectedTrace={study.answer.trace} />
+          )}
+          {panel === 'measurements' && (
+            <MeasurementsPanel
+              key={measureVersion}
+              rows={measureRows}
+              onJump={jumpTo}
+              onRename={(m, label) => {
+                renameMeasurement(m.uid, label);
+                viewer.current?.viewport.render();
+                setMeasureVersion((n) => n + 1);
+              }}
+              onDelete={(m) => {
+                deleteMeasurement(m.uid);
+                viewer.current?.viewport.render();
+              }}
+              onUndo={() => {
+                if (!viewer.current) return;
+                undoMeasurement(viewer.current.element);
+                viewer.current.viewport.render();
+                setMeasureVersion((n) => n + 1);
+              }}
+            />
           )}
           {panel === 'tags' && <TagPanel inst={current} />}
           {panel === 'auditor' && <AuditorPanel study={study} inst={current} />}
