@@ -2,28 +2,53 @@
  * Reliability campaign (issue 17): how far tamper detection and the parsers hold, in figures.
  * Run: `npm run bench -- reliability` (or `taskset -c 0 npx tsx bench/reliability.ts`); writes
  * bench/reports/reliability.md. `ZTV_RELIABILITY_PARTS=tamper,fuzz` runs some parts only;
- * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count (for a quick look; the report says so).
+ * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count, `ZTV_FUZZ_SCALE` the fuzzing's alone (the
+ * report's command line says so).
  * The short slices of each part run in `npm test` (test/reliability-*.test.ts).
  */
-import { machine, writeReport } from './lib.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DIR, machine, writeReport } from './lib.ts';
+import { fuzzSection } from './reliability/fuzz-report.ts';
 import { tamperSection } from './reliability/report.ts';
 
-const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper').split(',');
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz').split(',');
 const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
+const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
 const started = Date.now();
 
+/** The sections of the report as it stands, by title: a part not run this time keeps its own. */
+const previous = new Map<string, string>();
+try {
+  const text = readFileSync(join(BENCH_DIR, 'reports', 'reliability.md'), 'utf8');
+  for (const s of text.split(/^(?=## )/m).slice(1)) previous.set(s.split('\n')[0]!, s);
+} catch {
+  /* first run */
+}
 const sections: string[] = [];
 let defects = 0;
-if (parts.includes('tamper')) {
-  const s = await tamperSection(scale);
-  sections.push(s.markdown);
-  defects += s.defects;
+for (const [part, title, run] of [
+  ['tamper', '## Tamper campaign', () => tamperSection(scale)],
+  ['fuzz', '## Fuzzing', () => fuzzSection(fuzzScale)],
+] as const) {
+  if (parts.includes(part)) {
+    const s = await run();
+    sections.push(s.markdown);
+    defects += s.defects;
+  } else if (previous.has(title))
+    sections.push(
+      `${previous.get(title)!}\n_(kept from an earlier run: this run left the part out)_\n`,
+    );
 }
 
-const command =
-  'npm run bench -- reliability' +
-  (process.env.ZTV_RELIABILITY_PARTS ? ` (ZTV_RELIABILITY_PARTS=${parts.join(',')})` : '') +
-  (scale !== 1 ? ` (ZTV_RELIABILITY_SCALE=${scale})` : '');
+const command = [
+  process.env.ZTV_RELIABILITY_PARTS ? `ZTV_RELIABILITY_PARTS=${parts.join(',')}` : '',
+  scale !== 1 ? `ZTV_RELIABILITY_SCALE=${scale}` : '',
+  fuzzScale !== scale ? `ZTV_FUZZ_SCALE=${fuzzScale}` : '',
+  'npm run bench -- reliability',
+]
+  .filter(Boolean)
+  .join(' ');
 const path = await writeReport(
   'reliability',
   [
@@ -32,7 +57,8 @@ const path = await writeReport(
     `Command: \`${command}\` (\`bench/reliability.ts\`, parts in \`bench/reliability/\`). Machine: ${machine()}. ` +
       `Took ${((Date.now() - started) / 60000).toFixed(1)} min. Defects found in this run: **${defects}**.`,
     '',
-    'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`.',
+    'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`, ' +
+      '`test/reliability-fuzz.test.ts`.',
     '',
     ...sections,
   ].join('\n'),

@@ -5,6 +5,7 @@
 // reason.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDicom } from '../src/core/dicom/parse.ts';
@@ -178,5 +179,41 @@ describe('the producer as a DICOM node (C-ECHO, C-STORE) with DCMTK', () => {
     const up = await send();
     expect(up.out).toMatch(/DIMSE Status\s*:\s*0x0000/i);
     expect((await instances()).find((i) => i.sop_uid === sop)?.status).toBe('done');
+  }, 180_000);
+
+  it('speaks DICOM TLS with the hospital certificate when configured', async () => {
+    const pki = t.fed.config.pkiDir;
+    await t.fed.kill('producer');
+    try {
+      await t.fed.start('producer', {
+        ZTV_DIMSE_TLS_CERT: join(pki, 'producer.pem'),
+        ZTV_DIMSE_TLS_KEY: join(pki, 'producer.key.pem'),
+      });
+      const tls = await dcmtk('echoscu', [
+        '+tla',
+        '+cf',
+        join(pki, 'ca.pem'),
+        '-aet',
+        'ECHOSCU',
+        '-aec',
+        'ZTV_PRODUCER',
+        '127.0.0.1',
+        port,
+      ]);
+      expect(tls.code, tls.out).toBe(0);
+      // Plain DICOM no longer reaches it.
+      const plain = await dcmtk('echoscu', [
+        '-aet',
+        'ECHOSCU',
+        '-aec',
+        'ZTV_PRODUCER',
+        '127.0.0.1',
+        port,
+      ]);
+      expect(plain.code).not.toBe(0);
+    } finally {
+      await t.fed.kill('producer');
+      await t.fed.start('producer');
+    }
   }, 180_000);
 });

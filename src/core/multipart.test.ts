@@ -137,4 +137,23 @@ describe('multipart/related', () => {
     expect(await refusal(good, { maxPart: 5 })).toMatch(/larger than 5 bytes/);
     expect(await refusal(good, { boundary: 'other' })).toMatch(/holds no boundary line/);
   });
+
+  // Found by the reliability campaign's fuzzing (issue 17): each new chunk made the reader search
+  // the whole queue again, so a body trickled in one-byte chunks cost the square of its length —
+  // 10 s for a 9 kB header line. These bodies would take hours that way; linear, well under a second.
+  it('reads a body trickled in one-byte chunks in time proportional to its length', async () => {
+    const bytes = (b: Uint8Array) => Array.from(b, (x) => Uint8Array.of(x));
+    const body = new Uint8Array(200_000).fill(0x2d);
+    const whole = utf8(
+      `--b\r\nContent-Type: application/dicom\r\n\r\n${'-'.repeat(200_000)}\r\n--b--\r\n`,
+    );
+    const parts = await read(bytes(whole), { boundary: 'b' });
+    expect(parts.map((p) => p.body)).toEqual([body]);
+    const longLine = utf8(`--b\r\nX-Long: ${'h'.repeat(8100)}\r\n\r\nx\r\n--b--\r\n`);
+    expect(
+      (await read(bytes(longLine), { boundary: 'b' })).map((p) => p.headers['x-long']?.length),
+    ).toEqual([8100]);
+    const endless = utf8(`--b\r\nX-Long: ${'h'.repeat(50_000)}`);
+    await expect(read(bytes(endless), { boundary: 'b' })).rejects.toThrow(/a line that never ends/);
+  });
 });

@@ -113,14 +113,16 @@ export async function* readMultipart(
   };
   /** The next line without its CRLF; undefined at the end of the body. */
   const line = async (): Promise<string | undefined> => {
-    for (;;) {
-      const i = q.indexOf(CRLF);
+    // Searched again from where the last search stopped, whatever the chunks' sizes.
+    for (let from = 0; ;) {
+      const i = q.indexOf(CRLF, from);
       if (i >= 0 && i <= LINE_MAX) {
         const text = dec.decode(q.take(i));
         q.take(2);
         return text;
       }
       if (q.length > LINE_MAX) throw malformed(`${what} has a line that never ends`);
+      from = Math.max(0, q.length - 1);
       if (!(await fill())) return undefined;
     }
   };

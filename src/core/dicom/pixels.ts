@@ -162,7 +162,9 @@ export async function readPixelData(
   const frames = splitFrames(el.fragments, el.offsetTable ?? [], info.frames, ts);
   // Codecs return every sample of every pixel, whatever subsampling the stream used.
   const fb = frameByteLength({ ...info, photometric: 'RGB' });
-  const data = new Uint8Array(fb * info.frames);
+  // Allocated once the first frame decoded: a header announcing far more than its stream holds
+  // is refused by the codec before gigabytes are reserved for it.
+  let data: Uint8Array | undefined;
   let photometric: string | undefined;
   const geometry = {
     rows: info.rows,
@@ -174,13 +176,20 @@ export async function readPixelData(
   const warnings: string[] = [];
   for (let f = 0; f < frames.length; f++) {
     const dec = await decodeFrame(ts, frames[f]!, geometry, info.photometric);
+    data ??= new Uint8Array(fb * info.frames);
     data.set(dec.bytes, f * fb);
     if (dec.warning) warnings.push(`frame ${f + 1}: ${dec.warning}`);
     photometric = dec.photometric ?? photometric;
   }
   // Decoded colour comes out colour-by-pixel; the codec may have turned YBR into RGB.
   info = { ...info, planarConfiguration: 0, photometric: photometric ?? info.photometric };
-  return { info, data, decodedFrom: ts, lossy: LOSSY_SYNTAXES.has(ts), warnings };
+  return {
+    info,
+    data: data ?? new Uint8Array(0),
+    decodedFrom: ts,
+    lossy: LOSSY_SYNTAXES.has(ts),
+    warnings,
+  };
 }
 
 /** The VR of native pixel data as we write it: OF/OD for float pixel data, else OW above 8 bits. */

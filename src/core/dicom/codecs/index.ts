@@ -121,6 +121,49 @@ async function runEmscripten(
   g: FrameGeometry,
   codec: string,
 ): Promise<DecodedFrame> {
+  try {
+    return await runDecoder(mod, ctor, frame, g, codec);
+  } catch (e) {
+    if (e instanceof ZtvError) throw e;
+    // A trap inside the WebAssembly module ("memory access out of bounds", found by fuzzing, issue
+    // 17) may leave its heap corrupt: the module is dropped and loaded afresh on the next frame.
+    modules.delete(MODULE_OF[ctor]);
+    throw new ZtvError(
+      'not-dicom',
+      `${codec} failed on a frame (${e instanceof Error ? e.message : String(e)}): the stream is malformed`,
+    );
+  }
+}
+
+const MODULE_OF = {
+  JpegLSDecoder: 'charls',
+  J2KDecoder: 'openjpeg',
+  HTJ2KDecoder: 'openjph',
+  JPEGDecoder: 'libjpeg',
+} as const;
+
+/**
+ * A decoded frame smaller than the header's is padded (a tolerated quirk), but not beyond this
+ * factor of its area: a 2 kB JPEG of 100x100 under a header of 65535x8024 made 1.5 GB of zeros
+ * (found by fuzzing, issue 17). `large/multiframe.dcm`, the quirk's real case, is 4.4.
+ */
+const MAX_PADDING = 16;
+
+function assertPaddable(width: number, height: number, g: FrameGeometry, codec: string): void {
+  if (width * height * MAX_PADDING < g.columns * g.rows)
+    throw new ZtvError(
+      'not-dicom',
+      `a ${codec} frame is ${width}x${height}, far smaller than the header's ${g.columns}x${g.rows}: refused rather than padded`,
+    );
+}
+
+async function runDecoder(
+  mod: EmscriptenCodecModule,
+  ctor: 'JpegLSDecoder' | 'J2KDecoder' | 'HTJ2KDecoder' | 'JPEGDecoder',
+  frame: Uint8Array,
+  g: FrameGeometry,
+  codec: string,
+): Promise<DecodedFrame> {
   const dec = new mod[ctor]();
   try {
     dec.getEncodedBuffer(frame.length).set(frame);
@@ -149,6 +192,7 @@ async function runEmscripten(
         'not-dicom',
         `${codec} frame is ${info.width}x${info.height} but the header says ${g.columns}x${g.rows}`,
       );
+    if (smaller) assertPaddable(info.width, info.height, g, codec);
     const fg = smaller ? { ...g, rows: info.height, columns: info.width } : g;
     let out: Uint8Array = new Uint8Array(dec.getDecodedBuffer()); // copy out of the WebAssembly heap
     if (ctor === 'JpegLSDecoder' && g.samplesPerPixel > 1 && dec.getInterleaveMode?.() === 0)
@@ -233,6 +277,7 @@ export async function decodeFrame(
           'not-dicom',
           `JPEG frame is ${dec.width}x${dec.height} but the header says ${g.columns}x${g.rows}`,
         );
+      if (smaller) assertPaddable(dec.width, dec.height, g, 'JPEG');
       const fg = smaller ? { ...g, rows: dec.height, columns: dec.width } : g;
       const wide = g.bitsAllocated > 8;
       const words = new Uint8Array(dec.samples.length * (wide ? 2 : 1));
