@@ -131,7 +131,7 @@ async function plainRun(
  * viewer's study list, panels and toolbar around it): both then render the same number of pixels,
  * which in software WebGL is a large part of a render. Checked after each run.
  */
-const LIKE_PLAIN = { width: 1072, height: 645 } as const;
+const LIKE_PLAIN = { width: 1072, height: 759 } as const;
 
 interface ViewerRun {
   workers: number;
