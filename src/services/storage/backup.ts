@@ -22,6 +22,22 @@ import { writeOutput } from '../common/files.ts';
 import { dropSchema } from './db.ts';
 
 const run = promisify(execFile);
+
+/**
+ * libpq's environment for a database URL, so that pg_dump and pg_restore are named the database only:
+ * a password in the URL never reaches a command line (which `ps` shows to every local user).
+ */
+function pgEnv(url: string): { env: NodeJS.ProcessEnv; dbname: string } {
+  const u = new URL(url);
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (u.hostname) env.PGHOST = decodeURIComponent(u.hostname.replace(/^\[|\]$/g, ''));
+  if (u.port) env.PGPORT = u.port;
+  if (u.username) env.PGUSER = decodeURIComponent(u.username);
+  if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
+  const sslmode = u.searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  return { env, dbname: decodeURIComponent(u.pathname.slice(1)) };
+}
 const MAGIC = utf8('ZTVBACKUP1\n');
 const SALT_BYTES = 16;
 const KDF = { N: 2 ** 15, r: 8, p: 1, dkLen: 32 } as const;
@@ -82,10 +98,11 @@ export async function backupParty(
   const tmp = mkdtempSync(join(tmpdir(), 'ztv-backup-'));
   try {
     if (loc.postgres) {
+      const pg = pgEnv(loc.postgres.url);
       const r = await run(
         'pg_dump',
-        ['--format=custom', '--no-owner', `--schema=${loc.postgres.schema}`, loc.postgres.url],
-        { encoding: 'buffer', maxBuffer: 4 * 1024 ** 3 },
+        ['--format=custom', '--no-owner', `--schema=${loc.postgres.schema}`, pg.dbname],
+        { encoding: 'buffer', maxBuffer: 4 * 1024 ** 3, env: pg.env },
       ).catch((e: Error & { stderr?: Buffer }) => {
         throw new ZtvError(
           'bad-input',
@@ -210,12 +227,12 @@ export async function restoreParty(
     const tmp = mkdtempSync(join(tmpdir(), 'ztv-restore-'));
     try {
       writeOutput(join(tmp, 'db.pgdump'), dump, 0o600);
-      await run('pg_restore', [
-        '--no-owner',
-        '--exit-on-error',
-        `--dbname=${loc.postgres.url}`,
-        join(tmp, 'db.pgdump'),
-      ]).catch((e: Error & { stderr?: string }) => {
+      const pg = pgEnv(loc.postgres.url);
+      await run(
+        'pg_restore',
+        ['--no-owner', '--exit-on-error', `--dbname=${pg.dbname}`, join(tmp, 'db.pgdump')],
+        { env: pg.env },
+      ).catch((e: Error & { stderr?: string }) => {
         throw new ZtvError(
           'bad-input',
           `pg_restore failed: ${e.stderr?.trim().split('\n')[0] ?? e.message}`,
