@@ -72,7 +72,7 @@ export async function requestPatient(page: Page, patient: string): Promise<void>
   const row = page.locator(`[data-testid=study-row][data-patient="${patient}"] button`);
   if (await row.count()) await row.first().click();
   else {
-    await page.getByLabel('Patient ID').fill(patient);
+    await page.getByLabel('Patient ID', { exact: true }).fill(patient);
     await page.getByRole('button', { name: 'Request…' }).click();
   }
   await page.getByRole('dialog', { name: 'Request access' }).waitFor();

@@ -214,7 +214,17 @@ describe('reading a series', () => {
         .toBeGreaterThanOrEqual(4);
       await page.getByTestId('cine').click();
       expect(await page.getByTestId('cine').getAttribute('aria-pressed')).toBe('false');
-      const paused = await slice();
+      // The overlay may still show a frame that was on its way when the pause was clicked: read the
+      // slice once it has settled (it never does if the clip still plays at 20 fps), then hold it.
+      let paused = await slice();
+      await expect
+        .poll(async () => {
+          const before = paused;
+          await page.waitForTimeout(300);
+          paused = await slice();
+          return paused === before;
+        })
+        .toBe(true);
       await page.waitForTimeout(1000);
       expect(await slice()).toBe(paused);
     });

@@ -87,9 +87,9 @@ describe('the cloud killed with SIGKILL', () => {
     expect((t.output.get('cloud') ?? []).join('\n')).toMatch(/removed 1 orphan blob/);
     expect(await blobs().list()).toEqual(blobsBefore);
     const retry = await outsource(t.fed.urls.producer, t.fed.secrets.stowToken, [file]);
-    expect(retry).toEqual({ stored: 1, failed: [] });
+    expect(retry).toEqual({ stored: 1, already: 0, failed: [] });
     const again = await outsource(t.fed.urls.producer, t.fed.secrets.stowToken, [file]);
-    expect(again).toEqual({ stored: 1, failed: [] });
+    expect(again).toEqual({ stored: 1, already: 1, failed: [] });
     const db2 = await cloudDb();
     const rowsAfter = await db2.db.selectFrom('instances').selectAll().execute();
     await db2.close();
