@@ -28,14 +28,29 @@ const run = promisify(execFile);
  * a password in the URL never reaches a command line (which `ps` shows to every local user).
  */
 function pgEnv(url: string): { env: NodeJS.ProcessEnv; dbname: string } {
-  const u = new URL(url);
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new ZtvError(
+      'bad-input',
+      'the database URL does not parse as a URL (postgres://user@host:port/db, or postgres:///db?host=/socket/dir)',
+    );
+  }
   const env: NodeJS.ProcessEnv = { ...process.env };
   if (u.hostname) env.PGHOST = decodeURIComponent(u.hostname.replace(/^\[|\]$/g, ''));
   if (u.port) env.PGPORT = u.port;
   if (u.username) env.PGUSER = decodeURIComponent(u.username);
   if (u.password) env.PGPASSWORD = decodeURIComponent(u.password);
-  const sslmode = u.searchParams.get('sslmode');
-  if (sslmode) env.PGSSLMODE = sslmode;
+  // libpq's URL parameters that say where and how to connect (a socket directory as `host`, say).
+  for (const [param, name] of [
+    ['host', 'PGHOST'],
+    ['port', 'PGPORT'],
+    ['sslmode', 'PGSSLMODE'],
+  ] as const) {
+    const value = u.searchParams.get(param);
+    if (value) env[name] = value;
+  }
   return { env, dbname: decodeURIComponent(u.pathname.slice(1)) };
 }
 const MAGIC = utf8('ZTVBACKUP1\n');
