@@ -149,3 +149,19 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   await page.screenshot({ path, fullPage: true }).catch(() => undefined);
   return path;
 }
+
+/** Runs a test's steps on a viewer page; on failure saves a screenshot named `name`; closes the page. */
+export async function shooting(
+  vp: ViewerPage,
+  name: string,
+  body: (page: Page) => Promise<void>,
+): Promise<void> {
+  try {
+    await body(vp.page);
+  } catch (e) {
+    console.error(`screenshot: ${await screenshot(vp.page, name)}`);
+    throw e;
+  } finally {
+    await vp.context.close();
+  }
+}

@@ -17,12 +17,11 @@ import { launchChromium } from './browser.ts';
 import {
   openViewer,
   requestPatient,
-  screenshot,
+  shooting,
   signInAndEnrol,
   sizeViewport,
   submitRequest,
   waitForStudy,
-  type ViewerPage,
 } from './viewer-app.ts';
 import { startViewerFederation, type ViewerFederation } from './viewer-federation.ts';
 
@@ -46,17 +45,6 @@ function pydicom(file: string, ask: object): Truth {
       },
     ),
   ) as Truth;
-}
-
-async function shooting(vp: ViewerPage, name: string, body: (page: Page) => Promise<void>) {
-  try {
-    await body(vp.page);
-  } catch (e) {
-    console.error(`screenshot: ${await screenshot(vp.page, name)}`);
-    throw e;
-  } finally {
-    await vp.context.close();
-  }
 }
 
 async function openCt(page: Page): Promise<void> {

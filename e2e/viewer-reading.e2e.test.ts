@@ -15,12 +15,11 @@ import { launchChromium } from './browser.ts';
 import {
   openViewer,
   requestPatient,
-  screenshot,
+  shooting,
   signInAndEnrol,
   sizeViewport,
   submitRequest,
   waitForStudy,
-  type ViewerPage,
 } from './viewer-app.ts';
 import { startViewerFederation, type ViewerFederation } from './viewer-federation.ts';
 
@@ -58,17 +57,6 @@ async function waitSlice(page: Page, n: number): Promise<void> {
       document.querySelector('[data-testid=overlay-slice]')?.textContent?.startsWith(`Im ${want} `),
     n,
   );
-}
-
-async function shooting(vp: ViewerPage, name: string, body: (page: Page) => Promise<void>) {
-  try {
-    await body(vp.page);
-  } catch (e) {
-    console.error(`screenshot: ${await screenshot(vp.page, name)}`);
-    throw e;
-  } finally {
-    await vp.context.close();
-  }
 }
 
 async function openSeries(page: Page, patient: string): Promise<void> {

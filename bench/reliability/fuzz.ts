@@ -13,6 +13,7 @@ import { deflateSync, inflateSync } from 'fflate';
 import { CompactEncrypt } from 'jose';
 import { utf8 } from '../../src/core/bytes.ts';
 import { generateKeyPairPem, signingKeyFromPem } from '../../src/core/crypto/keys.ts';
+import { LONG_VRS } from '../../src/core/dicom/dataset.ts';
 import { parseDicom } from '../../src/core/dicom/parse.ts';
 import { readPixelData } from '../../src/core/dicom/pixels.ts';
 import { isZtvError, ZtvError } from '../../src/core/errors.ts';
@@ -38,21 +39,6 @@ export interface Target<R = unknown> {
 
 // --- DICOM structure ---------------------------------------------------------------------------
 
-const LONG_VRS = new Set([
-  'OB',
-  'OD',
-  'OF',
-  'OL',
-  'OV',
-  'OW',
-  'SQ',
-  'SV',
-  'UC',
-  'UN',
-  'UR',
-  'UT',
-  'UV',
-]);
 const VRS = [
   'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL',
   'OV', 'OW', 'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US',
