@@ -771,7 +771,9 @@ export function StudyViewer({
                   data-px={bar.px.toFixed(2)}
                 >
                   <div className="scale-line" style={{ width: `${bar.px}px` }} />
-                  {`${bar.mm} mm`}
+                  {current.opened.meta.spacingSource === 'imager'
+                    ? `${bar.mm} mm (Imager Pixel Spacing)`
+                    : `${bar.mm} mm`}
                 </div>
               )}
               <div className="overlay br">
