@@ -41,6 +41,9 @@ export interface OutsourcingDeps {
   readonly beforeCloudUpload?: () => Promise<void>;
 }
 
+/** The patient an instance is filed under at the producer: its Patient ID, or UNKNOWN without one. */
+export const patientOf = (ds: DataSet): string => ds.text(T.PatientID) || 'UNKNOWN';
+
 export interface OutsourceResult {
   readonly sopInstanceUid: string;
   readonly cloudId: string;
@@ -182,7 +185,7 @@ export class Producer {
   }
 
   private async recordHierarchy(ds: DataSet): Promise<void> {
-    const patient = ds.text(T.PatientID) || 'UNKNOWN';
+    const patient = patientOf(ds);
     const study = ds.text(T.StudyInstanceUID) ?? 'unknown-study';
     const series = ds.text(T.SeriesInstanceUID) ?? 'unknown-series';
     await this.db
