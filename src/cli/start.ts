@@ -46,7 +46,6 @@ async function buildViewer(outDir: string, rootPin: string): Promise<void> {
   writeFileSync(pinFile, `${rootPin}\n`);
 }
 
-
 /** Rows of text in aligned columns, two spaces apart, indented. */
 const table = (rows: readonly (readonly string[])[]): string => {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));

@@ -60,8 +60,8 @@ import {
 import { readValues, writeValues, type Values } from './samples.ts';
 
 export interface ProtectOptions {
-  /** The producer hospital's sealing key. */
-  readonly signer: SigningKey;
+  /** The producer hospital's sealing key (only its algorithm, public key and signing are used). */
+  readonly signer: Pick<SigningKey, 'alg' | 'publicKey' | 'sign'>;
   /** The producer's secret for pseudonymous patient and physician references (≥ 16 bytes). */
   readonly pseudonymKey: Uint8Array;
   /** AES key size (default 256). */

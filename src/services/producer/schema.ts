@@ -5,7 +5,12 @@
  * start on SQLite or PostgreSQL.
  */
 import type { Kysely, Migration } from 'kysely';
-import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditSyslogMigration,
+  auditWitnessMigration,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 
 /** Delegations revoked before their expiry (`revocation.ts`), kept until then. */
 export interface RevocationTables {
@@ -64,6 +69,7 @@ export interface ProducerTables extends AuditTables, RevocationTables {
 export const producerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
   '0002_producer': {
     async up(db: Kysely<unknown>) {
       await db.schema
