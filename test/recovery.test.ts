@@ -14,7 +14,7 @@ import type { PartyName } from '../src/services/common/config.ts';
 import { FileBlobStore } from '../src/services/storage/blobs.ts';
 import { startTestFederation, type TestClinician, type TestFederation } from './federation.ts';
 
-const SLICES = 20;
+const SLICES = 12;
 
 describe('a supervised federation under kill -9', () => {
   let t: TestFederation;

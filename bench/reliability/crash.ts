@@ -24,6 +24,7 @@ import type { PartyName } from '../../src/services/common/config.ts';
 import { readStoredChain } from '../../src/services/storage/audit-reader.ts';
 import { FileBlobStore } from '../../src/services/storage/blobs.ts';
 import { PG_URL } from '../../test/databases.ts';
+import { prng } from '../../test/keys.ts';
 import { startTestFederation, type TestFederation } from '../../test/federation.ts';
 import { sampleFiles } from '../../test/samples.ts';
 
@@ -76,18 +77,6 @@ async function persist<T>(op: () => Promise<T>, ms = 60_000): Promise<T> {
   }
 }
 
-/** A deterministic pseudo-random sequence (the report names its seed). */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 /** Each service in turn during outsourcing, then each during retrieval, and again. */
 const cycle = (i: number): { service: PartyName; phase: Phase } => ({
   service: SERVICES[i % SERVICES.length]!,
@@ -107,7 +96,7 @@ export async function crashTrials(
   plan: (i: number) => { service: PartyName; phase: Phase } = cycle,
 ): Promise<CrashFigures> {
   const started = Date.now();
-  const rnd = random(seed);
+  const rnd = prng(seed);
   const f: CrashFigures = {
     dialect: postgres ? 'postgres' : 'sqlite',
     trials: 0,
