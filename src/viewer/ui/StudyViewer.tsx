@@ -14,12 +14,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
 import { saveFile } from '../audit/download.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
-import {
-  imageIdOf,
-  parseImageId,
-  registerZtImages,
-  WARMUP_IMAGE_ID,
-} from '../cornerstone/images.ts';
+import { parseImageId, registerZtImages, WARMUP_IMAGE_ID } from '../cornerstone/images.ts';
 import {
   clearMeasurements,
   deleteMeasurement,
@@ -33,6 +28,7 @@ import {
 } from '../cornerstone/measurements.ts';
 import { measurementReport } from '../cornerstone/sr-export.ts';
 import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
+import { entryIndex, stackEntries } from '../study/frames.ts';
 import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
@@ -122,9 +118,9 @@ const name = (n?: string): string => (n ? n.replace(/\^+/g, ' ').trim() : '');
 const date = (d?: string): string =>
   d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : (d ?? '');
 
-/** Tampered tiles of the image on screen, as canvas rectangles. */
-function tileRects(viewer: StackViewer, inst?: InstanceView) {
-  const tiles = inst?.opened?.verdict.tiles.filter((t) => t.frame === 1) ?? [];
+/** Tampered tiles of the image (frame) on screen, as canvas rectangles. */
+function tileRects(viewer: StackViewer, inst?: InstanceView, frameNumber = 1) {
+  const tiles = inst?.opened?.verdict.tiles.filter((t) => t.frame === frameNumber) ?? [];
   const out: { key: string; x: number; y: number; w: number; h: number }[] = [];
   for (const t of tiles) {
     const a = viewer.imageToCanvas(t.x, t.y);
@@ -260,8 +256,10 @@ export function StudyViewer({
         setBar(mm ? scaleBar(mm, v.element.clientWidth) : undefined);
         // The tiles of the image actually drawn (the slice index may already point further on).
         const id = v.state().imageId;
-        const drawnRef = id && id !== WARMUP_IMAGE_ID ? parseImageId(id).ref : undefined;
-        setTiles(tileRects(v, drawnRef ? study.instances.get(drawnRef) : undefined));
+        const drawn = id && id !== WARMUP_IMAGE_ID ? parseImageId(id) : undefined;
+        setTiles(
+          tileRects(v, drawn ? study.instances.get(drawn.ref) : undefined, drawn?.frame ?? 1),
+        );
       });
     });
     return () => {
@@ -275,7 +273,14 @@ export function StudyViewer({
   const shownSeries = seriesUid ?? firstOpenedSeries(study);
   const series = study.series.find((s) => s.uid === shownSeries);
   const refs = series?.refs ?? [];
-  const current = refs[index] !== undefined ? study.instances.get(refs[index]!) : undefined;
+  // The stack: each instance, a multi-frame one as its frames (study/frames.ts).
+  const entries = useMemo(
+    () => stackEntries(refs, (r) => study.instances.get(r)?.opened?.meta.frames),
+    // The frame counts are known as instances open: the snapshot changes then.
+    [refs, study, study.snapshot],
+  );
+  const entry = entries[index];
+  const current = entry ? study.instances.get(entry.ref) : undefined;
   const currentRef = useRef<InstanceView | undefined>(undefined);
   currentRef.current = current;
 
@@ -288,8 +293,8 @@ export function StudyViewer({
     return undefined;
   }, [study, study.snapshot]);
 
-  // (Re)load the stack when the series or its order changes, keeping the image on screen.
-  const key = refs.join(',');
+  // (Re)load the stack when the series, its order or its frames change, keeping the image on screen.
+  const key = entries.map((e) => e.imageId).join(',');
   const anyOpened = refs.some((r) => study.instances.get(r)?.opened);
   useEffect(() => {
     const v = viewer.current;
@@ -306,35 +311,37 @@ export function StudyViewer({
     const start =
       wanted ?? keep ?? home ?? refs.find((r) => study.instances.get(r)?.opened) ?? refs[0]!;
     if (!wanted && !keep) homePending.current = start !== refs[0];
-    const i = Math.max(0, refs.indexOf(start));
+    // The frame on screen stays when the stack is rebuilt around it.
+    const shown = keep ? viewer.current?.state().imageId : undefined;
+    const i = Math.max(0, entryIndex(entries, shown ?? '', start));
     setStackKey(key);
     setIndex(i);
     indexRef.current = i;
-    study.focus(refs[i]!);
+    study.focus(entries[i]!.ref);
     setLoadError(undefined);
     performance.mark('ztv:stack');
     v.setImages(
-      refs.map((r) => imageIdOf(r)),
+      entries.map((e) => e.imageId),
       i,
     ).catch((e: unknown) => setLoadError((e as Error).message));
-  }, [series, key, anyOpened, stackKey, refs, study]);
+  }, [series, key, anyOpened, stackKey, refs, entries, study]);
 
   const go = useCallback(
     (i: number, auto = false) => {
       const v = viewer.current;
-      if (!v || refs.length === 0 || stackKey !== key) return;
+      if (!v || entries.length === 0 || stackKey !== key) return;
       if (!auto) homePending.current = false;
-      const n = Math.max(0, Math.min(refs.length - 1, i));
+      const n = Math.max(0, Math.min(entries.length - 1, i));
       if (n === indexRef.current) return;
       indexRef.current = n;
       setIndex(n);
-      study.focus(refs[n]!);
+      study.focus(entries[n]!.ref);
       setLoadError(undefined);
       v.show(n).catch((e: unknown) => {
         if (indexRef.current === n) setLoadError((e as Error).message);
       });
     },
-    [refs, study, stackKey, key],
+    [entries, study, stackKey, key],
   );
 
   // The series' first slice in display order, once it is open, replaces the stand-in it opened on.
@@ -347,8 +354,8 @@ export function StudyViewer({
   }, [homeOpened, stackKey, key, go]);
 
   // The wheel (the stack scroll tool) moves the stack itself: the slice shown follows.
-  const refsRef = useRef(refs);
-  refsRef.current = refs;
+  const entriesRef = useRef(entries);
+  entriesRef.current = entries;
   useEffect(() => {
     const v = viewer.current;
     if (!v) return;
@@ -357,7 +364,7 @@ export function StudyViewer({
       homePending.current = false;
       indexRef.current = n;
       setIndex(n);
-      const r = refsRef.current[n];
+      const r = entriesRef.current[n]?.ref;
       if (r) study.focus(r);
     });
   }, [host, study]);
@@ -413,7 +420,7 @@ export function StudyViewer({
       };
       if (e.key in step) go(i + step[e.key]!);
       else if (e.key === 'Home') go(0);
-      else if (e.key === 'End') go(refs.length - 1);
+      else if (e.key === 'End') go(entries.length - 1);
       else if (e.key === 'i') invert();
       else if (e.key === 'r') reset();
       else if (e.key === 'o') rotate(90);
@@ -436,7 +443,7 @@ export function StudyViewer({
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [go, refs.length, help, playing, fps]);
+  }, [go, entries.length, help, playing, fps]);
 
   // Cine stops when the series changes or the study closes.
   useEffect(() => {
@@ -473,7 +480,7 @@ export function StudyViewer({
     if (inst.series !== shownSeries) {
       wantRef.current = ref;
       setSeriesUid(inst.series);
-    } else go(refs.indexOf(ref));
+    } else go(entryIndex(entries, m.imageId, ref));
   };
 
   const problem = study.failure
@@ -534,7 +541,7 @@ export function StudyViewer({
                     if (s.uid !== shownSeries) {
                       wantRef.current = s.refs[t];
                       setSeriesUid(s.uid);
-                    } else go(t);
+                    } else go(entryIndex(entries, '', s.refs[t]));
                   }}
                 >
                   Show
@@ -735,7 +742,12 @@ export function StudyViewer({
                   {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
                 </span>
                 {'\n'}
-                <span data-testid="overlay-slice">{`Im ${index + 1} / ${refs.length}`}</span>
+                <span data-testid="overlay-slice">{`Im ${(entry?.slice ?? 0) + 1} / ${refs.length}`}</span>
+                {entry && entry.frames > 1 && (
+                  <span data-testid="overlay-frame" data-frame={entry.frame}>
+                    {` · Fr ${entry.frame} / ${entry.frames}`}
+                  </span>
+                )}
                 {'\n'}
                 <span data-testid="overlay-instance">
                   {current.opened?.meta.instanceNumber !== undefined
