@@ -35,6 +35,8 @@ export interface ViewerFederation {
   /** The outsourced MR slices, if asked for (sagittal), and their patient. */
   readonly mr: readonly string[];
   readonly mrPatient: string;
+  /** The other files outsourced, if asked for, with their patients (dr.bob attends them). */
+  readonly extra: readonly { file: string; patient: string }[];
   /** SHA-256 of the federation root, pinned into the viewer build. */
   readonly rootSha256: string;
   close(): Promise<void>;
@@ -45,6 +47,8 @@ export interface ViewerFederationOptions {
   readonly slices?: number;
   /** How many MR slices to outsource as well (default none), dr.bob attending their patient too. */
   readonly mrSlices?: number;
+  /** Other files to outsource as well (each with a Patient ID), dr.bob attending their patients. */
+  readonly extra?: readonly string[];
   readonly env?: Record<string, string>;
 }
 
@@ -89,17 +93,22 @@ export async function startViewerFederation(
     const mrPatient = mr[0]
       ? (parseDicom(new Uint8Array(readFileSync(mr[0]))).dataset.text(T.PatientID) ?? '')
       : '';
+    const extra = (opts.extra ?? []).map((file) => ({
+      file,
+      patient: parseDicom(new Uint8Array(readFileSync(file))).dataset.text(T.PatientID) ?? '',
+    }));
     const fed = await startFederation({
       config,
-      demoCare: [ctPatient, mrPatient]
+      demoCare: [ctPatient, mrPatient, ...new Set(extra.map((x) => x.patient))]
         .filter(Boolean)
         .map((p) => `dr.bob|attending|${p}`)
         .join(';'),
       verbose: !!process.env.ZTV_VERBOSE,
     });
     try {
-      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [...ct, ...mr]);
-      if (up.failed.length || up.stored !== ct.length + mr.length)
+      const files = [...ct, ...mr, ...extra.map((x) => x.file)];
+      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, files);
+      if (up.failed.length || up.stored !== files.length)
         throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
     } catch (e) {
       await fed.stop();
@@ -113,6 +122,7 @@ export async function startViewerFederation(
       ctPatient,
       mr,
       mrPatient,
+      extra,
       rootSha256,
       async close() {
         await fed.stop();

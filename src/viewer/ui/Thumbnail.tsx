@@ -52,5 +52,14 @@ export function Thumbnail({ inst }: { inst?: OpenedInstance }) {
     ctx.putImageData(new ImageData(thumbnailPixels(inst), SIZE, SIZE), 0, 0);
   }, [inst]);
   if (!inst) return <div className="thumb-empty" aria-hidden="true" />;
-  return <canvas ref={ref} width={SIZE} height={SIZE} aria-label="Series thumbnail" />;
+  return (
+    <canvas
+      ref={ref}
+      width={SIZE}
+      height={SIZE}
+      aria-label="Series thumbnail"
+      data-testid="thumbnail"
+      data-instance={inst.meta.instanceNumber}
+    />
+  );
 }
