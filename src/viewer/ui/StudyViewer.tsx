@@ -407,8 +407,10 @@ export function StudyViewer({
         e.preventDefault();
         return;
       }
-      // Not while another tab or a dialog is in front of the viewer.
-      if (!stage.current?.offsetParent || document.querySelector('[role=dialog]')) return;
+      // Not while another tab or a dialog is in front of the viewer. (Not `offsetParent`: the stage in
+      // fullscreen is fixed-positioned and has none, and its keys, `f` to leave, must still work.)
+      if (!stage.current?.getClientRects().length || document.querySelector('[role=dialog]'))
+        return;
       const i = indexRef.current;
       const step: Record<string, number> = {
         ArrowDown: 1,
