@@ -10,6 +10,7 @@ import { importEcdhPrivateKey } from '../../core/crypto/ecdh.ts';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import { AuditSyslog, syslogTls } from '../storage/audit-syslog.ts';
 import { mtlsWitness } from '../storage/audit-witness.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
 import { SessionServer } from '../../core/session/protocol.ts';
@@ -82,13 +83,28 @@ export async function startParty<DB extends AuditTables>(
     key: keys.keyPem,
     pki,
   }));
+  // The audit repository's collectors, if any: each record also goes out as a syslog audit message.
+  const collectors = c.auditSyslog.parties[party];
+  const forward = collectors.length
+    ? new AuditSyslog((database as unknown as Database<AuditTables>).db, collectors, {
+        tls: syslogTls(c.auditSyslog.caFile, pki.root.toString('pem'), {
+          cert: keys.certPem,
+          key: keys.keyPem,
+        }),
+        ...(c.auditSyslog.site ? { site: c.auditSyslog.site } : {}),
+        onState: (collector, state, error) =>
+          process.stderr.write(
+            `${party}: audit collector ${collector} ${state}${error ? `: ${error}` : ''}\n`,
+          ),
+      })
+    : undefined;
   const audit = new AuditStore(
     database as unknown as Database<AuditTables>,
     party,
     keys.signer,
     100,
     undefined,
-    party === 'authority' ? {} : { witness },
+    { ...(party === 'authority' ? {} : { witness }), ...(forward ? { forward } : {}) },
   );
   return { keys, pki, database, audit, dir };
 }
