@@ -314,12 +314,21 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       expect(o.restored!.dataset.text(T.PatientID)).not.toBe(ctPatient);
       expect(o.restored!.dataset.has(T.EncryptedAttributesSequence)).toBe(false);
     }
+    // The answer names the study and series by reference, without description or date.
+    expect(research.c.study).toMatchObject({
+      uid: expect.stringMatching(/^[0-9a-f]{32}$/),
+      date: '',
+    });
+    expect(research.c.series.every((s) => /^[0-9a-f]{32}$/.test(s.uid) && !s.description)).toBe(
+      true,
+    );
     const issued = (await p.producer.audit.all()).find((r) =>
       r.objects.some((o) => o.id === research.c.ticket.tid),
     );
     expect(issued?.details.disclosure).toBe('pseudonymised');
     const ra = [await bob.assignment('attending', ctPatient)];
     const treatment = await openAll(bob, 'TREAT', ra);
+    expect(treatment.c.study.uid).toBe(parseDicom(read(CT[0]!)).dataset.text(T.StudyInstanceUID));
     for (const o of treatment.opened) {
       expect(o.verdict.disclosure).toBe('identified');
       expect(o.restored!.dataset.text(T.PatientID)).toBe(ctPatient);
