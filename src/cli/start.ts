@@ -84,7 +84,17 @@ await buildViewer(
   await certificateSha256(readFileSync(join(c.pkiDir, 'ca.pem'), 'utf8')),
 );
 console.log(`starting the federation in ${c.dataDir}…`);
-const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
+const fed = await startFederation({
+  config: c,
+  demoCare,
+  verbose: !!process.env.ZTV_VERBOSE,
+  // A service that dies is started again (and says so); one that keeps dying stops the federation.
+  supervise: true,
+});
+void fed.failed.then((why) => {
+  console.error(`\nthe federation stopped: ${why}`);
+  process.exit(1);
+});
 // Ctrl-C reaches this process more than once (from the terminal and relayed by npm and tsx): the
 // first one stops the federation, the others wait for it.
 let stopping: Promise<void> | undefined;

@@ -135,6 +135,8 @@ export class Producer {
         cloud_id: null,
         upload_key: uploadKey,
         wrapped_key: await wrapKey(this.deps.kek, p.imageKey, digest),
+        // protect's default: the pixels under K_p, releasable without the identity.
+        pixel_key: 1,
         study_uid: ds.text(T.StudyInstanceUID) ?? `study-of-${digest}`,
         series_uid: ds.text(T.SeriesInstanceUID) ?? `series-of-${digest}`,
         sop_uid: sop,

@@ -35,6 +35,7 @@ import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
+import { pseudonymisedFor } from './badge-model.ts';
 import { ExportNote } from './ExportNote.tsx';
 import { MeasurementsPanel, type MeasurementRow } from './MeasurementsPanel.tsx';
 import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
@@ -162,10 +163,13 @@ function download(inst: InstanceView, series?: SeriesView): string | undefined {
 export function StudyViewer({
   study,
   host,
+  purpose,
   onRequestAgain,
   onClose,
 }: {
   study: StudySession;
+  /** The purpose of use the ticket was asked for (HL7 code), to name a pseudonymised opening. */
+  purpose?: string;
   /** The sign-in's viewport, created and warmed up before any ticket (see ViewportHost). */
   host: ViewportHost;
   onRequestAgain: () => void;
@@ -711,13 +715,28 @@ export function StudyViewer({
         >
           {current && (
             <>
-              <div className="overlay tl" data-testid="overlay-patient">
-                {[
-                  name(meta?.patientName) || 'Unnamed patient',
-                  meta?.patientId ?? '',
-                  [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
-                ].join('\n')}
-              </div>
+              {current.opened?.verdict.disclosure === 'pseudonymised' ? (
+                // The producer released the pixels without the identity: the clear header's dummy
+                // values are no patient's, so the overlay says what this opening is instead.
+                <div
+                  className="overlay tl"
+                  data-testid="overlay-patient"
+                  data-disclosure="pseudonymised"
+                >
+                  {[
+                    pseudonymisedFor(purpose),
+                    "Patient's identity withheld by the producer hospital",
+                  ].join('\n')}
+                </div>
+              ) : (
+                <div className="overlay tl" data-testid="overlay-patient">
+                  {[
+                    name(meta?.patientName) || 'Unnamed patient',
+                    meta?.patientId ?? '',
+                    [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
+                  ].join('\n')}
+                </div>
+              )}
               <div className="overlay tr">
                 <span data-testid="overlay-series">
                   {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
