@@ -311,9 +311,10 @@ export function StudyViewer({
     const start =
       wanted ?? keep ?? home ?? refs.find((r) => study.instances.get(r)?.opened) ?? refs[0]!;
     if (!wanted && !keep) homePending.current = start !== refs[0];
-    // The frame on screen stays when the stack is rebuilt around it.
-    const shown = keep ? viewer.current?.state().imageId : undefined;
-    const i = Math.max(0, entryIndex(entries, shown ?? '', start));
+    // The frame on screen stays when the stack is rebuilt around its instance.
+    const shown = keep ? v.state().imageId : undefined;
+    const frameId = shown && parseImageId(shown).ref === start ? shown : '';
+    const i = Math.max(0, entryIndex(entries, frameId, start));
     setStackKey(key);
     setIndex(i);
     indexRef.current = i;
