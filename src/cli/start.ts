@@ -88,7 +88,13 @@ await buildViewer(
   await certificateSha256(readFileSync(join(c.pkiDir, 'ca.pem'), 'utf8')),
 );
 console.log(`starting the federation in ${c.dataDir}…`);
-const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
+const fed = await startFederation({
+  config: c,
+  demoCare,
+  verbose: !!process.env.ZTV_VERBOSE,
+  // The cloud on every core when the database allows it (PostgreSQL; one process on SQLite).
+  env: { ZTV_CLOUD_WORKERS: process.env.ZTV_CLOUD_WORKERS ?? 'auto' },
+});
 // Ctrl-C reaches this process more than once (from the terminal and relayed by npm and tsx): the
 // first one stops the federation, the others wait for it.
 let stopping: Promise<void> | undefined;

@@ -30,6 +30,12 @@ export interface DeviceCredentials {
 /** Session refusals after which a fresh session may simply be opened. */
 const STALE_SESSION = new Set(['unknown-session', 'expired', 'closed']);
 
+/**
+ * A party at capacity answered 503 before the session saw the message: that message's sequence
+ * number is spent on this side only, so the session is out of step and the next call opens another.
+ */
+const shed = (e: unknown): boolean => e instanceof HttpFailure && e.status === 503;
+
 const FRAME_HEADER = 8;
 /** Larger than any negotiable packet: a longer frame is passed on for the session to refuse. */
 const MAX_FRAME = 16 * 1024 * 1024 + 64;
@@ -120,9 +126,13 @@ export class PartySessions<Party extends OrgRole> {
     try {
       return await run();
     } catch (e) {
+      if (shed(e)) this.forget(party);
       if (!(e instanceof HttpFailure) || !STALE_SESSION.has(e.reason)) throw e;
       this.open.delete(party);
-      return run();
+      return run().catch((again: unknown) => {
+        if (shed(again)) this.forget(party);
+        throw again;
+      });
     }
   }
 
@@ -150,7 +160,20 @@ export class PartySessions<Party extends OrgRole> {
       if (!r.body) throw new HttpFailure(r.status, 'stream', `the ${party} answered ${r.status}`);
       return sealedFrames(r.body.getReader());
     };
-    yield* s.stream(contract.name, body, fetchStream);
+    try {
+      yield* s.stream(contract.name, body, fetchStream);
+    } catch (e) {
+      if (shed(e)) this.forget(party);
+      throw e;
+    }
+  }
+
+  /**
+   * Drops the party's session (out of step after a shed message; closing it would be refused as
+   * out of order, so the party lets it expire); the next call opens another.
+   */
+  private forget(party: Party): void {
+    this.open.delete(party);
   }
 
   /** A streamed operation whose answer is one JSON document, parsed. */

@@ -274,6 +274,12 @@ export interface SessionServerOptions {
   readonly idleMs?: number;
   readonly now?: () => number;
   /**
+   * The first byte of every session id this server makes (0–255): a process of several (the
+   * cloud's workers) marks its sessions so that a front routes each message to the process that
+   * holds its keys. The other 15 bytes stay random.
+   */
+  readonly idPrefix?: number;
+  /**
    * Called with every refusal (for the audit log). Never receives keys or message contents. A
    * promise it returns is awaited where the refusal is reported (`report`), so that the record
    * exists before the refused peer hears the answer.
@@ -345,7 +351,10 @@ export class SessionServer {
       MIN_PACKET,
       Math.min(req.maxPacket, this.opts.maxPacket ?? DEFAULT_MAX_PACKET),
     );
-    const id = toHex(randomBytes(16));
+    const id =
+      this.opts.idPrefix === undefined
+        ? toHex(randomBytes(16))
+        : toHex(concatBytes(Uint8Array.of(this.opts.idPrefix), randomBytes(15)));
     this.sessions.set(id, {
       id,
       version: version!,
