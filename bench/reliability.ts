@@ -10,9 +10,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, machine, writeReport } from './lib.ts';
 import { fuzzSection } from './reliability/fuzz-report.ts';
+import { loadSection } from './reliability/load.ts';
 import { tamperSection } from './reliability/report.ts';
 
-const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz').split(',');
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz,load').split(',');
 const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
 const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
 const started = Date.now();
@@ -30,6 +31,7 @@ let defects = 0;
 for (const [part, title, run] of [
   ['tamper', '## Tamper campaign', () => tamperSection(scale)],
   ['fuzz', '## Fuzzing', () => fuzzSection(fuzzScale)],
+  ['load', '## Sustained load', () => loadSection(scale)],
 ] as const) {
   if (parts.includes(part)) {
     const s = await run();
@@ -45,6 +47,9 @@ const command = [
   process.env.ZTV_RELIABILITY_PARTS ? `ZTV_RELIABILITY_PARTS=${parts.join(',')}` : '',
   scale !== 1 ? `ZTV_RELIABILITY_SCALE=${scale}` : '',
   fuzzScale !== scale ? `ZTV_FUZZ_SCALE=${fuzzScale}` : '',
+  ...Object.entries(process.env)
+    .filter(([k]) => k.startsWith('ZTV_LOAD_'))
+    .map(([k, v]) => `${k}=${v}`),
   'npm run bench -- reliability',
 ]
   .filter(Boolean)
