@@ -79,6 +79,7 @@ async function serve(): Promise<void> {
   const capture = captureTo(process.env.ZTV_CAPTURE_DIR);
   const afterBlobWrite = faultHook('cloud:after-blob-write');
   const beforeRedemptionCommit = faultHook('cloud:before-redemption-commit');
+  const midRetrieval = faultHook('cloud:mid-retrieval');
   const { internal, public: pub } = await buildCloud({
     id: 'cloud',
     database: rt.database,
@@ -86,6 +87,7 @@ async function serve(): Promise<void> {
     ...(capture ? { capture } : {}),
     ...(afterBlobWrite ? { afterBlobWrite } : {}),
     ...(beforeRedemptionCommit ? { beforeRedemptionCommit } : {}),
+    ...(midRetrieval ? { midRetrieval } : {}),
     signer: rt.keys.signer,
     decryptionKey: rt.keys.decryptionKey,
     trust,
