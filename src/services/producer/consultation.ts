@@ -452,19 +452,24 @@ export async function consultationPlugin(
       .where('study_uid', '=', study.uid)
       .orderBy('number')
       .execute();
+    // Without identity, the answer names the study and its series as the audit trail does (by
+    // reference, not by their original UIDs) and withholds what the Basic Profile removes from the
+    // header the images open with: descriptions and dates.
+    const ref = (uid: string) => (identity ? uid : studyRef(uid));
+    const told = (text: string) => (identity ? text : '');
     return {
       ticket,
       trace: toHex(trace),
       study: {
-        uid: study.uid,
-        description: study.description,
-        date: study.date,
+        uid: ref(study.uid),
+        description: told(study.description),
+        date: told(study.date),
         modality: study.modality,
       },
       series: series.map((s) => ({
-        uid: s.uid,
+        uid: ref(s.uid),
         number: s.number,
-        description: s.description,
+        description: told(s.description),
         modality: s.modality,
         instances: rows
           .filter((r) => r.series_uid === s.uid)

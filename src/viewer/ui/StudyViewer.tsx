@@ -12,6 +12,7 @@ import { cache, eventTarget } from '@cornerstonejs/core';
 import { Enums as ToolEnums } from '@cornerstonejs/tools';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
+import { saveFile } from '../audit/download.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
 import {
   imageIdOf,
@@ -30,6 +31,7 @@ import {
   type MeasureKind,
   type Measurement,
 } from '../cornerstone/measurements.ts';
+import { measurementReport } from '../cornerstone/sr-export.ts';
 import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
 import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
@@ -146,17 +148,8 @@ function firstOpenedSeries(study: StudySession): string | undefined {
 
 function download(inst: InstanceView, series?: SeriesView): string | undefined {
   if (!inst.served) return;
-  const url = URL.createObjectURL(
-    new Blob([inst.served as Uint8Array<ArrayBuffer>], { type: 'application/dicom' }),
-  );
-  const a = document.createElement('a');
-  a.href = url;
   const name = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveFile({ name, type: 'application/dicom', text: inst.served as Uint8Array<ArrayBuffer> });
   return name;
 }
 
@@ -797,7 +790,9 @@ export function StudyViewer({
                   data-px={bar.px.toFixed(2)}
                 >
                   <div className="scale-line" style={{ width: `${bar.px}px` }} />
-                  {`${bar.mm} mm`}
+                  {current.opened.meta.spacingSource === 'imager'
+                    ? `${bar.mm} mm (Imager Pixel Spacing)`
+                    : `${bar.mm} mm`}
                 </div>
               )}
               <div className="overlay br">
@@ -909,6 +904,7 @@ export function StudyViewer({
                 viewer.current.viewport.render();
                 setMeasureVersion((n) => n + 1);
               }}
+              onExportSr={() => measurementReport((ref) => study.known(ref))}
             />
           )}
           {panel === 'tags' && <TagPanel inst={current} />}
