@@ -72,6 +72,12 @@ ${THREADS.map((t) => row(t)).join('\n')}
 
 From 1 to 2 threads: ${(two / one).toFixed(2)}× (target ≥ 1.8×, issue 15).
 
+How to read it: "cores kept busy" is the process's CPU time (every thread) over the wall time. On a
+quiet machine it is about 1 with one thread and about 2 with two, and the speed-up is the second
+core's work. On a machine busy with other work the scheduler gives each runnable thread its share:
+there two threads get about twice one thread's share, and the speed-up says that, not that a second
+core was free — compare the column with the machine's cores before reading the ratio.
+
 Rerun: \`npm run bench -- outsource\` (\`ZTV_BENCH_ROUNDS\` rounds, default 3).
 `,
 );
