@@ -45,6 +45,10 @@ export interface ViewerFederationOptions {
   readonly slices?: number;
   /** How many MR slices to outsource as well (default none), dr.bob attending their patient too. */
   readonly mrSlices?: number;
+  /** The CT files to outsource instead of the first `slices` by name (e.g. contiguous slices). */
+  readonly ctFiles?: readonly string[];
+  /** More files of the CT's patient to outsource (e.g. series derived from it). */
+  readonly extra?: readonly string[];
   readonly env?: Record<string, string>;
 }
 
@@ -82,7 +86,9 @@ export async function startViewerFederation(
       if (previous === undefined) delete process.env.ZTV_ROOT_SHA256;
       else process.env.ZTV_ROOT_SHA256 = previous;
     }
-    const ct = sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
+    const ct = opts.ctFiles
+      ? [...opts.ctFiles]
+      : sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
     const ctPatient =
       parseDicom(new Uint8Array(readFileSync(ct[0]!))).dataset.text(T.PatientID) ?? '';
     const mr = opts.mrSlices ? sampleFiles(MR_SERIES).slice(0, opts.mrSlices) : [];
@@ -98,8 +104,13 @@ export async function startViewerFederation(
       verbose: !!process.env.ZTV_VERBOSE,
     });
     try {
-      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [...ct, ...mr]);
-      if (up.failed.length || up.stored !== ct.length + mr.length)
+      const extra = opts.extra ?? [];
+      const up = await outsource(fed.urls.producer, fed.secrets.stowToken, [
+        ...ct,
+        ...mr,
+        ...extra,
+      ]);
+      if (up.failed.length || up.stored !== ct.length + mr.length + extra.length)
         throw new Error(`outsourcing failed: ${up.failed.join('; ')}`);
     } catch (e) {
       await fed.stop();
