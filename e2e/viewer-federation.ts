@@ -4,7 +4,7 @@
  * producer, and the viewer built with Vite (production mode, as `npm start` serves it) with the new
  * federation's root pinned into the build (ZTV_ROOT_SHA256), served by the consumer hospital.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
@@ -134,4 +134,23 @@ export async function startViewerFederation(
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Flips `mask` in the high byte of the centre sample (of a 512×512, 16-bit slice) of a blob stored
+ * at the cloud — AES-CTR: the same bit of the plaintext — and returns the blob as it was. The Pixel
+ * Data value starts after its explicit-VR header (7FE0,0010) OW 0000 <length>. A bit of the high
+ * byte is far from the container's LSB planes; a small one keeps a soft-tissue sample in range, so
+ * the slice still restores and is drawn, Tampered.
+ */
+export function corruptCentrePixel(blob: string, mask: number): Buffer {
+  const good = readFileSync(blob);
+  const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57, 0, 0]);
+  const start = good.lastIndexOf(header) + 12;
+  if (start <= 12 || good.length - start < 512 * 512 * 2)
+    throw new Error('no 512×512 16-bit Pixel Data in this blob');
+  const bad = Buffer.from(good);
+  bad[start + 2 * (256 * 512 + 256) + 1]! ^= mask;
+  writeFileSync(blob, bad);
+  return good;
 }

@@ -29,7 +29,12 @@ import {
   submitRequest,
   waitForStudy,
 } from './viewer-app.ts';
-import { CT_SERIES, startViewerFederation, type ViewerFederation } from './viewer-federation.ts';
+import {
+  corruptCentrePixel,
+  CT_SERIES,
+  startViewerFederation,
+  type ViewerFederation,
+} from './viewer-federation.ts';
 
 let v: ViewerFederation;
 let browser: Browser;
@@ -283,14 +288,8 @@ describe('MPR', () => {
     expect(row?.cloud_id).toBeTruthy();
     const id = row!.cloud_id;
     const victim = join(v.dir, 'cloud', 'blobs', id.slice(0, 2).padEnd(2, '_'), id);
-    const good = readFileSync(victim);
-    const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57, 0, 0]);
-    const start = good.lastIndexOf(header) + 12;
-    expect(start).toBeGreaterThan(12);
-    const bad = Buffer.from(good);
-    // Bit 8 of the centre sample (AES-CTR: the same bit of the plaintext): the slice still restores.
-    bad[start + 2 * (256 * 512 + 256) + 1]! ^= 0x01;
-    writeFileSync(victim, bad);
+    // Bit 8 of the centre sample: the slice still restores.
+    const good = corruptCentrePixel(victim, 0x01);
     const vp = await openViewer(browser, v.url);
     try {
       await shooting(vp, 'viewer-mpr-tampered', async (page) => {

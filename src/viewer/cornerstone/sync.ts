@@ -4,14 +4,21 @@
  * the source's Image Position, when their planes are parallel) and window/level (the VOI
  * synchronizer). Only viewports showing one frame of reference are joined: positions of two frames of
  * reference are not comparable, and a CT window means nothing on an MR.
+ *
+ * One frame of reference: series whose slices share a Frame of Reference UID. Each slice's own UID
+ * is kept (some real series, e.g. TCIA's de-identified LIDC-IDRI CT, give every slice another one),
+ * so two series are joined when any slice of one shares its UID with a slice of the other; the pair
+ * is then registered as sharing coordinates (Cornerstone's spatial registration provider, identity),
+ * which is what its slice synchronizer reads before comparing the current images' UIDs.
  */
+import { utilities } from '@cornerstonejs/core';
 import { SynchronizerManager, synchronizers } from '@cornerstonejs/tools';
 
 export interface SyncMember {
   readonly engineId: string;
   readonly viewportId: string;
-  /** The frame of reference of the series shown, or none (never synchronised). */
-  readonly frameOfReference?: string;
+  /** The Frame of Reference UIDs of the series shown (none: never synchronised). */
+  readonly frames: readonly string[];
 }
 
 export interface LayoutSync {
@@ -22,18 +29,29 @@ export interface LayoutSync {
 
 let syncCount = 0;
 
-/** The groups of viewports to synchronise: frame of reference → its viewports (two or more). */
-export function syncGroups(members: readonly SyncMember[]): Map<string, SyncMember[]> {
-  const by = new Map<string, SyncMember[]>();
-  for (const m of members) {
-    if (!m.frameOfReference) continue;
-    const list = by.get(m.frameOfReference) ?? [];
-    list.push(m);
-    by.set(m.frameOfReference, list);
-  }
-  for (const [k, list] of by) if (list.length < 2) by.delete(k);
-  return by;
+/** The groups of viewports to synchronise (two or more each): those sharing a frame of reference. */
+export function syncGroups<M extends SyncMember>(members: readonly M[]): M[][] {
+  // Union–find over the members, joined through each Frame of Reference UID they show.
+  const parent = members.map((_, i) => i);
+  const root = (i: number): number => (parent[i] === i ? i : (parent[i] = root(parent[i]!)));
+  const owner = new Map<string, number>();
+  members.forEach((m, i) => {
+    for (const f of m.frames) {
+      const j = owner.get(f);
+      if (j === undefined) owner.set(f, i);
+      else parent[root(i)] = root(j);
+    }
+  });
+  const groups = new Map<number, M[]>();
+  members.forEach((m, i) => {
+    if (!m.frames.length) return;
+    const r = root(i);
+    groups.set(r, [...(groups.get(r) ?? []), m]);
+  });
+  return [...groups.values()].filter((g) => g.length > 1);
 }
+
+const IDENTITY = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 
 export function createLayoutSync(): LayoutSync {
   const prefix = `ztv-sync-${++syncCount}`;
@@ -47,7 +65,7 @@ export function createLayoutSync(): LayoutSync {
       clear();
       if (!enabled) return;
       let n = 0;
-      for (const list of syncGroups(members).values()) {
+      for (const list of syncGroups(members)) {
         const k = ++n;
         const slice = synchronizers.createImageSliceSynchronizer(`${prefix}-slice-${k}`);
         const voi = synchronizers.createVOISynchronizer(`${prefix}-voi-${k}`, {
@@ -59,6 +77,14 @@ export function createLayoutSync(): LayoutSync {
           const at = { renderingEngineId: m.engineId, viewportId: m.viewportId };
           slice.add(at);
           voi.add(at);
+          for (const o of list)
+            if (o !== m)
+              utilities.spatialRegistrationMetadataProvider.add(
+                [m.viewportId, o.viewportId],
+                IDENTITY as unknown as Parameters<
+                  typeof utilities.spatialRegistrationMetadataProvider.add
+                >[1],
+              );
         }
       }
     },

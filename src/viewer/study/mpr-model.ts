@@ -6,19 +6,23 @@
  * along their normal. Anything else would be drawn as if it were such a stack, at the wrong place:
  * it is refused with a sentence saying why, naming the slices.
  */
+import type { DisplayMeta } from '../pipeline/display.ts';
 import type { BadgeState } from '../ui/badge-model.ts';
 
-export interface MprSlice {
+/** One slice: its place in display order, its geometry (from the restored header) and its badge. */
+export interface MprSlice extends Pick<
+  DisplayMeta,
+  | 'instanceNumber'
+  | 'rows'
+  | 'columns'
+  | 'frames'
+  | 'color'
+  | 'pixelSpacing'
+  | 'imagePosition'
+  | 'imageOrientation'
+> {
   /** The slice's place in the series' display order, from 1. */
   readonly slice: number;
-  readonly instanceNumber?: number;
-  readonly rows: number;
-  readonly columns: number;
-  readonly frames: number;
-  readonly color: boolean;
-  readonly pixelSpacing?: readonly [number, number];
-  readonly imagePosition?: readonly [number, number, number];
-  readonly imageOrientation?: readonly [number, number, number, number, number, number];
   /** The slice's integrity badge; undefined while it is not open. */
   readonly state?: BadgeState;
   /** The slice has no pixels: not received, or its worker failed. */

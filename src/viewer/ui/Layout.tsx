@@ -65,14 +65,19 @@ export function useLayout(): LayoutState {
   };
 }
 
-/** The series uid a drag carries, if it is a thumbnail's. */
-export function draggedSeries(e: DragEvent): string | undefined {
-  return e.dataTransfer.getData(SERIES_MIME) || undefined;
-}
-
 /** Lets a thumbnail be dropped here. */
 export function allowSeriesDrop(e: DragEvent): void {
   if (e.dataTransfer.types.includes(SERIES_MIME)) e.preventDefault();
+}
+
+/** A drop handler that gives `put` the series of a thumbnail dropped (other drops are ignored). */
+export function onSeriesDrop(put: (seriesUid: string) => void) {
+  return (e: DragEvent) => {
+    const uid = e.dataTransfer.getData(SERIES_MIME);
+    if (!uid) return;
+    e.preventDefault();
+    put(uid);
+  };
 }
 
 export function LayoutControls({ layout }: { layout: LayoutState }) {
@@ -102,14 +107,14 @@ export function LayoutControls({ layout }: { layout: LayoutState }) {
   );
 }
 
-/** The frame of reference of a series (its first open image's; a series without one is its own). */
-export function frameOfReference(study: StudySession, s: SeriesView | undefined) {
-  if (!s) return undefined;
-  for (const r of s.refs) {
+/** The Frame of Reference UIDs of a series' open slices (a slice without one: its series' uid). */
+export function framesOfReference(study: StudySession, s: SeriesView | undefined): string[] {
+  const out = new Set<string>();
+  for (const r of s?.refs ?? []) {
     const m = study.known(r)?.meta;
-    if (m) return m.frameOfReferenceUid ?? m.seriesInstanceUid ?? s.uid;
+    if (m) out.add(m.frameOfReferenceUid ?? m.seriesInstanceUid ?? s!.uid);
   }
-  return undefined;
+  return [...out].sort();
 }
 
 /**
@@ -134,26 +139,25 @@ export function LayoutCells({
     sync.current = s;
     return () => s.destroy();
   }, []);
-  const forOf = (uid?: string) =>
-    frameOfReference(
+  const framesOf = (uid?: string) =>
+    framesOfReference(
       study,
       study.series.find((x) => x.uid === uid),
     );
-  const members: SyncMember[] = [];
-  const mainFor = forOf(mainSeries);
-  members.push({
-    engineId: host.viewer.engineId,
-    viewportId: host.viewer.viewportId,
-    ...(mainFor ? { frameOfReference: mainFor } : {}),
-  });
+  const members: SyncMember[] = [
+    {
+      engineId: host.viewer.engineId,
+      viewportId: host.viewer.viewportId,
+      frames: framesOf(mainSeries),
+    },
+  ];
   for (let i = 1; i < layout.count; i++) {
     const v = viewers[i];
-    const f = forOf(layout.series[i - 1]);
     if (v)
       members.push({
         engineId: v.engineId,
         viewportId: v.viewportId,
-        ...(f ? { frameOfReference: f } : {}),
+        frames: framesOf(layout.series[i - 1]),
       });
   }
   const key = JSON.stringify([layout.sync, members]);
@@ -272,12 +276,7 @@ function LayoutCell({
       onPointerDownCapture={onActivate}
       onFocusCapture={onActivate}
       onDragOver={allowSeriesDrop}
-      onDrop={(e) => {
-        const uid = draggedSeries(e);
-        if (!uid) return;
-        e.preventDefault();
-        onDropSeries(uid);
-      }}
+      onDrop={onSeriesDrop(onDropSeries)}
       onContextMenu={(e) => e.preventDefault()}
     >
       <div ref={element} className="viewport" data-testid={`cell-viewport-${cell}`} />

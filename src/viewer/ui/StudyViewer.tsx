@@ -38,9 +38,9 @@ import { Badge, SeriesBadge } from './Badge.tsx';
 import { ExportNote } from './ExportNote.tsx';
 import {
   allowSeriesDrop,
-  draggedSeries,
   LayoutCells,
   LayoutControls,
+  onSeriesDrop,
   SERIES_MIME,
   useLayout,
 } from './Layout.tsx';
@@ -745,13 +745,10 @@ export function StudyViewer({
             data-active={layout.active === 0}
             onPointerDownCapture={() => layout.setActive(0)}
             onDragOver={allowSeriesDrop}
-            onDrop={(e) => {
-              const uid = draggedSeries(e);
-              if (!uid) return;
-              e.preventDefault();
+            onDrop={onSeriesDrop((uid) => {
               setSeriesUid(uid);
               layout.setActive(0);
-            }}
+            })}
             onContextMenu={(e) => e.preventDefault()}
           >
             {current && (
