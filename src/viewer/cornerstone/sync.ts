@@ -11,8 +11,8 @@
  * is then registered as sharing coordinates (Cornerstone's spatial registration provider, identity),
  * which is what its slice synchronizer reads before comparing the current images' UIDs.
  */
-import { utilities } from '@cornerstonejs/core';
-import { SynchronizerManager, synchronizers } from '@cornerstonejs/tools';
+import { Enums, getRenderingEngine, utilities, type StackViewport } from '@cornerstonejs/core';
+import { SynchronizerManager, synchronizers, type Synchronizer } from '@cornerstonejs/tools';
 
 export interface SyncMember {
   readonly engineId: string;
@@ -51,6 +51,36 @@ export function syncGroups<M extends SyncMember>(members: readonly M[]): M[][] {
   return [...groups.values()].filter((g) => g.length > 1);
 }
 
+/**
+ * The image slice synchronizer, without echoes. Every viewport is a source and a target; a viewport
+ * the synchronizer has just moved fires its own new-image event, which — between series of different
+ * spacing — would move the clinician's viewport again, onto the coarser series' slices (1 mm CT
+ * scrolled to 5 mm, the 2 mm series at 4 mm, the CT dragged back to 4 mm). The slice it was sent to is
+ * remembered, and its arrival there is not passed on.
+ */
+function createSliceSynchronizer(id: string): Synchronizer {
+  const sentTo = new Map<string, number>();
+  const echoes = new WeakSet<Event>();
+  const passed = new WeakSet<Event>();
+  return SynchronizerManager.createSynchronizer(
+    id,
+    Enums.Events.STACK_NEW_IMAGE,
+    async (sync, source, target, event) => {
+      const e = event as CustomEvent<{ imageIdIndex?: number }>;
+      if (!echoes.has(e) && !passed.has(e)) {
+        const expected = sentTo.get(source.viewportId);
+        sentTo.delete(source.viewportId);
+        (expected === e.detail.imageIdIndex ? echoes : passed).add(e);
+      }
+      if (echoes.has(e)) return;
+      await synchronizers.imageSliceSyncCallback(sync, source, target);
+      const vp = getRenderingEngine(target.renderingEngineId)?.getViewport(target.viewportId);
+      const to = (vp as StackViewport | undefined)?.getTargetImageIdIndex?.();
+      if (to !== undefined) sentTo.set(target.viewportId, to);
+    },
+  );
+}
+
 const IDENTITY = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 
 export function createLayoutSync(): LayoutSync {
@@ -67,7 +97,7 @@ export function createLayoutSync(): LayoutSync {
       let n = 0;
       for (const list of syncGroups(members)) {
         const k = ++n;
-        const slice = synchronizers.createImageSliceSynchronizer(`${prefix}-slice-${k}`);
+        const slice = createSliceSynchronizer(`${prefix}-slice-${k}`);
         const voi = synchronizers.createVOISynchronizer(`${prefix}-voi-${k}`, {
           syncInvertState: true,
           syncColormap: false,
