@@ -3,18 +3,22 @@
  * Run: `npm run bench -- reliability` (or `taskset -c 0 npx tsx bench/reliability.ts`); writes
  * bench/reports/reliability.md. `ZTV_RELIABILITY_PARTS=tamper,fuzz` runs some parts only;
  * `ZTV_RELIABILITY_SCALE=0.1` scales every trial count, `ZTV_FUZZ_SCALE` the fuzzing's alone (the
- * report's command line says so).
+ * report's command line says so). The crash campaign (`crash`) runs 100 trials per service and phase
+ * on each database by default (800 on each: hours on 2 cores); `ZTV_CRASH_TRIALS` sets the number per
+ * database.
  * The short slices of each part run in `npm test` (test/reliability-*.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BENCH_DIR, machine, writeReport } from './lib.ts';
 import { fuzzSection } from './reliability/fuzz-report.ts';
+import { crashSection } from './reliability/crash.ts';
 import { tamperSection } from './reliability/report.ts';
 
-const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz').split(',');
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz,crash').split(',');
 const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
 const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
+const crashTrials = Number(process.env.ZTV_CRASH_TRIALS ?? Math.max(8, Math.round(800 * scale)));
 const started = Date.now();
 
 /** The sections of the report as it stands, by title: a part not run this time keeps its own. */
@@ -30,6 +34,7 @@ let defects = 0;
 for (const [part, title, run] of [
   ['tamper', '## Tamper campaign', () => tamperSection(scale)],
   ['fuzz', '## Fuzzing', () => fuzzSection(fuzzScale)],
+  ['crash', '## Crash campaign', () => crashSection(crashTrials)],
 ] as const) {
   if (parts.includes(part)) {
     const s = await run();
@@ -45,6 +50,7 @@ const command = [
   process.env.ZTV_RELIABILITY_PARTS ? `ZTV_RELIABILITY_PARTS=${parts.join(',')}` : '',
   scale !== 1 ? `ZTV_RELIABILITY_SCALE=${scale}` : '',
   fuzzScale !== scale ? `ZTV_FUZZ_SCALE=${fuzzScale}` : '',
+  process.env.ZTV_CRASH_TRIALS ? `ZTV_CRASH_TRIALS=${crashTrials}` : '',
   'npm run bench -- reliability',
 ]
   .filter(Boolean)
@@ -58,7 +64,7 @@ const path = await writeReport(
       `Took ${((Date.now() - started) / 60000).toFixed(1)} min. Defects found in this run: **${defects}**.`,
     '',
     'The short slices of each part run in `npm test`: `test/reliability-tamper.test.ts`, ' +
-      '`test/reliability-fuzz.test.ts`.',
+      '`test/reliability-fuzz.test.ts`, `test/reliability-crash.test.ts`.',
     '',
     ...sections,
   ].join('\n'),

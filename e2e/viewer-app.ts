@@ -165,3 +165,27 @@ export async function shooting(
     await vp.context.close();
   }
 }
+
+/** The Instance Number of the image on screen (its overlay). */
+export async function instanceShown(page: Page): Promise<number> {
+  const t = (await page.getByTestId('overlay-instance').textContent()) ?? '';
+  return Number(/Instance (\d+)/.exec(t)?.[1]);
+}
+
+/** Drags on the viewport from image pixel a to image pixel b (their centres; the canvas mapped 1:1). */
+export async function drag(page: Page, a: [number, number], b: [number, number]): Promise<void> {
+  const box = (await page.getByTestId('viewport').boundingBox())!;
+  await page.mouse.move(box.x + a[0] + 0.5, box.y + a[1] + 0.5);
+  await page.mouse.down();
+  await page.mouse.move(box.x + b[0] + 0.5, box.y + b[1] + 0.5, { steps: 8 });
+  await page.mouse.up();
+}
+
+/** The measurements panel's rows. */
+export const measurementRows = (page: Page) => page.getByTestId('measurement');
+
+/** The numbers of measurement `i` as the panel shows them now ({} until computed). */
+export async function measurementStats(page: Page, i: number): Promise<Record<string, unknown>> {
+  const row = measurementRows(page).nth(i);
+  return JSON.parse((await row.getAttribute('data-stats')) ?? '{}') as Record<string, unknown>;
+}

@@ -15,6 +15,10 @@ import { T } from '../src/core/dicom/tags.ts';
 import { REPO_ROOT } from '../test/samples.ts';
 import { launchChromium } from './browser.ts';
 import {
+  drag,
+  instanceShown,
+  measurementRows,
+  measurementStats,
   openViewer,
   requestPatient,
   shooting,
@@ -64,27 +68,8 @@ async function openCt(page: Page): Promise<void> {
   await page.getByTestId('reset').click();
 }
 
-async function instanceShown(page: Page): Promise<number> {
-  const t = (await page.getByTestId('overlay-instance').textContent()) ?? '';
-  return Number(/Instance (\d+)/.exec(t)?.[1]);
-}
-
-/** Drags on the viewport from image pixel a to image pixel b (their centres). */
-async function drag(page: Page, a: [number, number], b: [number, number]): Promise<void> {
-  const box = (await page.getByTestId('viewport').boundingBox())!;
-  await page.mouse.move(box.x + a[0] + 0.5, box.y + a[1] + 0.5);
-  await page.mouse.down();
-  await page.mouse.move(box.x + b[0] + 0.5, box.y + b[1] + 0.5, { steps: 8 });
-  await page.mouse.up();
-}
-
-const rows = (page: Page) => page.getByTestId('measurement');
-
-/** The numbers of measurement `i` as the panel shows them now ({} until computed). */
-async function statsOf(page: Page, i: number): Promise<Record<string, unknown>> {
-  const row = rows(page).nth(i);
-  return JSON.parse((await row.getAttribute('data-stats')) ?? '{}') as Record<string, unknown>;
-}
+const rows = measurementRows;
+const statsOf = measurementStats;
 
 /** Waits until measurement `i` has settled where `check` holds (the panel follows the drag). */
 async function settled(page: Page, i: number, check: (s: Record<string, unknown>) => boolean) {

@@ -4,9 +4,14 @@
 // its own words; a nurse (whom the policy lets search nothing) gets a neutral patient-ID form, an
 // auditor no Studies tab; the study list narrows by patient ID or name; the tag browser gives each
 // element its line (tag, VR, keyword, value; group lengths named); export says what the file is; an
-// emergency access stays marked while its study is open. Failures leave screenshots.
+// emergency access stays marked while its study is open; a research consultation (issue 16 §4) shows
+// verified pixels and no patient identifier — in the page, the workers' answers or the exported file —
+// while a treatment consultation restores them. Failures leave screenshots.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseDicom } from '../src/core/dicom/parse.ts';
 import { launchChromium } from './browser.ts';
 import {
   openViewer,
@@ -215,6 +220,96 @@ describe('the viewer’s usability, end to end', () => {
       await waitForStudy(page);
       expect(await marker.count()).toBe(0);
       expect(await page.getByTestId('tab-viewer').textContent()).toBe('Viewer');
+    });
+  });
+  it('research shows verified pixels without the identity, in the page, the workers’ answers and the export; treatment restores it', async () => {
+    const source = parseDicom(new Uint8Array(readFileSync(v.ct[0]!))).dataset;
+    // The CT names its patient by ID (its name is empty), its Accession Number (0008,0050) and its
+    // Study Instance UID (0020,000D).
+    const identifiers = [v.ctPatient, source.text(0x00080050)!, source.text(0x0020000d)!];
+    expect(identifiers.every((i) => i.length >= 8)).toBe(true);
+    const found = (text: string) => identifiers.filter((i) => text.includes(i));
+
+    /** Signs in, opens the CT study for `purpose`, and reads the page, answers and export. */
+    const consult = async (vp: ViewerPage, user: string, purpose: 'research' | 'treatment') => {
+      const { page } = vp;
+      // Every message a decode worker posts to the page, kept as JSON (pixel buffers left out).
+      await vp.context.addInitScript(() => {
+        const kept: string[] = [];
+        (window as unknown as { ztvAnswers: string[] }).ztvAnswers = kept;
+        const Base = window.Worker;
+        window.Worker = class extends Base {
+          constructor(url: string | URL, options?: WorkerOptions) {
+            super(url, options);
+            this.addEventListener('message', (e: MessageEvent) => {
+              kept.push(
+                JSON.stringify(e.data, (_k, x: unknown) =>
+                  x instanceof ArrayBuffer || ArrayBuffer.isView(x) ? undefined : x,
+                ),
+              );
+            });
+          }
+        };
+      });
+      await page.reload();
+      await signInAndEnrol(page, user);
+      await requestPatient(page, v.ctPatient);
+      await submitRequest(page, purpose);
+      await waitForStudy(page);
+      await page.getByTestId('panel-tags').click();
+      await page.getByTestId('tag-browser').waitFor();
+      const answers = await page.evaluate(() =>
+        (window as unknown as { ztvAnswers: string[] }).ztvAnswers.filter((a) =>
+          a.includes('"kind":"opened"'),
+        ),
+      );
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByTestId('export').click(),
+      ]);
+      const exported = (await download.path())!;
+      return {
+        badge: (await page.getByTestId('integrity-badge').textContent()) ?? '',
+        overlay: (await page.getByTestId('overlay-patient').textContent()) ?? '',
+        html: await page.content(),
+        text: await page.evaluate(() => document.body.innerText),
+        answers,
+        exported,
+      };
+    };
+
+    await shooting('disclosure-research', async (vp) => {
+      const r = await consult(vp, 'dr.alice', 'research');
+      expect(r.badge).toBe('Verified — pseudonymised');
+      expect(r.overlay).toContain('Pseudonymised for research');
+      expect(r.answers).toHaveLength(v.ct.length);
+      for (const a of r.answers) {
+        expect(a).toContain('"disclosure":"pseudonymised"');
+        expect(a).toContain('"status":"verified"');
+      }
+      expect(found(r.html)).toEqual([]);
+      expect(found(r.text)).toEqual([]);
+      expect(found(r.answers.join('\n'))).toEqual([]);
+      // The export is the served file: valid DICOM for DCMTK and GDCM, no identifier in it.
+      const bytes = readFileSync(r.exported);
+      expect(identifiers.filter((i) => bytes.includes(Buffer.from(i)))).toEqual([]);
+      const dump = spawnSync('dcmdump', ['-q', r.exported], { encoding: 'utf8' });
+      expect(dump.status).toBe(0);
+      expect(dump.stderr + dump.stdout).not.toMatch(/^[WEF]:/m);
+      const info = spawnSync('gdcminfo', ['-W', '-E', '-i', r.exported], { encoding: 'utf8' });
+      expect(info.status).toBe(0);
+      expect(info.stderr).toBe('');
+      expect(vp.errors).toEqual([]);
+    });
+
+    await shooting('disclosure-treatment', async (vp) => {
+      const r = await consult(vp, 'dr.bob', 'treatment');
+      expect(r.badge).toBe('Verified');
+      expect(r.overlay).toContain(v.ctPatient);
+      for (const a of r.answers) expect(a).toContain('"disclosure":"identified"');
+      expect(found(r.answers.join('\n'))).toEqual(expect.arrayContaining(identifiers.slice(0, 2)));
+      expect(found(r.text)).toContain(v.ctPatient);
+      expect(vp.errors).toEqual([]);
     });
   });
 });

@@ -2,7 +2,8 @@
 # The system parts `npm test` needs besides node_modules (npm runs this as `pretest`; CI too, through
 # `npm test`): Node as package.json's engines say, Debian's Chromium for the browser tests (browser
 # downloads are not reachable), pydicom, DCMTK and GDCM to check that other toolkits read what we
-# write (and, with OpenJPEG's opj_decompress, as reference decoders), openssl, PostgreSQL on
+# write (and, with OpenJPEG's opj_decompress, as reference decoders), openssl, rsyslog with its TLS
+# driver (the audit repository), PostgreSQL on
 # 127.0.0.1:5432 with a database `test` (trust auth), and the shared DICOM samples. What is missing is installed or started when this runs as root with apt-get (as CI does);
 # otherwise it stops at once with one line that names what to install.
 set -euo pipefail
@@ -33,6 +34,9 @@ check() {
   need 'command -v opj_decompress' libopenjp2-tools
   need 'command -v openssl' openssl
   need 'command -v pg_dump' postgresql-client
+  # The audit repository the syslog forwarding is tested against, with its TLS driver.
+  need 'command -v rsyslogd' rsyslog
+  need 'ls /usr/lib/*/rsyslog/lmnsd_gtls.so' rsyslog-gnutls
 }
 check
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

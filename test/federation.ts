@@ -21,7 +21,11 @@ import { cloudMigrations } from '../src/services/cloud/app.ts';
 import { federationConfig, type PartyName } from '../src/services/common/config.ts';
 import { consumerMigrations } from '../src/services/consumer/app.ts';
 import { outsource } from '../src/cli/commands/outsource.ts';
-import { startFederation, type Federation } from '../src/services/launcher.ts';
+import {
+  startFederation,
+  type Federation,
+  type FederationOptions,
+} from '../src/services/launcher.ts';
 import { producerMigrations } from '../src/services/producer/app.ts';
 import type { AuditTables } from '../src/services/storage/audit-store.ts';
 import { dropSchema, openDatabase, type Database } from '../src/services/storage/db.ts';
@@ -47,6 +51,8 @@ export interface TestFederation {
   readonly fed: Federation;
   readonly dir: string;
   readonly dialect: 'sqlite' | 'postgres';
+  /** On PostgreSQL, the prefix of the parties' schemas (`<prefix>_<party>`). */
+  readonly schemaPrefix?: string;
   /** The outsourced source files: CT slices of one patient, and one image of another. */
   readonly ct: readonly string[];
   readonly other: readonly string[];
@@ -75,6 +81,8 @@ export interface TestFederationOptions {
   readonly env?: Record<string, string>;
   /** Capture what the cloud receives (ZTV_CAPTURE_DIR) into `<dir>/cloud-capture`. */
   readonly capture?: boolean;
+  /** Supervise the services as `npm start` does (restart the dead, give up on the dying). */
+  readonly supervise?: FederationOptions['supervise'];
 }
 
 const patientOf = (f: string): string =>
@@ -134,6 +142,7 @@ export async function startTestFederation(
       demoCare,
       verbose: !!process.env.ZTV_VERBOSE,
       onOutput,
+      ...(opts.supervise ? { supervise: opts.supervise } : {}),
       env: {
         ...(opts.capture ? { ZTV_CAPTURE_DIR: join(dir, 'cloud-capture') } : {}),
         ...opts.env,
@@ -171,6 +180,7 @@ export async function startTestFederation(
     fed,
     dir,
     dialect: opts.postgres ? 'postgres' : 'sqlite',
+    ...(opts.postgres ? { schemaPrefix: prefix } : {}),
     ct,
     other,
     ctPatient,

@@ -3,7 +3,7 @@
  * body declared longer, then the server's answer and whether it closed the connection — the rest of
  * the body is never sent, so a server that waits for it (or drains it) is seen doing so.
  */
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 export function sendPartial(
   port: number,
@@ -11,9 +11,12 @@ export function sendPartial(
   declared: number,
   first: string,
   headers: Record<string, string> = { 'content-type': 'application/json' },
+  /** How to reach the server (a TLS connection, say); plain TCP by default. */
+  open: (port: number) => Socket = (p) => connect(p, '127.0.0.1'),
+  method = 'POST',
 ): Promise<{ answer: string; closed: boolean }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket = open(port);
     let answer = '';
     // Generous: the server should answer at once, but the machine may be loaded.
     const timer = setTimeout(() => {
@@ -32,7 +35,7 @@ export function sendPartial(
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('');
     socket.write(
-      `POST ${path} HTTP/1.1\r\nhost: localhost\r\n${head}content-length: ${declared}\r\n\r\n${first}`,
+      `${method} ${path} HTTP/1.1\r\nhost: localhost\r\n${head}content-length: ${declared}\r\n\r\n${first}`,
     );
   });
 }

@@ -6,12 +6,11 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { DataSet } from '../core/dicom/dataset.ts';
 import { parseDicom } from '../core/dicom/parse.ts';
 import { certificateSha256 } from '../core/client/federation.ts';
-import { T } from '../core/dicom/tags.ts';
 import { federationConfig } from '../services/common/config.ts';
 import { prepareFederation, startFederation } from '../services/launcher.ts';
+import { patientOf } from '../services/producer/outsourcing.ts';
 import { dicomFiles, outsource, storedSummary } from './commands/outsource.ts';
 import { REPO_ROOT as ROOT, samplesDir } from './samples.ts';
 
@@ -46,9 +45,6 @@ async function buildViewer(outDir: string, rootPin: string): Promise<void> {
   await build({ root: ROOT, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
   writeFileSync(pinFile, `${rootPin}\n`);
 }
-
-/** The patient an instance is filed under at the producer: its Patient ID, or UNKNOWN without one. */
-const patientOf = (ds: DataSet): string => ds.text(T.PatientID) || 'UNKNOWN';
 
 /** Rows of text in aligned columns, two spaces apart, indented. */
 const table = (rows: readonly (readonly string[])[]): string => {
@@ -88,7 +84,17 @@ await buildViewer(
   await certificateSha256(readFileSync(join(c.pkiDir, 'ca.pem'), 'utf8')),
 );
 console.log(`starting the federation in ${c.dataDir}…`);
-const fed = await startFederation({ config: c, demoCare, verbose: !!process.env.ZTV_VERBOSE });
+const fed = await startFederation({
+  config: c,
+  demoCare,
+  verbose: !!process.env.ZTV_VERBOSE,
+  // A service that dies is started again (and says so); one that keeps dying stops the federation.
+  supervise: true,
+});
+void fed.failed.then((why) => {
+  console.error(`\nthe federation stopped: ${why}`);
+  process.exit(1);
+});
 // Ctrl-C reaches this process more than once (from the terminal and relayed by npm and tsx): the
 // first one stops the federation, the others wait for it.
 let stopping: Promise<void> | undefined;

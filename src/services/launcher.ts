@@ -23,6 +23,7 @@ import {
 } from './common/config.ts';
 import { isPkiDir, writePkiDir } from './common/pki-dir.ts';
 import { signDemoPolicies } from './policy/files.ts';
+import { Supervisor, type ProcessStatus, type SupervisorOptions } from './supervisor.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -42,6 +43,12 @@ export interface Federation {
   /** Kills one process (a party or a named instance) with a signal (SIGKILL for the crash tests). */
   kill(instance: string, signal?: NodeJS.Signals): Promise<void>;
   stop(): Promise<void>;
+  /** Each supervised process's state, restarts and last unasked end (empty when unsupervised). */
+  status(): Record<string, ProcessStatus>;
+  /** The running process of an instance, if any (its pid for an outside `kill -9`). */
+  process(instance: string): ChildProcess | undefined;
+  /** Resolves when the federation stopped because a supervised process kept dying, with why. */
+  readonly failed: Promise<string>;
 }
 
 export interface FederationOptions {
@@ -53,6 +60,12 @@ export interface FederationOptions {
   readonly env?: Record<string, string>;
   /** Sees every line the services print (tests scan them for secrets and wait on fault points). */
   readonly onOutput?: (instance: string, line: string) => void;
+  /**
+   * Restart a process that dies unasked, with back-off, and stop the federation if one keeps dying
+   * (`src/services/supervisor.ts`); `npm start` supervises, the crash tests that kill on purpose
+   * through `kill` are not affected.
+   */
+  readonly supervise?: boolean | SupervisorOptions;
 }
 
 /** Free TCP ports on the loopback interface (for tests that run several federations). */
@@ -90,6 +103,12 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   const c = opts.config;
   const secrets = await prepareFederation(c);
   const procs = new Map<string, ChildProcess>();
+  /** How each instance was started, to start it again the same way. */
+  const how = new Map<string, { party: PartyName; env: Record<string, string> }>();
+  let supervisor: Supervisor | undefined;
+  let stopping: Promise<void> | undefined;
+  let gaveUp!: (why: string) => void;
+  const failed = new Promise<string>((resolve) => (gaveUp = resolve));
 
   const start = (
     party: PartyName,
@@ -117,6 +136,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
         },
       );
       procs.set(instance, child);
+      how.set(instance, { party, env: extraEnv });
       let buf = '';
       let ready = false;
       let stderr = '';
@@ -127,6 +147,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
           buf = buf.slice(i + 1);
           if (!ready && line.includes('"ready"')) {
             ready = true;
+            supervisor?.watch(instance, child);
             resolve(child);
           } else {
             opts.onOutput?.(instance, line);
@@ -151,6 +172,7 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     });
 
   const kill = async (instance: string, signal: NodeJS.Signals = 'SIGTERM') => {
+    supervisor?.release(instance);
     const p = procs.get(instance);
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     await new Promise<void>((resolve) => {
@@ -168,11 +190,32 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
   };
   process.once('exit', orphanGuard);
 
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      supervisor?.stop();
+      process.off('exit', orphanGuard);
+      await Promise.all([...procs.keys()].map((p) => kill(p)));
+    })());
+
+  if (opts.supervise)
+    supervisor = new Supervisor(
+      (instance, env) => {
+        const h = how.get(instance)!;
+        return start(h.party, { ...h.env, ...env }, instance);
+      },
+      async (_instance, why) => {
+        await stop();
+        gaveUp(why);
+      },
+      opts.supervise === true ? {} : opts.supervise,
+    );
+
   try {
     await start('authority');
     await Promise.all([start('cloud'), start('consumer')]);
     await start('producer');
   } catch (e) {
+    supervisor?.stop();
     process.off('exit', orphanGuard);
     for (const p of procs.values()) p.kill('SIGKILL');
     throw e;
@@ -183,9 +226,9 @@ export async function startFederation(opts: FederationOptions): Promise<Federati
     secrets,
     start,
     kill,
-    async stop() {
-      process.off('exit', orphanGuard);
-      await Promise.all([...procs.keys()].map((p) => kill(p)));
-    },
+    stop,
+    status: () => supervisor?.status() ?? {},
+    process: (instance) => procs.get(instance),
+    failed,
   };
 }

@@ -23,6 +23,8 @@ declare module 'dcmjs' {
           dict: Record<string, { vr: string; Value?: unknown[] }>;
         };
       };
+      /** A naturalised dataset (keyword → value, with `_meta`) as a DICOM Part 10 file to write. */
+      datasetToDict(dataset: Record<string, unknown>): { write(): ArrayBuffer };
     };
     log: { setLevel(level: string): void };
   };

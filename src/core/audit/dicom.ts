@@ -30,6 +30,7 @@ const DCM_TYPES: Readonly<Record<string, Code>> = {
   logout: { code: '110123', scheme: DCM, meaning: 'Logout' },
   'session-refused': { code: '110126', scheme: DCM, meaning: 'Node Authentication' },
   'association-refused': { code: '110126', scheme: DCM, meaning: 'Node Authentication' },
+  'session-stale': { code: '110126', scheme: DCM, meaning: 'Node Authentication' },
   'ticket-issued-break-glass': {
     code: '110127',
     scheme: DCM,

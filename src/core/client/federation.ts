@@ -21,10 +21,10 @@ import { redeem, retrieve, type Redemption } from '../operations/redemption.ts';
 import type { PkiView } from '../pki/resolver.ts';
 import { verifyTrustGroup } from '../pki/trust-group.ts';
 import { openKeysPart, type Ticket } from '../ticket/ticket.ts';
-import { json, reaching, type Endpoints } from './http.ts';
+import { isCut, json, reaching, StreamCut, type Endpoints } from './http.ts';
 import { PartySessions } from './sessions.ts';
 
-export { HttpFailure, NetworkFailure, poster, type Endpoints } from './http.ts';
+export { HttpFailure, NetworkFailure, StreamCut, poster, type Endpoints } from './http.ts';
 export type { ConsultAnswer, ConsultRequest, SearchAnswer } from '../operations/consultation.ts';
 
 export interface DeviceKeys {
@@ -128,6 +128,28 @@ export interface Retrieved {
   readonly id: string;
   readonly bytes: Uint8Array;
 }
+
+export interface RetrieveOptions {
+  /**
+   * Waits before each attempt to resume a cut retrieval; as many attempts as entries, counted since
+   * the last instance that arrived (default ~30 s in all, long enough for a supervised restart).
+   */
+  readonly resumeBackoffMs?: readonly number[];
+}
+
+const RESUME_BACKOFF_MS: readonly number[] = [250, 500, 1000, 2000, 4000, 8000, 15_000];
+
+/** Waits `ms`, or less when `signal` aborts. */
+const pause = (ms: number, signal?: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
 
 export class FederationClient {
   private readonly sessions: PartySessions<'producer' | 'cloud'>;
@@ -263,15 +285,43 @@ export class FederationClient {
 
   /**
    * Streams the traced instances of a redemption, one complete instance at a time; `signal` stops
-   * the transfer (the clinician closed the study).
+   * the transfer (the clinician closed the study). A stream cut by the transport (the cloud died,
+   * the connection dropped) resumes at the next instance of the same redemption — no new redemption,
+   * nothing received twice — after a back-off, while the redemption is valid; when it cannot, the
+   * failure is a `StreamCut` that says how much had arrived.
    */
-  async *retrieve(redemption: string, signal?: AbortSignal): AsyncGenerator<Retrieved> {
-    const frames = this.sessions.stream('cloud', retrieve, { redemption }, signal);
-    yield* instancesOf(frames);
-    // The multipart body is complete; the stream's final frame must still be read and checked.
-    for (let r = await frames.next(); !r.done; r = await frames.next())
-      if (r.value.length)
-        throw new ZtvError('integrity', 'the cloud sent data after the end of the retrieval');
+  async *retrieve(
+    redemption: string,
+    signal?: AbortSignal,
+    opts: RetrieveOptions = {},
+  ): AsyncGenerator<Retrieved> {
+    const backoff = opts.resumeBackoffMs ?? RESUME_BACKOFF_MS;
+    let received = 0;
+    let bytes = 0;
+    let attempt = 0;
+    for (;;) {
+      const body = received > 0 ? { redemption, from: received } : { redemption };
+      try {
+        const frames = this.sessions.stream('cloud', retrieve, body, signal);
+        for await (const got of instancesOf(frames)) {
+          received++;
+          bytes += got.bytes.length;
+          attempt = 0;
+          yield got;
+        }
+        // The multipart body is complete; the stream's final frame must still be read and checked.
+        for (let r = await frames.next(); !r.done; r = await frames.next())
+          if (r.value.length)
+            throw new ZtvError('integrity', 'the cloud sent data after the end of the retrieval');
+        return;
+      } catch (e) {
+        if (signal?.aborted || !isCut(e)) throw e;
+        if (attempt >= backoff.length)
+          throw new StreamCut('cloud', 'the retrieval', received, bytes, e);
+        await pause(backoff[attempt++]!, signal);
+        if (signal?.aborted) throw e;
+      }
+    }
   }
 
   async close(): Promise<void> {

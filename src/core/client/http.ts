@@ -33,6 +33,45 @@ export class NetworkFailure extends Error {
   }
 }
 
+/**
+ * A streamed answer cut before its end (the party died, the connection dropped): which party, what
+ * was cut, and how much had arrived — instead of the transport's bare `TypeError: terminated`.
+ */
+export class StreamCut extends Error {
+  constructor(
+    readonly party: string,
+    readonly what: string,
+    readonly received: number,
+    readonly bytes: number,
+    override readonly cause: unknown,
+  ) {
+    super(
+      `the ${party} cut ${what} after ${received} instance${received === 1 ? '' : 's'} (${(bytes / 1e6).toFixed(1)} MB) had arrived: ${describeCut(cause)}`,
+    );
+    this.name = 'StreamCut';
+  }
+}
+
+/** The transport's words for a cut, without URLs or query strings. */
+function describeCut(e: unknown): string {
+  if (e instanceof NetworkFailure) return `it could not be reached again`;
+  const cause = (e as { cause?: { code?: unknown } } | undefined)?.cause;
+  const code = typeof cause?.code === 'string' ? ` (${cause.code})` : '';
+  return `${(e as Error)?.message ?? String(e)}${code}`.slice(0, 200);
+}
+
+/**
+ * Whether a failure while a stream is read is the transport's (the connection cut, the party
+ * unreachable) rather than the party's answer or a fault of the data: only those are worth resuming.
+ */
+export function isCut(e: unknown): boolean {
+  if (e instanceof NetworkFailure) return true;
+  if (e instanceof ZtvError) return (e.details as { reason?: unknown }).reason === 'truncated';
+  if (!(e instanceof TypeError)) return false;
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  return e.message === 'terminated' || (typeof code === 'string' && /^(E|UND_ERR_)/.test(code));
+}
+
 const PARTIES: readonly (keyof Endpoints)[] = ['consumer', 'producer', 'cloud'];
 
 /** A fetch that names the party it could not reach instead of the browser's bare TypeError. */

@@ -16,7 +16,12 @@ import type {
   StreamAnswerOf,
 } from '../operations/contract.ts';
 import { organisationValidator } from '../session/peers.ts';
-import { SessionClient, type Sealed } from '../session/protocol.ts';
+import {
+  SessionClient,
+  STALE_SESSION_REFUSALS,
+  type Sealed,
+  type SessionRefusal,
+} from '../session/protocol.ts';
 import { ChunkQueue } from '../chunks.ts';
 import { ZtvError } from '../errors.ts';
 import { HttpFailure, json, poster, reaching } from './http.ts';
@@ -27,8 +32,9 @@ export interface DeviceCredentials {
   readonly chain: readonly string[];
 }
 
-/** Session refusals after which a fresh session may simply be opened. */
-const STALE_SESSION = new Set(['unknown-session', 'expired', 'closed']);
+/** The party no longer holds the session (closed, expired, restarted): a fresh one may be opened. */
+const isStale = (e: unknown): boolean =>
+  e instanceof HttpFailure && STALE_SESSION_REFUSALS.has(e.reason as SessionRefusal);
 
 const FRAME_HEADER = 8;
 /** Larger than any negotiable packet: a longer frame is passed on for the session to refuse. */
@@ -120,7 +126,7 @@ export class PartySessions<Party extends OrgRole> {
     try {
       return await run();
     } catch (e) {
-      if (!(e instanceof HttpFailure) || !STALE_SESSION.has(e.reason)) throw e;
+      if (!isStale(e)) throw e;
       this.open.delete(party);
       return run();
     }
@@ -136,7 +142,6 @@ export class PartySessions<Party extends OrgRole> {
     body: BodyOf<C>,
     signal?: AbortSignal,
   ): AsyncGenerator<Uint8Array, void, undefined> {
-    const s = await this.session(party);
     const base = this.url(party);
     const f = reaching(this.f);
     const fetchStream = async (path: string, sealed: Sealed) => {
@@ -150,7 +155,21 @@ export class PartySessions<Party extends OrgRole> {
       if (!r.body) throw new HttpFailure(r.status, 'stream', `the ${party} answered ${r.status}`);
       return sealedFrames(r.body.getReader());
     };
-    yield* s.stream(contract.name, body, fetchStream);
+    const open = async () => (await this.session(party)).stream(contract.name, body, fetchStream);
+    // A stale session is refused before the first frame: then a new session, and the call once more.
+    let frames = await open();
+    let first: IteratorResult<Uint8Array, void>;
+    try {
+      first = await frames.next();
+    } catch (e) {
+      if (!isStale(e)) throw e;
+      this.open.delete(party);
+      frames = await open();
+      first = await frames.next();
+    }
+    if (first.done) return;
+    yield first.value;
+    yield* frames;
   }
 
   /** A streamed operation whose answer is one JSON document, parsed. */

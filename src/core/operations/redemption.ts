@@ -33,9 +33,19 @@ export const redeem = message<Redemption>()('redeem', {
   },
 });
 
+/** Most instances one redemption may hold (a resumed retrieval starts at most here). */
+export const MAX_REDEMPTION_IMAGES = 100_000;
+
 export const retrieve = stream('retrieve', {
   type: 'object',
   required: ['redemption'],
   additionalProperties: false,
-  properties: { redemption: HEX32 },
+  properties: {
+    redemption: HEX32,
+    /**
+     * Resume a cut retrieval: the position, in the redemption's stream order, of the first instance
+     * to send (the number already received). The redemption's own instances only, while it is valid.
+     */
+    from: { type: 'integer', minimum: 0, maximum: MAX_REDEMPTION_IMAGES },
+  },
 });

@@ -38,7 +38,7 @@ export interface PurposeDefinition {
   readonly display: string;
   /**
    * Whether an access for this purpose may disclose the patient's identity (false: de-identified
-   * purposes such as research; the disclosure of identifying attributes follows this flag).
+   * purposes such as research, whose tickets carry the pixel key K_p, never the image key K_i).
    */
   readonly identity: boolean;
   /** Break-glass purpose: a typed justification may be given only with such a purpose. */

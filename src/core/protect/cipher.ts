@@ -7,6 +7,7 @@
 import { ctr as jsCtr } from '@noble/ciphers/aes.js';
 import { ctr as webCtr } from '@noble/ciphers/webcrypto.js';
 import { exactCopy } from '../bytes.ts';
+import { hkdfSha256 } from '../crypto/hash.ts';
 import { assertInput } from '../errors.ts';
 
 export type CipherBackend = 'webcrypto' | 'js';
@@ -27,3 +28,11 @@ export async function aesCtr(
   if (backend === 'js') return jsCtr(key, iv).encrypt(data);
   return webCtr(exactCopy(key), exactCopy(iv)).encrypt(data);
 }
+
+/**
+ * The pixel key K_p of an image key K_i (same length): what a ticket for a de-identified purpose
+ * carries instead of K_i. It decrypts the pixels of an image sealed with `FLAG_PIXEL_KEY`, and
+ * nothing else: the attributes' KEK is derived from K_i, and HKDF cannot be run backwards.
+ */
+export const pixelKey = (imageKey: Uint8Array): Uint8Array =>
+  hkdfSha256(imageKey, new Uint8Array(0), 'ZTV/pixels/v1', imageKey.length);

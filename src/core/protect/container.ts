@@ -37,6 +37,13 @@ export const CIPHER = { 'AES-128-CTR': 1, 'AES-256-CTR': 2 } as const;
 export type CipherName = keyof typeof CIPHER;
 
 export const FLAG_LOSSY_SOURCE = 1;
+/**
+ * The pixels are encrypted under the pixel key K_p = `pixelKey(K_i)`, the attributes under K_i, and
+ * the key commitment is K_p's: a holder of K_p opens the pixels and the pseudonymised header only,
+ * a holder of K_i everything (docs/protection.md, "Disclosure bound to purpose"). Images sealed
+ * before this flag existed have it clear and open with K_i alone, as they always did.
+ */
+export const FLAG_PIXEL_KEY = 2;
 
 export interface SealedFields {
   readonly version: number;

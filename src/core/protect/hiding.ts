@@ -11,7 +11,8 @@
  * location map (deflated) records by how much — it is part of the payload and undone last.
  * Embedding stops with the payload's last bit; later samples are untouched.
  */
-import { deflateSync, inflateSync } from 'fflate';
+import { deflateSync } from 'fflate';
+import { inflateCapped } from '../inflate.ts';
 import { ZtvError } from '../errors.ts';
 import { BitReader, BitWriter, readVarint, writeVarint } from './bits.ts';
 import { planesOf, valueRange, type Geometry } from './geometry.ts';
@@ -436,7 +437,11 @@ interface Side {
   readonly r: BitReader;
 }
 
-function readSide(payload: Uint8Array, payloadBits: number): Side {
+/** The most bytes one location-map entry takes (a varint: 7 bits a byte, 56 bits at most). */
+const LM_ENTRY_BYTES = 8;
+
+/** `samples`: how many samples the image has — the most entries its location map can hold. */
+function readSide(payload: Uint8Array, payloadBits: number, samples: number): Side {
   const r = new BitReader(payload, payloadBits);
   if (r.read(8) !== PAYLOAD_VERSION)
     throw new ZtvError('integrity', 'the hidden payload has an unknown version');
@@ -446,10 +451,17 @@ function readSide(payload: Uint8Array, payloadBits: number): Side {
   if (lmLength * 8 > r.remaining)
     throw new ZtvError('integrity', 'the hidden location map is longer than the payload');
   let lm: BitReader | undefined;
+  if (entries > samples)
+    throw new ZtvError('integrity', 'the location map has more entries than the image has samples');
   if (entries > 0) {
+    // Capped: a forged map of a few kilobytes must not inflate to gigabytes before it is refused.
     try {
-      lm = new BitReader(inflateSync(r.readBytes(lmLength)));
-    } catch {
+      lm = new BitReader(
+        inflateCapped(r.readBytes(lmLength), entries * LM_ENTRY_BYTES, 'the map', 'integrity'),
+      );
+    } catch (e) {
+      if (e instanceof ZtvError && e.code === 'unsupported')
+        throw new ZtvError('integrity', 'the hidden location map inflates beyond its entries');
       throw new ZtvError('integrity', 'the hidden location map does not inflate');
     }
   } else if (lmLength !== 0) throw new ZtvError('integrity', 'an empty location map has content');
@@ -473,7 +485,7 @@ export function recover(
   const w = marked.slice() as Values;
   for (let i = 0; i < region.K; i++) w[i] = maskLow(w[i]!, region.L);
   const payload = extractPayload(w, g, region.K, p, payloadBits);
-  const { d, entries, lm, r } = readSide(payload, payloadBits);
+  const { d, entries, lm, r } = readSide(payload, payloadBits, w.length);
   const { min, max } = valueRange(g);
   const M = margin(p);
   const lo = min + M;
@@ -865,7 +877,7 @@ export function recoverWords(
     for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
     const extracted = extractLanes(lanes, sh, w, g, K, p.T, p.k, payloadBits);
     payload = extracted.payload;
-    side = readSide(payload, payloadBits);
+    side = readSide(payload, payloadBits, n);
     if (side.lm === undefined) {
       finishLanes(lanes, sh, w, g, K, extracted.stop, side.d);
       seen = 0;
@@ -877,7 +889,7 @@ export function recoverWords(
     readWords(data, g, w, 0, n);
     for (let i = 0; i < K; i++) w[i] = w[i]! & rMask;
     payload = extractWords(w, g, K, p.T, p.k, payloadBits);
-    side = readSide(payload, payloadBits);
+    side = readSide(payload, payloadBits, n);
     seen = finishWords(data, g, w, K, side, min + M, max - M);
   }
   if (seen !== side.entries)

@@ -43,4 +43,4 @@ export {
   type SignerRole,
   type TrustedSigner,
 } from './signers.ts';
-export type { CipherBackend } from './cipher.ts';
+export { pixelKey, type CipherBackend } from './cipher.ts';

@@ -1,7 +1,7 @@
 /** Inspect: the container's clear contents, for operators and auditors; needs no key and no trust. */
 import { toHex } from '../bytes.ts';
 import { SIG_ALG_BY_CODE } from '../crypto/keys.ts';
-import { CIPHER, FLAG_LOSSY_SOURCE, regionSamples } from './container.ts';
+import { CIPHER, FLAG_LOSSY_SOURCE, FLAG_PIXEL_KEY, regionSamples } from './container.ts';
 import { readProtected, type ProtectedImage } from './image.ts';
 
 export interface ContainerReport {
@@ -25,6 +25,8 @@ export interface ContainerReport {
     readonly signatureAlgorithm: string;
     readonly signerKeyId: string;
     readonly lossySource: boolean;
+    /** The pixels have a key of their own (K_p): a ticket may release them without the identity. */
+    readonly pixelKey: boolean;
     readonly patientRef: string;
     readonly physicianRef: string;
     readonly digests: Record<string, string>;
@@ -76,6 +78,7 @@ export function inspectImage(img: ProtectedImage): ContainerReport {
       signatureAlgorithm: SIG_ALG_BY_CODE[f.sigAlg] ?? `unknown (${f.sigAlg})`,
       signerKeyId: toHex(f.signerKeyId),
       lossySource: (f.flags & FLAG_LOSSY_SOURCE) !== 0,
+      pixelKey: (f.flags & FLAG_PIXEL_KEY) !== 0,
       patientRef: toHex(f.patientRef),
       physicianRef: toHex(f.physicianRef),
       digests: {

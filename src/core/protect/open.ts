@@ -13,9 +13,10 @@ import { T } from '../dicom/tags.ts';
 import { writePart10 } from '../dicom/write.ts';
 import { ZtvError } from '../errors.ts';
 import { decryptAttributes } from './attributes.ts';
-import { aesCtr, type CipherBackend } from './cipher.ts';
+import { aesCtr, pixelKey, type CipherBackend } from './cipher.ts';
 import {
   CIPHER,
+  FLAG_PIXEL_KEY,
   FORMAT_VERSIONS,
   regionSamples,
   rootMessage,
@@ -55,7 +56,11 @@ import {
 
 export interface VerifyOptions {
   readonly resolver: SignerResolver;
-  /** With the image key, pixels and attributes are decrypted and checked too. */
+  /**
+   * With the image key K_i, pixels and attributes are decrypted and checked too; with the pixel key
+   * K_p of an image sealed with `FLAG_PIXEL_KEY` (a ticket for a de-identified purpose), the pixels
+   * only: the identifying attributes stay encrypted and the header restored is the pseudonymised one.
+   */
   readonly imageKey?: Uint8Array;
   readonly backend?: CipherBackend;
   readonly what?: string;
@@ -92,12 +97,17 @@ export type TraceRootCache = Map<string, Promise<SignatureResult>>;
 export const traceRootCache = (): TraceRootCache => new Map();
 
 export interface Restored {
-  /** The original data set, identifying attributes restored, with native pixel data. */
+  /**
+   * The original data set, identifying attributes restored, with native pixel data; opened with a
+   * pixel key, the pseudonymised (clear) header with the original pixels, and no encrypted attributes.
+   */
   readonly dataset: DataSet;
+  /** Whether the patient's identity was restored (false: opened with the pixel key K_p). */
+  readonly identity: boolean;
   readonly info: PixelInfo;
   /** Native little-endian pixel bytes, bit-identical to the (decoded) original. */
   readonly pixels: Uint8Array;
-  /** The restored original as an Explicit VR Little Endian Part 10 file. */
+  /** The restored image as an Explicit VR Little Endian Part 10 file. */
   readonly file: () => Uint8Array;
 }
 
@@ -401,11 +411,9 @@ async function openWith(
         );
   const key = opts.imageKey;
   const expectedKeyLength = f.cipher === CIPHER['AES-128-CTR'] ? 16 : 32;
-  const committed =
-    !!key &&
-    key.length === expectedKeyLength &&
-    equalBytes(keyCommitment(key, f.iv), f.keyCommitment);
-  const restoring = key && committed ? settle(restore(img, c, K, key, opts.backend)) : undefined;
+  const opening = key && key.length === expectedKeyLength ? keysOf(key, c) : undefined;
+  const committed = !!opening;
+  const restoring = opening ? settle(restore(img, c, K, opening, opts.backend)) : undefined;
   const headerDigestNow = settleNow(() => headerDigest('protected', img.dataset));
 
   checks.add(
@@ -507,7 +515,8 @@ async function openWith(
     keyId: toHex(f.signerKeyId),
     ...(sealSigner ? { signer: signerReport(sealSigner) } : {}),
   };
-  const rest = { tiles, seal: sealReport, trace, keyed };
+  const disclosure: Verdict['disclosure'] = opening?.attributes ? 'identified' : 'pseudonymised';
+  const rest = { tiles, seal: sealReport, trace, keyed, ...(opening ? { disclosure } : {}) };
   if (!key) return { verdict: decide(checks.list, rest) };
 
   // With the key: commitment first, so a wrong key is told apart from tampering.
@@ -529,7 +538,9 @@ async function openWith(
     'key.commitment',
     'container',
     'pass',
-    'the image key matches the sealed key commitment',
+    opening?.attributes
+      ? 'the image key matches the sealed key commitment'
+      : "the key is the image's pixel key (it matches the sealed key commitment): it opens the pixels, not the identifying attributes",
   );
   const restoredPart = take(await restoring);
   checks.list.push(...restoredPart.checks);
@@ -537,28 +548,52 @@ async function openWith(
   return { verdict: decide(checks.list, rest), ...(restored ? { restored } : {}) };
 }
 
+/** What a key opens: the pixels always; the attributes only when it is the image key K_i. */
+interface Opening {
+  readonly pixels: Uint8Array;
+  readonly attributes?: Uint8Array;
+}
+
+/**
+ * The keys `key` gives for this image, or undefined when it matches the seal's key commitment in no
+ * way. Without `FLAG_PIXEL_KEY` (images sealed before it) K_i opens both, as it always did; with it,
+ * the commitment is K_p's: `key` is either K_p (pixels only) or the K_i it derives from.
+ */
+function keysOf(key: Uint8Array, c: Container): Opening | undefined {
+  const f = c.fields;
+  const commits = (k: Uint8Array) => equalBytes(keyCommitment(k, f.iv), f.keyCommitment);
+  if (!(f.flags & FLAG_PIXEL_KEY))
+    return commits(key) ? { pixels: key, attributes: key } : undefined;
+  if (commits(key)) return { pixels: key };
+  const derived = pixelKey(key);
+  return commits(derived) ? { pixels: derived, attributes: key } : undefined;
+}
+
 /**
  * Decrypts and restores: the attributes decrypt while the pixels are restored; the fast path of
- * `recoverWords` serves words of 1 or 2 bytes, the general decoder the rest (32-bit samples).
+ * `recoverWords` serves words of 1 or 2 bytes, the general decoder the rest (32-bit samples). With
+ * the pixel key only, the pseudonymised header is what comes back, checked as sealed already.
  */
 async function restore(
   img: ProtectedImage,
   c: Container,
   K: number,
-  key: Uint8Array,
+  keys: Opening,
   backend: CipherBackend | undefined,
 ): Promise<{ readonly checks: readonly Check[]; readonly restored?: Restored }> {
   const checks = new Checks();
   const f = c.fields;
-  const attributes = decryptAttributes(img.dataset, key, f.iv).then(
-    (a) => ({ ok: true as const, a }),
-    (e: unknown) => {
-      if (e instanceof ZtvError) return { ok: false as const, message: e.message };
-      throw e;
-    },
-  );
+  const attributes = keys.attributes
+    ? decryptAttributes(img.dataset, keys.attributes, f.iv).then(
+        (a) => ({ ok: true as const, a }),
+        (e: unknown) => {
+          if (e instanceof ZtvError) return { ok: false as const, message: e.message };
+          throw e;
+        },
+      )
+    : Promise.resolve(undefined);
   // Settled at once: a failure here must not leave the attributes' promise unobserved.
-  const decrypting = settle(aesCtr(key, f.iv, img.data, backend));
+  const decrypting = settle(aesCtr(keys.pixels, f.iv, img.data, backend));
   const attributesDone = settle(attributes);
   const plain = take(await decrypting);
   let pixels: Uint8Array | undefined;
@@ -593,14 +628,31 @@ async function restore(
   }
   let original: DataSet | undefined;
   const attrs = take(await attributesDone);
-  if (attrs.ok) {
+  if (!attrs) {
+    // The pixel key: the identifying attributes stay encrypted, and leave with nothing restored.
+    original = img.dataset.clone();
+    original.delete(T.EncryptedAttributesSequence);
+    original.delete(img.info.pixelTag);
+    checks.add(
+      'attributes.decrypt',
+      'attributes',
+      'skipped',
+      'the identifying attributes stay encrypted: the key opens the pixels only (a de-identified purpose)',
+    );
+    checks.add(
+      'header.original',
+      'header',
+      'skipped',
+      'the original header is not restored: the pseudonymised header was checked against the seal instead',
+    );
+  } else if (attrs.ok) {
     const clear = img.dataset.clone();
     clear.delete(T.EncryptedAttributesSequence);
     clear.delete(img.info.pixelTag);
     original = reidentify(clear, attrs.a.originals, attrs.a.added);
     checks.add('attributes.decrypt', 'attributes', 'pass', 'the encrypted attributes decrypt');
   } else checks.add('attributes.decrypt', 'attributes', 'fail', attrs.message);
-  if (original) {
+  if (original && attrs) {
     const ok = equalBytes(headerDigest('original', original), f.originalHeaderDigest);
     checks.add(
       'header.original',
@@ -624,6 +676,7 @@ async function restore(
     checks: checks.list,
     restored: {
       dataset,
+      identity: !!attrs,
       info: img.info,
       pixels,
       file: () => writePart10({ sopClassUid, sopInstanceUid }, dataset).bytes,

@@ -21,13 +21,14 @@ import { T } from '../dicom/tags.ts';
 import { writePart10 } from '../dicom/write.ts';
 import { assertInput, ZtvError } from '../errors.ts';
 import { encryptAttributes } from './attributes.ts';
-import { aesCtr, type CipherBackend } from './cipher.ts';
+import { aesCtr, pixelKey, type CipherBackend } from './cipher.ts';
 import {
   CIPHER,
   containerLength,
   encodeSealed,
   encodeTraceSlot,
   FLAG_LOSSY_SOURCE,
+  FLAG_PIXEL_KEY,
   FORMAT_VERSION,
   regionSamples,
   sealMessage,
@@ -59,8 +60,8 @@ import {
 import { readValues, writeValues, type Values } from './samples.ts';
 
 export interface ProtectOptions {
-  /** The producer hospital's sealing key. */
-  readonly signer: SigningKey;
+  /** The producer hospital's sealing key (only its algorithm, public key and signing are used). */
+  readonly signer: Pick<SigningKey, 'alg' | 'publicKey' | 'sign'>;
   /** The producer's secret for pseudonymous patient and physician references (≥ 16 bytes). */
   readonly pseudonymKey: Uint8Array;
   /** AES key size (default 256). */
@@ -76,6 +77,12 @@ export interface ProtectOptions {
    * too small for a v2 container gets a v1 one when the format is not given (docs/protection.md).
    */
   readonly format?: 1 | 2;
+  /**
+   * Whether the pixels get a key of their own, K_p = `pixelKey(K_i)` (default true), so that a
+   * ticket for a de-identified purpose can release the pixels without the identity. False seals an
+   * image as every image was sealed before (the tests' fixtures of older images).
+   */
+  readonly pixelKey?: boolean;
 }
 
 export interface ProtectReport {
@@ -102,7 +109,10 @@ export interface ProtectReport {
 export interface Protected {
   /** The protected Part 10 file (Explicit VR Little Endian, uncompressed). */
   readonly bytes: Uint8Array;
-  /** The image key K_i: the only secret that opens the image. */
+  /**
+   * The image key K_i: the only secret that opens the whole image. With `pixelKey` (the default),
+   * `pixelKey(K_i)` opens its pixels and pseudonymised header only.
+   */
   readonly imageKey: Uint8Array;
   /** SOP Instance UID of the protected file (the original travels encrypted). */
   readonly sopInstanceUid: string;
@@ -292,7 +302,9 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   // 2. Encrypt everything; the container overwrites R's low planes afterwards.
   const imageKey = randomBytes(keyBits / 8);
   const iv = concatBytes(randomBytes(8), new Uint8Array(8));
-  const ct = await aesCtr(imageKey, iv, hidden, opts.backend);
+  const split = opts.pixelKey ?? true;
+  const pixelsKey = split ? pixelKey(imageKey) : imageKey;
+  const ct = await aesCtr(pixelsKey, iv, hidden, opts.backend);
 
   // Header confidentiality: originals of every changed attribute, encrypted under the image key.
   const deid = deidentify(original);
@@ -317,7 +329,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   const tags = await tileTagsAsync(masked, g, tileGrid(g, p.side), iv);
   const fields: SealedFields = {
     version,
-    flags: px.lossy ? FLAG_LOSSY_SOURCE : 0,
+    flags: (px.lossy ? FLAG_LOSSY_SOURCE : 0) | (split ? FLAG_PIXEL_KEY : 0),
     containerBytes: p.containerBytes,
     L: p.region.L,
     k: p.params.k,
@@ -345,7 +357,8 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
     originalHeaderDigest: headerDigest('original', original),
     protectedHeaderDigest: headerDigest('protected', clear),
     ciphertextDigest: await ciphertextDigest(masked, iv),
-    keyCommitment: keyCommitment(imageKey, iv),
+    // K_p's commitment commits K_i too: another K_i giving the same K_p is an HKDF collision.
+    keyCommitment: keyCommitment(pixelsKey, iv),
     tileTags: tags,
   };
   const sealed = encodeSealed(fields);
@@ -355,6 +368,7 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   const padded = new Uint8Array(Math.ceil(regionBits / 8));
   padded.set(container);
   writeRegionBits(ct, g, p.region.L, padded, 0, regionBits);
+  if (split) pixelsKey.fill(0);
 
   clear.set({ tag: px.info.pixelTag, vr: nativePixelVr(px.info), value: ct });
   const file = writePart10({ sopClassUid, sopInstanceUid }, clear);

@@ -44,7 +44,7 @@ let keys: TestKeys;
 let other: SigningKey;
 /** v2 images of one study, and their keys. */
 let v2: { bytes: Uint8Array; key: Uint8Array }[];
-/** The same first slice protected with the v1 code path (format 1): a v1 fixture. */
+/** The same first slice protected as v1 images were (format 1, one key for all): a v1 fixture. */
 let v1: { bytes: Uint8Array; key: Uint8Array };
 const traceIds = SLICES.map((_, i) => traceIdFrom(`requester-${i}`));
 
@@ -61,6 +61,7 @@ beforeAll(async () => {
     signer: keys.producer,
     pseudonymKey: keys.pseudonymKey,
     format: 1,
+    pixelKey: false,
   });
   v1 = { bytes: p1.bytes, key: p1.imageKey };
 }, 120_000);

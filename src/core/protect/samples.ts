@@ -29,11 +29,31 @@ export function readValues(data: Uint8Array, g: Geometry): Values {
     else for (let i = 0; i < n; i++) out[i] = data[i]! & mask;
     return out;
   }
+  const words = wordView(data, n);
+  if (words) {
+    // Whole 16-bit words convert natively (Int16Array sign-extends); fewer bits go word by word.
+    if (bs === 16) out.set(g.signed ? new Int16Array(words.buffer, words.byteOffset, n) : words);
+    else if (g.signed) for (let i = 0; i < n; i++) out[i] = ((words[i]! & mask) << shift) >> shift;
+    else for (let i = 0; i < n; i++) out[i] = words[i]! & mask;
+    return out;
+  }
   if (g.signed)
     for (let i = 0; i < n; i++)
       out[i] = (((data[2 * i]! | (data[2 * i + 1]! << 8)) & mask) << shift) >> shift;
   else for (let i = 0; i < n; i++) out[i] = (data[2 * i]! | (data[2 * i + 1]! << 8)) & mask;
   return out;
+}
+
+/** Whether this machine stores a Uint16Array's words little-endian, as DICOM's pixel data are. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * The first `n` 16-bit little-endian words of `data` as a Uint16Array over the same memory, where
+ * that is possible (an even offset, a little-endian machine); undefined otherwise (read bytewise).
+ */
+function wordView(data: Uint8Array, n: number): Uint16Array | undefined {
+  if (!LITTLE_ENDIAN || data.byteOffset % 2 !== 0 || data.length < 2 * n) return undefined;
+  return new Uint16Array(data.buffer, data.byteOffset, n);
 }
 
 /** Writes `values` into a copy of `data`, replacing only the low `bitsStored` bits of each word. */
@@ -56,6 +76,13 @@ export function writeValues(data: Uint8Array, g: Geometry, values: Values): Uint
   const mask = (1 << bs) - 1;
   if (g.wordBytes === 1) {
     for (let i = 0; i < n; i++) out[i] = (out[i]! & ~mask) | (values[i]! & mask);
+    return out;
+  }
+  const words = wordView(out, n);
+  if (words) {
+    // Uint16Array.set keeps the low 16 bits of each value: exactly the word when bitsStored is 16.
+    if (bs === 16) words.set(values);
+    else for (let i = 0; i < n; i++) words[i] = (words[i]! & ~mask) | (values[i]! & mask);
     return out;
   }
   for (let i = 0; i < n; i++) {

@@ -69,6 +69,12 @@ export interface Verdict {
   readonly trace?: TraceReport | null;
   /** Whether the image key was used (pixels and attributes checked after decryption). */
   readonly keyed: boolean;
+  /**
+   * With a key that opens the image: whether it restored the patient's identity (`identified`, the
+   * image key K_i) or the pixels and pseudonymised header only (`pseudonymised`, the pixel key K_p
+   * of a ticket for a de-identified purpose such as research).
+   */
+  readonly disclosure?: 'identified' | 'pseudonymised';
 }
 
 /** Derives status and summary from the checks: any failure is tampering; an unknown signer, unverifiable. */
@@ -93,9 +99,12 @@ export function decide(
     summary = `cannot verify: ${unknown.map((c) => c.detail).join('; ')}`;
   } else {
     status = 'verified';
-    summary = rest.keyed
-      ? 'verified: seal, trace, ciphertext, restored pixels and header all check out'
-      : 'verified without the image key: seal, trace and ciphertext check out';
+    summary =
+      rest.disclosure === 'pseudonymised'
+        ? 'verified: seal, trace, ciphertext, restored pixels and pseudonymised header check out; the identity is withheld'
+        : rest.keyed
+          ? 'verified: seal, trace, ciphertext, restored pixels and header all check out'
+          : 'verified without the image key: seal, trace and ciphertext check out';
   }
   return { status, summary, checks, tampered, ...rest };
 }

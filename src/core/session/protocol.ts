@@ -52,7 +52,23 @@ export type SessionRefusal =
   | 'bad-message'
   | 'out-of-order'
   | 'closed'
-  | 'expired';
+  | 'expired'
+  | 'truncated';
+
+/**
+ * Refusals of a session the server no longer holds: never opened here, closed, expired after
+ * inactivity, or held by a process that has since restarted. None is evidence of an attack — a
+ * session id is no credential (nothing sealed under it opens without the session's keys, which only
+ * its two ends hold) — and the client's answer to each is to open a fresh session.
+ */
+export const STALE_SESSION_REFUSALS: ReadonlySet<SessionRefusal> = new Set([
+  'unknown-session',
+  'expired',
+  'closed',
+]);
+
+/** Hex characters of a session id that name the server process that issued it (its run). */
+const RUN_HEX = 8;
 
 /** What a validator says about a presented certificate chain (PEM, leaf first). */
 export type PeerCheck =
@@ -297,6 +313,8 @@ export class SessionServer {
   private readonly usedChallenges = new Map<string, number>();
   private readonly now: () => number;
   private connects = 0;
+  /** This process's run: random, the first characters of every session id it issues. */
+  private readonly run = toHex(randomBytes(RUN_HEX / 2));
 
   constructor(private readonly opts: SessionServerOptions) {
     this.now = opts.now ?? Date.now;
@@ -345,7 +363,7 @@ export class SessionServer {
       MIN_PACKET,
       Math.min(req.maxPacket, this.opts.maxPacket ?? DEFAULT_MAX_PACKET),
     );
-    const id = toHex(randomBytes(16));
+    const id = this.run + toHex(randomBytes(16 - RUN_HEX / 2));
     this.sessions.set(id, {
       id,
       version: version!,
@@ -469,6 +487,18 @@ export class SessionServer {
     s.ephemeral = undefined;
     s.transcript = undefined;
     s.lastSeen = this.now();
+  }
+
+  /**
+   * Whether a session id has the shape of one this server issues but names another run: a session
+   * opened before the service restarted (or an id made up to look like one — harmless either way).
+   */
+  issuedByEarlierRun(sessionId: string | undefined): boolean {
+    return (
+      typeof sessionId === 'string' &&
+      /^[0-9a-f]{32}$/.test(sessionId) &&
+      !sessionId.startsWith(this.run)
+    );
   }
 
   /**
@@ -671,7 +701,7 @@ export class SessionClient {
         }
       }
     }
-    this.refuse('bad-message', 'the stream ended without its final frame');
+    this.refuse('truncated', 'the stream ended without its final frame');
   }
 
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */

@@ -5,7 +5,12 @@
  */
 import type { Kysely, Migration } from 'kysely';
 import { witnessMigration, type WitnessTables } from './witness.ts';
-import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditSyslogMigration,
+  auditWitnessMigration,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 
 export interface AuthorityTables extends AuditTables, WitnessTables {
   certificates: {
@@ -30,6 +35,7 @@ export interface AuthorityTables extends AuditTables, WitnessTables {
 export const authorityMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
   '0002_authority': {
     async up(db: Kysely<unknown>) {
       await db.schema

@@ -35,6 +35,8 @@ export interface CloudDeps extends Omit<RedemptionOptions, 'alert' | 'now'> {
   readonly now?: () => number;
   /** For the crash tests: called between storing the blob and committing the row. */
   readonly afterBlobWrite?: () => Promise<void>;
+  /** For the crash tests: called in a retrieval from its start, once two instances were sent. */
+  readonly midRetrieval?: () => Promise<void>;
   /** Sees every request body and opened operation (confidentiality audits; off by default). */
   readonly capture?: Capture;
   /** Mutual TLS server options of the internal (producer-facing) listener. */
@@ -105,6 +107,7 @@ export async function buildCloud(
     blobs: deps.blobs,
     audit: deps.audit,
     now,
+    ...(deps.midRetrieval ? { midRetrieval: deps.midRetrieval } : {}),
   });
   await pub.register(auditTrailPlugin, {
     audit: deps.audit,

@@ -4,8 +4,10 @@
 // the uploader; and every session operation — redeem and retrieve by a clinician's FederationClient
 // (traces verified, replays and other devices refused, expiry), the trail by an AuditorClient.
 import { readFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS } from '../../../test/databases.ts';
+import { sendPartial } from '../../../test/raw-http.ts';
 import {
   CLOUD_URL,
   CONSUMER_URL,
@@ -107,6 +109,30 @@ describe.each(DIALECTS)('cloud on %s', (dialect) => {
     });
     expect(r.statusCode).toBe(403);
     expect(await alerts('upload-refused')).toHaveLength(before + 1);
+  });
+
+  it('refuses a peer that is not a producer before reading the upload’s body, and closes', async () => {
+    // A valid certificate of the federation (the cloud's own), but not a producer's: the answer
+    // comes on the request's head, with 200 MB declared and 1 kB sent.
+    const port = Number(new URL(p.cloudInternalUrl).port);
+    const r = await sendPartial(
+      port,
+      `/instances/${'b'.repeat(64)}`,
+      200_000_000,
+      'x'.repeat(1000),
+      { 'content-type': 'application/dicom' },
+      (at) =>
+        tlsConnect({
+          port: at,
+          host: '127.0.0.1',
+          cert: p.keys.cloud.certPem,
+          key: p.keys.cloud.keyPem,
+          rejectUnauthorized: false,
+        }),
+      'PUT',
+    );
+    expect(r.answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(r.closed).toBe(true);
   });
 
   it('refuses an upload key that is not 64 hex digits before anything else', async () => {

@@ -44,6 +44,7 @@ if (swept.length) process.stderr.write(`cloud: removed ${swept.length} orphan bl
 const capture = captureTo(process.env.ZTV_CAPTURE_DIR);
 const afterBlobWrite = faultHook('cloud:after-blob-write');
 const beforeRedemptionCommit = faultHook('cloud:before-redemption-commit');
+const midRetrieval = faultHook('cloud:mid-retrieval');
 const { internal, public: pub } = await buildCloud({
   id: 'cloud',
   database: rt.database,
@@ -51,6 +52,7 @@ const { internal, public: pub } = await buildCloud({
   ...(capture ? { capture } : {}),
   ...(afterBlobWrite ? { afterBlobWrite } : {}),
   ...(beforeRedemptionCommit ? { beforeRedemptionCommit } : {}),
+  ...(midRetrieval ? { midRetrieval } : {}),
   signer: rt.keys.signer,
   decryptionKey: rt.keys.decryptionKey,
   trust,

@@ -6,7 +6,12 @@
 import type { Kysely, Migration } from 'kysely';
 import { fromHex, toHex } from '../../core/bytes.ts';
 import type { TraceBasis } from '../../core/protect/index.ts';
-import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditSyslogMigration,
+  auditWitnessMigration,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 
 export interface CloudTables extends AuditTables {
   instances: {
@@ -34,6 +39,7 @@ export interface CloudTables extends AuditTables {
 export const cloudMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
   '0002_cloud': {
     async up(db: Kysely<unknown>) {
       await db.schema

@@ -13,7 +13,7 @@ import { keyIdOf } from '../../core/crypto/keys.ts';
 import { isZtvError } from '../../core/errors.ts';
 import { inspectImage, readProtected, traceBasisOf } from '../../core/protect/index.ts';
 import { HttpError } from '../common/http.ts';
-import { checkPeer } from '../common/tls.ts';
+import { checkPeer, type Peer } from '../common/tls.ts';
 import type { LiveTrust } from '../common/trust.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
@@ -32,6 +32,7 @@ export interface UploadOptions {
   readonly afterBlobWrite?: () => Promise<void>;
 }
 
+const KEY = /^[0-9a-f]{64}$/;
 const PARAMS = {
   type: 'object',
   required: ['key'],
@@ -44,20 +45,34 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
     done(null, body),
   );
 
+  // The peer is checked when the request's head arrives, before a byte of its body is read: a
+  // client that is not a producer of the trust group cannot make the cloud buffer 256 MiB.
+  const peers = new WeakMap<object, Peer>();
   app.put<{ Params: { key: string }; Body: Buffer | undefined }>(
     '/instances/:key',
-    { schema: { params: PARAMS } },
+    {
+      schema: { params: PARAMS },
+      onRequest: async (req) => {
+        // The key's form first (no certificate work for a malformed request); the schema checks
+        // it again after parsing.
+        if (!KEY.test(req.params.key))
+          throw new HttpError(400, 'bad-request', 'the upload key is 64 hexadecimal digits');
+        const peer = await checkPeer(
+          req.raw.socket as TLSSocket,
+          await opts.trust.fresh(),
+          'tls-client',
+          ['producer'],
+        );
+        if (!peer.ok) {
+          await opts.alert('upload-refused', { id: 'unknown' }, { reason: peer.reason });
+          throw new HttpError(403, 'forbidden', peer.reason);
+        }
+        peers.set(req, peer.peer);
+      },
+    },
     async (req) => {
-      const peer = await checkPeer(
-        req.raw.socket as TLSSocket,
-        await opts.trust.fresh(),
-        'tls-client',
-        ['producer'],
-      );
-      if (!peer.ok) {
-        await opts.alert('upload-refused', { id: 'unknown' }, { reason: peer.reason });
-        throw new HttpError(403, 'forbidden', peer.reason);
-      }
+      const producer = peers.get(req);
+      if (!producer) throw new HttpError(403, 'forbidden', 'the peer was not checked');
       const { key } = req.params;
       const body = req.body;
       if (!body || body.length === 0)
@@ -67,7 +82,7 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
       const existing = await db
         .selectFrom('instances')
         .selectAll()
-        .where('producer', '=', peer.peer.memberId)
+        .where('producer', '=', producer.memberId)
         .where('upload_key', '=', key)
         .executeTakeFirst();
       if (existing) {
@@ -89,7 +104,7 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
       const sealer = report.seal?.signerKeyId;
       if (
         !report.intact ||
-        sealer !== toHex(keyIdOf(new Uint8Array(peer.peer.cert.publicKey.rawData)))
+        sealer !== toHex(keyIdOf(new Uint8Array(producer.cert.publicKey.rawData)))
       )
         throw new HttpError(
           400,
@@ -104,7 +119,7 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
         .insertInto('instances')
         .values({
           id,
-          producer: peer.peer.memberId,
+          producer: producer.memberId,
           upload_key: key,
           digest,
           size: bytes.length,
@@ -117,7 +132,7 @@ export async function uploadPlugin(app: FastifyInstance, opts: UploadOptions): P
         subtype: 'outsourcing',
         action: 'C',
         outcome: 0,
-        actor: { id: peer.peer.memberId, organisation: peer.peer.memberId },
+        actor: { id: producer.memberId, organisation: producer.memberId },
         objects: [{ type: 'image', id }],
         details: { size: bytes.length },
       });

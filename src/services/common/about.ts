@@ -2,7 +2,8 @@
  * `GET /` of a service: what it is, its version and its health, as one small JSON document — so
  * that an operator who opens the URL the banner prints, or a load balancer's probe, gets an answer
  * rather than a 404. Health is checked on each call (the database answers, the trust view is
- * current); a failing check answers 503 with the check's name, never its error text.
+ * current); a failing check answers 503 with the check's name, never its error text. A process the
+ * launcher's supervisor restarted says so: how many times, and how its predecessor ended.
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
@@ -31,8 +32,19 @@ const ABOUT_SCHEMA = {
     version: { type: 'string' },
     health: { type: 'string', enum: ['ok', 'unavailable'] },
     checks: { type: 'object', additionalProperties: { type: 'string', enum: ['ok', 'failed'] } },
+    restarts: { type: 'integer', minimum: 0 },
+    lastExit: { type: 'string' },
   },
 } as const;
+
+/** What the supervisor told this process when it started it again (src/services/supervisor.ts). */
+export function restartsOf(env: NodeJS.ProcessEnv): { restarts: number; lastExit?: string } {
+  const n = Number(env.ZTV_RESTARTS ?? 0);
+  return {
+    restarts: Number.isSafeInteger(n) && n > 0 ? n : 0,
+    ...(n > 0 && env.ZTV_LAST_EXIT ? { lastExit: env.ZTV_LAST_EXIT.slice(0, 200) } : {}),
+  };
+}
 
 export async function aboutPlugin(app: FastifyInstance, opts: AboutOptions): Promise<void> {
   app.get(
@@ -46,12 +58,14 @@ export async function aboutPlugin(app: FastifyInstance, opts: AboutOptions): Pro
           () => 'failed' as const,
         );
       const ok = Object.values(checks).every((c) => c === 'ok');
+      const restarts = restartsOf(process.env);
       return reply.code(ok ? 200 : 503).send({
         service: opts.service,
         description: opts.description,
         version: VERSION,
         health: ok ? 'ok' : 'unavailable',
         checks,
+        ...restarts,
       });
     },
   );

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ZtvError } from '../../core/errors.ts';
+import { parseSyslogTarget, targetUrl, type SyslogTarget } from '../storage/audit-syslog.ts';
 import { writeOutput } from './files.ts';
 
 export const PARTY_NAMES = ['authority', 'producer', 'cloud', 'consumer'] as const;
@@ -32,6 +33,53 @@ export interface FederationConfig {
   readonly ticketTtlMs: number;
   /** The producer's DICOM node (C-ECHO, C-STORE): `port` null when switched off. */
   readonly dimse: DimseConfig;
+  /** Where each party sends its audit messages over syslog (docs/services.md). */
+  readonly auditSyslog: AuditSyslogConfig;
+}
+
+export interface AuditSyslogConfig {
+  /** The collectors of each party (none: no forwarding). */
+  readonly parties: Readonly<Record<PartyName, readonly SyslogTarget[]>>;
+  /** PEM file of the CA that certifies the collectors (default: the federation root). */
+  readonly caFile?: string;
+  /** AuditEnterpriseSiteID of the messages. */
+  readonly site?: string;
+}
+
+/**
+ * `ZTV_AUDIT_SYSLOG` (every party) or `ZTV_AUDIT_SYSLOG_<PARTY>` (that party; `off` for none): a
+ * comma-separated list of `tls://host[:port]` and `udp://host[:port]` collectors.
+ */
+function auditSyslogConfig(env: NodeJS.ProcessEnv): AuditSyslogConfig {
+  const list = (name: string, v: string): SyslogTarget[] =>
+    v.trim() === 'off'
+      ? []
+      : v
+          .split(',')
+          .filter((t) => t.trim() !== '')
+          .map((t) => {
+            try {
+              return parseSyslogTarget(t);
+            } catch (e) {
+              throw new ZtvError('bad-input', `${name}: ${(e as Error).message}`);
+            }
+          });
+  const all = list('ZTV_AUDIT_SYSLOG', env.ZTV_AUDIT_SYSLOG ?? '');
+  const parties = Object.fromEntries(
+    PARTY_NAMES.map((p) => {
+      const name = `ZTV_AUDIT_SYSLOG_${p.toUpperCase()}`;
+      const v = env[name];
+      return [p, v === undefined || v === '' ? all : list(name, v)];
+    }),
+  ) as Record<PartyName, SyslogTarget[]>;
+  const site = env.ZTV_AUDIT_SITE?.trim();
+  if (site && !/^[\x20-\x7e]{1,64}$/.test(site))
+    throw new ZtvError('bad-input', 'ZTV_AUDIT_SITE is 1 to 64 printable ASCII characters');
+  return {
+    parties,
+    ...(env.ZTV_AUDIT_SYSLOG_CA ? { caFile: resolve(env.ZTV_AUDIT_SYSLOG_CA) } : {}),
+    ...(site ? { site } : {}),
+  };
 }
 
 export interface DimseConfig {
@@ -124,6 +172,7 @@ export function federationConfig(env: NodeJS.ProcessEnv = process.env): Federati
     logLevel: env.ZTV_LOG_LEVEL ?? 'info',
     ticketTtlMs: duration(env, 'ZTV_TICKET_TTL_MS', 15 * 60_000),
     dimse: dimseConfig(env),
+    auditSyslog: auditSyslogConfig(env),
   };
 }
 
@@ -152,6 +201,14 @@ export function configEnv(c: FederationConfig): Record<string, string> {
           ...(c.dimse.tls.caFile ? { ZTV_DIMSE_TLS_CA: c.dimse.tls.caFile } : {}),
         }
       : {}),
+    ...Object.fromEntries(
+      PARTY_NAMES.map((p) => [
+        `ZTV_AUDIT_SYSLOG_${p.toUpperCase()}`,
+        c.auditSyslog.parties[p].map(targetUrl).join(',') || 'off',
+      ]),
+    ),
+    ...(c.auditSyslog.caFile ? { ZTV_AUDIT_SYSLOG_CA: c.auditSyslog.caFile } : {}),
+    ...(c.auditSyslog.site ? { ZTV_AUDIT_SITE: c.auditSyslog.site } : {}),
     ...(c.databaseUrl ? { DATABASE_URL: c.databaseUrl } : {}),
   };
 }

@@ -9,6 +9,8 @@
 export const FAULT_POINTS = [
   'cloud:after-blob-write',
   'cloud:before-redemption-commit',
+  // A retrieval from its first instance, once two instances have been sent (a resumed one goes on).
+  'cloud:mid-retrieval',
   'producer:before-cloud-upload',
 ] as const;
 export type FaultPoint = (typeof FAULT_POINTS)[number];

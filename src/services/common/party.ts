@@ -10,9 +10,10 @@ import { importEcdhPrivateKey } from '../../core/crypto/ecdh.ts';
 import { pemDecode, signingKeyFromPem, type SigningKey } from '../../core/crypto/keys.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { AuditStore, type AuditTables } from '../storage/audit-store.ts';
+import { AuditSyslog, syslogTls } from '../storage/audit-syslog.ts';
 import { mtlsWitness } from '../storage/audit-witness.ts';
 import { openDatabase, type Database } from '../storage/db.ts';
-import { SessionServer } from '../../core/session/protocol.ts';
+import { SessionServer, STALE_SESSION_REFUSALS } from '../../core/session/protocol.ts';
 import { deviceValidator } from '../../core/session/peers.ts';
 import { partyDir, urls, type FederationConfig, type PartyName } from './config.ts';
 import { loadPkiDir, type LoadedPki } from './pki-dir.ts';
@@ -82,13 +83,28 @@ export async function startParty<DB extends AuditTables>(
     key: keys.keyPem,
     pki,
   }));
+  // The audit repository's collectors, if any: each record also goes out as a syslog audit message.
+  const collectors = c.auditSyslog.parties[party];
+  const forward = collectors.length
+    ? new AuditSyslog((database as unknown as Database<AuditTables>).db, collectors, {
+        tls: syslogTls(c.auditSyslog.caFile, pki.root.toString('pem'), {
+          cert: keys.certPem,
+          key: keys.keyPem,
+        }),
+        ...(c.auditSyslog.site ? { site: c.auditSyslog.site } : {}),
+        onState: (collector, state, error) =>
+          process.stderr.write(
+            `${party}: audit collector ${collector} ${state}${error ? `: ${error}` : ''}\n`,
+          ),
+      })
+    : undefined;
   const audit = new AuditStore(
     database as unknown as Database<AuditTables>,
     party,
     keys.signer,
     100,
     undefined,
-    party === 'authority' ? {} : { witness },
+    { ...(party === 'authority' ? {} : { witness }), ...(forward ? { forward } : {}) },
   );
   return { keys, pki, database, audit, dir };
 }
@@ -130,31 +146,53 @@ export function partyPolicy(
 
 /**
  * The party's session server for clinicians' devices: its organisation key, device chains checked
- * against the live trust, every refusal a security alert in its audit chain.
+ * against the live trust, every refusal in its audit chain. A refusal that shows an attack or a fault
+ * (a bad certificate or signature, a replayed challenge, a message that does not open, a body outside
+ * its schema) is a Security Alert (110113 `session-refused`). A session the party no longer holds —
+ * closed, expired, or opened before the service restarted — is not: the device simply opens a new
+ * one, and the record is a minor failure of authentication (110114 `session-stale`), saying whether
+ * the session came from an earlier run of the service (docs/services.md, "Stale sessions").
  */
 export function partySessions(
   rt: { readonly keys: Pick<PartyKeys, 'signer' | 'certPem'>; readonly audit: AuditStore },
   trust: LiveTrust,
 ): SessionServer {
-  return new SessionServer({
+  const server: SessionServer = new SessionServer({
     credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
     validateClient: async (chain) => {
       await trust.fresh().catch(() => undefined);
       return deviceValidator(() => trust.view())(chain);
     },
-    onRefusal: (reason, message) =>
+    onRefusal: (reason, message, sessionId) =>
       rt.audit
-        .append({
-          event: '110113',
-          subtype: 'session-refused',
-          action: 'E',
-          outcome: 8,
-          actor: { id: 'unknown' },
-          objects: [],
-          details: { reason, message },
-        })
+        .append(
+          STALE_SESSION_REFUSALS.has(reason)
+            ? {
+                event: '110114',
+                subtype: 'session-stale',
+                action: 'E',
+                outcome: 4,
+                actor: { id: 'unknown' },
+                objects: [],
+                details: {
+                  reason,
+                  message,
+                  earlierRun: server.issuedByEarlierRun(sessionId),
+                },
+              }
+            : {
+                event: '110113',
+                subtype: 'session-refused',
+                action: 'E',
+                outcome: 8,
+                actor: { id: 'unknown' },
+                objects: [],
+                details: { reason, message },
+              },
+        )
         .then(() => undefined),
   });
+  return server;
 }
 
 /** Tells the launcher this party listens (one JSON line on stdout). */

@@ -322,6 +322,8 @@ async function sessionRoutes(app: FastifyInstance, opts: SessionPluginOptions): 
           yield await end(200, {});
         } catch (e) {
           req.log.error({ err: e }, 'stream failed midway');
+          // What was made before the failure still leaves (a retrieval's last whole instance).
+          if (fill) yield await server.sealFrame(sid, FRAME_DATA, pending.subarray(0, fill));
           yield await end(500, { error: 'internal', message: `${name} failed midway` });
         }
       }

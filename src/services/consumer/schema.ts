@@ -5,7 +5,12 @@
  */
 import type { Kysely, Migration } from 'kysely';
 import type { StructuralRole } from '../../core/pki/oids.ts';
-import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditSyslogMigration,
+  auditWitnessMigration,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 
 export interface ConsumerTables extends AuditTables {
   clinicians: {
@@ -39,6 +44,7 @@ export interface ConsumerTables extends AuditTables {
 export const consumerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
   '0002_consumer': {
     async up(db: Kysely<unknown>) {
       await db.schema

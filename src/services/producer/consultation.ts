@@ -16,6 +16,7 @@ import type { BodyOf } from '../../core/operations/contract.ts';
 import { consult, search, type SearchAnswer } from '../../core/operations/consultation.ts';
 import { allowedPurposesSentence } from '../../core/policy/purposes.ts';
 import { OID } from '../../core/pki/oids.ts';
+import { pixelKey } from '../../core/protect/cipher.ts';
 import { issueTicket } from '../../core/ticket/ticket.ts';
 import { OperationError, type OperationContext } from '../common/session.ts';
 import type { LiveTrust } from '../common/trust.ts';
@@ -366,14 +367,34 @@ export async function consultationPlugin(
         'the device certificate carries no encryption key',
       );
     });
+    // Disclosure bound to purpose: for a purpose the policy marks de-identified (research), the
+    // ticket carries each image's pixel key K_p, never K_i — the identifying attributes stay sealed
+    // whatever the viewer does. Images protected before K_p existed cannot be released so.
+    const identity = deps.policy.purposes(deps.domain).get(body.purpose)?.identity ?? false;
+    const unsplit = identity ? 0 : rows.filter((r) => r.pixel_key !== 1).length;
+    if (unsplit > 0) {
+      await audit.append({
+        event: '110103',
+        subtype: 'ticket-refused',
+        action: 'C',
+        outcome: 4,
+        actor: actorOf(ctx),
+        objects,
+        details: { reason: 'identity-bound', purpose: body.purpose, images: unsplit },
+      });
+      throw new OperationError(
+        409,
+        'identity-bound',
+        `${unsplit} of the ${rows.length} images of this study were protected before their pixels had a key of their own: they cannot be released without the patient's identity, which the purpose ${body.purpose} does not allow`,
+      );
+    }
     const trace = randomBytes(32);
     const images = [];
-    for (const r of rows)
-      images.push({
-        id: r.cloud_id!,
-        key: await unwrapKey(deps.kek, r.wrapped_key, r.source_digest),
-        trace,
-      });
+    for (const r of rows) {
+      const key = await unwrapKey(deps.kek, r.wrapped_key, r.source_digest);
+      images.push({ id: r.cloud_id!, key: identity ? key : pixelKey(key), trace });
+      if (!identity) key.fill(0);
+    }
     const ticket = await issueTicket({
       producer: deps.signer,
       producerId: deps.id,
@@ -422,6 +443,7 @@ export async function consultationPlugin(
         rules: e.decision.rules,
         obligationsPending: e.pending,
         expiresAt: ticket.expiresAt,
+        disclosure: identity ? 'identified' : 'pseudonymised',
       },
     });
     const series = await db
@@ -430,19 +452,24 @@ export async function consultationPlugin(
       .where('study_uid', '=', study.uid)
       .orderBy('number')
       .execute();
+    // Without identity, the answer names the study and its series as the audit trail does (by
+    // reference, not by their original UIDs) and withholds what the Basic Profile removes from the
+    // header the images open with: descriptions and dates.
+    const ref = (uid: string) => (identity ? uid : studyRef(uid));
+    const told = (text: string) => (identity ? text : '');
     return {
       ticket,
       trace: toHex(trace),
       study: {
-        uid: study.uid,
-        description: study.description,
-        date: study.date,
+        uid: ref(study.uid),
+        description: told(study.description),
+        date: told(study.date),
         modality: study.modality,
       },
       series: series.map((s) => ({
-        uid: s.uid,
+        uid: ref(s.uid),
         number: s.number,
-        description: s.description,
+        description: told(s.description),
         modality: s.modality,
         instances: rows
           .filter((r) => r.series_uid === s.uid)

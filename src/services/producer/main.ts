@@ -24,6 +24,7 @@ import { auditHealth } from '../storage/audit-witness.ts';
 import { FileBlobStore } from '../storage/blobs.ts';
 import { buildProducer, producerMigrations, type ProducerTables } from './app.ts';
 import { startDimse, type DimseListener } from './dimse.ts';
+import { protectThreads } from './protect-pool.ts';
 import { revocationCheck } from './revocation.ts';
 
 const c = federationConfig();
@@ -51,6 +52,7 @@ const { app, producer } = await buildProducer({
   stowTokenHash: await hashSecret(loadSecrets(c).stowToken),
   ticketTtlMs: c.ticketTtlMs,
   ...(beforeCloudUpload ? { beforeCloudUpload } : {}),
+  protectThreads: protectThreads(process.env.ZTV_PROTECT_THREADS),
   corsOrigins: [u.consumer],
   logLevel: c.logLevel,
 });
@@ -84,5 +86,6 @@ announce('producer', {
 onShutdown(async () => {
   await dicom?.close();
   await app.close();
+  await producer.close();
   await rt.database.close();
 });

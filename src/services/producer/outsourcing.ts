@@ -12,12 +12,12 @@ import type { DataSet } from '../../core/dicom/dataset.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ZtvError } from '../../core/errors.ts';
-import { protectParsed } from '../../core/protect/index.ts';
 import { mtlsFetch, type TlsIdentity } from '../common/tls.ts';
 import type { LiveTrust } from '../common/trust.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
+import { ProtectPool } from './protect-pool.ts';
 import type { ProducerTables } from './schema.ts';
 
 export interface OutsourcingDeps {
@@ -39,7 +39,12 @@ export interface OutsourcingDeps {
   readonly now?: () => number;
   /** For the crash tests: called once the instance is in the outbox, before it goes to the cloud. */
   readonly beforeCloudUpload?: () => Promise<void>;
+  /** Threads that protect instances (default: one per core; `protect-pool.ts`). */
+  readonly protectThreads?: number;
 }
+
+/** The patient an instance is filed under at the producer: its Patient ID, or UNKNOWN without one. */
+export const patientOf = (ds: DataSet): string => ds.text(T.PatientID) || 'UNKNOWN';
 
 export interface OutsourceResult {
   readonly sopInstanceUid: string;
@@ -56,7 +61,23 @@ export function slicePosition(ipp: string | undefined): number | null {
 }
 
 export class Producer {
-  constructor(readonly deps: OutsourcingDeps) {}
+  /** Protection runs here, off the event loop, on every core (`protect-pool.ts`). */
+  readonly pool: ProtectPool;
+  /** Instances being outsourced, by source digest: a second copy waits for the first. */
+  private readonly inflight = new Map<string, Promise<OutsourceResult>>();
+
+  constructor(readonly deps: OutsourcingDeps) {
+    this.pool = new ProtectPool({
+      signer: deps.signer,
+      pseudonymKey: deps.pseudonymKey,
+      ...(deps.protectThreads !== undefined ? { threads: deps.protectThreads } : {}),
+    });
+  }
+
+  /** Stops the protect threads (the process is shutting down). */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
 
   private get db() {
     return this.deps.database.db;
@@ -73,6 +94,20 @@ export class Producer {
    */
   async outsource(source: Uint8Array): Promise<OutsourceResult> {
     const digest = toHex(sha256(source));
+    // Callers outsource concurrently (one per protect thread): the same file twice at once is
+    // protected and recorded once, the second answered as stored before.
+    const running = this.inflight.get(digest);
+    if (running) return { ...(await running), created: false };
+    const run = this.outsourceOnce(source, digest);
+    this.inflight.set(digest, run);
+    try {
+      return await run;
+    } finally {
+      this.inflight.delete(digest);
+    }
+  }
+
+  private async outsourceOnce(source: Uint8Array, digest: string): Promise<OutsourceResult> {
     const done = await this.db
       .selectFrom('instances')
       .selectAll()
@@ -89,11 +124,7 @@ export class Producer {
     if (row && (await this.deps.outbox.has(row.upload_key))) {
       protectedBytes = await this.deps.outbox.get(row.upload_key);
     } else {
-      const p = await protectParsed(parsed, {
-        signer: this.deps.signer,
-        pseudonymKey: this.deps.pseudonymKey,
-        what: 'the instance',
-      });
+      const p = await this.pool.protect(source, { what: 'the instance' });
       protectedBytes = p.bytes;
       const uploadKey = toHex(randomBytes(32));
       await this.deps.outbox.put(uploadKey, protectedBytes);
@@ -104,6 +135,8 @@ export class Producer {
         cloud_id: null,
         upload_key: uploadKey,
         wrapped_key: await wrapKey(this.deps.kek, p.imageKey, digest),
+        // protect's default: the pixels under K_p, releasable without the identity.
+        pixel_key: 1,
         study_uid: ds.text(T.StudyInstanceUID) ?? `study-of-${digest}`,
         series_uid: ds.text(T.SeriesInstanceUID) ?? `series-of-${digest}`,
         sop_uid: sop,
@@ -180,7 +213,7 @@ export class Producer {
   }
 
   private async recordHierarchy(ds: DataSet): Promise<void> {
-    const patient = ds.text(T.PatientID) || 'UNKNOWN';
+    const patient = patientOf(ds);
     const study = ds.text(T.StudyInstanceUID) ?? 'unknown-study';
     const series = ds.text(T.SeriesInstanceUID) ?? 'unknown-series';
     await this.db

@@ -30,6 +30,8 @@ import { buildMultipart } from '../../core/multipart.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { ticketProducerResolver } from '../../core/ticket/producer.ts';
+import { pkiResolver } from '../../core/pki/resolver.ts';
+import { openProtected } from '../../core/protect/index.ts';
 import { DIRECTORY_CACHE_MS } from '../policy/directory.ts';
 import { slicePosition } from './outsourcing.ts';
 import { PRIVATE_CREATOR } from './stow.ts';
@@ -286,6 +288,79 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
       .executeTakeFirstOrThrow();
     expect(row.trace).toBe(c.trace);
     expect(JSON.stringify(records)).not.toContain(ctPatient);
+  });
+
+  it('releases pixels without identity for research (K_p), identity for treatment (K_i); refuses research on older images', async () => {
+    const rita = await p.clinician('dr.rita', 'radiologist');
+    const resolver = pkiResolver(p.trust.view());
+    const ticketResolver = ticketProducerResolver(() => p.trust.view());
+    const openAll = async (who: Clinician, purpose: string, roleAssignments: string[] = []) => {
+      const c = await who.client.consult({ patient: ctPatient, purpose, roleAssignments });
+      const keys = await who.client.openKeys(c.ticket, ticketResolver);
+      expect(keys.size).toBe(CT.length);
+      const opened = [];
+      for (const [id, key] of keys)
+        opened.push(await openProtected(await p.blobs.get(id), { resolver, imageKey: key }));
+      return { c, opened };
+    };
+    const research = await openAll(rita, 'HRESCH');
+    for (const o of research.opened) {
+      expect(o.verdict.status).toBe('verified');
+      expect(o.verdict.disclosure).toBe('pseudonymised');
+      expect(o.restored!.dataset.text(T.PatientID)).not.toBe(ctPatient);
+      expect(o.restored!.dataset.has(T.EncryptedAttributesSequence)).toBe(false);
+    }
+    // The answer names the study and series by reference, without description or date.
+    expect(research.c.study).toMatchObject({
+      uid: expect.stringMatching(/^[0-9a-f]{32}$/),
+      date: '',
+    });
+    expect(research.c.series.every((s) => /^[0-9a-f]{32}$/.test(s.uid) && !s.description)).toBe(
+      true,
+    );
+    const issued = (await p.producer.audit.all()).find((r) =>
+      r.objects.some((o) => o.id === research.c.ticket.tid),
+    );
+    expect(issued?.details.disclosure).toBe('pseudonymised');
+    const ra = [await bob.assignment('attending', ctPatient)];
+    const treatment = await openAll(bob, 'TREAT', ra);
+    expect(treatment.c.study.uid).toBe(parseDicom(read(CT[0]!)).dataset.text(T.StudyInstanceUID));
+    for (const o of treatment.opened) {
+      expect(o.verdict.disclosure).toBe('identified');
+      expect(o.restored!.dataset.text(T.PatientID)).toBe(ctPatient);
+    }
+
+    // An image protected before pixel keys existed: research is refused (its key would disclose
+    // the identity), with an audit record; treatment is not affected.
+    const older = research.c.series[0]!.instances[0]!.id;
+    const mark = (v: number) =>
+      p.producerDb.db
+        .updateTable('instances')
+        .set({ pixel_key: v })
+        .where('cloud_id', '=', older)
+        .execute();
+    await mark(0);
+    try {
+      const refused = await rita.client
+        .consult({ patient: ctPatient, purpose: 'HRESCH' })
+        .catch((e: unknown) => e);
+      expect((refused as RemoteError).status).toBe(409);
+      expect((refused as RemoteError).code).toBe('identity-bound');
+      expect((refused as RemoteError).message).toMatch(
+        /1 of the 2 images .* without the patient's identity/,
+      );
+      const logged = (await p.producer.audit.all()).findLast((r) => r.actor.id === 'dr.rita');
+      expect(logged).toMatchObject({
+        subtype: 'ticket-refused',
+        details: { reason: 'identity-bound' },
+      });
+      await expect(
+        bob.client.consult({ patient: ctPatient, purpose: 'TREAT', roleAssignments: ra }),
+      ).resolves.toMatchObject({ trace: expect.any(String) });
+    } finally {
+      await mark(1);
+      await rita.client.close();
+    }
   });
 
   it('denies a consultation the policy does not allow, and a study of another patient', async () => {

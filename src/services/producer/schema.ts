@@ -5,7 +5,12 @@
  * start on SQLite or PostgreSQL.
  */
 import type { Kysely, Migration } from 'kysely';
-import { auditMigration, auditWitnessMigration, type AuditTables } from '../storage/audit-store.ts';
+import {
+  auditMigration,
+  auditSyslogMigration,
+  auditWitnessMigration,
+  type AuditTables,
+} from '../storage/audit-store.ts';
 
 /** Delegations revoked before their expiry (`revocation.ts`), kept until then. */
 export interface RevocationTables {
@@ -28,6 +33,11 @@ export interface ProducerTables extends AuditTables, RevocationTables {
     cloud_id: string | null;
     upload_key: string;
     wrapped_key: string;
+    /**
+     * 1 when the pixels are sealed under their own key K_p (`FLAG_PIXEL_KEY`), so that a ticket for a
+     * de-identified purpose can release them without the identity; 0 for instances protected before.
+     */
+    pixel_key: number;
     study_uid: string;
     series_uid: string;
     sop_uid: string;
@@ -59,6 +69,7 @@ export interface ProducerTables extends AuditTables, RevocationTables {
 export const producerMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
   '0002_producer': {
     async up(db: Kysely<unknown>) {
       await db.schema
@@ -128,6 +139,14 @@ export const producerMigrations: Record<string, Migration> = {
         .addColumn('organization', 'text', (c) => c.notNull())
         .addColumn('expires_at', 'bigint', (c) => c.notNull())
         .addColumn('revoked_at', 'text', (c) => c.notNull())
+        .execute();
+    },
+  },
+  '0004_pixel_key': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .alterTable('instances')
+        .addColumn('pixel_key', 'integer', (c) => c.notNull().defaultTo(0))
         .execute();
     },
   },

@@ -10,7 +10,7 @@ import { jsonKey, T } from '../../core/dicom/tags.ts';
 import { isZtvError } from '../../core/errors.ts';
 import { HttpError } from '../common/http.ts';
 import { checkSecret } from '../common/secrets.ts';
-import type { Producer } from './outsourcing.ts';
+import type { OutsourceResult, Producer } from './outsourcing.ts';
 
 /** Private creator of the attributes the producer adds to its STOW-RS answers. */
 export const PRIVATE_CREATOR = 'ZTV 1';
@@ -73,20 +73,32 @@ export async function stowPlugin(app: FastifyInstance, opts: StowOptions): Promi
       const failed: { index: number; reason: string }[] = [];
       let index = 0;
       const body = bounded(req.body as AsyncIterable<Buffer>, opts.bodyLimit);
+      // Instances are protected side by side, one per protect thread and one more whose upload
+      // overlaps; the answer lists them in the request's order.
+      const window = opts.producer.pool.threads + 1;
+      const outcomes: Promise<OutsourceResult | { index: number; reason: string }>[] = [];
+      const running = new Set<Promise<unknown>>();
       for await (const part of readMultipart(body, {
         boundary,
         what: 'the STOW-RS request',
         maxPart: opts.maxPart,
         maxParts: opts.maxParts,
       })) {
-        index++;
-        try {
-          const r = await opts.producer.outsource(part.body);
-          referenced.push({ sop: r.sopInstanceUid, id: r.cloudId, created: r.created });
-        } catch (e) {
+        const at = ++index;
+        const outcome = opts.producer.outsource(part.body).catch((e: unknown) => {
           if (!isZtvError(e)) throw e;
-          failed.push({ index, reason: e.message });
-        }
+          return { index: at, reason: e.message };
+        });
+        outcomes.push(outcome);
+        const settled: Promise<unknown> = outcome
+          .catch(() => undefined)
+          .finally(() => running.delete(settled));
+        running.add(settled);
+        if (running.size >= window) await Promise.race(running);
+      }
+      for (const o of await Promise.all(outcomes)) {
+        if ('reason' in o) failed.push(o);
+        else referenced.push({ sop: o.sopInstanceUid, id: o.cloudId, created: o.created });
       }
       // A PS3.18 STOW response in JSON: referenced instances, and the failed ones with their reason.
       const status = failed.length === 0 ? 200 : referenced.length === 0 ? 409 : 202;

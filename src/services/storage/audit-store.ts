@@ -31,6 +31,7 @@ import {
   type WitnessStatus,
 } from '../../core/audit/witness.ts';
 import { rowToRecord } from './audit-reader.ts';
+import type { CollectorState } from './audit-syslog.ts';
 import type { WitnessTransport } from './audit-witness.ts';
 import type { Database, Dialect } from './db.ts';
 
@@ -65,6 +66,8 @@ export interface AuditTables {
     /** What the witness made of it (JSON `WitnessMark`); null while queued. */
     witness: string | null;
   };
+  /** Per syslog collector (`audit-syslog.ts`): the last record it is taken to hold. */
+  audit_syslog: { collector: string; seq: number };
 }
 
 /** A checkpoint's state with the witness, kept beside it. */
@@ -166,10 +169,23 @@ export const auditWitnessMigration: Migration = {
   },
 };
 
+/** The syslog collectors' cursors (`audit-syslog.ts`). */
+export const auditSyslogMigration: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('audit_syslog')
+      .ifNotExists()
+      .addColumn('collector', 'text', (c) => c.primaryKey())
+      .addColumn('seq', 'bigint', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Every migration of the audit chain, in order, for a service's migration list. */
 export const auditMigrations: Record<string, Migration> = {
   '0001_audit': auditMigration,
   '0001_audit_witness': auditWitnessMigration,
+  '0001_audit_syslog': auditSyslogMigration,
 };
 
 export interface AuditQuery {
@@ -187,12 +203,19 @@ export interface AuditStoreOptions {
   readonly witness?: WitnessTransport;
   /** With a witness: a checkpoint every so often while the head moves (default 30 s). */
   readonly intervalMs?: number;
+  /** Told after every committed append (the syslog forwarding, `audit-syslog.ts`); closed with the store. */
+  readonly forward?: {
+    wake(): unknown;
+    status(): readonly CollectorState[];
+    close(): Promise<void>;
+  };
 }
 
 export class AuditStore {
   private readonly db: Kysely<AuditTables>;
   private readonly dialect: Dialect;
   private readonly witness: WitnessTransport | undefined;
+  private readonly forward: AuditStoreOptions['forward'];
   /** The witness's latest checkpoint for this party, as last learned. */
   private known: Head | undefined;
   private status: Omit<WitnessStatus, 'pending'> = { state: 'off' };
@@ -215,6 +238,7 @@ export class AuditStore {
     this.db = database.db;
     this.dialect = database.dialect;
     this.witness = options.witness;
+    this.forward = options.forward;
     this.started = Promise.resolve();
     if (this.witness) {
       this.status = { state: 'pending' };
@@ -234,6 +258,7 @@ export class AuditStore {
     this.timer = undefined;
     await this.started;
     await this.flushing?.catch(() => undefined);
+    await this.forward?.close();
   }
 
   /** Appends one record; returns it. The chain head is locked for the transaction. */
@@ -291,8 +316,12 @@ export class AuditStore {
     return r;
   }
 
-  /** Signs a checkpoint when `record` completes another `checkpointEvery` records. */
+  /**
+   * After an append committed: wakes the forwarding, and signs a checkpoint when `record` completes
+   * another `checkpointEvery` records.
+   */
   async checkpointIfDue(record: AuditRecord): Promise<void> {
+    this.forward?.wake();
     if (record.seq % this.checkpointEvery === 0) {
       await this.checkpoint();
       void this.flush();
@@ -363,6 +392,11 @@ export class AuditStore {
       clearTimeout(timer);
     }
     return this.witnessStatus();
+  }
+
+  /** Where each syslog collector stands (none without forwarding). */
+  collectors(): readonly CollectorState[] {
+    return this.forward?.status() ?? [];
   }
 
   async witnessStatus(): Promise<WitnessStatus> {

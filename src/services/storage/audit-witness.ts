@@ -151,7 +151,8 @@ export const witnessRelay: FastifyPluginAsync<{
 /**
  * `GET /health/audit`: the head of the party's chain and how it stands with its witness — `current`,
  * `pending`, `unreachable` since when (appends go on, checkpoints queue), or `refused` (the witness
- * refused a checkpoint as not extending what it saw: the chain was rolled back, forked or rewritten).
+ * refused a checkpoint as not extending what it saw: the chain was rolled back, forked or rewritten);
+ * and, when it forwards its records over syslog, where each collector stands (`collectors`).
  */
 export const auditHealth: FastifyPluginAsync<{ readonly audit: AuditStore }> = async (
   app,
@@ -159,6 +160,12 @@ export const auditHealth: FastifyPluginAsync<{ readonly audit: AuditStore }> = a
 ) => {
   app.get('/health/audit', async () => {
     const records = await opts.audit.count();
-    return { party: opts.audit.party, records, witness: await opts.audit.witnessStatus() };
+    const collectors = opts.audit.collectors();
+    return {
+      party: opts.audit.party,
+      records,
+      witness: await opts.audit.witnessStatus(),
+      ...(collectors.length ? { collectors } : {}),
+    };
   });
 };

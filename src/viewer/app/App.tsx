@@ -290,6 +290,7 @@ function Ready({
             key={study.id}
             study={study}
             host={host}
+            {...(access ? { purpose: access.purpose } : {})}
             onClose={() => void close()}
             onRequestAgain={() => lastTarget && setTarget(lastTarget)}
           />

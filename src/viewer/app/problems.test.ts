@@ -2,7 +2,7 @@
 // next step: errors as the client really raises them (session refusals, HTTP failures, unreachable
 // parties, the pin, the worker's ticket refusal).
 import { describe, expect, it } from 'vitest';
-import { HttpFailure, NetworkFailure } from '../../core/client/federation.ts';
+import { HttpFailure, NetworkFailure, StreamCut } from '../../core/client/federation.ts';
 import { ZtvError } from '../../core/errors.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
 import { TicketError } from '../study/session.ts';
@@ -18,6 +18,23 @@ describe('problems', () => {
       next: 'retry',
     });
     expect(p.detail).toContain('http://127.0.0.1:8443');
+  });
+
+  it('names a cut transfer: the party, and how much had arrived', () => {
+    const cut = new StreamCut(
+      'cloud',
+      'the retrieval',
+      37,
+      19_400_000,
+      new TypeError('terminated'),
+    );
+    expect(describeProblem(cut, 'retrieve')).toEqual({
+      kind: 'network',
+      title: 'The transfer from the cloud provider was cut',
+      detail:
+        'The cloud cut the retrieval after 37 instances (19.4 MB) had arrived: terminated. Try again for the rest while the ticket is valid.',
+      next: 'retry',
+    });
   });
 
   it('tells a wrong password from an ended sign-in', () => {

@@ -2,7 +2,7 @@
  * Every failure a clinician can meet, as one clear message: what happened, why (the service's own
  * reason when it gives one, e.g. the policy rule), and what to do next. Pure: tested without a browser.
  */
-import { HttpFailure, NetworkFailure } from '../../core/client/federation.ts';
+import { HttpFailure, NetworkFailure, StreamCut } from '../../core/client/federation.ts';
 import { isZtvError } from '../../core/errors.ts';
 import { RemoteError } from '../../core/session/protocol.ts';
 import { PinError } from '../trust/pin.ts';
@@ -52,6 +52,14 @@ export function describeProblem(e: unknown, step: Step): Problem {
       kind: 'network',
       title: `Cannot reach ${PARTY_NAMES[e.party] ?? e.party}`,
       detail: `${e.url} does not answer. Check the network connection and try again; nothing was opened.`,
+      next: 'retry',
+    };
+  // The client already tried to resume the transfer for a while: the images that arrived are shown.
+  if (e instanceof StreamCut)
+    return {
+      kind: 'network',
+      title: `The transfer from ${PARTY_NAMES[e.party] ?? e.party} was cut`,
+      detail: `${e.message.charAt(0).toUpperCase()}${e.message.slice(1)}. Try again for the rest while the ticket is valid.`,
       next: 'retry',
     };
   if (e instanceof PinError)

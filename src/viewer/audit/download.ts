@@ -1,7 +1,14 @@
-/** Hands a text file to the browser as a download (an object URL revoked right after). */
-import type { ExportFile } from './trail-model.ts';
+/**
+ * Hands a file to the browser as a download (an object URL revoked right after): the auditor's
+ * exports, the traced image export and the measurements' SR.
+ */
+export interface SavedFile {
+  readonly name: string;
+  readonly type: string;
+  readonly text: string | Uint8Array<ArrayBuffer>;
+}
 
-export function saveFile(file: ExportFile): void {
+export function saveFile(file: SavedFile): void {
   const url = URL.createObjectURL(new Blob([file.text], { type: file.type }));
   const a = document.createElement('a');
   a.href = url;

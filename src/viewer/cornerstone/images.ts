@@ -4,7 +4,7 @@
  * pre-scaled (its GPU path ignores slope and intercept), with a voxel manager (without one, core fires
  * a spurious load failure).
  */
-import { imageLoader, metaData, utilities, type Types } from '@cornerstonejs/core';
+import { Enums, imageLoader, metaData, utilities, type Types } from '@cornerstonejs/core';
 import type { Verdict } from '../../core/protect/verdict.ts';
 import type { DisplayMeta } from '../pipeline/display.ts';
 import type { FrameOut, TagRow } from '../pipeline/protocol.ts';
@@ -191,7 +191,10 @@ export function ensureZtLoader(): void {
   }, 10000);
 }
 
-/** The metadata modules Cornerstone asks for (generalSeries, imagePlane, imagePixel, voiLut, modalityLut). */
+/**
+ * The metadata modules Cornerstone asks for (generalSeries, generalImage, imagePlane, imagePixel,
+ * calibratedPixelSpacing, voiLut, modalityLut).
+ */
 export function metadataModule(type: string, inst: OpenedInstance, frame: number): unknown {
   const m = inst.meta;
   const f = inst.frames[frame - 1];
@@ -235,6 +238,10 @@ export function metadataModule(type: string, inst: OpenedInstance, frame: number
         highBit: f?.kind === 'uint8' ? 7 : 15,
         pixelRepresentation: f?.kind === 'int16' ? 1 : 0,
       };
+    case 'calibratedPixelSpacing':
+      // Imager Pixel Spacing alone: Cornerstone's projection calibration, so that its tools label
+      // lengths and areas "mm Proj" (the panel: "mm (Imager Pixel Spacing)"), not plain mm.
+      return m.spacingSource === 'imager' ? { type: Enums.CalibrationTypes.PROJECTION } : undefined;
     case 'voiLutModule':
       return m.windowCenter !== undefined && m.windowWidth !== undefined
         ? { windowCenter: [m.windowCenter], windowWidth: [m.windowWidth] }

@@ -56,22 +56,31 @@ const num = (x: unknown): number | undefined =>
 const fmt = (x: number | undefined, digits = 1): string =>
   x === undefined ? '—' : x.toFixed(digits).replace(/^-/, '−');
 
+/**
+ * A length or area unit as Cornerstone gives it, in words: its projection calibration ("mm Proj",
+ * from Imager Pixel Spacing alone) is named for what it is; "px" (no spacing) stays px.
+ */
+export function unitLabel(unit: unknown): string {
+  const u = typeof unit === 'string' ? unit : '';
+  return u.replace(/^(\S+) Proj$/, '$1 (Imager Pixel Spacing)');
+}
+
 /** One line of values per measurement, with the units Cornerstone computed them in. */
 export function describeStats(kind: MeasureKind, s: Stats | undefined): string {
   if (!s) return 'not computed yet';
   switch (kind) {
     case 'length':
-      return `${fmt(num(s.length), 2)} ${String(s.unit ?? '')}`.trim();
+      return `${fmt(num(s.length), 2)} ${unitLabel(s.unit)}`.trim();
     case 'angle':
       return typeof s.angle === 'number' ? `${fmt(s.angle, 1)}°` : 'incomplete';
     case 'bidirectional':
-      return `long ${fmt(num(s.length), 2)} × short ${fmt(num(s.width), 2)} ${String(s.unit ?? '')}`.trim();
+      return `long ${fmt(num(s.length), 2)} × short ${fmt(num(s.width), 2)} ${unitLabel(s.unit)}`.trim();
     case 'ellipse':
     case 'rectangle': {
       const u = s.modalityUnit ? ` ${String(s.modalityUnit)}` : '';
       return (
         `mean ${fmt(num(s.mean))}${u}, SD ${fmt(num(s.stdDev))}, min ${fmt(num(s.min))}, ` +
-        `max ${fmt(num(s.max))}, area ${fmt(num(s.area), 2)} ${String(s.areaUnit ?? '')}`.trim()
+        `max ${fmt(num(s.max))}, area ${fmt(num(s.area), 2)} ${unitLabel(s.areaUnit)}`.trim()
       );
     }
     case 'probe': {

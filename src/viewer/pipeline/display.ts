@@ -18,6 +18,11 @@ export interface DisplayMeta {
   readonly invert: boolean;
   /** [row spacing, column spacing] in mm, when known. */
   readonly pixelSpacing?: readonly [number, number];
+  /**
+   * Where `pixelSpacing` comes from: Pixel Spacing (in the patient), or Imager Pixel Spacing alone
+   * (at the detector of a projection image: not corrected for magnification, and labelled as such).
+   */
+  readonly spacingSource?: 'pixel' | 'imager';
   readonly imagePosition?: readonly [number, number, number];
   readonly imageOrientation?: readonly [number, number, number, number, number, number];
   readonly sliceThickness?: number;
@@ -59,7 +64,8 @@ function numbers(ds: DataSet, tag: number): number[] | undefined {
 }
 
 export function displayMeta(ds: DataSet, info: PixelInfo): DisplayMeta {
-  const spacing = numbers(ds, T.PixelSpacing) ?? numbers(ds, T.ImagerPixelSpacing);
+  const pixel = numbers(ds, T.PixelSpacing);
+  const spacing = pixel ?? numbers(ds, T.ImagerPixelSpacing);
   const pos = numbers(ds, T.ImagePositionPatient);
   const ori = numbers(ds, T.ImageOrientationPatient);
   const text = (tag: number) => ds.text(tag) || undefined;
@@ -71,7 +77,12 @@ export function displayMeta(ds: DataSet, info: PixelInfo): DisplayMeta {
     color: info.samplesPerPixel === 3 || photometric === 'PALETTE COLOR',
     photometric,
     invert: photometric === 'MONOCHROME1',
-    ...(spacing?.length === 2 ? { pixelSpacing: [spacing[0]!, spacing[1]!] as const } : {}),
+    ...(spacing?.length === 2
+      ? {
+          pixelSpacing: [spacing[0]!, spacing[1]!] as const,
+          spacingSource: pixel ? ('pixel' as const) : ('imager' as const),
+        }
+      : {}),
     ...(pos?.length === 3 ? { imagePosition: [pos[0]!, pos[1]!, pos[2]!] as const } : {}),
     ...(ori?.length === 6
       ? { imageOrientation: [ori[0]!, ori[1]!, ori[2]!, ori[3]!, ori[4]!, ori[5]!] as const }

@@ -324,6 +324,32 @@ describe('a study session', () => {
     expect(study.series[0]!.counts.received).toBe(0);
   });
 
+  it('asks the cloud for the slice on screen first: the first series in display order', async () => {
+    let asked: readonly string[] | undefined;
+    const pool = new WorkerPool(() => inProcessWorker([], 'w'), 1);
+    await pool.broadcast({ kind: 'trust', trust: trust.bundle });
+    const a = await answer();
+    // The listing's instance numbers, shuffled: display order is by number, not the ticket's order.
+    const listed = a.series[0]!.instances.slice().reverse();
+    const study = new StudySession({
+      client: {
+        ...cloud(served),
+        redeem: async (_ticket, first) => {
+          asked = first;
+          return { redemption: 'r'.repeat(32), ticket: 't', images: [], expiresAt: 0 };
+        },
+      },
+      pool,
+      answer: { ...a, series: [{ ...a.series[0]!, instances: listed }] },
+      device: { decryptionKey: device.privateKey, deviceId },
+    });
+    await study.start();
+    const byNumber = [...served].sort((x, y) => x.number - y.number).map((x) => x.id);
+    expect(asked).toEqual(byNumber);
+    expect(asked![0]).toBe(study.instances.get(study.series[0]!.refs[0]!)!.cloudId);
+    await study.close();
+  });
+
   it('refuses a ticket whose key part is not for this device', async () => {
     let n = 0;
     const pool = new WorkerPool(() => inProcessWorker([], `w${n++}`), 1);

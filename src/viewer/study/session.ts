@@ -7,6 +7,7 @@
  * summary, and the timings of each step as performance marks (`ztv:*`) for the benchmark.
  */
 import type { ConsultAnswer, FederationClient } from '../../core/client/federation.ts';
+import { MAX_FIRST } from '../../core/operations/redemption.ts';
 import type { Verdict } from '../../core/protect/verdict.ts';
 import type { OpenedInstance } from '../cornerstone/images.ts';
 import type { WorkerPool } from '../pipeline/pool.ts';
@@ -232,8 +233,10 @@ export class StudySession {
             : new TicketError('the decode worker did not open the key part');
         mark('keys-opened');
       });
-    // The key part is opened while the cloud redeems: neither waits for the other.
-    const redeemed = client.redeem(answer.ticket).then((r) => {
+    // The key part is opened while the cloud redeems: neither waits for the other. The cloud
+    // streams first what goes on screen first: the first series in display order, its first slice
+    // (the stack's home) leading; the other series follow in the ticket's order.
+    const redeemed = client.redeem(answer.ticket, this.firstWanted()).then((r) => {
       mark('redeemed');
       return r;
     });
@@ -281,6 +284,13 @@ export class StudySession {
     });
     this.reorder();
     this.changed();
+  }
+
+  /** The images the redemption asks for first (`first`, at most MAX_FIRST): see `start`. */
+  firstWanted(): string[] {
+    const home = this.series[0];
+    if (!home) return [];
+    return home.refs.slice(0, MAX_FIRST).map((r) => this.instances.get(r)!.cloudId);
   }
 
   /**

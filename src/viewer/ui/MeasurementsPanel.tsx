@@ -3,7 +3,10 @@
  * integrity verdict of the image it was made on: verified pixels, or which check failed), jump to it,
  * rename, delete, undo. Plain props: the study viewer resolves each measurement's image.
  */
+import { useState } from 'react';
 import { MEASURE_LABELS, type Measurement } from '../cornerstone/measurements.ts';
+import type { MeasurementReportFile } from '../cornerstone/sr-export.ts';
+import { saveFile } from '../audit/download.ts';
 import type { BadgeModel } from './badge-model.ts';
 
 export interface MeasurementRow {
@@ -37,13 +40,28 @@ export function MeasurementsPanel({
   onRename,
   onDelete,
   onUndo,
+  onExportSr,
 }: {
   rows: readonly MeasurementRow[];
   onJump: (m: Measurement) => void;
   onRename: (m: Measurement, label: string) => void;
   onDelete: (m: Measurement) => void;
   onUndo: () => void;
+  /** Builds the measurements' DICOM SR (the panel saves it and says what it is). */
+  onExportSr: () => Promise<MeasurementReportFile>;
 }) {
+  const [note, setNote] = useState<{ ok: boolean; text: string }>();
+  const exportSr = async () => {
+    try {
+      const sr = await onExportSr();
+      const name = `ztv-measurements-${stamp(new Date())}.dcm`;
+      saveFile({ name, type: 'application/dicom', text: sr.bytes as Uint8Array<ArrayBuffer> });
+      const unverified = rows.filter((r) => r.badge?.state !== 'verified').length;
+      setNote({ ok: true, text: srNote(name, sr, unverified) });
+    } catch (e) {
+      setNote({ ok: false, text: `The SR could not be made: ${(e as Error).message}.` });
+    }
+  };
   return (
     <div data-testid="measurements">
       <div className="measure-head">
@@ -55,7 +73,24 @@ export function MeasurementsPanel({
         <button data-testid="measure-undo" title="Undo (Ctrl+Z)" onClick={onUndo}>
           Undo
         </button>
+        <button
+          data-testid="measure-export-sr"
+          disabled={rows.length === 0}
+          title="Saves the measurements as a DICOM Structured Report (TID 1500) on this computer; nothing is sent"
+          onClick={() => void exportSr()}
+        >
+          Export SR
+        </button>
       </div>
+      {note && (
+        <div
+          className={note.ok ? 'measure-note' : 'measure-note measure-bad'}
+          role="status"
+          data-testid="sr-note"
+        >
+          {note.text}
+        </div>
+      )}
       <ol className="measure-list">
         {rows.map(({ m, where, badge }, i) => (
           <li
@@ -104,5 +139,27 @@ export function MeasurementsPanel({
         ))}
       </ol>
     </div>
+  );
+}
+
+const pad = (n: number) => String(n).padStart(2, '0');
+/** Local date and time in a file name: no patient identifier goes into it. */
+const stamp = (d: Date) =>
+  `${d.getFullYear()}${pad(d.getMonth() + 1)}${pad(d.getDate())}-` +
+  `${pad(d.getHours())}${pad(d.getMinutes())}${pad(d.getSeconds())}`;
+
+/** What the saved SR is, in words. */
+export function srNote(name: string, sr: MeasurementReportFile, unverified: number): string {
+  const n = sr.measurements;
+  const images = sr.instances.length;
+  return (
+    `Saved ${name}: a DICOM Structured Report (TID 1500 measurement report) of ${n} ` +
+    `measurement${n === 1 ? '' : 's'} on ${images} image${images === 1 ? '' : 's'}, named by their ` +
+    `SOP Instance UIDs. It was made in this browser and sent nowhere. Unlike the traced image ` +
+    `export it is not encrypted: it carries the patient's name and ID, so keep it as you would a ` +
+    `report.` +
+    (unverified > 0
+      ? ` ${unverified} of the measurements were made on images that are not verified.`
+      : '')
   );
 }

@@ -12,6 +12,7 @@ import { cache, eventTarget } from '@cornerstonejs/core';
 import { Enums as ToolEnums } from '@cornerstonejs/tools';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { describeProblem } from '../app/problems.ts';
+import { saveFile } from '../audit/download.ts';
 import type { ViewportHost } from '../cornerstone/host.ts';
 import {
   imageIdOf,
@@ -30,11 +31,13 @@ import {
   type MeasureKind,
   type Measurement,
 } from '../cornerstone/measurements.ts';
+import { measurementReport } from '../cornerstone/sr-export.ts';
 import type { EdgeLabels, PrimaryTool, StackViewer, ViewState } from '../cornerstone/viewer.ts';
 import { displayDirection } from '../study/order.ts';
 import type { InstanceView, SeriesView, StudySession } from '../study/session.ts';
 import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
+import { pseudonymisedFor } from './badge-model.ts';
 import { ExportNote } from './ExportNote.tsx';
 import {
   allowSeriesDrop,
@@ -154,27 +157,21 @@ function firstOpenedSeries(study: StudySession): string | undefined {
 
 function download(inst: InstanceView, series?: SeriesView): string | undefined {
   if (!inst.served) return;
-  const url = URL.createObjectURL(
-    new Blob([inst.served as Uint8Array<ArrayBuffer>], { type: 'application/dicom' }),
-  );
-  const a = document.createElement('a');
-  a.href = url;
   const name = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
-  a.download = name;
-  document.body.appendChild(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveFile({ name, type: 'application/dicom', text: inst.served as Uint8Array<ArrayBuffer> });
   return name;
 }
 
 export function StudyViewer({
   study,
   host,
+  purpose,
   onRequestAgain,
   onClose,
 }: {
   study: StudySession;
+  /** The purpose of use the ticket was asked for (HL7 code), to name a pseudonymised opening. */
+  purpose?: string;
   /** The sign-in's viewport, created and warmed up before any ticket (see ViewportHost). */
   host: ViewportHost;
   onRequestAgain: () => void;
@@ -753,13 +750,28 @@ export function StudyViewer({
           >
             {current && (
               <>
-                <div className="overlay tl" data-testid="overlay-patient">
-                  {[
-                    name(meta?.patientName) || 'Unnamed patient',
-                    meta?.patientId ?? '',
-                    [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
-                  ].join('\n')}
-                </div>
+                {current.opened?.verdict.disclosure === 'pseudonymised' ? (
+                  // The producer released the pixels without the identity: the clear header's dummy
+                  // values are no patient's, so the overlay says what this opening is instead.
+                  <div
+                    className="overlay tl"
+                    data-testid="overlay-patient"
+                    data-disclosure="pseudonymised"
+                  >
+                    {[
+                      pseudonymisedFor(purpose),
+                      "Patient's identity withheld by the producer hospital",
+                    ].join('\n')}
+                  </div>
+                ) : (
+                  <div className="overlay tl" data-testid="overlay-patient">
+                    {[
+                      name(meta?.patientName) || 'Unnamed patient',
+                      meta?.patientId ?? '',
+                      [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
+                    ].join('\n')}
+                  </div>
+                )}
                 <div className="overlay tr">
                   <span data-testid="overlay-series">
                     {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
@@ -820,7 +832,9 @@ export function StudyViewer({
                     data-px={bar.px.toFixed(2)}
                   >
                     <div className="scale-line" style={{ width: `${bar.px}px` }} />
-                    {`${bar.mm} mm`}
+                    {current.opened.meta.spacingSource === 'imager'
+                      ? `${bar.mm} mm (Imager Pixel Spacing)`
+                      : `${bar.mm} mm`}
                   </div>
                 )}
                 <div className="overlay br">
@@ -942,6 +956,7 @@ export function StudyViewer({
                 viewer.current.viewport.render();
                 setMeasureVersion((n) => n + 1);
               }}
+              onExportSr={() => measurementReport((ref) => study.known(ref))}
             />
           )}
           {panel === 'tags' && <TagPanel inst={current} />}

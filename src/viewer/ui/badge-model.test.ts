@@ -7,12 +7,13 @@ import { samplePath } from '../../../test/samples.ts';
 import { toHex } from '../../core/bytes.ts';
 import {
   openProtected,
+  pixelKey,
   protect,
   traceIdFrom,
   traceProtected,
   verifyProtected,
 } from '../../core/protect/index.ts';
-import { badgeModel } from './badge-model.ts';
+import { badgeModel, pseudonymisedFor } from './badge-model.ts';
 
 let keys: TestKeys;
 let plain: Uint8Array;
@@ -38,6 +39,20 @@ describe('integrity badge', () => {
     expect(b.state).toBe('verified');
     expect(b.title).toMatch(/^Verified/);
     expect(b.lines.join('\n')).toMatch(/CN=Test Producer[\s\S]*CN=Test Cloud[\s\S]*your ticket/);
+  });
+
+  it('Verified — pseudonymised with the pixel key of a research ticket, which names the purpose', async () => {
+    const v = (await openProtected(traced, { resolver: keys.resolver, imageKey: pixelKey(key) }))
+      .verdict;
+    const b = badgeModel(v, { expectedTrace: toHex(mine) });
+    expect(b.state).toBe('verified');
+    expect(b.title).toBe('Verified — pseudonymised');
+    expect(b.lines.at(-1)).toMatch(/identity stays encrypted/);
+    expect(pseudonymisedFor('HRESCH')).toBe('Pseudonymised for research');
+    expect(pseudonymisedFor('PUBHLTH')).toBe('Pseudonymised for public health');
+    // The image key: the identity is restored, and the badge says nothing of pseudonyms.
+    const full = (await openProtected(traced, { resolver: keys.resolver, imageKey: key })).verdict;
+    expect(badgeModel(full).title).toBe('Verified');
   });
 
   it('Tampered when pixels changed, with the tiles', async () => {

@@ -3,6 +3,7 @@
  * rests on, and whether the trace is this clinician's own ticket. Plain data, so it is tested without
  * a browser and rendered by the badge component.
  */
+import { HL7_PURPOSES_OF_USE } from '../../core/policy/purposes.ts';
 import type { Check, Verdict } from '../../core/protect/verdict.ts';
 
 export type BadgeState = 'verified' | 'tampered' | 'unverifiable';
@@ -52,16 +53,34 @@ export function badgeModel(v: Verdict, ctx: BadgeContext = {}): BadgeModel {
       lines: unknown.map((c) => c.detail),
       failed,
     };
+  const pseudonymised = v.disclosure === 'pseudonymised';
   return {
     state: 'verified',
-    title: 'Verified',
+    title: pseudonymised ? 'Verified — pseudonymised' : 'Verified',
     lines: [
       `sealed by ${producer} on ${v.seal?.createdAt ?? '?'}`,
       v.trace
         ? `traced by ${cloud} on ${v.trace.tracedAt}${ctx.expectedTrace ? ' — your ticket' : ''}`
         : 'not traced',
-      v.keyed ? 'original pixels and header restored exactly' : 'checked without the image key',
+      pseudonymised
+        ? "original pixels restored exactly; the patient's identity stays encrypted (the ticket's purpose releases the pseudonymised header only)"
+        : v.keyed
+          ? 'original pixels and header restored exactly'
+          : 'checked without the image key',
     ],
     failed,
   };
+}
+
+/**
+ * What the viewer says of an image opened without the patient's identity (a ticket for a purpose
+ * the producer's policy marks de-identified): "Pseudonymised for research", or for the purpose asked.
+ */
+export function pseudonymisedFor(purpose?: string): string {
+  if (!purpose) return 'Pseudonymised';
+  const name =
+    purpose === 'HRESCH' || purpose === 'CLINTRCH'
+      ? 'research'
+      : (HL7_PURPOSES_OF_USE[purpose] ?? purpose);
+  return `Pseudonymised for ${name}`;
 }

@@ -1,0 +1,430 @@
+/**
+ * The crash campaign (issue 17): `kill -9` of each service of a supervised federation (what
+ * `npm start` runs) at a random moment during outsourcing and during consultation, redemption and
+ * retrieval, on SQLite and on PostgreSQL. After each trial, once the killed service is back: every
+ * instance the producer acknowledged is stored once at the cloud and opens intact; what it did not
+ * acknowledge is resent until stored; no partial record (an instance pending at the producer, a
+ * redemption without its items, a cloud row without its blob); no orphaned blob once the restarted
+ * cloud swept; every party's audit chain intact; every retrieval complete (resumed when cut, redeemed
+ * again with a new ticket when the redemption itself was cut), each instance verified with its trace.
+ *
+ * `crashTrials(n, postgres)` runs the trials; `crashSection` the report's section. The short slice in
+ * `npm test` is test/reliability-crash.test.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toHex } from '../../src/core/bytes.ts';
+import { verifyChain } from '../../src/core/audit/verify.ts';
+import { checkpointKeys } from '../../src/core/audit/trail.ts';
+import { stowInstances } from '../../src/core/client/stow.ts';
+import { sha256 } from '../../src/core/crypto/hash.ts';
+import { pkiResolver } from '../../src/core/pki/resolver.ts';
+import { inspectProtected, openProtected } from '../../src/core/protect/index.ts';
+import type { PartyName } from '../../src/services/common/config.ts';
+import { readStoredChain } from '../../src/services/storage/audit-reader.ts';
+import { FileBlobStore } from '../../src/services/storage/blobs.ts';
+import { PG_URL } from '../../test/databases.ts';
+import { prng } from '../../test/keys.ts';
+import { startTestFederation, type TestFederation } from '../../test/federation.ts';
+import { sampleFiles } from '../../test/samples.ts';
+
+export const SERVICES: readonly PartyName[] = ['producer', 'cloud', 'consumer', 'authority'];
+export type Phase = 'outsourcing' | 'retrieval';
+
+export interface CrashFigures {
+  readonly dialect: 'sqlite' | 'postgres';
+  trials: number;
+  /** Trials by service and phase, and those whose kill landed while the operation ran. */
+  readonly by: Record<string, { trials: number; midOperation: number }>;
+  restarts: number;
+  acknowledged: number;
+  resent: number;
+  lost: number;
+  duplicated: number;
+  unverified: number;
+  partial: number;
+  orphans: number;
+  chainBreaks: number;
+  retrievals: number;
+  resumedOrRetried: number;
+  incompleteRetrievals: number;
+  /** Sentences for each defect seen (empty when all held). */
+  readonly defects: string[];
+  seconds: number;
+}
+
+interface CloudRows {
+  instances: { id: string; digest: string };
+  redemptions: { id: string; ticket: string };
+  redemption_items: { redemption: string; position: number; image: string };
+}
+interface ProducerRows {
+  instances: { source_digest: string; status: string; cloud_id: string | null };
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Retries `op` (a service may be restarting) until it succeeds or `ms` passed. */
+async function persist<T>(op: () => Promise<T>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (let wait = 200; ; wait = Math.min(wait * 2, 3000)) {
+    try {
+      return await op();
+    } catch (e) {
+      if (Date.now() + wait > end) throw e;
+      await pause(wait);
+    }
+  }
+}
+
+/** Each service in turn during outsourcing, then each during retrieval, and again. */
+const cycle = (i: number): { service: PartyName; phase: Phase } => ({
+  service: SERVICES[i % SERVICES.length]!,
+  phase: Math.floor(i / SERVICES.length) % 2 === 0 ? 'outsourcing' : 'retrieval',
+});
+
+/**
+ * `n` trials on one federation, each service killed in turn during each phase in turn, at a random
+ * moment within the phase's usual duration.
+ */
+export async function crashTrials(
+  n: number,
+  postgres: boolean,
+  seed = 17,
+  log: (line: string) => void = () => undefined,
+  /** Which service to kill in which phase, trial by trial (default: each service, each phase). */
+  plan: (i: number) => { service: PartyName; phase: Phase } = cycle,
+): Promise<CrashFigures> {
+  const started = Date.now();
+  const rnd = prng(seed);
+  const f: CrashFigures = {
+    dialect: postgres ? 'postgres' : 'sqlite',
+    trials: 0,
+    by: {},
+    restarts: 0,
+    acknowledged: 0,
+    resent: 0,
+    lost: 0,
+    duplicated: 0,
+    unverified: 0,
+    partial: 0,
+    orphans: 0,
+    chainBreaks: 0,
+    retrievals: 0,
+    resumedOrRetried: 0,
+    incompleteRetrievals: 0,
+    defects: [],
+    seconds: 0,
+  };
+  const pool = [
+    ...sampleFiles('series/ct_chest_LIDC-IDRI-0314').slice(3),
+    ...sampleFiles('series/mr_brain_mprage_FNNDSC-adi'),
+  ];
+  let next = 0;
+  const t = await startTestFederation({
+    slices: 3,
+    postgres,
+    // The kills are many and on purpose: the supervisor must never give up here.
+    supervise: { backoffMs: [100, 500, 1000], maxDeaths: 1_000_000 },
+    env: { ZTV_ORPHAN_MIN_AGE_MS: '0' },
+  });
+  try {
+    const bob = await t.clinician('dr.bob');
+    const defect = (s: string) => {
+      f.defects.push(s);
+      log(`DEFECT ${s}`);
+    };
+    for (let i = 0; i < n; i++) {
+      const { service, phase } = plan(i);
+      const key = `${service} during ${phase}`;
+      const by = (f.by[key] ??= { trials: 0, midOperation: 0 });
+      const restartsBefore = t.fed.status()[service]?.restarts ?? 0;
+      const delay = Math.floor(rnd() * (phase === 'outsourcing' ? 1500 : 2500));
+      let running = true;
+      let killedMid = false;
+      const kill = pause(delay).then(() => {
+        killedMid = running;
+        process.kill(t.fed.process(service)!.pid!, 'SIGKILL');
+      });
+      if (phase === 'outsourcing') {
+        const batch = pool.slice(next, next + 5);
+        next = (next + 5) % pool.length;
+        const acked = await outsourceTrial(t, batch).finally(() => (running = false));
+        await kill;
+        await backUp(t, service, restartsBefore);
+        f.acknowledged += acked.length;
+        // Resend until the producer acknowledged every instance of the batch.
+        const rest = await persist(async () => {
+          const r = await stowInstances(t.fed.urls.producer, t.fed.secrets.stowToken, files(batch));
+          if (r.failed.length) throw new Error(r.failed.join('; '));
+          return r;
+        }).catch((e: unknown) => {
+          defect(`${key}: the batch could not be resent: ${(e as Error).message}`);
+          return undefined;
+        });
+        if (rest) f.resent += batch.length - acked.length;
+        const held = await atTheCloud(t, batch);
+        for (const [file, state] of held)
+          if (state !== 'stored once, intact') {
+            if (acked.includes(file) || rest) {
+              if (state === 'missing') f.lost++;
+              else if (state === 'duplicated') f.duplicated++;
+              else f.unverified++;
+              defect(`${key}: ${file.split('/').pop()} ${state}`);
+            }
+          }
+      } else {
+        f.retrievals++;
+        const r = await retrievalTrial(t, bob).finally(() => (running = false));
+        await kill;
+        await backUp(t, service, restartsBefore);
+        if (r.retried) f.resumedOrRetried++;
+        if (!r.complete) {
+          f.incompleteRetrievals++;
+          defect(`${key}: ${r.why}`);
+        }
+      }
+      by.trials++;
+      if (killedMid) by.midOperation++;
+      f.trials++;
+      f.restarts += (t.fed.status()[service]?.restarts ?? 0) - restartsBefore;
+      const inv = await invariants(t);
+      f.partial += inv.partial;
+      f.orphans += service === 'cloud' ? inv.orphans : 0;
+      f.chainBreaks += inv.chainBreaks;
+      for (const s of inv.defects) defect(`${key}: ${s}`);
+      log(
+        `trial ${i + 1}/${n} ${f.dialect}: kill -9 ${key} at ${delay} ms${killedMid ? ' (mid-operation)' : ''}`,
+      );
+    }
+  } finally {
+    await t.close();
+  }
+  f.seconds = (Date.now() - started) / 1000;
+  return f;
+}
+
+const files = (batch: readonly string[]) =>
+  batch.map((name) => ({ name, bytes: new Uint8Array(readFileSync(name)) }));
+
+/** One STOW-RS request for the batch: the files the producer acknowledged (none if it died). */
+async function outsourceTrial(t: TestFederation, batch: readonly string[]): Promise<string[]> {
+  try {
+    const r = await stowInstances(t.fed.urls.producer, t.fed.secrets.stowToken, files(batch));
+    const refused = new Set(r.failed.map((m) => m.slice(0, m.indexOf(': '))));
+    return batch.filter((f) => !refused.has(f));
+  } catch {
+    return [];
+  }
+}
+
+/** Waits until the killed service was restarted and listens again. */
+async function backUp(t: TestFederation, service: string, restartsBefore: number): Promise<void> {
+  const end = Date.now() + 120_000;
+  for (;;) {
+    const s = t.fed.status()[service];
+    if (s?.state === 'up' && s.restarts > restartsBefore) return;
+    if (Date.now() > end) throw new Error(`${service} did not come back in 120 s`);
+    await pause(100);
+  }
+}
+
+/** Where each file of the batch stands at the cloud, through the producer's record of it. */
+async function atTheCloud(
+  t: TestFederation,
+  batch: readonly string[],
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const p = await t.database<ProducerRows>('producer');
+  const c = await t.database<CloudRows>('cloud');
+  const blobs = new FileBlobStore(join(t.dir, 'cloud', 'blobs'));
+  try {
+    for (const file of batch) {
+      const digest = toHex(sha256(new Uint8Array(readFileSync(file))));
+      const rows = await p.db
+        .selectFrom('instances')
+        .selectAll()
+        .where('source_digest', '=', digest)
+        .execute();
+      const row = rows[0];
+      if (rows.length !== 1 || row?.status !== 'done' || !row.cloud_id) {
+        out.set(file, rows.length > 1 ? 'duplicated' : 'missing');
+        continue;
+      }
+      const stored = await c.db
+        .selectFrom('instances')
+        .selectAll()
+        .where('id', '=', row.cloud_id)
+        .execute();
+      if (stored.length !== 1) {
+        out.set(file, stored.length ? 'duplicated' : 'missing');
+        continue;
+      }
+      const bytes = await blobs.get(stored[0]!.id).catch(() => undefined);
+      const intact =
+        !!bytes &&
+        toHex(sha256(bytes)) === stored[0]!.digest &&
+        inspectProtected(bytes, 'the stored instance').intact;
+      out.set(file, intact ? 'stored once, intact' : 'not intact');
+    }
+  } finally {
+    await p.close();
+    await c.close();
+  }
+  return out;
+}
+
+/**
+ * Consult, open the keys, redeem and retrieve the CT study, every instance opened and verified with
+ * its trace; a consultation or redemption that fails (its party died) is tried again with a new
+ * ticket, a cut retrieval resumes (the client does it).
+ */
+async function retrievalTrial(
+  t: TestFederation,
+  bob: Awaited<ReturnType<TestFederation['clinician']>>,
+): Promise<{ complete: boolean; retried: boolean; why?: string }> {
+  let retried = false;
+  const end = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const c = await bob.client.consult({
+        patient: t.ctPatient,
+        purpose: 'TREAT',
+        roleAssignments: bob.roleAssignments,
+      });
+      const keys = await bob.client.openKeys(c.ticket, t.resolveProducer);
+      const red = await bob.client.redeem(c.ticket);
+      const resolver = pkiResolver(await t.trust());
+      const seen = new Set<string>();
+      for await (const got of bob.client.retrieve(red.redemption)) {
+        if (seen.has(got.id)) return { complete: false, retried, why: `${got.id} came twice` };
+        seen.add(got.id);
+        const opened = await openProtected(got.bytes, { resolver, imageKey: keys.get(got.id)! });
+        if (opened.verdict.status !== 'verified' || opened.verdict.trace?.id !== c.trace)
+          return { complete: false, retried, why: `${got.id} did not verify with its trace` };
+      }
+      if (seen.size !== red.images.length)
+        return {
+          complete: false,
+          retried,
+          why: `${seen.size} of ${red.images.length} instances arrived`,
+        };
+      return { complete: true, retried };
+    } catch (e) {
+      retried = true;
+      if (Date.now() > end)
+        return { complete: false, retried, why: `no retrieval in 120 s: ${(e as Error).message}` };
+      await pause(500);
+    }
+  }
+}
+
+/** Partial records, orphaned blobs and chain breaks, as the databases and the disk hold them now. */
+async function invariants(
+  t: TestFederation,
+): Promise<{ partial: number; orphans: number; chainBreaks: number; defects: string[] }> {
+  const defects: string[] = [];
+  const p = await t.database<ProducerRows>('producer');
+  const c = await t.database<CloudRows>('cloud');
+  let partial = 0;
+  let orphans: number;
+  try {
+    const pending = await p.db
+      .selectFrom('instances')
+      .select('source_digest')
+      .where('status', '!=', 'done')
+      .execute();
+    if (pending.length) defects.push(`${pending.length} instance(s) still pending at the producer`);
+    partial += pending.length;
+    const rows = await c.db.selectFrom('instances').select('id').execute();
+    const ids = new Set(rows.map((r) => r.id));
+    const blobs = await new FileBlobStore(join(t.dir, 'cloud', 'blobs')).list();
+    const missing = rows.filter((r) => !blobs.includes(r.id)).length;
+    if (missing) defects.push(`${missing} cloud row(s) without their blob`);
+    partial += missing;
+    orphans = blobs.filter((b) => !ids.has(b)).length;
+    if (orphans) defects.push(`${orphans} orphaned blob(s)`);
+    const empty = await c.db
+      .selectFrom('redemptions')
+      .leftJoin('redemption_items', 'redemption_items.redemption', 'redemptions.id')
+      .select('redemptions.id')
+      .where('redemption_items.redemption', 'is', null)
+      .execute();
+    if (empty.length) defects.push(`${empty.length} redemption(s) without their items`);
+    partial += empty.length;
+  } finally {
+    await p.close();
+    await c.close();
+  }
+  let chainBreaks = 0;
+  const view = await t.trust();
+  for (const party of SERVICES) {
+    const src =
+      t.dialect === 'postgres'
+        ? { url: PG_URL, schema: `${t.schemaPrefix}_${party}` }
+        : { file: join(t.dir, party, `${party}.sqlite`) };
+    const chain = await readStoredChain(src, party);
+    const r = await verifyChain(
+      party,
+      chain.records,
+      chain.checkpoints,
+      checkpointKeys(view, party),
+    );
+    if (!r.ok) defects.push(`${party}'s audit chain: ${r.breaks.length} break(s)`);
+    chainBreaks += r.breaks.length;
+  }
+  return { partial, orphans, chainBreaks, defects };
+}
+
+/** The report's section: one table per dialect, the totals, what each check means. */
+export async function crashSection(
+  trials: number,
+  log: (line: string) => void = (l) => console.log(l),
+): Promise<{ markdown: string; defects: number }> {
+  const runs: CrashFigures[] = [];
+  for (const postgres of [false, true]) runs.push(await crashTrials(trials, postgres, 17, log));
+  const defects = runs.reduce((k, r) => k + r.defects.length, 0);
+  const rows = runs.flatMap((r) =>
+    Object.entries(r.by).map(
+      ([k, v]) => `| ${r.dialect} | ${k} | ${v.trials} | ${v.midOperation} |`,
+    ),
+  );
+  const total = (k: keyof CrashFigures) =>
+    runs.map((r) => `${r.dialect} ${String(r[k])}`).join(', ');
+  return {
+    defects,
+    markdown: [
+      '## Crash campaign',
+      '',
+      `\`kill -9\` (SIGKILL from outside the launcher) of each service of a supervised federation, in turn, ` +
+        'at a random moment (seeded) within the usual duration of the phase: outsourcing (a STOW-RS ' +
+        'request of 5 new instances) or consultation, redemption and retrieval of the CT study. The ' +
+        'supervisor restarts the killed service; after each trial every check below is made. ' +
+        `${runs.map((r) => `${r.dialect}: ${r.trials} trials in ${(r.seconds / 60).toFixed(1)} min`).join('; ')}.`,
+      '',
+      '| database | killed | trials | kill landed mid-operation |',
+      '| -------- | ------ | -----: | ------------------------: |',
+      ...rows,
+      '',
+      '| check | result |',
+      '| ----- | ------ |',
+      `| restarts by the supervisor | ${total('restarts')} |`,
+      `| instances acknowledged by the producer while killed | ${total('acknowledged')} |`,
+      `| instances not acknowledged, resent and then stored | ${total('resent')} |`,
+      `| acknowledged or resent instances lost at the cloud | ${total('lost')} |`,
+      `| stored twice | ${total('duplicated')} |`,
+      `| stored but not intact (digest, seal) | ${total('unverified')} |`,
+      `| partial records (pending at the producer, row without blob, redemption without items) | ${total('partial')} |`,
+      `| orphaned blobs after the restarted cloud's sweep | ${total('orphans')} |`,
+      `| audit chain breaks (all four parties, after every trial) | ${total('chainBreaks')} |`,
+      `| retrievals (each instance verified with its trace) | ${total('retrievals')} |`,
+      `| of which resumed or redeemed again after the kill | ${total('resumedOrRetried')} |`,
+      `| retrievals that did not complete | ${total('incompleteRetrievals')} |`,
+      '',
+      defects
+        ? `Defects:\n\n${runs.flatMap((r) => r.defects.map((d) => `- ${r.dialect}: ${d}`)).join('\n')}`
+        : 'No defect: every check held after every trial.',
+      '',
+    ].join('\n'),
+  };
+}
