@@ -205,7 +205,7 @@ describe('layouts', () => {
       expect(await cell1.getByTestId('cell-wl').textContent()).toBe('W 1500 L -600');
       expect(vp.errors).toEqual([]);
     });
-  });
+  }, 300_000);
 });
 
 /** Moves the pointer to a fraction of a view and returns what the readout says there. */
@@ -275,7 +275,7 @@ describe('MPR', () => {
         );
       expect(vp.errors).toEqual([]);
     });
-  });
+  }, 300_000);
 
   it('names the tampered slice in the MPR badge', async () => {
     // One bit of the stored CT slice 6 (by position) flipped at the cloud, found through the
@@ -305,5 +305,5 @@ describe('MPR', () => {
     } finally {
       writeFileSync(victim, good);
     }
-  });
+  }, 300_000);
 });

@@ -59,24 +59,28 @@ export function syncGroups<M extends SyncMember>(members: readonly M[]): M[][] {
  * remembered, and its arrival there is not passed on.
  */
 function createSliceSynchronizer(id: string): Synchronizer {
-  const sentTo = new Map<string, number>();
+  /** Viewports on their way to a slice the synchronizer sent them to. */
+  const moving = new Set<string>();
   const echoes = new WeakSet<Event>();
   const passed = new WeakSet<Event>();
+  const stack = (v: { renderingEngineId: string; viewportId: string }) =>
+    getRenderingEngine(v.renderingEngineId)?.getViewport(v.viewportId) as StackViewport | undefined;
   return SynchronizerManager.createSynchronizer(
     id,
     Enums.Events.STACK_NEW_IMAGE,
     async (sync, source, target, event) => {
-      const e = event as CustomEvent<{ imageIdIndex?: number }>;
-      if (!echoes.has(e) && !passed.has(e)) {
-        const expected = sentTo.get(source.viewportId);
-        sentTo.delete(source.viewportId);
-        (expected === e.detail.imageIdIndex ? echoes : passed).add(e);
+      if (!echoes.has(event) && !passed.has(event))
+        (moving.delete(source.viewportId) ? echoes : passed).add(event);
+      if (echoes.has(event)) return;
+      // Marked before the jump: the arrival may be announced before the callback returns.
+      const before = stack(target)?.getCurrentImageIdIndex();
+      moving.add(target.viewportId);
+      try {
+        await synchronizers.imageSliceSyncCallback(sync, source, target);
+      } finally {
+        // Not moved (already there): no arrival will come.
+        if (stack(target)?.getTargetImageIdIndex() === before) moving.delete(target.viewportId);
       }
-      if (echoes.has(e)) return;
-      await synchronizers.imageSliceSyncCallback(sync, source, target);
-      const vp = getRenderingEngine(target.renderingEngineId)?.getViewport(target.viewportId);
-      const to = (vp as StackViewport | undefined)?.getTargetImageIdIndex?.();
-      if (to !== undefined) sentTo.set(target.viewportId, to);
     },
   );
 }
