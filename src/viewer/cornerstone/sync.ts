@@ -87,19 +87,43 @@ function createSliceSynchronizer(id: string): Synchronizer {
 
 const IDENTITY = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
 
+const tryTo = (f: () => void) => {
+  try {
+    f();
+  } catch {
+    // the viewport is gone already
+  }
+};
+
 export function createLayoutSync(): LayoutSync {
   const prefix = `ztv-sync-${++syncCount}`;
   let ids: string[] = [];
+  let shape = '';
   const clear = () => {
-    for (const id of ids) SynchronizerManager.destroySynchronizer(id);
+    for (const id of ids) {
+      const sync = SynchronizerManager.getSynchronizer(id);
+      // Each viewport removed first: Synchronizer.destroy() walks its lists while removing from them
+      // and leaves every other viewport's listener behind (a stale synchronizer echoing moves).
+      // (A viewport already disabled has no element left to unhook: nothing to remove.)
+      if (sync) {
+        for (const v of [...sync.getSourceViewports()]) tryTo(() => sync.removeSource(v));
+        for (const v of [...sync.getTargetViewports()]) tryTo(() => sync.removeTarget(v));
+      }
+      SynchronizerManager.destroySynchronizer(id);
+    }
     ids = [];
+    shape = '';
   };
   return {
     update(members, enabled) {
+      const groups = enabled ? syncGroups(members) : [];
+      // Rebuilt only when the groups change (not for every slice whose UID arrives).
+      const next = JSON.stringify(groups.map((g) => g.map((m) => [m.engineId, m.viewportId])));
+      if (next === shape) return;
       clear();
-      if (!enabled) return;
+      shape = next;
       let n = 0;
-      for (const list of syncGroups(members)) {
+      for (const list of groups) {
         const k = ++n;
         const slice = createSliceSynchronizer(`${prefix}-slice-${k}`);
         const voi = synchronizers.createVOISynchronizer(`${prefix}-voi-${k}`, {
