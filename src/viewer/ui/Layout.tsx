@@ -41,7 +41,8 @@ export function useLayout(): LayoutState {
   const [kind, setKindState] = useState<LayoutKind>('1x1');
   const [active, setActive] = useState(0);
   const [series, setSeries] = useState<(string | undefined)[]>([]);
-  const [sync, setSync] = useState(true);
+  // Off by default: scrolling in sync between series of different spacing overshoots (not done).
+  const [sync, setSync] = useState(false);
   const count = LAYOUTS[kind];
   return {
     kind,
