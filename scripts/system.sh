@@ -3,7 +3,8 @@
 # `npm test`): Node as package.json's engines say, Debian's Chromium for the browser tests (browser
 # downloads are not reachable), pydicom, DCMTK and GDCM to check that other toolkits read what we
 # write (and, with OpenJPEG's opj_decompress, as reference decoders), openssl, rsyslog with its TLS
-# driver (the audit repository), PostgreSQL on
+# driver (the audit repository), Orthanc with socat, unshare and ip (a PACS in a network namespace of
+# its own that pushes studies to the producer), PostgreSQL on
 # 127.0.0.1:5432 with a database `test` (trust auth), and the shared DICOM samples. What is missing is installed or started when this runs as root with apt-get (as CI does);
 # otherwise it stops at once with one line that names what to install.
 set -euo pipefail
@@ -37,6 +38,11 @@ check() {
   # The audit repository the syslog forwarding is tested against, with its TLS driver.
   need 'command -v rsyslogd' rsyslog
   need 'ls /usr/lib/*/rsyslog/lmnsd_gtls.so' rsyslog-gnutls
+  # A real PACS pushing to the producer: Orthanc in a network namespace of its own, relayed by socat.
+  need 'command -v Orthanc' orthanc
+  need 'command -v socat' socat
+  need 'command -v unshare' util-linux
+  need 'command -v ip' iproute2
 }
 check
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

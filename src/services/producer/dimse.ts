@@ -14,7 +14,8 @@ import { createServer as createTlsServer } from 'node:tls';
 import { Writable } from 'node:stream';
 import type * as Dimse from 'dcmjs-dimse';
 import { concatBytes } from '../../core/bytes.ts';
-import { TS } from '../../core/dicom/tags.ts';
+import { parseDicom } from '../../core/dicom/parse.ts';
+import { T, TS } from '../../core/dicom/tags.ts';
 import { fileMeta, writeDataSet } from '../../core/dicom/write.ts';
 import { isZtvError } from '../../core/errors.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
@@ -32,6 +33,8 @@ export const STORE_STATUS = {
   success: 0x0000,
   /** Refused: Out of Resources — the sender keeps the instance and tries again. */
   outOfResources: 0xa700,
+  /** Error: Data Set does not match SOP Class — its SOP Class UID is not the request's. */
+  dataSetDoesNotMatchSopClass: 0xa900,
   /** Error: Cannot understand — the instance cannot be protected as it is. */
   cannotUnderstand: 0xc000,
   processingFailure: 0x0110,
@@ -76,6 +79,38 @@ export function part10Of(
   // same file, so outsourcing's digest answers the second from its records.
   const meta = writeDataSet(fileMeta({ sopClassUid, sopInstanceUid }, transferSyntaxUid));
   return concatBytes(new Uint8Array(128), new TextEncoder().encode('DICM'), meta, dataSet);
+}
+
+/**
+ * Whether the data set's SOP Class and SOP Instance UIDs (0008,0016), (0008,0018) differ from the
+ * request's Affected SOP Class and Instance UIDs (PS3.4 B.2.3): the status and comment to answer.
+ */
+export function identityMismatch(
+  file: Uint8Array,
+  sopClassUid: string,
+  sopInstanceUid: string,
+): { status: number; comment: string } | undefined {
+  let ds: ReturnType<typeof parseDicom>['dataset'];
+  try {
+    ds = parseDicom(file, 'the data set', { viewPixelData: true }).dataset;
+  } catch (e) {
+    return {
+      status: STORE_STATUS.cannotUnderstand,
+      comment: isZtvError(e) ? e.message : 'the data set cannot be read',
+    };
+  }
+  const uid = (t: number) => ds.text(t)?.replace(/\0+$/, '').trim();
+  if (uid(T.SOPInstanceUID) !== sopInstanceUid.trim())
+    return {
+      status: STORE_STATUS.cannotUnderstand,
+      comment: 'SOP Instance UID differs from Affected SOP Instance UID',
+    };
+  if (uid(T.SOPClassUID) !== sopClassUid.trim())
+    return {
+      status: STORE_STATUS.dataSetDoesNotMatchSopClass,
+      comment: 'SOP Class UID differs from Affected SOP Class UID',
+    };
+  return undefined;
 }
 
 /** Collects one C-STORE data set in memory, up to a limit past which it only counts. */
@@ -221,6 +256,17 @@ export async function startDimse(opts: DimseOptions): Promise<DimseListener> {
           request.getAffectedSopInstanceUid(),
           received.syntax,
         );
+        // The data set must be the instance the request names: an instance stored under another's
+        // UID would be answered from that one's record, and its File Meta would contradict it.
+        const mismatch = identityMismatch(
+          file,
+          request.getAffectedSopClassUid(),
+          request.getAffectedSopInstanceUid(),
+        );
+        if (mismatch) {
+          log?.warn({ calling }, `C-STORE refused: ${mismatch.comment}`);
+          return answer(mismatch.status, mismatch.comment);
+        }
         try {
           const r =
             (await opts.producer.storedInstance(request.getAffectedSopInstanceUid())) ??

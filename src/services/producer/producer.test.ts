@@ -139,10 +139,12 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
   });
 
   it('stores instances at the cloud and answers the PS3.18 response, then the same again from its records', async () => {
-    const r = await stow(p, [...CT.map(read), read(OTHER)]);
+    // The first file twice, side by side (parts are protected concurrently): stored once.
+    const r = await stow(p, [read(CT[0]!), ...CT.map(read), read(OTHER)]);
     expect(r.statusCode).toBe(200);
     const json = r.json<StowAnswer>();
-    const refs = json['00081199']!.Value!;
+    const [once, twice, ...rest] = json['00081199']!.Value!;
+    const refs = [once!, ...rest];
     expect(refs).toHaveLength(3);
     const sops = [...CT, OTHER].map((f) => parseDicom(read(f)).dataset.text(T.SOPInstanceUID));
     expect(refs.map((x) => x['00081155']!.Value![0])).toEqual(sops);
@@ -150,6 +152,8 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     // Private block ZTV 1: (0009,1002) says each was stored by this request.
     expect(refs.map((x) => x['00091002']!.Value![0])).toEqual(['NEW', 'NEW', 'NEW']);
     expect(urls.every((u) => /^cloud:[0-9a-f-]{36}$/.test(u))).toBe(true);
+    expect(twice!['00081190']!.Value![0]).toBe(urls[0]);
+    expect(twice!['00091002']!.Value![0]).toBe('ALREADY_STORED');
     // Stored at the cloud, with the upload recorded on both sides.
     const cloudRows = await p.cloudDb.db.selectFrom('instances').select('id').execute();
     expect(cloudRows.map((x) => `cloud:${x.id}`).sort()).toEqual([...urls].sort());

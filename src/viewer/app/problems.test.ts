@@ -81,6 +81,21 @@ describe('problems', () => {
     expect(describeProblem(e, 'redeem').title).toBe("Refused by the cloud provider's policy");
   });
 
+  it('says why images sealed before pixel keys are refused for research, and that asking again will not help', () => {
+    const e = new RemoteError(
+      409,
+      'identity-bound',
+      "1 of the 2 images of this study were protected before their pixels had a key of their own: they cannot be released without the patient's identity, which the purpose HRESCH does not allow",
+    );
+    const p = describeProblem(e, 'consult');
+    expect(p.kind).toBe('denied');
+    expect(p.title).toBe('These images cannot be released without the patient’s identity');
+    expect(p.detail).toMatch(
+      /^1 of the 2 images .* does not allow\. The producer hospital can protect/,
+    );
+    expect(p.next).toBe('none');
+  });
+
   it('recognises an expired ticket at the cloud, at retrieval and in the worker', () => {
     for (const [e, step] of [
       [new RemoteError(403, 'ticket-refused', 'the ticket has expired'), 'redeem'],

@@ -136,6 +136,14 @@ export function describeProblem(e: unknown, step: Step): Problem {
     };
   if (s.status === 404)
     return { kind: 'not-found', title: 'Nothing to open', detail: `${m}.`, next: 'none' };
+  // A de-identified purpose for images sealed before pixel keys: asking again changes nothing.
+  if (s.code === 'identity-bound')
+    return {
+      kind: 'denied',
+      title: 'These images cannot be released without the patient’s identity',
+      detail: `${m}. The producer hospital can protect them again, which gives their pixels a key of their own.`,
+      next: 'none',
+    };
   if (e instanceof TicketError || s.code === 'ticket')
     return {
       kind: 'trust',
