@@ -13,9 +13,10 @@ import { join } from 'node:path';
 import { BENCH_DIR, machine, writeReport } from './lib.ts';
 import { fuzzSection } from './reliability/fuzz-report.ts';
 import { crashSection } from './reliability/crash.ts';
+import { loadSection } from './reliability/load.ts';
 import { tamperSection } from './reliability/report.ts';
 
-const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz,crash').split(',');
+const parts = (process.env.ZTV_RELIABILITY_PARTS ?? 'tamper,fuzz,crash,load').split(',');
 const scale = Number(process.env.ZTV_RELIABILITY_SCALE ?? '1');
 const fuzzScale = Number(process.env.ZTV_FUZZ_SCALE ?? scale);
 const crashTrials = Number(process.env.ZTV_CRASH_TRIALS ?? Math.max(8, Math.round(800 * scale)));
@@ -35,6 +36,7 @@ for (const [part, title, run] of [
   ['tamper', '## Tamper campaign', () => tamperSection(scale)],
   ['fuzz', '## Fuzzing', () => fuzzSection(fuzzScale)],
   ['crash', '## Crash campaign', () => crashSection(crashTrials)],
+  ['load', '## Sustained load', () => loadSection(scale)],
 ] as const) {
   if (parts.includes(part)) {
     const s = await run();
@@ -51,6 +53,9 @@ const command = [
   scale !== 1 ? `ZTV_RELIABILITY_SCALE=${scale}` : '',
   fuzzScale !== scale ? `ZTV_FUZZ_SCALE=${fuzzScale}` : '',
   process.env.ZTV_CRASH_TRIALS ? `ZTV_CRASH_TRIALS=${crashTrials}` : '',
+  ...Object.entries(process.env)
+    .filter(([k]) => k.startsWith('ZTV_LOAD_'))
+    .map(([k, v]) => `${k}=${v}`),
   'npm run bench -- reliability',
 ]
   .filter(Boolean)

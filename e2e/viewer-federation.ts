@@ -4,7 +4,7 @@
  * producer, and the viewer built with Vite (production mode, as `npm start` serves it) with the new
  * federation's root pinned into the build (ZTV_ROOT_SHA256), served by the consumer hospital.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
@@ -47,7 +47,12 @@ export interface ViewerFederationOptions {
   readonly slices?: number;
   /** How many MR slices to outsource as well (default none), dr.bob attending their patient too. */
   readonly mrSlices?: number;
-  /** Other files to outsource as well (each with a Patient ID), dr.bob attending their patients. */
+  /** The CT files to outsource instead of the first `slices` by name (e.g. contiguous slices). */
+  readonly ctFiles?: readonly string[];
+  /**
+   * Other files to outsource as well (each with a Patient ID: series derived from the CT, a cine
+   * loop...), dr.bob attending their patients.
+   */
   readonly extra?: readonly string[];
   readonly env?: Record<string, string>;
 }
@@ -86,7 +91,9 @@ export async function startViewerFederation(
       if (previous === undefined) delete process.env.ZTV_ROOT_SHA256;
       else process.env.ZTV_ROOT_SHA256 = previous;
     }
-    const ct = sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
+    const ct = opts.ctFiles
+      ? [...opts.ctFiles]
+      : sampleFiles(CT_SERIES).slice(0, opts.slices ?? 150);
     const ctPatient =
       parseDicom(new Uint8Array(readFileSync(ct[0]!))).dataset.text(T.PatientID) ?? '';
     const mr = opts.mrSlices ? sampleFiles(MR_SERIES).slice(0, opts.mrSlices) : [];
@@ -99,7 +106,7 @@ export async function startViewerFederation(
     }));
     const fed = await startFederation({
       config,
-      demoCare: [ctPatient, mrPatient, ...new Set(extra.map((x) => x.patient))]
+      demoCare: [...new Set([ctPatient, mrPatient, ...extra.map((x) => x.patient)])]
         .filter(Boolean)
         .map((p) => `dr.bob|attending|${p}`)
         .join(';'),
@@ -133,4 +140,23 @@ export async function startViewerFederation(
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+}
+
+/**
+ * Flips `mask` in the high byte of the centre sample (of a 512×512, 16-bit slice) of a blob stored
+ * at the cloud — AES-CTR: the same bit of the plaintext — and returns the blob as it was. The Pixel
+ * Data value starts after its explicit-VR header (7FE0,0010) OW 0000 <length>. A bit of the high
+ * byte is far from the container's LSB planes; a small one keeps a soft-tissue sample in range, so
+ * the slice still restores and is drawn, Tampered.
+ */
+export function corruptCentrePixel(blob: string, mask: number): Buffer {
+  const good = readFileSync(blob);
+  const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57, 0, 0]);
+  const start = good.lastIndexOf(header) + 12;
+  if (start <= 12 || good.length - start < 512 * 512 * 2)
+    throw new Error('no 512×512 16-bit Pixel Data in this blob');
+  const bad = Buffer.from(good);
+  bad[start + 2 * (256 * 512 + 256) + 1]! ^= mask;
+  writeFileSync(blob, bad);
+  return good;
 }

@@ -27,7 +27,11 @@ import {
   submitRequest,
   waitForStudy,
 } from './viewer-app.ts';
-import { startViewerFederation, type ViewerFederation } from './viewer-federation.ts';
+import {
+  corruptCentrePixel,
+  startViewerFederation,
+  type ViewerFederation,
+} from './viewer-federation.ts';
 
 let v: ViewerFederation;
 let browser: Browser;
@@ -158,13 +162,7 @@ describe('measurements', () => {
       .map((d) => join(d.parentPath, d.name))
       .sort();
     const victim = blobs[2]!;
-    const good = readFileSync(victim);
-    const header = Buffer.from([0xe0, 0x7f, 0x10, 0x00, 0x4f, 0x57, 0, 0]);
-    const start = good.lastIndexOf(header) + 12;
-    expect(start).toBeGreaterThan(12);
-    const bad = Buffer.from(good);
-    bad[start + 2 * (256 * 512 + 256) + 1]! ^= 0x04;
-    writeFileSync(victim, bad);
+    const good = corruptCentrePixel(victim, 0x04);
     const vp = await openViewer(browser, v.url);
     try {
       await shooting(vp, 'measure-tampered', async (page) => {

@@ -2,13 +2,15 @@
 // processes, a few CT slices outsourced, the viewer built with the federation's root pinned): a
 // refusal names the purposes the clinician may ask for, and a second refusal replaces the first with
 // its own words; a nurse (whom the policy lets search nothing) gets a neutral patient-ID form, an
-// auditor no Studies tab; the study list narrows by patient ID or name; the tag browser gives each
+// auditor no Studies tab; the study list narrows by patient ID or name through the producer's QIDO-RS; the tag browser gives each
 // element its line (tag, VR, keyword, value; group lengths named); export says what the file is; an
 // emergency access stays marked while its study is open; a research consultation (issue 16 §4) shows
 // verified pixels and no patient identifier — in the page, the workers' answers or the exported file —
 // while a treatment consultation restores them. Failures leave screenshots.
+import SQLite from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseDicom } from '../src/core/dicom/parse.ts';
@@ -118,16 +120,32 @@ describe('the viewer’s usability, end to end', () => {
     await shooting('usability-search', async ({ page }) => {
       await signInAndEnrol(page, 'dr.bob');
       const rows = page.getByTestId('study-row');
-      await expect.poll(() => rows.count()).toBe(1);
+      await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(1);
       const search = page.getByTestId('study-search');
       await search.fill(v.ctPatient.slice(-4).toLowerCase());
-      await expect.poll(() => rows.count()).toBe(1);
+      await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(1);
       await search.fill('no such patient');
-      await expect.poll(() => rows.count()).toBe(0);
-      await page.getByTestId('no-match').waitFor();
+      await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(0);
+      await page.getByTestId('no-match').waitFor({ timeout: 30_000 });
       expect(await page.getByTestId('study-count').textContent()).toBe('0 of 1 studies');
       await search.fill('');
-      await expect.poll(() => rows.count()).toBe(1);
+      await expect.poll(() => rows.count(), { timeout: 30_000 }).toBe(1);
+      // The box asked the producer's QIDO-RS (logged by the keys used, never the text typed).
+      const db = new SQLite(join(v.fed.config.dataDir, 'producer/producer.sqlite'), {
+        readonly: true,
+      });
+      try {
+        const asked = db
+          .prepare("select details from audit_records where subtype = 'request-logged'")
+          .all() as { details: string }[];
+        const qidos = asked.map((r) => JSON.parse(r.details) as Record<string, unknown>);
+        const matching = qidos.filter((d) => d.operation === 'qido').map((d) => d.matching);
+        expect(matching).toContainEqual(['PatientID']);
+        expect(matching).toContainEqual(['PatientName']);
+        expect(asked.map((r) => r.details).join('')).not.toContain('no such patient');
+      } finally {
+        db.close();
+      }
     });
   });
 

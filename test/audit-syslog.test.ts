@@ -3,8 +3,10 @@
 // authentication with certificates of the demo PKI) and over UDP (RFC 5426). Every record arrives as a
 // message the shipped PS3.15 schema accepts, with the PRI and MSGID of PS3.15 A.6; records appended
 // while the collector is stopped are held in the party's database and arrive, in order, once it is
-// back; a forwarder restarted on the same database resumes where its collector stands.
+// back; a forwarder restarted on the same database resumes where its collector stands; a party
+// started with ZTV_AUDIT_SYSLOG_<PARTY> (as each service process is) forwards its records.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +16,8 @@ import type { AuditEntry } from '../src/core/audit/record.ts';
 import { signingKeyFromPem } from '../src/core/crypto/keys.ts';
 import { createDemoPki } from '../src/core/pki/demo.ts';
 import { configEnv, federationConfig } from '../src/services/common/config.ts';
+import { startParty } from '../src/services/common/party.ts';
+import { producerMigrations } from '../src/services/producer/schema.ts';
 import { writePkiDir } from '../src/services/common/pki-dir.ts';
 import { freePorts } from '../src/services/launcher.ts';
 import {
@@ -87,6 +91,36 @@ describe('the syslog configuration', () => {
     // What a child process is given says the same.
     const env = configEnv(federationConfig({ ZTV_AUDIT_SYSLOG_PRODUCER: 'udp://[::1]:514' }));
     expect(env.ZTV_AUDIT_SYSLOG_PRODUCER).toBe('udp://[::1]:514');
+  });
+
+  it('a party started with it forwards its records (what each service process does)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ztv-syslog-party-'));
+    const collector = createSocket('udp4');
+    await new Promise<void>((r) => collector.bind(0, '127.0.0.1', () => r()));
+    const received = new Promise<Buffer>((r) => collector.once('message', (m) => r(m)));
+    try {
+      await writePkiDir(join(dir, 'pki'), await createDemoPki(), new Uint8Array(32).fill(9));
+      const config = federationConfig({
+        ZTV_DATA: dir,
+        ZTV_AUDIT_SYSLOG_PRODUCER: `udp://127.0.0.1:${collector.address().port}`,
+      });
+      const rt = await startParty(config, 'producer', producerMigrations);
+      try {
+        await rt.audit.append(entry(1));
+        const msg = (await received).toString('utf8');
+        expect(msg).toMatch(/^<85>1 \S+ \S+ ztv-producer \d+ DICOM\+RFC3881 - \uFEFF<\?xml/);
+        expect(msg).toContain('ParticipantObjectID="producer:1"');
+        expect(rt.audit.collectors()).toMatchObject([
+          { collector: `udp://127.0.0.1:${collector.address().port}`, state: 'up' },
+        ]);
+      } finally {
+        await rt.audit.close();
+        await rt.database.close();
+      }
+    } finally {
+      collector.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

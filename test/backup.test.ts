@@ -2,7 +2,9 @@
 // every party while it runs (`ztv backup`, the producer's encrypted), destroy every data directory,
 // restore (`ztv restore`), start again — then every image consults and opens verified and exact, and
 // every party's audit chain verifies against the witness. Also: a producer backup is refused without
-// a passphrase and does not open with another; restoring over a party's data needs --force.
+// a passphrase and does not open with another; restoring over a party's data needs --force; and
+// restoring an older backup of the producer is reported by the audit witness as a rollback (the
+// party's health raises the alarm, `ztv audit verify` exits 1).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -111,6 +113,63 @@ describe('backup and restore: the drill', () => {
         );
         expect(code, `${party}'s chain`).toBe(party === 'consumer' && code === 2 ? 2 : 0);
       }
+    } finally {
+      delete process.env.ZTV_BACKUP_PASSPHRASE;
+    }
+  }, 400_000);
+
+  it('restoring an older backup is reported by the witness as a rollback', async () => {
+    process.env.ZTV_BACKUP_PASSPHRASE = PASSPHRASE;
+    const health = async () =>
+      (await (await fetch(`${t.fed.urls.producer}/health/audit`)).json()) as {
+        records: number;
+        witness: { state: string; witnessed?: { seq: number }; refused?: { kind: string } };
+      };
+    const until = async (what: string, ok: (h: Awaited<ReturnType<typeof health>>) => boolean) => {
+      const end = Date.now() + 120_000;
+      for (;;) {
+        const h = await health().catch(() => undefined);
+        if (h && ok(h)) return h;
+        if (Date.now() > end) throw new Error(`${what}: ${JSON.stringify(h)}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    };
+    try {
+      const old = join(out, 'producer-older.ztvb');
+      expect(await ztv('backup', ...common('producer'), old)).toBe(0);
+      // The producer goes on (a consultation appends records), and the witness sees its new head:
+      // a party signs and sends a checkpoint of its head at every start.
+      const bob = await t.clinician('dr.bob');
+      await bob.client.consult({
+        patient: t.ctPatient,
+        purpose: 'TREAT',
+        roleAssignments: bob.roleAssignments,
+      });
+      await t.fed.kill('producer');
+      await t.fed.start('producer');
+      const ahead = await until(
+        'the head witnessed',
+        (h) => h.witness.state === 'current' && h.witness.witnessed?.seq === h.records,
+      );
+
+      // The operator restores the older backup over it.
+      await t.fed.kill('producer');
+      expect(await ztv('restore', ...common('producer'), '--force', old)).toBe(0);
+      await t.fed.start('producer');
+      const behind = await until('the alarm', (h) => h.witness.state === 'refused');
+      expect(behind.records).toBeLessThan(ahead.records);
+      expect(behind.witness.refused?.kind).toBe('rolled-back');
+      // The auditor's verification names the break (exit 1), whatever the party says of itself.
+      const code = await ztv(
+        'audit',
+        'verify',
+        ...common('producer'),
+        '--pki',
+        t.fed.config.pkiDir,
+        '--witness',
+        t.fed.urls.consumer,
+      );
+      expect(code).toBe(1);
     } finally {
       delete process.env.ZTV_BACKUP_PASSPHRASE;
     }

@@ -4,7 +4,7 @@
  * set of PostgreSQL schemas; a few real CT slices outsourced through the producer; clinicians who
  * sign in and enroll a device with keys made here, exactly as the browser does.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Migration } from 'kysely';
@@ -83,6 +83,44 @@ export interface TestFederationOptions {
   readonly capture?: boolean;
   /** Supervise the services as `npm start` does (restart the dead, give up on the dying). */
   readonly supervise?: FederationOptions['supervise'];
+}
+
+/** One process of a running federation, as Linux's /proc shows it. */
+export interface ServiceProcess {
+  readonly pid: number;
+  /** `cloud`, `producer`…; a cloud worker is `cloud#<index>`. */
+  readonly name: string;
+  readonly rssMiB: number;
+  readonly fds: number;
+}
+
+/**
+ * The processes of the federation whose data directory is `dataDir` (found by the `ZTV_DATA` of
+ * their environment), with their resident memory and open file descriptors.
+ */
+export function federationProcesses(dataDir: string): ServiceProcess[] {
+  const found: ServiceProcess[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'latin1');
+      const party = /src\/services\/(\w+)\/main\.ts/.exec(cmd)?.[1];
+      if (!party) continue;
+      const env = readFileSync(`/proc/${d}/environ`, 'latin1').split('\0');
+      if (!env.includes(`ZTV_DATA=${dataDir}`)) continue;
+      const worker = env.find((e) => e.startsWith('ZTV_CLOUD_WORKER_INDEX='))?.split('=')[1];
+      const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d}/status`, 'latin1'))?.[1];
+      found.push({
+        pid: Number(d),
+        name: worker === undefined ? party : `${party}#${worker}`,
+        rssMiB: Number(rss ?? 0) / 1024,
+        fds: readdirSync(`/proc/${d}/fd`).length,
+      });
+    } catch {
+      /* gone meanwhile, or not ours to read */
+    }
+  }
+  return found.sort((a, b) => a.name.localeCompare(b.name) || a.pid - b.pid);
 }
 
 const patientOf = (f: string): string =>

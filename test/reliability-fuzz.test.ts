@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { parseDicom } from '../src/core/dicom/parse.ts';
 import { readPixelData } from '../src/core/dicom/pixels.ts';
 import { isZtvError } from '../src/core/errors.ts';
+import { readTrail } from '../src/core/audit/trail.ts';
 import {
+  auditTarget,
   CORPUS_DIR,
   corpus,
   dicomTarget,
@@ -23,6 +25,7 @@ const targets: Record<string, [() => Promise<Target<never>>, number]> = {
   protected: [async () => (await protectedTarget()) as Target<never>, 200],
   multipart: [async () => multipartTarget() as Target<never>, 1000],
   ticket: [async () => (await ticketTarget()) as Target<never>, 200],
+  audit: [async () => (await auditTarget()) as Target<never>, 300],
 };
 
 describe.each(Object.keys(targets))('fuzz target %s (slice)', (name) => {
@@ -55,5 +58,23 @@ describe('a compressed frame far smaller than its header', () => {
     expect(String(err)).toMatch(
       /far smaller than the header's 8024x65535: refused rather than padded/,
     );
+  });
+});
+
+// Found by the fuzzing: the auditor verified a party's trail as it arrived, so a record whose
+// signature was a number (or a checkpoint's null) threw `TypeError: s.replace is not a function`
+// from the base64 decoder; the reader now refuses a malformed trail with a typed error first.
+describe("a party's audit trail with a field of the wrong type", () => {
+  it('is refused by the reader with a typed error naming the record', async () => {
+    const bytes = readFileSync(join(CORPUS_DIR, 'audit', corpus('audit')[0]!.name));
+    const err = (() => {
+      try {
+        readTrail(JSON.parse(bytes.toString('utf8')));
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(isZtvError(err)).toBe(true);
+    expect(String(err)).toMatch(/the audit trail is malformed: (record|checkpoint) #\d+ /);
   });
 });

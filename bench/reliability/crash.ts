@@ -12,6 +12,7 @@
  * `npm test` is test/reliability-crash.test.ts.
  */
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { toHex } from '../../src/core/bytes.ts';
 import { verifyChain } from '../../src/core/audit/verify.ts';
@@ -382,7 +383,9 @@ export async function crashSection(
   log: (line: string) => void = (l) => console.log(l),
 ): Promise<{ markdown: string; defects: number }> {
   const runs: CrashFigures[] = [];
+  const load = [loadavg()[0]!];
   for (const postgres of [false, true]) runs.push(await crashTrials(trials, postgres, 17, log));
+  load.push(loadavg()[0]!);
   const defects = runs.reduce((k, r) => k + r.defects.length, 0);
   const rows = runs.flatMap((r) =>
     Object.entries(r.by).map(
@@ -400,7 +403,8 @@ export async function crashSection(
         'at a random moment (seeded) within the usual duration of the phase: outsourcing (a STOW-RS ' +
         'request of 5 new instances) or consultation, redemption and retrieval of the CT study. The ' +
         'supervisor restarts the killed service; after each trial every check below is made. ' +
-        `${runs.map((r) => `${r.dialect}: ${r.trials} trials in ${(r.seconds / 60).toFixed(1)} min`).join('; ')}.`,
+        `${runs.map((r) => `${r.dialect}: ${r.trials} trials in ${(r.seconds / 60).toFixed(1)} min`).join('; ')}; ` +
+        `load average ${load.map((l) => l.toFixed(1)).join(' at the start, ')} at the end.`,
       '',
       '| database | killed | trials | kill landed mid-operation |',
       '| -------- | ------ | -----: | ------------------------: |',

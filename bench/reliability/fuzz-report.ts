@@ -1,5 +1,6 @@
 /** The fuzzing section of bench/reports/reliability.md: inputs per target, untyped exceptions, hangs, memory. */
 import {
+  auditTarget,
   corpus,
   dicomTarget,
   fuzz,
@@ -11,8 +12,8 @@ import {
   type Target,
 } from './fuzz.ts';
 
-/** Inputs per target at scale 1: 1,000,000 in all, weighted by what each costs (the DICOM codecs most). */
-export const FUZZ_RUNS = { dicom: 80_000, protected: 200_000, multipart: 600_000, ticket: 120_000 };
+/** Inputs per target at scale 1: 1,100,000 in all, weighted by what each costs (the DICOM codecs most). */
+export const FUZZ_RUNS = { dicom: 80_000, protected: 200_000, multipart: 600_000, ticket: 120_000, audit: 100_000 }; // prettier-ignore
 /** The memory bound each target must stay under (resident set of the whole process). */
 export const RSS_BOUND_MIB = 1024;
 
@@ -25,6 +26,7 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
     [(await protectedTarget()) as Target<never>, n(FUZZ_RUNS.protected)],
     [multipartTarget() as Target<never>, n(FUZZ_RUNS.multipart)],
     [(await ticketTarget()) as Target<never>, n(FUZZ_RUNS.ticket)],
+    [(await auditTarget()) as Target<never>, n(FUZZ_RUNS.audit)],
   ];
   const results: FuzzResult[] = [];
   for (const [t, runs] of targets) {

@@ -11,7 +11,15 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { deflateSync, inflateSync } from 'fflate';
 import { CompactEncrypt } from 'jose';
-import { utf8 } from '../../src/core/bytes.ts';
+import {
+  checkpointMessage,
+  nextRecord,
+  signRecord,
+  type AuditRecord,
+} from '../../src/core/audit/record.ts';
+import { readTrail } from '../../src/core/audit/trail.ts';
+import { verifyChain } from '../../src/core/audit/verify.ts';
+import { toBase64Url, utf8 } from '../../src/core/bytes.ts';
 import { generateKeyPairPem, signingKeyFromPem } from '../../src/core/crypto/keys.ts';
 import { LONG_VRS } from '../../src/core/dicom/dataset.ts';
 import { parseDicom } from '../../src/core/dicom/parse.ts';
@@ -644,6 +652,89 @@ export async function ticketTarget(): Promise<
           await openCloudPart(token, { resolveProducer, decryptionKey: cloud.privateKey, cloudId: 'cloud-1', deviceId: 'device-x' }); // prettier-ignore
         else
           await openKeysPart(token, { resolveProducer, decryptionKey: device.privateKey, deviceId: 'device-x' }); // prettier-ignore
+      }),
+  };
+}
+
+/**
+ * The auditor's reader of a party's audit trail (`readTrail` then `verifyChain`, what
+ * `AuditorClient.verifyChain` runs on a party's answer): a signed chain of 6 records with a
+ * checkpoint, as JSON, mutated as text (then whatever still parses) or field by field (a record's
+ * or checkpoint's field replaced by a value of another type or shape).
+ */
+export async function auditTarget(): Promise<
+  Target<{ kind: number; at: number; path: number; value: number; muts: Mutation[] }>
+> {
+  const signer = await signingKeyFromPem((await generateKeyPairPem('ECDSA-P256')).privatePem);
+  const records: AuditRecord[] = [];
+  let head = { seq: 0, hash: '0'.repeat(64) };
+  for (let i = 0; i < 6; i++) {
+    const r = await signRecord(
+      nextRecord(
+        {
+          event: '110106',
+          subtype: i % 2 ? 'redemption' : 'trace-inserted',
+          action: 'R',
+          outcome: 0,
+          actor: { id: `device-${i}`, role: 'attending' },
+          objects: [{ type: 'ticket', id: `t-${i}` }],
+          details: { images: i, note: 'x' },
+        },
+        head,
+        'cloud',
+        new Date(Date.UTC(2026, 0, 1, 0, i)),
+      ),
+      signer,
+    );
+    records.push(r);
+    head = { seq: r.seq, hash: r.hash };
+  }
+  const cp = { seq: 6, hash: head.hash, time: '2026-01-01T00:06:00.000Z', party: 'cloud' };
+  const checkpoint = {
+    ...cp,
+    keyId: signer.publicKey.keyIdHex,
+    signature: toBase64Url(await signer.sign(checkpointMessage(cp))),
+  };
+  const trail = {
+    party: 'cloud',
+    verification: { ok: true, breaks: [] },
+    checkpoints: [checkpoint],
+    records,
+    complete: true,
+    truncated: false,
+  };
+  const text = JSON.stringify(trail);
+  const FIELDS = ['seq', 'time', 'party', 'event', 'subtype', 'action', 'outcome', 'actor', 'objects', 'details', 'prev', 'hash', 'v', 'keyId', 'signature']; // prettier-ignore
+  const VALUES: unknown[] = [null, undefined, 0, -1, 1.5, 1e308, '', 'zz', '!!', [], {}, [null], [{}], { id: 7 }, true, '0'.repeat(64), Number.MAX_SAFE_INTEGER + 2]; // prettier-ignore
+  const resolveKey = (id: string) =>
+    Promise.resolve(id === signer.publicKey.keyIdHex ? signer.publicKey : undefined);
+  return {
+    name: 'audit',
+    what: "the auditor's reader of a party's audit trail (`readTrail`, then `verifyChain`): a signed chain of 6 records and a checkpoint, its JSON mutated as text, and its records' and checkpoint's fields replaced by values of other types",
+    arbitrary: fc.record({
+      kind: fc.nat({ max: 2 }),
+      at: fc.nat(),
+      path: fc.nat(),
+      value: fc.nat(),
+      muts: fc.array(mutationArb.filter((m) => m.op === 'flip' || m.op === 'truncate' || m.op === 'insert' || m.op === 'delete'), { minLength: 1, maxLength: 3 }), // prettier-ignore
+    }),
+    build: (r) => {
+      if (r.kind === 0) return Promise.resolve(mutateDataSet(utf8(text), 0, true, r.muts));
+      const doc = JSON.parse(text) as { records: Record<string, unknown>[]; checkpoints: Record<string, unknown>[] }; // prettier-ignore
+      const target = r.kind === 1 ? doc.records[r.at % doc.records.length]! : doc.checkpoints[0]!;
+      target[FIELDS[r.path % FIELDS.length]!] = VALUES[r.value % VALUES.length];
+      return Promise.resolve(utf8(JSON.stringify(doc)));
+    },
+    run: (input) =>
+      typedOnly(async () => {
+        let doc: unknown;
+        try {
+          doc = JSON.parse(new TextDecoder().decode(input));
+        } catch {
+          return; // not JSON: the session layer's parser refuses it before the reader
+        }
+        const t = readTrail(doc);
+        await verifyChain(t.party, t.records, t.checkpoints, resolveKey);
       }),
   };
 }

@@ -88,6 +88,8 @@ const fed = await startFederation({
   config: c,
   demoCare,
   verbose: !!process.env.ZTV_VERBOSE,
+  // The cloud on every core when the database allows it (PostgreSQL; one process on SQLite).
+  env: { ZTV_CLOUD_WORKERS: process.env.ZTV_CLOUD_WORKERS ?? 'auto' },
   // A service that dies is started again (and says so); one that keeps dying stops the federation.
   supervise: true,
 });

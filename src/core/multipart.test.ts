@@ -83,6 +83,16 @@ describe('multipart/related', () => {
     }
   });
 
+  it('reads a body of no part (its closing delimiter alone) as empty, and only that', async () => {
+    const empty = buildMultipart([], 'b');
+    expect(fromUtf8(empty)).toBe('--b--\r\n');
+    for (const at of [[], [1], [3, 5]]) expect(await read(cut(empty, at))).toEqual([]);
+    expect(await read([empty], { boundary: 'b' })).toEqual([]);
+    // A first line of that shape followed by more is a delimiter (boundary "b--"), as before.
+    const parts = await read([utf8('--b--\r\n\r\nx\r\n--b----\r\n')]);
+    expect(parts.map((p) => fromUtf8(p.body))).toEqual(['x']);
+  });
+
   it('takes the boundary from a Content-Type header, quoted or not', () => {
     expect(boundaryOf('multipart/related; type="application/dicom"; boundary=abc')).toBe('abc');
     expect(boundaryOf('Multipart/Related; boundary="a b:c"; type=application/dicom')).toBe('a b:c');

@@ -139,6 +139,13 @@ export async function* readMultipart(
     if (l === undefined)
       throw malformed(n === 0 ? `${what} is empty` : `${what} holds no boundary line`);
     const t = l.trimEnd();
+    // A body of no part (a resumed retrieval with nothing left): a closing delimiter, then nothing.
+    if (
+      (delimiter ? t === `${delimiter}--` : /^--.+--$/.test(t)) &&
+      q.length === 0 &&
+      !(await fill())
+    )
+      return;
     if (delimiter ? t === delimiter : t.startsWith('--') && t.length > 2) {
       delimiter ??= t;
       break;

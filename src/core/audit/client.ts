@@ -30,6 +30,7 @@ import type { AuditRecord } from './record.ts';
 import {
   checkpointKeys,
   mergeTrails,
+  readTrail,
   referencesOf,
   verifyTrail,
   type MergedTrail,
@@ -158,7 +159,9 @@ export class AuditorClient {
 
   /** One party's trail: the records the filter selects and the party's verification of its chain. */
   trail(party: AuditedParty, filter: TrailFilter = {}): Promise<PartyTrail> {
-    return this.sessions.streamJson(party, auditTrail, { purpose: this.purpose, ...filter });
+    return this.sessions
+      .streamJson(party, auditTrail, { purpose: this.purpose, ...filter })
+      .then(readTrail);
   }
 
   /**

@@ -11,6 +11,7 @@ import type { PkiView } from '../pki/resolver.ts';
 import { readOrganisation } from '../pki/extensions.ts';
 import { OID } from '../pki/oids.ts';
 import { sha256 } from '../crypto/hash.ts';
+import { ZtvError } from '../errors.ts';
 import type { Accepted } from '../schema.ts';
 import { EVENTS, type AuditRecord, type Checkpoint, type EventId } from './record.ts';
 import { verifyChain, type ChainBreak, type ChainReport } from './verify.ts';
@@ -67,6 +68,70 @@ export interface PartyTrail {
   readonly truncated: boolean;
   /** How the party stands with its witness after signing the checkpoint for this answer. */
   readonly witness?: WitnessStatus;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const B64URL = /^[A-Za-z0-9_-]*$/;
+const str = (v: unknown): boolean => typeof v === 'string';
+const optStr = (v: unknown): boolean => v === undefined || v === null || typeof v === 'string';
+const seqOk = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** What is wrong with a record's shape, or undefined when every field has its type. */
+function recordFault(r: unknown): string | undefined {
+  if (!isObject(r)) return 'is not an object';
+  if (!seqOk(r.seq)) return 'has no sequence number';
+  for (const k of ['time', 'party', 'event', 'subtype', 'action', 'prev', 'hash'] as const)
+    if (!str(r[k])) return `has no ${k}`;
+  if (typeof r.outcome !== 'number') return 'has no outcome';
+  if (!isObject(r.actor) || !str(r.actor.id)) return 'has no actor';
+  if (!Array.isArray(r.objects) || !r.objects.every((o) => isObject(o) && str(o.type) && str(o.id)))
+    return 'has malformed objects';
+  if (!isObject(r.details)) return 'has malformed details';
+  if (!(r.v === undefined || r.v === null || Number.isSafeInteger(r.v))) return 'has a bad version';
+  if (!optStr(r.keyId)) return 'has a bad key id';
+  if (!(optStr(r.signature) && B64URL.test((r.signature as string | null) ?? '')))
+    return 'has a malformed signature';
+  return undefined;
+}
+
+function checkpointFault(c: unknown): string | undefined {
+  if (!isObject(c)) return 'is not an object';
+  if (!seqOk(c.seq)) return 'has no sequence number';
+  for (const k of ['hash', 'time', 'party', 'keyId', 'signature'] as const)
+    if (!str(c[k])) return `has no ${k}`;
+  if (!B64URL.test(c.signature as string)) return 'has a malformed signature';
+  return undefined;
+}
+
+/**
+ * Reads a party's trail as it arrived (parsed JSON from the party, which the auditor does not
+ * trust): every record and checkpoint must have the fields the verification reads, with their
+ * types, or the whole answer is refused as malformed (a typed error) — a record that has its fields
+ * but was altered is the verification's to find, with the record named.
+ */
+export function readTrail(doc: unknown): PartyTrail {
+  const bad = (what: string): never => {
+    throw new ZtvError('bad-input', `the audit trail is malformed: ${what}`);
+  };
+  if (!isObject(doc)) return bad('it is not an object');
+  if (!str(doc.party)) bad('it names no party');
+  if (typeof doc.complete !== 'boolean' || typeof doc.truncated !== 'boolean')
+    bad('it does not say whether it is complete');
+  const v = doc.verification;
+  if (!isObject(v) || typeof v.ok !== 'boolean' || !Array.isArray(v.breaks))
+    bad("the party's verification is missing");
+  if (!Array.isArray(doc.records)) return bad('it has no records');
+  if (!Array.isArray(doc.checkpoints)) return bad('it has no checkpoints');
+  doc.records.forEach((r, i) => {
+    const f = recordFault(r);
+    if (f) bad(`record #${i + 1} ${f}`);
+  });
+  doc.checkpoints.forEach((c, i) => {
+    const f = checkpointFault(c);
+    if (f) bad(`checkpoint #${i + 1} ${f}`);
+  });
+  return doc as unknown as PartyTrail;
 }
 
 export interface MergedEntry {

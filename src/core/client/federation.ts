@@ -16,6 +16,7 @@ import {
   type ConsultRequest,
   type SearchAnswer,
 } from '../operations/consultation.ts';
+import { qido, type DicomJson } from '../operations/qido.ts';
 import { revokeDelegation, type RevocationAnswer } from '../operations/delegation.ts';
 import { redeem, retrieve, type Redemption } from '../operations/redemption.ts';
 import type { PkiView } from '../pki/resolver.ts';
@@ -26,6 +27,7 @@ import { PartySessions } from './sessions.ts';
 
 export { HttpFailure, NetworkFailure, StreamCut, poster, type Endpoints } from './http.ts';
 export type { ConsultAnswer, ConsultRequest, SearchAnswer } from '../operations/consultation.ts';
+export type { DicomJson } from '../operations/qido.ts';
 
 export interface DeviceKeys {
   readonly signing: CryptoKeyPair;
@@ -251,6 +253,19 @@ export class FederationClient {
 
   search(purpose: string, roleAssignments: readonly string[] = []): Promise<SearchAnswer> {
     return this.sessions.call('producer', search, { purpose, roleAssignments });
+  }
+
+  /**
+   * QIDO-RS at the producer (`/studies?PatientID=…&StudyDate=…`, `/studies/{uid}/series`, `/series`):
+   * the DICOM JSON of the matches among the studies its policy lists for this clinician.
+   */
+  async qido(
+    resource: string,
+    purpose: string,
+    roleAssignments: readonly string[] = [],
+  ): Promise<DicomJson[]> {
+    return (await this.sessions.call('producer', qido, { resource, purpose, roleAssignments }))
+      .matches;
   }
 
   consult(req: ConsultRequest): Promise<ConsultAnswer> {

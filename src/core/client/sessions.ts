@@ -36,6 +36,12 @@ export interface DeviceCredentials {
 const isStale = (e: unknown): boolean =>
   e instanceof HttpFailure && STALE_SESSION_REFUSALS.has(e.reason as SessionRefusal);
 
+/**
+ * A party at capacity answered 503 before the session saw the message: that message's sequence
+ * number is spent on this side only, so the session is out of step and the next call opens another.
+ */
+const shed = (e: unknown): boolean => e instanceof HttpFailure && e.status === 503;
+
 const FRAME_HEADER = 8;
 /** Larger than any negotiable packet: a longer frame is passed on for the session to refuse. */
 const MAX_FRAME = 16 * 1024 * 1024 + 64;
@@ -126,9 +132,13 @@ export class PartySessions<Party extends OrgRole> {
     try {
       return await run();
     } catch (e) {
+      if (shed(e)) this.forget(party);
       if (!isStale(e)) throw e;
       this.open.delete(party);
-      return run();
+      return run().catch((again: unknown) => {
+        if (shed(again)) this.forget(party);
+        throw again;
+      });
     }
   }
 
@@ -157,19 +167,32 @@ export class PartySessions<Party extends OrgRole> {
     };
     const open = async () => (await this.session(party)).stream(contract.name, body, fetchStream);
     // A stale session is refused before the first frame: then a new session, and the call once more.
-    let frames = await open();
-    let first: IteratorResult<Uint8Array, void>;
     try {
-      first = await frames.next();
+      let frames = await open();
+      let first: IteratorResult<Uint8Array, void>;
+      try {
+        first = await frames.next();
+      } catch (e) {
+        if (!isStale(e)) throw e;
+        this.open.delete(party);
+        frames = await open();
+        first = await frames.next();
+      }
+      if (first.done) return;
+      yield first.value;
+      yield* frames;
     } catch (e) {
-      if (!isStale(e)) throw e;
-      this.open.delete(party);
-      frames = await open();
-      first = await frames.next();
+      if (shed(e)) this.forget(party);
+      throw e;
     }
-    if (first.done) return;
-    yield first.value;
-    yield* frames;
+  }
+
+  /**
+   * Drops the party's session (out of step after a shed message; closing it would be refused as
+   * out of order, so the party lets it expire); the next call opens another.
+   */
+  private forget(party: Party): void {
+    this.open.delete(party);
   }
 
   /** A streamed operation whose answer is one JSON document, parsed. */

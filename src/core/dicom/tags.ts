@@ -31,6 +31,7 @@ export const T = {
   InstanceNumber: tag(0x0020, 0x0013),
   ImagePositionPatient: tag(0x0020, 0x0032),
   ImageOrientationPatient: tag(0x0020, 0x0037),
+  FrameOfReferenceUID: tag(0x0020, 0x0052),
   SamplesPerPixel: tag(0x0028, 0x0002),
   PhotometricInterpretation: tag(0x0028, 0x0004),
   PlanarConfiguration: tag(0x0028, 0x0006),

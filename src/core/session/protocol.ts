@@ -290,6 +290,12 @@ export interface SessionServerOptions {
   readonly idleMs?: number;
   readonly now?: () => number;
   /**
+   * The first byte of every session id this server makes (0–255): a process of several (the
+   * cloud's workers) marks its sessions so that a front routes each message to the process that
+   * holds its keys. The other 15 bytes stay random.
+   */
+  readonly idPrefix?: number;
+  /**
    * Called with every refusal (for the audit log). Never receives keys or message contents. A
    * promise it returns is awaited where the refusal is reported (`report`), so that the record
    * exists before the refused peer hears the answer.
@@ -313,11 +319,19 @@ export class SessionServer {
   private readonly usedChallenges = new Map<string, number>();
   private readonly now: () => number;
   private connects = 0;
-  /** This process's run: random, the first characters of every session id it issues. */
-  private readonly run = toHex(randomBytes(RUN_HEX / 2));
+  /**
+   * This process's run: random, the first characters of every session id it issues; its first byte
+   * is `idPrefix` when one is given.
+   */
+  private readonly run: string;
 
   constructor(private readonly opts: SessionServerOptions) {
     this.now = opts.now ?? Date.now;
+    this.run = toHex(
+      opts.idPrefix === undefined
+        ? randomBytes(RUN_HEX / 2)
+        : concatBytes(Uint8Array.of(opts.idPrefix), randomBytes(RUN_HEX / 2 - 1)),
+    );
   }
 
   private refuse(reason: SessionRefusal, message: string, sessionId?: string): never {

@@ -20,7 +20,9 @@ import { sampleFiles } from '../../../test/samples.ts';
 import { AuditorClient } from '../../core/audit/client.ts';
 import { fromHex, randomBytes, toHex } from '../../core/bytes.ts';
 import type { ConsultAnswer } from '../../core/client/federation.ts';
-import { buildMultipart } from '../../core/multipart.ts';
+import type { PartySessions } from '../../core/client/sessions.ts';
+import { buildMultipart, readMultipart } from '../../core/multipart.ts';
+import { retrieve } from '../../core/operations/redemption.ts';
 import { parseDicom } from '../../core/dicom/parse.ts';
 import { T } from '../../core/dicom/tags.ts';
 import { pkiResolver } from '../../core/pki/resolver.ts';
@@ -232,6 +234,49 @@ describe.each(DIALECTS)('cloud on %s', (dialect) => {
       await expect(bob.client.retrieve(red.redemption).next()).rejects.toMatchObject({
         code: 'expired',
       });
+    } finally {
+      p.clock = now;
+    }
+  });
+
+  it('resumes a retrieval at a position: the rest of the same redemption, the same bytes, only for its device and while valid', async () => {
+    const c = await consultCt(bob);
+    const red = await bob.client.redeem(c.ticket);
+    const whole: { id: string; bytes: Uint8Array }[] = [];
+    for await (const got of bob.client.retrieve(red.redemption)) whole.push(got);
+    expect(whole.length).toBeGreaterThanOrEqual(2);
+    // The client's own sessions, asked for the stream from a position.
+    const from = async (who: typeof bob, redemption: string, at: number) => {
+      const s = (who.client as unknown as { sessions: PartySessions<'cloud'> }).sessions;
+      // The whole stream, its final frame included, then its parts.
+      const chunks: Uint8Array[] = [];
+      for await (const ch of s.stream('cloud', retrieve, { redemption, from: at }))
+        chunks.push(ch.slice());
+      const parts: { id: string; bytes: Uint8Array }[] = [];
+      for await (const part of readMultipart(chunks, { requireLength: true }))
+        parts.push({
+          id: /\/instances\/(.+)$/.exec(part.headers['content-location'] ?? '')![1]!,
+          bytes: part.body,
+        });
+      return parts;
+    };
+    // Byte for byte what the first retrieval sent from there on: the same trace slots.
+    const rest = await from(bob, red.redemption, 1);
+    expect(rest.map((r) => r.id)).toEqual(whole.slice(1).map((w) => w.id));
+    rest.forEach((r, i) =>
+      expect(Buffer.from(r.bytes).equals(Buffer.from(whole[i + 1]!.bytes))).toBe(true),
+    );
+    expect(await from(bob, red.redemption, whole.length)).toEqual([]);
+    await expect(from(alice, red.redemption, 1)).rejects.toMatchObject({
+      code: 'unknown-redemption',
+    });
+    const records = await p.cloud.audit.all();
+    const resumed = records.findLast((r) => r.subtype === 'retrieve')!;
+    expect(resumed.details).toMatchObject({ redemption: red.redemption, from: whole.length });
+    const now = p.clock;
+    p.clock = red.expiresAt + 1;
+    try {
+      await expect(from(bob, red.redemption, 1)).rejects.toMatchObject({ code: 'expired' });
     } finally {
       p.clock = now;
     }

@@ -156,8 +156,10 @@ export function partyPolicy(
 export function partySessions(
   rt: { readonly keys: Pick<PartyKeys, 'signer' | 'certPem'>; readonly audit: AuditStore },
   trust: LiveTrust,
+  idPrefix?: number,
 ): SessionServer {
   const server: SessionServer = new SessionServer({
+    ...(idPrefix === undefined ? {} : { idPrefix }),
     credentials: { signer: rt.keys.signer, chain: [rt.keys.certPem] },
     validateClient: async (chain) => {
       await trust.fresh().catch(() => undefined);

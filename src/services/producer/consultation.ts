@@ -1,5 +1,6 @@
 /**
- * Consultation, the producer hospital's side: `search` and `consult` through clinicians' sessions.
+ * Consultation, the producer hospital's side: `search`, `qido` (QIDO-RS study and series search
+ * among the same studies) and `consult` through clinicians' sessions.
  * Each request is logged first (pre-obligation `log-request`), the device's hospital is checked
  * against the authority's current trust group, the policy decides, and `consult` issues the blind
  * ticket — the cloud's part (image ids, traces) and the device's part (image keys, unwrapped here
@@ -14,6 +15,7 @@ import type { SigningKey } from '../../core/crypto/keys.ts';
 import { patientPseudonym } from '../../core/crypto/pseudonym.ts';
 import type { BodyOf } from '../../core/operations/contract.ts';
 import { consult, search, type SearchAnswer } from '../../core/operations/consultation.ts';
+import { parseQido, qido, qidoMatches, type QidoQuery } from '../../core/operations/qido.ts';
 import { allowedPurposesSentence } from '../../core/policy/purposes.ts';
 import { OID } from '../../core/pki/oids.ts';
 import { pixelKey } from '../../core/protect/cipher.ts';
@@ -51,7 +53,7 @@ const STAND_IN_JUSTIFICATION =
   'Stand-in emergency justification in typed words, only to list the purposes this clinician may declare.';
 
 /** What `search` and `consult` share: a purpose and the clinician's signed statements. */
-type ConsultLike = BodyOf<typeof consult> | BodyOf<typeof search>;
+type ConsultLike = BodyOf<typeof consult> | BodyOf<typeof search> | BodyOf<typeof qido>;
 
 /** The clinician as audit records name them: from the device certificate of the session. */
 export const actorOf = (ctx: OperationContext) => ({
@@ -204,10 +206,19 @@ export async function consultationPlugin(
     return allowed;
   };
 
-  app.sessionOperations.handle(search, async (body, ctx) => {
+  /**
+   * The studies this clinician could consult under the policy, each with its series: what `search`
+   * lists and what `qido` matches among. The request is logged and decided (`search` on the
+   * patient list) first; then every study's decision, logged in one record (studies pseudonymous).
+   */
+  const visibleStudies = async (
+    body: ConsultLike,
+    ctx: OperationContext,
+    logged: Record<string, unknown>,
+  ): Promise<SearchAnswer['studies'][number][]> => {
     await knownPurpose(ctx, body.purpose);
     await checkHospital(ctx);
-    await logRequest(ctx, [], { operation: 'search', purpose: body.purpose });
+    await logRequest(ctx, [], { ...logged, purpose: body.purpose });
     const d = await deps.policy.decide(
       deps.domain,
       accessRequest(ctx, 'search', body, { kind: 'patient-list' }),
@@ -281,7 +292,31 @@ export async function consultationPlugin(
       objects: [],
       details: { decisions: filtered, listed: visible.length },
     });
-    return { studies: visible };
+    return visible;
+  };
+
+  app.sessionOperations.handle(search, async (body, ctx) => ({
+    studies: await visibleStudies(body, ctx, { operation: 'search' }),
+  }));
+
+  // QIDO-RS: the same listing, matched against the query. The query is logged by the keys it uses
+  // (and its dates and modalities), never by the patient ID or name it was typed with.
+  app.sessionOperations.handle(qido, async (body, ctx) => {
+    let q: QidoQuery;
+    try {
+      q = parseQido(body.resource);
+    } catch (e) {
+      throw new OperationError(400, 'bad-query', (e as Error).message);
+    }
+    const visible = await visibleStudies(body, ctx, {
+      operation: 'qido',
+      level: q.level,
+      matching: Object.keys(q.match),
+      ...(q.match.StudyDate ? { studyDate: q.match.StudyDate } : {}),
+      ...(q.match.Modality ? { modality: q.match.Modality } : {}),
+      ...(q.match.ModalitiesInStudy ? { modalities: q.match.ModalitiesInStudy } : {}),
+    });
+    return { matches: qidoMatches(visible, q) };
   });
 
   app.sessionOperations.handle(consult, async (body, ctx) => {

@@ -259,6 +259,73 @@ describe.each(DIALECTS)('producer hospital on %s', (dialect) => {
     await expect(erin.client.search('TREAT')).rejects.toThrow(/denied/);
   });
 
+  it('answers QIDO-RS study and series searches in DICOM JSON among the studies the policy lists, and logs no typed identifier', async () => {
+    expect((await stow(p, [read(OTHER), ...CT.map(read)])).statusCode).toBe(200);
+    const ct = parseDicom(read(CT[0]!)).dataset;
+    const other = parseDicom(read(OTHER)).dataset;
+    const [ctStudy, otherStudy] = [ct, other].map((d) => d.text(T.StudyInstanceUID)!);
+    const otherPatient = other.text(T.PatientID)!;
+    const both = [
+      await bob.assignment('attending', ctPatient),
+      await bob.assignment('attending', otherPatient),
+    ];
+    const q = (resource: string, ra = both) => bob.client.qido(resource, 'TREAT', ra);
+    const uids = (m: Awaited<ReturnType<typeof q>>) => m.map((x) => x['0020000D']!.Value![0]);
+
+    expect(uids(await q('/studies')).sort()).toEqual([ctStudy, otherStudy].sort());
+    const [byId] = await q(`/studies?PatientID=${encodeURIComponent(ctPatient)}`);
+    expect(byId).toMatchObject({
+      '0020000D': { vr: 'UI', Value: [ctStudy] },
+      '00100020': { vr: 'LO', Value: [ctPatient] },
+      '00080061': { vr: 'CS', Value: ['CT'] },
+      '00201206': { vr: 'IS', Value: [1] },
+      '00201208': { vr: 'IS', Value: [CT.length] },
+    });
+    expect(uids(await q(`/studies?00100020=${encodeURIComponent(ctPatient)}`))).toEqual([ctStudy]);
+    // Wildcards, date ranges, names.
+    expect(
+      uids(await q(`/studies?PatientID=${encodeURIComponent(ctPatient.slice(0, 6))}*`)),
+    ).toEqual([ctStudy]);
+    const date = ct.text(T.StudyDate)!;
+    expect(uids(await q(`/studies?StudyDate=${date}`))).toContain(ctStudy);
+    expect(uids(await q(`/studies?StudyDate=${date}-${date}&PatientID=${ctPatient}`))).toEqual([
+      ctStudy,
+    ]);
+    expect(await q('/studies?StudyDate=-18991231')).toEqual([]);
+    const name = other.text(T.PatientName)!;
+    const word = name.split(/[\^ ]/)[0]!.slice(0, 3).toLowerCase();
+    expect(uids(await q(`/studies?PatientName=${word}&fuzzymatching=true`))).toContain(otherStudy);
+    // Series: of one study, and across studies.
+    const series = await q(`/studies/${ctStudy}/series`);
+    expect(series).toHaveLength(1);
+    expect(series[0]).toMatchObject({
+      '0020000D': { Value: [ctStudy] },
+      '0020000E': { Value: [ct.text(T.SeriesInstanceUID)] },
+      '00080060': { Value: ['CT'] },
+      '00201209': { Value: [CT.length] },
+    });
+    expect(series[0]!['00100020']).toBeUndefined();
+    const all = await q('/series?Modality=CT&limit=1');
+    expect(all).toHaveLength(1);
+    expect(all[0]!['00100020']).toBeDefined();
+    // The same policy as the study list: without an assignment for the other patient, it is not found.
+    expect(await q(`/studies?PatientID=${otherPatient}`, [both[0]!])).toEqual([]);
+    await expect(erin.client.qido('/studies', 'TREAT')).rejects.toThrow(/denied/);
+    // Refused at the boundary, with the key it names.
+    await expect(q('/studies?PatientSex=F')).rejects.toThrow(/PatientSex: not a matching key/);
+    await expect(q('/instances')).rejects.toThrow(/QIDO-RS here is/);
+    await expect(q('/studies?StudyDate=2020')).rejects.toThrow(/StudyDate: YYYYMMDD/);
+    // The log keeps which keys were used, never the patient ID or name typed.
+    const logged = (await p.producer.audit.all()).filter(
+      (x) => x.subtype === 'request-logged' && x.details.operation === 'qido',
+    );
+    expect(logged.length).toBeGreaterThan(5);
+    expect(logged.some((x) => JSON.stringify(x.details.matching) === '["PatientID"]')).toBe(true);
+    const text = JSON.stringify(await p.producer.audit.all());
+    expect(text).not.toContain(ctPatient);
+    expect(text).not.toContain(otherPatient);
+  });
+
   it('issues a ticket whose key part opens on this device only, after logging the request', async () => {
     const ra = [await bob.assignment('attending', ctPatient)];
     const c = await bob.client.consult({

@@ -4,6 +4,7 @@
  * client with its sessions, the decode pool, and the studies opened. Everything here is forgotten at
  * sign-out; nothing is written to localStorage, the URL or the console.
  */
+import { jsonText, searchBoxQueries } from '../../core/operations/qido.ts';
 import {
   FederationClient,
   fetchTrustMaterial,
@@ -150,6 +151,18 @@ export class ClinicianSession {
   /** The studies the producer's policy lets this clinician open for treatment. */
   async search(): Promise<StudyListing> {
     return (await this.client.search('TREAT', this.roleAssignments)).studies;
+  }
+
+  /**
+   * The search box: the Study Instance UIDs the producer's QIDO-RS finds for a typed patient ID or
+   * name, among the studies its policy lists for this clinician (the query travels sealed in the
+   * session; the producer logs which keys were used, never the text).
+   */
+  async findStudies(text: string): Promise<Set<string>> {
+    const answers = await Promise.all(
+      searchBoxQueries(text).map((r) => this.client.qido(r, 'TREAT', this.roleAssignments)),
+    );
+    return new Set(answers.flat().map((m) => jsonText(m, 'StudyInstanceUID')));
   }
 
   async consult(req: Omit<ConsultRequest, 'roleAssignments'>): Promise<ConsultAnswer> {

@@ -211,7 +211,8 @@ export function metadataModule(type: string, inst: OpenedInstance, frame: number
       const [rs, cs] = m.pixelSpacing ?? [1, 1];
       const ori = m.imageOrientation ?? [1, 0, 0, 0, 1, 0];
       return {
-        frameOfReferenceUID: m.seriesInstanceUid,
+        // Without one, a series is its own frame of reference: never synchronised with another.
+        frameOfReferenceUID: m.frameOfReferenceUid ?? m.seriesInstanceUid,
         rows: m.rows,
         columns: m.columns,
         imageOrientationPatient: [...ori],

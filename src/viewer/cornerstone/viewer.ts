@@ -11,6 +11,7 @@ import {
   Enums,
   RenderingEngine,
   eventTarget,
+  getRenderingEngine,
   init as initCore,
   isCornerstoneInitialized,
   utilities,
@@ -45,7 +46,7 @@ const TOOL_NAMES: Record<PrimaryTool, string> = {
 };
 
 /** Core and tools, once per page: tools must be initialised before an element is enabled. */
-function initCornerstone(): void {
+export function initCornerstone(): void {
   if (!isCornerstoneInitialized()) initCore();
   if (toolsReady) return;
   toolsReady = true;
@@ -125,7 +126,32 @@ export interface StackViewer {
   /** World millimetres per canvas CSS pixel along the canvas' horizontal (the scale bar). */
   mmPerCanvasPixel(): number | undefined;
   readonly index: number;
+  /** Where Cornerstone knows this viewport: its rendering engine, viewport and tool group ids. */
+  readonly engineId: string;
+  readonly viewportId: string;
+  readonly toolGroupId: string;
+  /** Removes the viewport (and, for the first of an engine, the engine and its tool group). */
   destroy(): void;
+}
+
+/** A tool group with the viewer's tools: the left button drags window/level, wheel scrolls. */
+function createToolGroup(id: string) {
+  const group = ToolGroupManager.createToolGroup(id)!;
+  for (const name of Object.values(TOOL_NAMES)) group.addTool(name);
+  group.addTool(StackScrollTool.toolName);
+  // Measurements already drawn stay editable (their handles move) whichever tool is chosen.
+  for (const name of Object.values(MEASURE_TOOLS)) group.setToolPassive(name);
+  const { MouseBindings } = ToolEnums;
+  group.setToolActive(WindowLevelTool.toolName, {
+    bindings: [{ mouseButton: MouseBindings.Primary }],
+  });
+  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
+  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
+  // Wheel down: the next slice in display order (towards the feet for an axial series).
+  group.setToolActive(StackScrollTool.toolName, {
+    bindings: [{ mouseButton: MouseBindings.Wheel }],
+  });
+  return group;
 }
 
 /** Load failures of `zt:` images, reported once each (Cornerstone otherwise stays silently blank). */
@@ -141,32 +167,29 @@ export function onImageLoadError(fn: (imageId: string, error: string) => void): 
   return () => eventTarget.removeEventListener(Enums.Events.IMAGE_LOAD_ERROR, handler);
 }
 
-export function createStackViewer(element: HTMLDivElement): StackViewer {
+/** The tool each tool group's left button drags (viewports of a layout share their group). */
+const primaryOf = new Map<string, PrimaryTool>();
+let siblingCount = 0;
+
+/**
+ * A stack viewport over `element`: in a rendering engine and tool group of its own, or, given
+ * `sibling`, in the sibling's (the other viewports of a layout: Cornerstone's synchronizers look both
+ * viewports up in one rendering engine, and one tool group gives every viewport the same mouse tools).
+ */
+export function createStackViewer(element: HTMLDivElement, sibling?: StackViewer): StackViewer {
   initCornerstone();
-  const engineId = `ztv-engine-${++engineCount}`;
-  const viewportId = `${engineId}-stack`;
-  const engine = new RenderingEngine(engineId);
+  const engineId = sibling ? sibling.engineId : `ztv-engine-${++engineCount}`;
+  const viewportId = sibling ? `${engineId}-stack-${++siblingCount}` : `${engineId}-stack`;
+  const engine = sibling ? getRenderingEngine(engineId)! : new RenderingEngine(engineId);
   engine.enableElement({ viewportId, type: Enums.ViewportType.STACK, element });
   // Cornerstone makes the element focusable by script only; a keyboard user reaches it with Tab.
   element.tabIndex = 0;
   const viewport = engine.getViewport(viewportId) as StackViewport;
-  const group = ToolGroupManager.createToolGroup(`${engineId}-tools`)!;
-  for (const name of Object.values(TOOL_NAMES)) group.addTool(name);
-  group.addTool(StackScrollTool.toolName);
+  const group = sibling
+    ? ToolGroupManager.getToolGroup(sibling.toolGroupId)!
+    : createToolGroup(`${engineId}-tools`);
   group.addViewport(viewportId, engineId);
-  // Measurements already drawn stay editable (their handles move) whichever tool is chosen.
-  for (const name of Object.values(MEASURE_TOOLS)) group.setToolPassive(name);
   const { MouseBindings } = ToolEnums;
-  group.setToolActive(WindowLevelTool.toolName, {
-    bindings: [{ mouseButton: MouseBindings.Primary }],
-  });
-  group.setToolActive(PanTool.toolName, { bindings: [{ mouseButton: MouseBindings.Auxiliary }] });
-  group.setToolActive(ZoomTool.toolName, { bindings: [{ mouseButton: MouseBindings.Secondary }] });
-  // Wheel down: the next slice in display order (towards the feet for an axial series).
-  group.setToolActive(StackScrollTool.toolName, {
-    bindings: [{ mouseButton: MouseBindings.Wheel }],
-  });
-  let primary: PrimaryTool = 'wl';
   const presentation = () => viewport.getViewPresentation();
   const props = () => viewport.getProperties() as Types.StackViewportProperties;
   return {
@@ -217,12 +240,13 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
       toolUtilities.cine.stopClip(element);
     },
     setPrimaryTool(tool) {
+      const primary = primaryOf.get(group.id) ?? 'wl';
       if (tool === primary) return;
       group.setToolPassive(TOOL_NAMES[primary]);
       group.setToolActive(TOOL_NAMES[tool], {
         bindings: [{ mouseButton: MouseBindings.Primary }],
       });
-      primary = tool;
+      primaryOf.set(group.id, tool);
     },
     reset() {
       viewport.resetCamera();
@@ -281,7 +305,16 @@ export function createStackViewer(element: HTMLDivElement): StackViewer {
     get index() {
       return viewport.getCurrentImageIdIndex();
     },
+    engineId,
+    viewportId,
+    toolGroupId: group.id,
     destroy() {
+      if (sibling) {
+        group.removeViewports(engineId, viewportId);
+        engine.disableElement(viewportId);
+        return;
+      }
+      primaryOf.delete(group.id);
       ToolGroupManager.destroyToolGroup(group.id);
       engine.destroy();
     },

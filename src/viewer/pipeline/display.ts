@@ -34,6 +34,8 @@ export interface DisplayMeta {
   readonly modality?: string;
   readonly studyInstanceUid?: string;
   readonly seriesInstanceUid?: string;
+  /** Images of one frame of reference share their patient coordinates (synchronised scrolling). */
+  readonly frameOfReferenceUid?: string;
   readonly sopInstanceUid?: string;
   readonly seriesDescription?: string;
   readonly seriesNumber?: number;
@@ -94,6 +96,7 @@ export function displayMeta(ds: DataSet, info: PixelInfo): DisplayMeta {
     ...opt('modality', text(T.Modality)),
     ...opt('studyInstanceUid', text(T.StudyInstanceUID)),
     ...opt('seriesInstanceUid', text(T.SeriesInstanceUID)),
+    ...opt('frameOfReferenceUid', text(T.FrameOfReferenceUID)),
     ...opt('sopInstanceUid', text(T.SOPInstanceUID)),
     ...opt('seriesDescription', text(T.SeriesDescription)),
     ...opt('seriesNumber', num(ds, T.SeriesNumber)),

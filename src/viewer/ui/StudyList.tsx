@@ -1,6 +1,7 @@
 /**
  * The studies the producer hospital's policy lets this clinician open for treatment (the search itself
- * is logged and decided by that policy), narrowed by a search box in the browser, and a request by
+ * is logged and decided by that policy), narrowed by a search box that asks the producer's QIDO-RS
+ * (patient ID or name, among the same studies, under the same policy), and a request by
  * patient ID for anyone not listed (research, or an emergency access). A clinician whose policy allows
  * no search (a nurse) gets the request by patient ID alone, as a neutral form rather than an error.
  */
@@ -9,7 +10,6 @@ import type { ClinicianSession, StudyListing } from '../app/clinician.ts';
 import { describeProblem, type Problem } from '../app/problems.ts';
 import type { ConsultTarget } from './ConsultDialog.tsx';
 import { ProblemBox } from './Problem.tsx';
-import { filterStudies } from './study-filter.ts';
 
 const formatDate = (d: string): string =>
   /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}` : d || '—';
@@ -28,7 +28,37 @@ export function StudyList({
   const [attempt, setAttempt] = useState(0);
   const [patient, setPatient] = useState('');
   const [query, setQuery] = useState('');
-  const shown = useMemo(() => filterStudies(studies ?? [], query), [studies, query]);
+  /** What the producer's QIDO-RS found for the last query it answered. */
+  const [found, setFound] = useState<{ query: string; uids: Set<string> }>();
+  const [searchProblem, setSearchProblem] = useState<Problem>();
+  const shown = useMemo(
+    () =>
+      // While a newer query is on its way, the last answer stays on screen.
+      query.trim() && found
+        ? (studies ?? []).filter((s) => found.uids.has(s.study.uid))
+        : (studies ?? []),
+    [studies, query, found],
+  );
+
+  // Each query once typing pauses (250 ms); an answer to an older query is dropped.
+  useEffect(() => {
+    if (!query.trim()) return;
+    let live = true;
+    const timer = setTimeout(() => {
+      session.findStudies(query).then(
+        (uids) => {
+          if (!live) return;
+          setSearchProblem(undefined);
+          setFound({ query, uids });
+        },
+        (e: unknown) => live && setSearchProblem(describeProblem(e, 'search')),
+      );
+    }, 250);
+    return () => {
+      live = false;
+      clearTimeout(timer);
+    };
+  }, [session, query]);
   // The policy lets this clinician search nothing: not a failure, they open studies by patient ID.
   const noSearch = problem?.kind === 'denied';
 
@@ -123,6 +153,7 @@ export function StudyList({
               ? `${studies.length} ${studies.length === 1 ? 'study' : 'studies'}`
               : `${shown.length} of ${studies.length} studies`}
           </span>
+          {searchProblem && <ProblemBox problem={searchProblem} actions={[]} />}
           {shown.length === 0 && (
             <p className="muted" data-testid="no-match">
               No listed study matches. A patient not listed can be requested by ID below.

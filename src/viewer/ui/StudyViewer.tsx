@@ -35,7 +35,16 @@ import { useStudy } from '../study/useStudy.ts';
 import { Badge, SeriesBadge } from './Badge.tsx';
 import { pseudonymisedFor } from './badge-model.ts';
 import { ExportNote } from './ExportNote.tsx';
+import {
+  allowSeriesDrop,
+  LayoutCells,
+  LayoutControls,
+  onSeriesDrop,
+  SERIES_MIME,
+  useLayout,
+} from './Layout.tsx';
 import { MeasurementsPanel, type MeasurementRow } from './MeasurementsPanel.tsx';
+import { MprPanel } from './MprPanel.tsx';
 import { AuditorPanel, IntegrityPanel, TagPanel } from './panels.tsx';
 import { ProblemBox } from './Problem.tsx';
 import { Thumbnail } from './Thumbnail.tsx';
@@ -193,6 +202,9 @@ export function StudyViewer({
    * slice nearer the front may open later, and redrawing the thumbnail for each cost the page's thread.
    */
   const thumbs = useRef(new Map<string, string>());
+  /** Viewports (1×1, 1×2, 2×2) and the series whose MPR is open (ui/Layout.tsx, ui/MprPanel.tsx). */
+  const layout = useLayout();
+  const [mprSeries, setMprSeries] = useState<string>();
 
   // The study's images feed the `zt:` loader; the transfer starts now.
   useEffect(() => {
@@ -524,7 +536,11 @@ export function StudyViewer({
                 className="series-item"
                 aria-pressed={s.uid === shownSeries}
                 data-testid="series-item"
-                onClick={() => setSeriesUid(s.uid)}
+                draggable
+                onDragStart={(e) => e.dataTransfer.setData(SERIES_MIME, s.uid)}
+                onClick={() =>
+                  layout.active === 0 ? setSeriesUid(s.uid) : layout.place(layout.active, s.uid)
+                }
               >
                 <Thumbnail inst={thumbRef ? study.known(thumbRef) : undefined} />
                 <div>
@@ -662,6 +678,23 @@ export function StudyViewer({
             ?
           </button>
           <span className="sep" />
+          <LayoutControls layout={layout} />
+          <button
+            data-testid="mpr"
+            disabled={
+              !series ||
+              series.counts.verified +
+                series.counts.tampered +
+                series.counts.unverifiable +
+                series.counts.failed <
+                series.counts.total
+            }
+            title="Axial, sagittal and coronal views with crosshairs, once every slice of this series is open"
+            onClick={() => setMprSeries(series?.uid)}
+          >
+            MPR
+          </button>
+          <span className="sep" />
           <button
             data-testid="export"
             disabled={!current?.served}
@@ -711,142 +744,161 @@ export function StudyViewer({
             }
           />
         )}
-        <div
-          ref={stage}
-          className={`stage ${state === 'tampered' ? 'tampered' : state === 'unverifiable' ? 'unverifiable' : ''}`}
-          onContextMenu={(e) => e.preventDefault()}
-        >
-          {current && (
-            <>
-              {current.opened?.verdict.disclosure === 'pseudonymised' ? (
-                // The producer released the pixels without the identity: the clear header's dummy
-                // values are no patient's, so the overlay says what this opening is instead.
-                <div
-                  className="overlay tl"
-                  data-testid="overlay-patient"
-                  data-disclosure="pseudonymised"
-                >
-                  {[
-                    pseudonymisedFor(purpose),
-                    "Patient's identity withheld by the producer hospital",
-                  ].join('\n')}
-                </div>
-              ) : (
-                <div className="overlay tl" data-testid="overlay-patient">
-                  {[
-                    name(meta?.patientName) || 'Unnamed patient',
-                    meta?.patientId ?? '',
-                    [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
-                  ].join('\n')}
-                </div>
-              )}
-              <div className="overlay tr">
-                <span data-testid="overlay-series">
-                  {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
-                </span>
-                {'\n'}
-                <span data-testid="overlay-slice">{`Im ${(entry?.slice ?? 0) + 1} / ${refs.length}`}</span>
-                {entry && entry.frames > 1 && (
-                  <span data-testid="overlay-frame" data-frame={entry.frame}>
-                    {` · Fr ${entry.frame} / ${entry.frames}`}
-                  </span>
+        <div className={`layout-grid layout-${layout.kind}`} data-testid="layout">
+          <div
+            ref={stage}
+            className={`stage ${state === 'tampered' ? 'tampered' : state === 'unverifiable' ? 'unverifiable' : ''}${layout.count > 1 && layout.active === 0 ? ' active' : ''}`}
+            data-testid="cell-0"
+            data-active={layout.active === 0}
+            onPointerDownCapture={() => layout.setActive(0)}
+            onDragOver={allowSeriesDrop}
+            onDrop={onSeriesDrop((uid) => {
+              setSeriesUid(uid);
+              layout.setActive(0);
+            })}
+            onContextMenu={(e) => e.preventDefault()}
+          >
+            {current && (
+              <>
+                {current.opened?.verdict.disclosure === 'pseudonymised' ? (
+                  // The producer released the pixels without the identity: the clear header's dummy
+                  // values are no patient's, so the overlay says what this opening is instead.
+                  <div
+                    className="overlay tl"
+                    data-testid="overlay-patient"
+                    data-disclosure="pseudonymised"
+                  >
+                    {[
+                      pseudonymisedFor(purpose),
+                      "Patient's identity withheld by the producer hospital",
+                    ].join('\n')}
+                  </div>
+                ) : (
+                  <div className="overlay tl" data-testid="overlay-patient">
+                    {[
+                      name(meta?.patientName) || 'Unnamed patient',
+                      meta?.patientId ?? '',
+                      [date(meta?.studyDate), meta?.studyDescription].filter(Boolean).join(' · '),
+                    ].join('\n')}
+                  </div>
                 )}
-                {'\n'}
-                <span data-testid="overlay-instance">
-                  {current.opened?.meta.instanceNumber !== undefined
-                    ? `Instance ${current.opened.meta.instanceNumber}`
-                    : ''}
-                </span>
-                {'\n'}
-                {(() => {
-                  const m = current.opened?.meta;
-                  const p = m?.imagePosition
-                    ? axisPosition(m.imagePosition, m.imageOrientation)
-                    : undefined;
-                  return (
-                    <span
-                      data-testid="overlay-position"
-                      data-axis={p?.axis}
-                      data-value={p?.value}
-                      title="Position of this slice along the axis the slices step along (R/L, A/P, F/H: the patient's right/left, anterior/posterior, feet/head)"
-                    >
-                      {p ? `Pos ${p.label}` : ''}
+                <div className="overlay tr">
+                  <span data-testid="overlay-series">
+                    {`Se ${series?.number ?? ''} ${series?.description ?? ''}`.trim()}
+                  </span>
+                  {'\n'}
+                  <span data-testid="overlay-slice">{`Im ${(entry?.slice ?? 0) + 1} / ${refs.length}`}</span>
+                  {entry && entry.frames > 1 && (
+                    <span data-testid="overlay-frame" data-frame={entry.frame}>
+                      {` · Fr ${entry.frame} / ${entry.frames}`}
                     </span>
-                  );
-                })()}
-              </div>
-              <div className="overlay bl" data-testid="overlay-wl">
-                {view?.center !== undefined && view.width !== undefined && !color
-                  ? `W ${Math.round(view.width)} L ${Math.round(view.center)}`
-                  : ''}
-                {view ? `\nZoom ${Math.round(view.zoom * 100)}%` : ''}
-              </div>
-              {edges && current.opened?.meta.imageOrientation && (
-                <>
-                  <div className="overlay marker top" data-testid="marker-top">
-                    {edges.top}
-                  </div>
-                  <div className="overlay marker bottom" data-testid="marker-bottom">
-                    {edges.bottom}
-                  </div>
-                  <div className="overlay marker left" data-testid="marker-left">
-                    {edges.left}
-                  </div>
-                  <div className="overlay marker right" data-testid="marker-right">
-                    {edges.right}
-                  </div>
-                </>
-              )}
-              {bar && current.opened?.meta.pixelSpacing && (
-                <div
-                  className="overlay scale"
-                  data-testid="scale-bar"
-                  data-mm={bar.mm}
-                  data-px={bar.px.toFixed(2)}
-                >
-                  <div className="scale-line" style={{ width: `${bar.px}px` }} />
-                  {current.opened.meta.spacingSource === 'imager'
-                    ? `${bar.mm} mm (Imager Pixel Spacing)`
-                    : `${bar.mm} mm`}
+                  )}
+                  {'\n'}
+                  <span data-testid="overlay-instance">
+                    {current.opened?.meta.instanceNumber !== undefined
+                      ? `Instance ${current.opened.meta.instanceNumber}`
+                      : ''}
+                  </span>
+                  {'\n'}
+                  {(() => {
+                    const m = current.opened?.meta;
+                    const p = m?.imagePosition
+                      ? axisPosition(m.imagePosition, m.imageOrientation)
+                      : undefined;
+                    return (
+                      <span
+                        data-testid="overlay-position"
+                        data-axis={p?.axis}
+                        data-value={p?.value}
+                        title="Position of this slice along the axis the slices step along (R/L, A/P, F/H: the patient's right/left, anterior/posterior, feet/head)"
+                      >
+                        {p ? `Pos ${p.label}` : ''}
+                      </span>
+                    );
+                  })()}
                 </div>
-              )}
-              <div className="overlay br">
-                <span style={{ pointerEvents: 'auto' }}>
-                  <Badge
-                    model={current.badge}
-                    pending={current.error ? 'Unverifiable — not received' : undefined}
-                  />
-                </span>
+                <div className="overlay bl" data-testid="overlay-wl">
+                  {view?.center !== undefined && view.width !== undefined && !color
+                    ? `W ${Math.round(view.width)} L ${Math.round(view.center)}`
+                    : ''}
+                  {view ? `\nZoom ${Math.round(view.zoom * 100)}%` : ''}
+                </div>
+                {edges && current.opened?.meta.imageOrientation && (
+                  <>
+                    <div className="overlay marker top" data-testid="marker-top">
+                      {edges.top}
+                    </div>
+                    <div className="overlay marker bottom" data-testid="marker-bottom">
+                      {edges.bottom}
+                    </div>
+                    <div className="overlay marker left" data-testid="marker-left">
+                      {edges.left}
+                    </div>
+                    <div className="overlay marker right" data-testid="marker-right">
+                      {edges.right}
+                    </div>
+                  </>
+                )}
+                {bar && current.opened?.meta.pixelSpacing && (
+                  <div
+                    className="overlay scale"
+                    data-testid="scale-bar"
+                    data-mm={bar.mm}
+                    data-px={bar.px.toFixed(2)}
+                  >
+                    <div className="scale-line" style={{ width: `${bar.px}px` }} />
+                    {current.opened.meta.spacingSource === 'imager'
+                      ? `${bar.mm} mm (Imager Pixel Spacing)`
+                      : `${bar.mm} mm`}
+                  </div>
+                )}
+                <div className="overlay br">
+                  <span style={{ pointerEvents: 'auto' }}>
+                    <Badge
+                      model={current.badge}
+                      pending={current.error ? 'Unverifiable — not received' : undefined}
+                    />
+                  </span>
+                </div>
+              </>
+            )}
+            {state === 'tampered' && (
+              <>
+                <svg className="tiles" aria-label="Tampered tiles">
+                  {tiles.map((t) => (
+                    <rect
+                      key={t.key}
+                      data-testid="tampered-tile"
+                      x={t.x}
+                      y={t.y}
+                      width={t.w}
+                      height={t.h}
+                    />
+                  ))}
+                </svg>
+                <div className="stamp">TAMPERED</div>
+              </>
+            )}
+            {!current?.opened && !problem && (
+              <div className="stage-message">
+                {current?.error
+                  ? `This image cannot be displayed: ${current.error}`
+                  : loadError
+                    ? `This image cannot be displayed: ${loadError}`
+                    : firstOpened
+                      ? `Receiving image ${index + 1}…`
+                      : 'Waiting for the first verified image…'}
               </div>
-            </>
-          )}
-          {state === 'tampered' && (
-            <>
-              <svg className="tiles" aria-label="Tampered tiles">
-                {tiles.map((t) => (
-                  <rect
-                    key={t.key}
-                    data-testid="tampered-tile"
-                    x={t.x}
-                    y={t.y}
-                    width={t.w}
-                    height={t.h}
-                  />
-                ))}
-              </svg>
-              <div className="stamp">TAMPERED</div>
-            </>
-          )}
-          {!current?.opened && !problem && (
-            <div className="stage-message">
-              {current?.error
-                ? `This image cannot be displayed: ${current.error}`
-                : loadError
-                  ? `This image cannot be displayed: ${loadError}`
-                  : firstOpened
-                    ? `Receiving image ${index + 1}…`
-                    : 'Waiting for the first verified image…'}
-            </div>
+            )}
+          </div>
+          <LayoutCells layout={layout} host={host} study={study} mainSeries={shownSeries} />
+          {mprSeries && study.series.some((s) => s.uid === mprSeries) && (
+            <MprPanel
+              key={mprSeries}
+              study={study}
+              series={study.series.find((s) => s.uid === mprSeries)!}
+              onClose={() => setMprSeries(undefined)}
+            />
           )}
         </div>
         {help && (
