@@ -2,7 +2,8 @@
 # The system parts `npm test` needs besides node_modules (npm runs this as `pretest`; CI too, through
 # `npm test`): Node as package.json's engines say, Debian's Chromium for the browser tests (browser
 # downloads are not reachable), pydicom, DCMTK and GDCM to check that other toolkits read what we
-# write (and, with OpenJPEG's opj_decompress, as reference decoders), openssl, rsyslog with its TLS
+# write (and, with OpenJPEG's opj_decompress, as reference decoders), dicom3tools' dciodvfy (IOD
+# checks of the SR export), openssl, rsyslog with its TLS
 # driver (the audit repository), Orthanc with socat, unshare and ip (a PACS in a network namespace of
 # its own that pushes studies to the producer), PostgreSQL on
 # 127.0.0.1:5432 with a database `test` (trust auth), and the shared DICOM samples. What is missing is installed or started when this runs as root with apt-get (as CI does);
@@ -35,6 +36,8 @@ check() {
   need 'command -v opj_decompress' libopenjp2-tools
   need 'command -v openssl' openssl
   need 'command -v pg_dump' postgresql-client
+  # dicom3tools' IOD checker judges the DICOM SR the viewer exports.
+  need 'command -v dciodvfy' dicom3tools
   # The audit repository the syslog forwarding is tested against, with its TLS driver.
   need 'command -v rsyslogd' rsyslog
   need 'ls /usr/lib/*/rsyslog/lmnsd_gtls.so' rsyslog-gnutls
