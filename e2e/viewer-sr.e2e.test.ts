@@ -112,6 +112,23 @@ describe('measurements as a DICOM SR', () => {
       await expect.poll(() => rows(page).count()).toBe(2);
       await expect.poll(async () => typeof (await statsOf(page, 1)).mean).toBe('number');
       drawn.push({ number: second, kind: 'ellipse', stats: await statsOf(page, 1) });
+      // The panel follows the drag: the values compared with the SR are those it shows once the
+      // last drawing settled (the same on two reads 0.5 s apart), read just before the export.
+      for (const [i, d] of drawn.entries()) {
+        let last = '';
+        await expect
+          .poll(
+            async () => {
+              const now = JSON.stringify(await statsOf(page, i));
+              const same = now === last;
+              last = now;
+              return same;
+            },
+            { intervals: [500] },
+          )
+          .toBe(true);
+        d.stats = JSON.parse(last) as Record<string, unknown>;
+      }
 
       // The export is a download made in the page: nothing is sent (the only requests are the
       // viewer's own code for the SR, loaded on first use).

@@ -1,7 +1,7 @@
 // GET / of a service: its name, version and health; a failing check answers 503 naming the check,
 // never its error text.
 import { describe, expect, it } from 'vitest';
-import { aboutPlugin, VERSION } from './about.ts';
+import { aboutPlugin, restartsOf, VERSION } from './about.ts';
 import { createApp } from './http.ts';
 
 describe('GET /', () => {
@@ -26,6 +26,7 @@ describe('GET /', () => {
       version: VERSION,
       health: 'ok',
       checks: { database: 'ok', trust: 'ok' },
+      restarts: 0,
     });
     healthy = false;
     const down = await app.inject({ method: 'GET', url: '/' });
@@ -36,5 +37,14 @@ describe('GET /', () => {
     });
     expect(down.body).not.toContain('secret detail');
     await app.close();
+  });
+
+  it('reports what the supervisor told a restarted process, and nothing it did not', () => {
+    expect(restartsOf({ ZTV_RESTARTS: '2', ZTV_LAST_EXIT: 'SIGKILL' })).toEqual({
+      restarts: 2,
+      lastExit: 'SIGKILL',
+    });
+    expect(restartsOf({})).toEqual({ restarts: 0 });
+    expect(restartsOf({ ZTV_RESTARTS: 'x', ZTV_LAST_EXIT: 'SIGKILL' })).toEqual({ restarts: 0 });
   });
 });
