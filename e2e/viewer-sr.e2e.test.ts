@@ -124,7 +124,7 @@ describe('measurements as a DICOM SR', () => {
               last = now;
               return same;
             },
-            { intervals: [500] },
+            { interval: 500 },
           )
           .toBe(true);
         d.stats = JSON.parse(last) as Record<string, unknown>;
