@@ -167,8 +167,9 @@ export class PartySessions<Party extends OrgRole> {
     };
     const open = async () => (await this.session(party)).stream(contract.name, body, fetchStream);
     // A stale session is refused before the first frame: then a new session, and the call once more.
+    let frames: AsyncGenerator<Uint8Array, void, undefined> | undefined;
     try {
-      let frames = await open();
+      frames = await open();
       let first: IteratorResult<Uint8Array, void>;
       try {
         first = await frames.next();
@@ -184,6 +185,10 @@ export class PartySessions<Party extends OrgRole> {
     } catch (e) {
       if (shed(e)) this.forget(party);
       throw e;
+    } finally {
+      // A consumer that leaves after the first chunk: the session's stream ends too, and with it
+      // its hold on the session (the next call would otherwise wait for it).
+      await frames?.return();
     }
   }
 

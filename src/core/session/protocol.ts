@@ -566,6 +566,8 @@ export class SessionClient {
   private sendSeq = 0;
   private recvSeq = 0;
   private closed = false;
+  /** Settles when the call in progress has ended: one sealed exchange at a time (see `turn`). */
+  private busy: Promise<void> = Promise.resolve();
   packet = 0;
   server?: PeerIdentity;
 
@@ -644,6 +646,20 @@ export class SessionClient {
     return this.keys!;
   }
 
+  /**
+   * Waits for the calls issued before this one to end, then holds the session until `release()`.
+   * Messages and replies are numbered in one sequence per direction, so two calls in flight at once
+   * could reach the server (or come back) out of order and be refused as replayed: callers may issue
+   * calls concurrently (a search box's queries, say) and they are carried one after the other.
+   */
+  private async turn(): Promise<() => void> {
+    const before = this.busy;
+    let release!: () => void;
+    this.busy = new Promise<void>((r) => (release = r));
+    await before;
+    return release;
+  }
+
   /** Seals a request body for the server. */
   async sealRequest(plain: Uint8Array): Promise<Sealed> {
     return seal(this.ready().c2s, this.sessionId, C2S, this.sendSeq++, plain);
@@ -664,6 +680,23 @@ export class SessionClient {
    * opened in order and yielded as plaintext; the final frame says how it ended.
    */
   async *stream(
+    path: string,
+    body: unknown,
+    fetchStream: (
+      path: string,
+      sealed: Sealed,
+    ) => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    // Held until the final frame, a refusal or the consumer leaving the loop (return() runs finally).
+    const release = await this.turn();
+    try {
+      yield* this.streamInTurn(path, body, fetchStream);
+    } finally {
+      release();
+    }
+  }
+
+  private async *streamInTurn(
     path: string,
     body: unknown,
     fetchStream: (
@@ -720,12 +753,15 @@ export class SessionClient {
 
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */
   async request<T>(path: string, body: unknown): Promise<T> {
-    const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
-    const reply = (await this.post('/session/message', sealed)) as Sealed;
-    const r = JSON.parse(new TextDecoder().decode(await this.openResponse(reply))) as {
-      status: number;
-      body: unknown;
-    };
+    const release = await this.turn();
+    let r: { status: number; body: unknown };
+    try {
+      const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
+      const reply = (await this.post('/session/message', sealed)) as Sealed;
+      r = JSON.parse(new TextDecoder().decode(await this.openResponse(reply))) as typeof r;
+    } finally {
+      release();
+    }
     if (r.status >= 400) {
       const b = (r.body ?? {}) as { error?: string; message?: string };
       throw new RemoteError(
@@ -739,12 +775,17 @@ export class SessionClient {
 
   /** Phase 4. */
   async close(): Promise<void> {
-    if (this.closed || !this.keys) return;
-    const sealed = await this.sealRequest(
-      utf8(JSON.stringify({ path: '/session/close', body: {} })),
-    );
-    await this.post('/session/message', sealed).catch(() => undefined);
-    this.closed = true;
-    this.keys = undefined;
+    const release = await this.turn();
+    try {
+      if (this.closed || !this.keys) return;
+      const sealed = await this.sealRequest(
+        utf8(JSON.stringify({ path: '/session/close', body: {} })),
+      );
+      await this.post('/session/message', sealed).catch(() => undefined);
+      this.closed = true;
+      this.keys = undefined;
+    } finally {
+      release();
+    }
   }
 }

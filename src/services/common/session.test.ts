@@ -410,6 +410,40 @@ describe('session protocol', () => {
     );
   });
 
+  it('carries calls issued at once one after the other, whatever order the network would give them', async () => {
+    // The first message is slow on the wire: sent at once, the second would overtake it and be
+    // refused as out of order (the study search box asks two queries at once).
+    const slowFirst: Post = async (path, body) => {
+      if (path === '/session/message' && (body as Sealed).seq === 0)
+        await new Promise((r) => setTimeout(r, 50));
+      return post(path, body);
+    };
+    const c = client({}, slowFirst);
+    await c.connect();
+    const before = refusals.length;
+    const collect = async () => {
+      const parts: Uint8Array[] = [];
+      for await (const p of c.stream('bytes', { n: 40_000 }, injectStream())) parts.push(p);
+      return Buffer.concat(parts).length;
+    };
+    const answers = await Promise.all([
+      c.request<{ echo: string }>('echo', { text: 'a' }),
+      c.request<{ echo: string }>('echo', { text: 'b' }),
+      collect(),
+      c.request<{ echo: string }>('echo', { text: 'c' }),
+    ]);
+    expect(answers).toEqual(
+      [{ echo: 'a' }, { echo: 'b' }, 40_000, { echo: 'c' }].map((a) =>
+        typeof a === 'number' ? a : expect.objectContaining(a),
+      ),
+    );
+    expect(refusals.slice(before)).toEqual([]);
+    // A consumer that leaves a stream early lets the next call through (it does not wait forever).
+    const early = c.stream('bytes', { n: 10 }, injectStream());
+    for await (const _ of early) break;
+    await c.close();
+  });
+
   it('registers an operation name once, and answers a message name asked as a stream as unknown', async () => {
     const again = stream('echo', N_BYTES);
     expect(() => app.sessionOperations.stream(again, async () => emptyStream())).toThrow(
