@@ -19,6 +19,7 @@ import {
   ticketTarget,
   type Target,
 } from '../bench/reliability/fuzz.ts';
+import { sessionTarget } from '../bench/reliability/fuzz-session.ts';
 
 const targets: Record<string, [() => Promise<Target<never>>, number]> = {
   dicom: [async () => dicomTarget() as Target<never>, 200],
@@ -26,6 +27,7 @@ const targets: Record<string, [() => Promise<Target<never>>, number]> = {
   multipart: [async () => multipartTarget() as Target<never>, 1000],
   ticket: [async () => (await ticketTarget()) as Target<never>, 200],
   audit: [async () => (await auditTarget()) as Target<never>, 300],
+  session: [async () => (await sessionTarget()) as Target<never>, 100],
 };
 
 describe.each(Object.keys(targets))('fuzz target %s (slice)', (name) => {
