@@ -80,3 +80,18 @@ describe("a party's audit trail with a field of the wrong type", () => {
     expect(String(err)).toMatch(/the audit trail is malformed: (record|checkpoint) #\d+ /);
   });
 });
+
+// Found by the fuzzing (1,000,000-input campaign): an RLE frame of a few kB under a header whose
+// rows, columns and bits announced 4.5 GB threw a RangeError from the allocation; PackBits makes at
+// most 64 times its input, so such a frame is now refused as truncated before anything is allocated.
+describe('an RLE frame far smaller than its header announces', () => {
+  it('is refused with a typed error, not a RangeError', async () => {
+    const bytes = new Uint8Array(readFileSync(join(CORPUS_DIR, 'dicom', 'e17f5a61d4a21e76.bin')));
+    const err = await readPixelData(parseDicom(bytes)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isZtvError(err) && err.code).toBe('truncated');
+    expect(String(err)).toMatch(/RLE frame of \d+ bytes cannot hold the \d+ bytes/);
+  });
+});

@@ -796,7 +796,7 @@ export class SessionClient {
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */
   async request<T>(path: string, body: unknown): Promise<T> {
     const release = await this.turn();
-    let r: { status: number; body: unknown };
+    let r: { status: number; body?: unknown };
     try {
       const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
       const reply = (await this.post('/session/message', sealed)) as Sealed;
