@@ -113,7 +113,7 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       'run at full scale (fixed, inputs in the corpus): an RLE frame of a few kB under a header ' +
       'announcing 4.5 GB threw a `RangeError` from the allocation (now refused as truncated, ' +
       '`codecs/rle.ts`), and a handshake reply whose certificate chain was `[null]` threw a ' +
-      "`TypeError` in the client's path builder (`session/peers.ts`).',
+      "`TypeError` in the client's path builder (`session/peers.ts`).",
     '',
   ];
   return { markdown: md.join('\n'), defects };
