@@ -11,9 +11,10 @@ import {
   type FuzzResult,
   type Target,
 } from './fuzz.ts';
+import { sessionTarget } from './fuzz-session.ts';
 
-/** Inputs per target at scale 1: 1,100,000 in all, weighted by what each costs (the DICOM codecs most). */
-export const FUZZ_RUNS = { dicom: 80_000, protected: 200_000, multipart: 600_000, ticket: 120_000, audit: 100_000 }; // prettier-ignore
+/** Inputs per target at scale 1: 1,000,000 in all, weighted by what each costs (the DICOM codecs most). */
+export const FUZZ_RUNS = { dicom: 80_000, protected: 180_000, multipart: 540_000, ticket: 80_000, audit: 80_000, session: 40_000 }; // prettier-ignore
 /** The memory bound each target must stay under (resident set of the whole process). */
 export const RSS_BOUND_MIB = 1024;
 
@@ -27,6 +28,7 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
     [multipartTarget() as Target<never>, n(FUZZ_RUNS.multipart)],
     [(await ticketTarget()) as Target<never>, n(FUZZ_RUNS.ticket)],
     [(await auditTarget()) as Target<never>, n(FUZZ_RUNS.audit)],
+    [(await sessionTarget()) as Target<never>, n(FUZZ_RUNS.session)],
   ];
   const results: FuzzResult[] = [];
   for (const [t, runs] of targets) {
@@ -55,7 +57,10 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       "values, codec streams overwritten, deflate streams mutated both compressed and inflated; the container's fields " +
       'set to edge values in a sealed file; multipart delimiters, header lines and Content-Length ' +
       'values rewritten and the body trickled in chunks of 1 byte up to 4 KiB; tickets mutated as ' +
-      'bytes and, signed by the right producer, with mutated JWS headers, JWE and claims. The engine ' +
+      'bytes and, signed by the right producer, with mutated JWS headers, JWE and claims; audit trails ' +
+      "with records' fields of the wrong type; the session layer's handshake bodies, sealed envelopes " +
+      'and plaintexts at the server, and at the client altered handshake replies, stream frames ' +
+      'mutated on the wire and malformed replies sealed by an authenticated peer. The engine ' +
       'is fast-check (already a dev dependency); Jazzer.js, coverage-guided, was not tried. Every exception other than the ' +
       "project's typed `ZtvError` is a defect; its input is kept under `test/fuzz-corpus/<target>/` " +
       'and replayed by `test/reliability-fuzz.test.ts` in `npm test`, with a short fresh run of ' +
@@ -100,7 +105,15 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       'a WebAssembly codec trapped (`RuntimeError: memory access out of bounds`) on an input after ' +
       'earlier malformed ones — a trap is now a typed `not-dicom` error and the module is loaded ' +
       'afresh for the next frame (the trap did not recur when the input was replayed alone, so its ' +
-      'regression is the corpus replay, not a reproduction).',
+      'regression is the corpus replay, not a reproduction). Found by the session target when it was ' +
+      "added (fixed, inputs in `test/fuzz-corpus/session/`): a peer's sealed reply or final stream " +
+      'frame that was not JSON, or JSON `null`, threw `SyntaxError` / `TypeError` at the client, and ' +
+      'base64 of impossible length in a sealed envelope or a challenge was answered 500 by the ' +
+      'server — now refused as session errors (`src/core/session/protocol.ts`). Found by the first ' +
+      'run at full scale (fixed, inputs in the corpus): an RLE frame of a few kB under a header ' +
+      'announcing 4.5 GB threw a `RangeError` from the allocation (now refused as truncated, ' +
+      '`codecs/rle.ts`), and a handshake reply whose certificate chain was `[null]` threw a ' +
+      "`TypeError` in the client's path builder (`session/peers.ts`).",
     '',
   ];
   return { markdown: md.join('\n'), defects };
