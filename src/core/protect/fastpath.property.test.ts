@@ -8,7 +8,13 @@ import { forEachTileSegment, tileAt, tileGrid, valueRange, type Geometry } from 
 import { sha256 } from '@noble/hashes/sha2.js';
 import { u32be } from '../bytes.ts';
 import { BitWriter } from './bits.ts';
-import { tileTags, tileTagsAsync } from './digests.ts';
+import {
+  ciphertextDigest,
+  maskContainer,
+  maskedCiphertextDigest,
+  tileTags,
+  tileTagsAsync,
+} from './digests.ts';
 import {
   errorHistogram,
   estimateCapacity,
@@ -448,6 +454,30 @@ describe('tile tags', () => {
           }
           expect(tileTags(data, g, grid, iv)).toEqual(want);
           expect(await tileTagsAsync(data, g, grid, iv)).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the ciphertext digest without a copy equals the digest of a masked copy, and leaves the bytes as they were', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        geometry,
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.integer(),
+        fc.boolean(),
+        async (g, K0, L, iv, seed, shared) => {
+          const n = g.count * g.wordBytes;
+          const ct = new Uint8Array(shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
+          ct.set(new Uint8Array(n).map((_, i) => (Math.imul(i + 5, seed | 1) >>> 13) & 0xff));
+          const before = ct.slice();
+          const K = Math.min(K0, g.count);
+          const want = await ciphertextDigest(maskContainer(before, g, K, L), iv);
+          expect(await maskedCiphertextDigest(ct, g, K, L, iv)).toEqual(want);
+          expect(Buffer.from(ct).equals(Buffer.from(before))).toBe(true);
         },
       ),
       { numRuns: 200 },
