@@ -15,7 +15,6 @@ import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Browser, Download, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { validateXML } from 'xmllint-wasm';
 import { AuditorClient, enrollDevice } from '../src/core/audit/client.ts';
 import { parseCsv } from '../src/core/audit/csv.ts';
 import { randomBytes } from '../src/core/bytes.ts';
@@ -38,9 +37,9 @@ import {
   type ViewerPage,
 } from './viewer-app.ts';
 import { startViewerFederation, type ViewerFederation } from './viewer-federation.ts';
+import { validateAuditMessages } from '../test/audit-schema.ts';
 
 const BIN = join(REPO_ROOT, 'bin/ztv.js');
-const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
 const JUSTIFICATION = 'Unconscious patient in the emergency room, prior chest CT needed now';
 
 let v: ViewerFederation;
@@ -176,11 +175,7 @@ const rows = (page: Page) =>
 
 async function validXml(xml: string): Promise<number> {
   const lines = xml.trimEnd().split('\n');
-  const r = await validateXML({
-    xml: lines.map((contents, i) => ({ fileName: `m${i}.xml`, contents })),
-    schema: [{ fileName: 'dicom-audit-message.rng', contents: RNG }],
-    extension: 'relaxng',
-  });
+  const r = await validateAuditMessages(lines);
   expect(r.errors, r.rawOutput).toEqual([]);
   return lines.length;
 }

@@ -2,25 +2,15 @@
 // becomes an AuditMessage that libxml2 (xmllint-wasm) validates against the PS3.15 A.5.1 schema we
 // ship; a message the schema forbids is refused, so the validation is not vacuous; CSV round-trips and
 // cannot inject spreadsheet formulas; the exports carry pseudonyms only.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { validateXML } from 'xmllint-wasm';
-import { REPO_ROOT } from '../../../test/samples.ts';
 import { toAuditMessage, toDicomAudit } from './dicom.ts';
 import { CSV_COLUMNS, parseCsv, toCsv } from './csv.ts';
 import { exportable } from './redact.ts';
 import { studyRef } from './trail.ts';
 import { GENESIS, nextRecord, recordHash, type AuditEntry, type AuditRecord } from './record.ts';
+import { validateAuditMessages } from '../../../test/audit-schema.ts';
 
-const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
-
-const validate = async (xml: string) =>
-  validateXML({
-    xml: [{ fileName: 'message.xml', contents: xml }],
-    schema: [{ fileName: 'dicom-audit-message.rng', contents: RNG }],
-    extension: 'relaxng',
-  });
+const validate = (xml: string) => validateAuditMessages([xml]);
 
 const PATIENT = 'a3f1c2d4e5f60718293a4b5c6d7e8f90';
 const STUDY = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';

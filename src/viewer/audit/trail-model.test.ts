@@ -11,11 +11,7 @@
 // anything is sent; details appear as exports carry them; the export follows the shown selection.
 import { createElement } from 'react';
 import { renderToStaticMarkup } from 'react-dom/server';
-import { validateXML } from 'xmllint-wasm';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT } from '../../../test/samples.ts';
 import type { AuditedParty, MergedFilter } from '../../core/audit/client.ts';
 import { parseCsv } from '../../core/audit/csv.ts';
 import {
@@ -55,8 +51,8 @@ import {
   trailView,
   type TrailRow,
 } from './trail-model.ts';
+import { validateAuditMessages } from '../../../test/audit-schema.ts';
 
-const RNG = readFileSync(join(REPO_ROOT, 'schemas/dicom-audit-message.rng'), 'utf8');
 const PATIENT = 'a3f1c2d4e5f60718293a4b5c6d7e8f90';
 const STUDY_UID = '1.2.840.113619.2.55.3.604688119.969.1268071029.320';
 const TICKET = '5e5b9d2a0c4f47d1b9e3a6c8d0f2e4a6';
@@ -410,11 +406,7 @@ describe('the audit trail view', () => {
     expect(xml.name).toBe('ztv-audit-patient-20260301T123456Z.xml');
     const lines = xml.text.trimEnd().split('\n');
     expect(lines).toHaveLength(shown.length);
-    const r = await validateXML({
-      xml: lines.map((contents, i) => ({ fileName: `m${i}.xml`, contents })),
-      schema: [{ fileName: 'dicom-audit-message.rng', contents: RNG }],
-      extension: 'relaxng',
-    });
+    const r = await validateAuditMessages(lines);
     expect(r.errors, r.rawOutput).toEqual([]);
     expect(xml.text).not.toContain(STUDY_UID);
     const csv = exportSelection(shown, 'csv', 'patient', now);
