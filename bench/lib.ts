@@ -109,6 +109,17 @@ const CLOCK_TICKS = (() => {
   }
 })();
 
+/** CPU milliseconds a process (all its threads) has used so far, from /proc; NaN where unreadable. */
+export function processCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Which part of the benchmark a thread works for, from its process's command line and its name. */
 function partOf(pid: number, cmdline: string, thread: string): string | undefined {
   if (cmdline.includes('chromium')) {

@@ -3,9 +3,11 @@
 // frame of reference, new series and instance UIDs, written with pydicom and checked with DCMTK and
 // GDCM) and a series of one of them alone.
 // - A 2×2 layout: a series goes into the active viewport by a click on its thumbnail or into any
-//   viewport by dragging it; with synchronisation on, scrolling either CT series keeps the other at
-//   the same position (read from the original files), and a window preset reaches both; off, they
-//   part.
+//   viewport by dragging it; with synchronisation on (the default), the active viewport drives: N
+//   arrow presses move it and the same CT in another viewport N slices, the 2 mm series to the same
+//   position (read from the original files), the wheel on a cell drives from there, a window preset
+//   or key reaches every viewport of the frame of reference; off, the keys act on the active
+//   viewport alone.
 // - MPR of the CT: the voxel under the pointer in the sagittal and coronal views equals the original
 //   voxel at that world position read with pydicom (test/pydicom_voxel.py); the badge says every
 //   slice is verified; the single image is refused with the reason.
@@ -123,19 +125,30 @@ const thumb = (page: Page, label: string) =>
 const attr = async (page: Page, testId: string, name: string) =>
   (await page.getByTestId(testId).first().getAttribute(name)) ?? '';
 
-/** The position (mm along the slice axis) shown in the stage and in cell 1. */
-async function positions(page: Page): Promise<{ main: number; cell: number }> {
-  return {
-    main: Number(await attr(page, 'overlay-position', 'data-value')),
-    cell: Number(
-      (await page.getByTestId('cell-1').getByTestId('cell-position').getAttribute('data-value')) ??
-        NaN,
-    ),
-  };
+/** The position (mm along the slice axis) shown in the stage (cell 0) or in another cell. */
+async function position(page: Page, cell: number): Promise<number> {
+  const el =
+    cell === 0
+      ? page.getByTestId('overlay-position')
+      : page.getByTestId(`cell-${cell}`).getByTestId('cell-position');
+  return Number((await el.first().getAttribute('data-value')) ?? NaN);
 }
 
+/** The window shown in a cell ("W 400 L 40"). */
+async function windowOf(page: Page, cell: number): Promise<string> {
+  const el =
+    cell === 0
+      ? page.getByTestId('overlay-wl')
+      : page.getByTestId(`cell-${cell}`).getByTestId('cell-wl');
+  return ((await el.first().textContent()) ?? '').split('\n')[0]!;
+}
+
+const presses = async (page: Page, key: string, n: number) => {
+  for (let i = 0; i < n; i++) await page.keyboard.press(key);
+};
+
 describe('layouts', () => {
-  it('2×2: series by click and drag into the active or any viewport, each scrolled alone', async () => {
+  it('2×2: series by click and drag; scroll and window synchronised by position from the active viewport, switchable; keys act on the active viewport', async () => {
     const vp = await openViewer(browser, v.url);
     await shooting(vp, 'viewer-layout', async (page) => {
       await openCt(page);
@@ -145,7 +158,7 @@ describe('layouts', () => {
       // The stage is active: a click on a thumbnail puts the series there.
       expect(await attr(page, 'cell-0', 'data-active')).toBe('true');
       await thumb(page, String(ct.length) + ' images').click();
-      await expect.poll(() => attr(page, 'overlay-position', 'data-value')).toBe(String(zs[0]));
+      await expect.poll(() => position(page, 0)).toBe(zs[0]);
       // Cell 1 becomes active by a click and is outlined; the derived series goes there.
       await page.getByTestId('cell-1').click();
       expect(await attr(page, 'cell-1', 'data-active')).toBe('true');
@@ -157,24 +170,84 @@ describe('layouts', () => {
       await thumb(page, 'every other').click();
       const cell1 = page.getByTestId('cell-1');
       await expect.poll(() => cell1.getByTestId('cell-series').textContent()).toMatch(/^Se 901 /);
+      // The CT again in cell 2 (same positions: N presses must be N slices there too).
+      await page.getByTestId('cell-2').click();
+      await thumb(page, String(ct.length) + ' images').click();
+      await expect.poll(() => position(page, 2)).toBe(zs[0]);
       // The single image, dragged onto cell 3.
       await thumb(page, 'one slice').dragTo(page.getByTestId('cell-3'));
       await expect
         .poll(() => page.getByTestId('cell-3').getByTestId('cell-series').textContent())
         .toMatch(/^Se 902 /);
+      await expect.poll(() => position(page, 1)).toBe(zs[0]);
 
-      // Synchronisation is off by default (scrolling in sync overshoots between series of different
-      // spacing: not done): the stage scrolls and windows alone.
-      expect(await page.getByTestId('sync').getAttribute('aria-pressed')).toBe('false');
-      const still = (await positions(page)).cell;
+      // Synchronised by default. Four arrow presses on the stage: four slices on it and on the CT
+      // in cell 2, and the 2 mm series at the same position — no more (the echoes between
+      // synchronised viewports once carried the stage 9 slices on).
+      expect(await page.getByTestId('sync').getAttribute('aria-pressed')).toBe('true');
       await page.getByTestId('cell-0').click();
-      for (let i = 0; i < 4; i++) await page.keyboard.press('ArrowDown');
-      await expect.poll(() => attr(page, 'overlay-position', 'data-value')).toBe(String(zs[4]));
-      await page.waitForTimeout(300);
-      expect((await positions(page)).cell).toBe(still);
-      await page.getByTestId('preset-bone').click();
-      await page.waitForTimeout(300);
-      expect(await cell1.getByTestId('cell-wl').textContent()).toBe('W 2000 L -450');
+      await presses(page, 'ArrowDown', 4);
+      for (const cell of [0, 2, 1]) await expect.poll(() => position(page, cell)).toBe(zs[4]);
+      await page.waitForTimeout(500);
+      for (const cell of [0, 2, 1]) expect(await position(page, cell)).toBe(zs[4]);
+      expect(await page.getByTestId('overlay-slice').textContent()).toBe('Im 5 / 16');
+      // One more: the 2 mm series has no slice there, it shows the nearest (1 mm off).
+      await presses(page, 'ArrowDown', 1);
+      await expect.poll(() => position(page, 2)).toBe(zs[5]);
+      await expect
+        .poll(async () => Math.abs((await position(page, 1)) - zs[5]!))
+        .toBeLessThanOrEqual(1.0001);
+      expect(await position(page, 0)).toBe(zs[5]);
+
+      // The wheel on cell 1 makes it the active viewport, and it drives: two of its slices (4 mm)
+      // on, the stage and cell 2 are at its position.
+      const box = (await cell1.boundingBox())!;
+      await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+      const from = zs.indexOf(await position(page, 1));
+      expect(from).toBeGreaterThanOrEqual(4);
+      await page.mouse.wheel(0, 100);
+      await expect.poll(() => position(page, 1)).toBe(zs[from + 2]);
+      await page.mouse.wheel(0, 100);
+      await expect.poll(() => position(page, 1)).toBe(zs[from + 4]);
+      expect(await attr(page, 'cell-1', 'data-active')).toBe('true');
+      for (const cell of [0, 2]) await expect.poll(() => position(page, cell)).toBe(zs[from + 4]);
+
+      // Window/level: the lung preset on the active cell reaches every viewport of the frame of
+      // reference; the bone key (4) on cell 2, made active, reaches the stage and cell 1.
+      await page.getByTestId('preset-lung').click();
+      for (const cell of [1, 0, 2, 3])
+        await expect.poll(() => windowOf(page, cell)).toBe('W 1500 L -600');
+      await page.getByTestId('cell-2').click();
+      await page.keyboard.press('4');
+      for (const cell of [2, 0, 1])
+        await expect.poll(() => windowOf(page, cell)).toBe('W 2500 L 480');
+      // Home on the active cell 2: its first slice, the others follow.
+      await page.keyboard.press('Home');
+      for (const cell of [2, 0, 1]) await expect.poll(() => position(page, cell)).toBe(zs[0]);
+      expect(await page.getByTestId('cell-2').getByTestId('cell-slice').textContent()).toBe(
+        'Im 1 / 16',
+      );
+
+      // Sync off: the keys move and window the active cell 1 alone.
+      await page.getByTestId('sync').click();
+      expect(await page.getByTestId('sync').getAttribute('aria-pressed')).toBe('false');
+      await page.getByTestId('cell-1').click();
+      await presses(page, 'ArrowDown', 2);
+      await page.keyboard.press('2');
+      await expect.poll(() => position(page, 1)).toBe(zs[4]);
+      await expect.poll(() => windowOf(page, 1)).toBe('W 1500 L -600');
+      await page.waitForTimeout(500);
+      for (const cell of [0, 2]) {
+        expect(await position(page, cell)).toBe(zs[0]);
+        expect(await windowOf(page, cell)).toBe('W 2500 L 480');
+      }
+      // … and the stage alone once it is active.
+      await page.getByTestId('cell-0').click();
+      await presses(page, 'ArrowDown', 3);
+      await expect.poll(() => position(page, 0)).toBe(zs[3]);
+      await page.waitForTimeout(500);
+      expect(await position(page, 1)).toBe(zs[4]);
+      expect(await position(page, 2)).toBe(zs[0]);
       expect(vp.errors).toEqual([]);
     });
   }, 300_000);

@@ -7,7 +7,6 @@
 import { X509Certificate, X509Crl } from '../pki/x509.ts';
 import type { FlattenedJWS } from 'jose';
 import { ZtvError } from '../errors.ts';
-import { readMultipart } from '../multipart.ts';
 import { toHex } from '../bytes.ts';
 import {
   consult,
@@ -23,11 +22,13 @@ import type { PkiView } from '../pki/resolver.ts';
 import { verifyTrustGroup } from '../pki/trust-group.ts';
 import { openKeysPart, type Ticket } from '../ticket/ticket.ts';
 import { isCut, json, reaching, StreamCut, type Endpoints } from './http.ts';
+import { openRetrieval, type RetrievalOpener, type Retrieved } from './retrieval.ts';
 import { PartySessions } from './sessions.ts';
 
 export { HttpFailure, NetworkFailure, StreamCut, poster, type Endpoints } from './http.ts';
 export type { ConsultAnswer, ConsultRequest, SearchAnswer } from '../operations/consultation.ts';
 export type { DicomJson } from '../operations/qido.ts';
+export type { RetrievalOpener, Retrieved } from './retrieval.ts';
 
 export interface DeviceKeys {
   readonly signing: CryptoKeyPair;
@@ -111,26 +112,6 @@ export async function fetchTrust(
   );
 }
 
-/**
- * The instances of the cloud's multipart/related answer, each with its Content-Length (a part
- * without one, or a body that ends early, is refused), named by its Content-Location.
- */
-async function* instancesOf(frames: AsyncIterable<Uint8Array>): AsyncGenerator<Retrieved> {
-  for await (const part of readMultipart(frames, {
-    what: 'the retrieval',
-    malformed: 'integrity',
-    requireLength: true,
-  })) {
-    const id = /\/instances\/([0-9a-f-]+)/.exec(part.headers['content-location'] ?? '')?.[1] ?? '';
-    yield { id, bytes: part.body };
-  }
-}
-
-export interface Retrieved {
-  readonly id: string;
-  readonly bytes: Uint8Array;
-}
-
 export interface RetrieveOptions {
   /**
    * Waits before each attempt to resume a cut retrieval; as many attempts as entries, counted since
@@ -157,13 +138,25 @@ export class FederationClient {
   private readonly sessions: PartySessions<'producer' | 'cloud'>;
   private readonly f: typeof fetch;
 
+  /** Where a retrieval's frames are opened: in this thread unless another opener is given. */
+  private readonly openRetrieval: RetrievalOpener;
+
+  /**
+   * `opts.openRetrieval`: opens retrievals elsewhere — the viewer's stream worker, so that the
+   * sealed frames are fetched and opened off the page's thread (`src/viewer/pipeline/stream.ts`).
+   */
   constructor(
     readonly endpoints: Endpoints,
     private readonly device: DeviceKeys,
     trust: () => PkiView,
     f: typeof fetch = fetch,
+    opts: { readonly openRetrieval?: RetrievalOpener } = {},
   ) {
     this.f = reaching(f, endpoints);
+    const inThread = this.f;
+    this.openRetrieval =
+      opts.openRetrieval ??
+      ((grant, base, opened, signal) => openRetrieval(grant, base, opened, inThread, signal));
     this.sessions = new PartySessions(
       { producer: endpoints.producer, cloud: endpoints.cloud },
       device,
@@ -317,17 +310,15 @@ export class FederationClient {
     for (;;) {
       const body = received > 0 ? { redemption, from: received } : { redemption };
       try {
-        const frames = this.sessions.stream('cloud', retrieve, body, signal);
-        for await (const got of instancesOf(frames)) {
+        const instances = this.sessions.streamWith('cloud', retrieve, body, (grant, base, opened) =>
+          this.openRetrieval(grant, base, opened, signal),
+        );
+        for await (const got of instances) {
           received++;
           bytes += got.bytes.length;
           attempt = 0;
           yield got;
         }
-        // The multipart body is complete; the stream's final frame must still be read and checked.
-        for (let r = await frames.next(); !r.done; r = await frames.next())
-          if (r.value.length)
-            throw new ZtvError('integrity', 'the cloud sent data after the end of the retrieval');
         return;
       } catch (e) {
         if (signal?.aborted || !isCut(e)) throw e;

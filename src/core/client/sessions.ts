@@ -17,10 +17,12 @@ import type {
 } from '../operations/contract.ts';
 import { organisationValidator } from '../session/peers.ts';
 import {
+  FrameReader,
   SessionClient,
   STALE_SESSION_REFUSALS,
   type Sealed,
   type SessionRefusal,
+  type StreamGrant,
 } from '../session/protocol.ts';
 import { ChunkQueue } from '../chunks.ts';
 import { ZtvError } from '../errors.ts';
@@ -68,6 +70,29 @@ async function* sealedFrames(
     }
     q.push(value);
   }
+}
+
+/**
+ * POSTs a sealed stream request to a party and returns its answer cut into whole frames: an error
+ * status becomes an HttpFailure (a stale session is refused so, before any frame), an unreachable
+ * party a NetworkFailure. Runs in the page or in a worker alike.
+ */
+export async function fetchFrames(
+  base: string,
+  party: string,
+  request: Sealed,
+  f: typeof fetch,
+  signal?: AbortSignal,
+): Promise<AsyncGenerator<Uint8Array>> {
+  const r = await reaching(f, { [party]: base })(`${base}/session/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(request),
+    ...(signal ? { signal } : {}),
+  });
+  if (!r.ok) await json(r);
+  if (!r.body) throw new HttpFailure(r.status, 'stream', `the ${party} answered ${r.status}`);
+  return sealedFrames(r.body.getReader());
 }
 
 export class PartySessions<Party extends OrgRole> {
@@ -146,49 +171,68 @@ export class PartySessions<Party extends OrgRole> {
    * A streamed operation's plaintext, chunk by chunk as the sealed frames are opened; `signal` stops
    * the transfer. A stream that ends without its final frame is refused by the session.
    */
-  async *stream<C extends AnyStreamContract>(
+  stream<C extends AnyStreamContract>(
     party: Party,
     contract: C,
     body: BodyOf<C>,
     signal?: AbortSignal,
   ): AsyncGenerator<Uint8Array, void, undefined> {
-    const base = this.url(party);
-    const f = reaching(this.f);
-    const fetchStream = async (path: string, sealed: Sealed) => {
-      const r = await f(`${base}${path}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(sealed),
-        ...(signal ? { signal } : {}),
-      });
-      if (!r.ok) await json(r);
-      if (!r.body) throw new HttpFailure(r.status, 'stream', `the ${party} answered ${r.status}`);
-      return sealedFrames(r.body.getReader());
-    };
-    const open = async () => (await this.session(party)).stream(contract.name, body, fetchStream);
-    // A stale session is refused before the first frame: then a new session, and the call once more.
-    let frames: AsyncGenerator<Uint8Array, void, undefined> | undefined;
-    try {
-      frames = await open();
-      let first: IteratorResult<Uint8Array, void>;
+    const f = this.f;
+    return this.streamWith(party, contract, body, async function* (grant, base, opened) {
+      const reader = new FrameReader(grant);
       try {
-        first = await frames.next();
+        yield* reader.open(await fetchFrames(base, party, grant.request, f, signal));
+      } finally {
+        opened(reader.seq);
+      }
+    });
+  }
+
+  /**
+   * A streamed operation whose frames `open` fetches and opens — in this thread or in a worker —
+   * from the session's grant and the party's address (SessionClient.streamWith). When the party no
+   * longer knows the session, refused before the first item, a new session is opened and the call
+   * made once more.
+   */
+  async *streamWith<C extends AnyStreamContract, T>(
+    party: Party,
+    contract: C,
+    body: BodyOf<C>,
+    open: (grant: StreamGrant, base: string, opened: (seq: number) => void) => AsyncIterable<T>,
+  ): AsyncGenerator<T, void, undefined> {
+    const base = this.url(party);
+    let client: SessionClient | undefined;
+    let held: Promise<SessionClient> | undefined;
+    const start = async () => {
+      held = this.session(party);
+      client = await held;
+      return client.streamWith(contract.name, body, (grant, opened) => open(grant, base, opened));
+    };
+    // A stale session is refused before the first frame: then a new session, and the call once more.
+    let items: AsyncGenerator<T, void, undefined> | undefined;
+    try {
+      items = await start();
+      let first: IteratorResult<T, void>;
+      try {
+        first = await items.next();
       } catch (e) {
         if (!isStale(e)) throw e;
         this.open.delete(party);
-        frames = await open();
-        first = await frames.next();
+        items = await start();
+        first = await items.next();
       }
       if (first.done) return;
       yield first.value;
-      yield* frames;
+      yield* items;
     } catch (e) {
       if (shed(e)) this.forget(party);
       throw e;
     } finally {
-      // A consumer that leaves after the first chunk: the session's stream ends too, and with it
+      // A consumer that leaves after the first item: the session's stream ends too, and with it
       // its hold on the session (the next call would otherwise wait for it).
-      await frames?.return();
+      await items?.return();
+      // A stream that never said how many frames it opened (its worker died): a new session next.
+      if (client && !client.inStep && this.open.get(party) === held) this.forget(party);
     }
   }
 

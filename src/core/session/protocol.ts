@@ -188,6 +188,9 @@ async function deriveKeys(
   return { c2s: await key('client to server'), s2c: await key('server to client') };
 }
 
+const C2S = 1;
+const S2C = 2;
+
 const nonceOf = (direction: number, seq: number): Uint8Array<ArrayBuffer> =>
   concatBytes(Uint8Array.of(0, 0, 0, direction), u64be(seq)) as Uint8Array<ArrayBuffer>;
 const aadOf = (sessionId: string, direction: number, seq: number): Uint8Array<ArrayBuffer> =>
@@ -237,6 +240,81 @@ function frame(seq: number, ct: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * What opening one stream's frames takes, granted by the session for that stream only: the operation
+ * (for sentences), the session id, its server-to-client key (a non-extractable CryptoKey: it can be
+ * posted to a worker, its bytes exist nowhere), the first frame number due, the negotiated packet size
+ * and the sealed request.
+ */
+export interface StreamGrant {
+  readonly path: string;
+  readonly sessionId: string;
+  readonly key: CryptoKey;
+  readonly seq: number;
+  readonly packet: number;
+  readonly request: Sealed;
+}
+
+/**
+ * Opens a stream's frames strictly in order from a grant, in whichever thread holds it: a frame out
+ * of sequence, altered or larger than a packet, or a body that ends before the final frame, is
+ * refused (SessionError, with the session's reasons); an error frame becomes a RemoteError. `seq` is
+ * always the number of the next frame due: what the session goes on from.
+ */
+export class FrameReader {
+  seq: number;
+
+  constructor(private readonly grant: StreamGrant) {
+    this.seq = grant.seq;
+  }
+
+  async *open(
+    chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  ): AsyncGenerator<Uint8Array, void, undefined> {
+    const { key, sessionId, packet, path } = this.grant;
+    let buf: Uint8Array = new Uint8Array(0);
+    for await (const chunk of chunks) {
+      // Callers that cut the body into whole frames hand each over as it is: no copy then.
+      if (buf.length === 0) buf = chunk;
+      else {
+        const next = new Uint8Array(buf.length + chunk.length);
+        next.set(buf);
+        next.set(chunk, buf.length);
+        buf = next;
+      }
+      while (buf.length >= 8) {
+        const dv = new DataView(buf.buffer, buf.byteOffset, 8);
+        const seq = dv.getUint32(0);
+        const len = dv.getUint32(4);
+        if (len > packet + 64)
+          throw new SessionError('bad-message', 'a streamed frame is larger than the packet size');
+        if (buf.length < 8 + len) break;
+        if (seq !== this.seq)
+          throw new SessionError('out-of-order', `frame ${seq} arrived where ${this.seq} was due`);
+        const plain = await unsealRaw(key, sessionId, S2C, seq, buf.subarray(8, 8 + len));
+        this.seq++;
+        buf = buf.subarray(8 + len);
+        if (plain[0] === FRAME_DATA) yield plain.subarray(1);
+        else {
+          const info = JSON.parse(new TextDecoder().decode(plain.subarray(1))) as {
+            status: number;
+            error?: string;
+            message?: string;
+          };
+          if (plain[0] === FRAME_ERROR || info.status >= 400)
+            throw new RemoteError(
+              info.status,
+              info.error ?? 'error',
+              info.message ?? `${path} failed`,
+            );
+          return;
+        }
+      }
+    }
+    throw new SessionError('truncated', 'the stream ended without its final frame');
+  }
+}
+
 async function seal(
   key: CryptoKey,
   sessionId: string,
@@ -262,9 +340,6 @@ async function verifyWith(
   const key = await verifyKeyFromSpki(spki);
   return key.verify(fromBase64Url(signature), message);
 }
-
-const C2S = 1;
-const S2C = 2;
 
 // --- server -------------------------------------------------------------------------------
 
@@ -566,6 +641,8 @@ export class SessionClient {
   private sendSeq = 0;
   private recvSeq = 0;
   private closed = false;
+  /** A stream ended without reporting how many frames it opened: the sequence is unknown. */
+  private lost = false;
   /** Settles when the call in progress has ended: one sealed exchange at a time (see `turn`). */
   private busy: Promise<void> = Promise.resolve();
   packet = 0;
@@ -643,6 +720,8 @@ export class SessionClient {
   private ready(): { c2s: CryptoKey; s2c: CryptoKey } {
     if (this.closed) this.refuse('closed', 'the session was closed');
     if (!this.keys) this.refuse('wrong-phase', 'the session is not open');
+    if (this.lost)
+      this.refuse('wrong-phase', 'a stream of this session ended without its frame count');
     return this.keys!;
   }
 
@@ -679,7 +758,7 @@ export class SessionClient {
    * A streamed transfer: the request is sealed as usual; the answer is a sequence of frames, each
    * opened in order and yielded as plaintext; the final frame says how it ended.
    */
-  async *stream(
+  stream(
     path: string,
     body: unknown,
     fetchStream: (
@@ -687,68 +766,63 @@ export class SessionClient {
       sealed: Sealed,
     ) => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>,
   ): AsyncGenerator<Uint8Array, void, undefined> {
+    return this.streamWith(path, body, async function* (grant, opened) {
+      const reader = new FrameReader(grant);
+      try {
+        yield* reader.open(await fetchStream('/session/stream', grant.request));
+      } finally {
+        opened(reader.seq);
+      }
+    });
+  }
+
+  /**
+   * A streamed transfer whose frames `open` opens, here or in another thread (a worker, handed the
+   * grant: the request sealed here, the session's receive key and the next frame number). The
+   * session holds its turn for the whole stream, until `open` has ended and reported through
+   * `opened` the frame number after the last one it opened; the next call goes on from there. A
+   * stream that ends without that report leaves the session out of step (`inStep` false), and the
+   * session refuses further calls. A refusal `open` throws (a SessionError) is reported here.
+   */
+  async *streamWith<T>(
+    path: string,
+    body: unknown,
+    open: (grant: StreamGrant, opened: (seq: number) => void) => AsyncIterable<T>,
+  ): AsyncGenerator<T, void, undefined> {
     // Held until the final frame, a refusal or the consumer leaving the loop (return() runs finally).
     const release = await this.turn();
+    let grant: StreamGrant | undefined;
+    let reported: number | undefined;
     try {
-      yield* this.streamInTurn(path, body, fetchStream);
+      const keys = this.ready();
+      grant = {
+        path,
+        sessionId: this.sessionId,
+        key: keys.s2c,
+        seq: this.recvSeq,
+        packet: this.packet,
+        request: await this.sealRequest(utf8(JSON.stringify({ path, body }))),
+      };
+      try {
+        yield* open(grant, (seq) => (reported = seq));
+      } catch (e) {
+        if (e instanceof SessionError)
+          this.opts.onRefusal?.(e.reason, e.message, this.sessionId || undefined);
+        throw e;
+      }
     } finally {
+      if (grant) {
+        if (reported !== undefined && Number.isSafeInteger(reported) && reported >= grant.seq)
+          this.recvSeq = reported;
+        else this.lost = true;
+      }
       release();
     }
   }
 
-  private async *streamInTurn(
-    path: string,
-    body: unknown,
-    fetchStream: (
-      path: string,
-      sealed: Sealed,
-    ) => Promise<AsyncIterable<Uint8Array> | Iterable<Uint8Array>>,
-  ): AsyncGenerator<Uint8Array, void, undefined> {
-    const keys = this.ready();
-    const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
-    let buf: Uint8Array = new Uint8Array(0);
-    for await (const chunk of await fetchStream('/session/stream', sealed)) {
-      // Callers that cut the body into whole frames hand each over as it is: no copy then.
-      if (buf.length === 0) buf = chunk;
-      else {
-        const next = new Uint8Array(buf.length + chunk.length);
-        next.set(buf);
-        next.set(chunk, buf.length);
-        buf = next;
-      }
-      while (buf.length >= 8) {
-        const dv = new DataView(buf.buffer, buf.byteOffset, 8);
-        const seq = dv.getUint32(0);
-        const len = dv.getUint32(4);
-        if (len > this.packet + 64)
-          this.refuse('bad-message', 'a streamed frame is larger than the packet size');
-        if (buf.length < 8 + len) break;
-        if (seq !== this.recvSeq)
-          this.refuse('out-of-order', `frame ${seq} arrived where ${this.recvSeq} was due`);
-        const body = buf.subarray(8, 8 + len);
-        const plain = await this.unsealOrRefuse(() =>
-          unsealRaw(keys.s2c, this.sessionId, S2C, seq, body),
-        );
-        this.recvSeq++;
-        buf = buf.subarray(8 + len);
-        if (plain[0] === FRAME_DATA) yield plain.subarray(1);
-        else {
-          const info = JSON.parse(new TextDecoder().decode(plain.subarray(1))) as {
-            status: number;
-            error?: string;
-            message?: string;
-          };
-          if (plain[0] === FRAME_ERROR || info.status >= 400)
-            throw new RemoteError(
-              info.status,
-              info.error ?? 'error',
-              info.message ?? `${path} failed`,
-            );
-          return;
-        }
-      }
-    }
-    this.refuse('truncated', 'the stream ended without its final frame');
+  /** Whether this side knows the next frame number (see `streamWith`). */
+  get inStep(): boolean {
+    return !this.lost;
   }
 
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */

@@ -209,10 +209,29 @@ describe.each(DIALECTS)('cloud on %s', (dialect) => {
     expect(traced.details.traces).toEqual([c.trace]);
     expect(traced.details.traceRoots).toHaveLength(1);
     expect(records.findLast((r) => r.subtype === 'retrieve')!.seq).toBeGreaterThan(traced.seq);
-    // A replay is refused, and logged as such; nothing more is recorded for it.
+    // The decision is logged with the release, in its transaction: the record just before it.
+    const ofTicket = (rs: typeof records) =>
+      rs.filter((r) => r.objects.some((o) => o.id === c.ticket.tid)).map((r) => r.subtype);
+    expect(records.find((r) => r.seq === traced.seq - 1)).toMatchObject({
+      subtype: 'policy-decision',
+      outcome: 0,
+      objects: [{ type: 'ticket', id: c.ticket.tid }],
+    });
+    expect(ofTicket(records)).toEqual([
+      'policy-decision',
+      'trace-inserted',
+      'retrieve',
+      'delivered',
+    ]);
+    // A replay is refused, and logged as such — its decision, then the alert; nothing more.
     const replay = await bob.client.redeem(c.ticket).catch((e: unknown) => e);
     expect((replay as RemoteError).code).toBe('ticket-refused');
     expect((await alerts('ticket-replayed')).at(-1)?.details.ticket).toBe(c.ticket.tid);
+    const after = await p.cloud.audit.all();
+    expect(ofTicket(after)).toEqual([...ofTicket(records), 'policy-decision']);
+    const again = after.at(-2)!;
+    expect(again).toMatchObject({ subtype: 'policy-decision', seq: after.at(-1)!.seq - 1 });
+    expect(again.objects).toEqual([{ type: 'ticket', id: c.ticket.tid }]);
   });
 
   it('refuses another clinician’s ticket and another device’s redemption', async () => {

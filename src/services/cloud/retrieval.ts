@@ -24,7 +24,7 @@ import { OperationError } from '../common/session.ts';
 import type { AuditStore } from '../storage/audit-store.ts';
 import type { BlobStore } from '../storage/blobs.ts';
 import type { Database } from '../storage/db.ts';
-import { basisFromText, type CloudTables } from './schema.ts';
+import { placementFromText, type CloudTables } from './schema.ts';
 
 export interface RetrievalOptions {
   readonly database: Database<CloudTables>;
@@ -121,7 +121,7 @@ export async function retrievalPlugin(app: FastifyInstance, deps: RetrievalOptio
         .select(['id', 'trace_basis'])
         .where('id', 'in', [...new Set(items.map((i) => i.image))])
         .execute()) {
-        const p = row.trace_basis ? basisFromText(row.trace_basis).placement : undefined;
+        const p = row.trace_basis ? placementFromText(row.trace_basis) : undefined;
         if (p) placements.set(row.id, p);
       }
     await deps.audit.append({

@@ -5,7 +5,7 @@
  */
 import type { Kysely, Migration } from 'kysely';
 import { fromHex, toHex } from '../../core/bytes.ts';
-import type { TraceBasis } from '../../core/protect/index.ts';
+import type { TraceBasis, TracePlacement } from '../../core/protect/index.ts';
 import {
   auditMigration,
   auditSyslogMigration,
@@ -98,15 +98,34 @@ export const basisToText = (b: TraceBasis): string => {
   return `${toHex(b.sealedBytes)}.${toHex(b.sealSignature)}${at}${seal}`;
 };
 
+/** The placement field of a stored basis (`<offset>:<word bytes>:<L>:<first bit>:<bits>`). */
+function placementOf(field: string | undefined): TracePlacement | undefined {
+  const n = field?.split(':').map(Number);
+  if (!n || n.length !== 5) return undefined;
+  const [offset, wordBytes, L, fromBit, bits] = n as [number, number, number, number, number];
+  return { offset, wordBytes, L, fromBit, bits };
+}
+
 export const basisFromText = (text: string): TraceBasis => {
   const [sealed = '', signature = '', at, seal] = text.split('.');
   const basis = { sealedBytes: fromHex(sealed), sealSignature: fromHex(signature) };
-  const n = at?.split(':').map(Number);
-  if (!n || n.length !== 5) return basis;
-  const [offset, wordBytes, L, fromBit, bits] = n as [number, number, number, number, number];
+  const placement = placementOf(at);
+  if (!placement) return basis;
   return {
     ...basis,
-    placement: { offset, wordBytes, L, fromBit, bits },
+    placement,
     ...(seal && /^[0-9a-f]{64}$/.test(seal) ? { sealDigest: fromHex(seal) } : {}),
   };
+};
+
+/**
+ * Only the placement of a stored basis, what retrieval stamps by: the sealed bytes and signature
+ * before it are skipped, not decoded. Undefined for rows written before placements were kept.
+ */
+export const placementFromText = (text: string): TracePlacement | undefined => {
+  const i = text.indexOf('.');
+  const j = i < 0 ? -1 : text.indexOf('.', i + 1);
+  if (j < 0) return undefined;
+  const k = text.indexOf('.', j + 1);
+  return placementOf(text.slice(j + 1, k < 0 ? undefined : k));
 };

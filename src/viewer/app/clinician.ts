@@ -19,6 +19,7 @@ import { X509Certificate } from '../../core/pki/x509.ts';
 import { toHex } from '../../core/bytes.ts';
 import { enrol, loadIdentity, type DeviceIdentity } from '../device/keystore.ts';
 import { defaultPoolSize, WorkerPool, type WorkerLike } from '../pipeline/pool.ts';
+import { StreamWorker, type StreamWorkerLike } from '../pipeline/stream.ts';
 import { StudySession } from '../study/session.ts';
 import { checkEnrolmentChain, choosePin, type Pin } from '../trust/pin.ts';
 
@@ -73,6 +74,16 @@ export function startPool(): WorkerPool {
   );
 }
 
+/** The stream worker: the cloud's sealed frames are opened there, not on the page's thread. */
+const startStreamWorker = (): StreamWorker =>
+  new StreamWorker(
+    () =>
+      new Worker(new URL('../pipeline/stream.worker.ts', import.meta.url), {
+        type: 'module',
+        name: 'ztv-stream',
+      }) as unknown as StreamWorkerLike,
+  );
+
 /** The device's identity for this clinician, if this browser was enrolled for them. */
 export const deviceOf = (clinicianId: string): Promise<DeviceIdentity | undefined> =>
   loadIdentity(clinicianId);
@@ -104,6 +115,7 @@ export class ClinicianSession {
     private readonly view: PkiView,
     readonly client: FederationClient,
     readonly pool: WorkerPool,
+    private readonly streams: StreamWorker,
     private roleAssignments: string[],
   ) {}
 
@@ -121,12 +133,16 @@ export class ClinicianSession {
     const deviceId = toHex(
       new Uint8Array(await new X509Certificate(identity.chain[0]!).getThumbprint('SHA-256')),
     );
+    const streams = startStreamWorker();
     const client = new FederationClient(
       signIn.endpoints,
       { signing: identity.signing, encryption: identity.encryption, chain: identity.chain },
       () => view,
+      fetch,
+      { openRetrieval: streams.open },
     );
     const roles = await client.roleAssignments(signIn.token);
+    streams.start(); // loaded before the first study is asked for
     return new ClinicianSession(
       signIn,
       identity,
@@ -136,6 +152,7 @@ export class ClinicianSession {
       view,
       client,
       pool,
+      streams,
       roles,
     );
   }
@@ -194,6 +211,7 @@ export class ClinicianSession {
     await this.closeStudy().catch(() => undefined);
     await this.pool.broadcast({ kind: 'forget' }).catch(() => undefined);
     await this.client.close().catch(() => undefined);
+    this.streams.terminate();
     await FederationClient.logout(this.signIn.endpoints.consumer, this.signIn.token).catch(
       () => undefined,
     );

@@ -2,15 +2,16 @@
  * Layouts of the study viewer: 1×1, 1×2 or 2×2 viewports. The first is the study viewer's own stage
  * (its toolbar, keyboard and side panels follow it); the others are stack viewports in the same
  * rendering engine and tool group (the same mouse tools), each with its series, slice, position and
- * integrity badge. A click in a viewport makes it the active one (outlined); a click on a thumbnail
- * puts that series into the active viewport, and a thumbnail dragged onto a viewport puts it there.
- * Viewports showing one frame of reference scroll together by position and share window/level while
- * synchronisation is on (cornerstone/sync.ts; the toolbar switches it).
+ * integrity badge. A click, the wheel or focus in a viewport makes it the active one (outlined): the
+ * keyboard and the toolbar act on it, a click on a thumbnail puts that series into it, and a thumbnail
+ * dragged onto a viewport puts it there. Viewports showing one frame of reference scroll together by
+ * position and share window/level while synchronisation is on (the default; cornerstone/sync.ts, the
+ * toolbar switches it): the active viewport drives, the others follow.
  */
-import { useEffect, useRef, useState, type DragEvent } from 'react';
+import { useEffect, useMemo, useRef, useState, type DragEvent } from 'react';
 import type { ViewportHost } from '../cornerstone/host.ts';
-import { imageIdOf } from '../cornerstone/images.ts';
-import { createLayoutSync, type SyncMember } from '../cornerstone/sync.ts';
+import { imageIdOf, parseImageId } from '../cornerstone/images.ts';
+import { createLayoutSync, type LayoutSync, type SyncMember } from '../cornerstone/sync.ts';
 import { createStackViewer, type StackViewer } from '../cornerstone/viewer.ts';
 import type { SeriesView, StudySession } from '../study/session.ts';
 import { Badge } from './Badge.tsx';
@@ -29,33 +30,63 @@ export interface LayoutState {
   readonly active: number;
   /** The series of cells 1..3 (cell 0's is the study viewer's own). */
   readonly series: readonly (string | undefined)[];
+  /** Scrolling by position and window/level synchronised (on by default). */
   readonly sync: boolean;
+  /** The synchronizers of the layout (LayoutCells keeps them up to date). */
+  readonly syncer: LayoutSync;
   setKind(kind: LayoutKind): void;
+  /** Makes a cell the active one, and the one that drives the others (at once: before its move). */
   setActive(cell: number): void;
   setSync(on: boolean): void;
   /** Puts a series into a cell other than the stage. */
   place(cell: number, seriesUid: string): void;
+  /** The viewer of a cell, once made (0: the stage's). */
+  viewer(cell: number): StackViewer | undefined;
+  register(cell: number, viewer: StackViewer | undefined): void;
 }
 
-export function useLayout(): LayoutState {
+/** Where a `zt:` image lies, from its restored header (none without a position and orientation). */
+function geometryIn(study: StudySession) {
+  return (imageId: string) => {
+    if (!imageId.startsWith('zt:')) return undefined;
+    const m = study.known(parseImageId(imageId).ref)?.meta;
+    return m?.imagePosition && m.imageOrientation
+      ? { position: m.imagePosition, orientation: m.imageOrientation }
+      : undefined;
+  };
+}
+
+export function useLayout(study: StudySession): LayoutState {
   const [kind, setKindState] = useState<LayoutKind>('1x1');
-  const [active, setActive] = useState(0);
+  const [active, setActiveState] = useState(0);
   const [series, setSeries] = useState<(string | undefined)[]>([]);
-  // Off by default: scrolling in sync between series of different spacing overshoots (not done).
-  const [sync, setSync] = useState(false);
+  const [sync, setSync] = useState(true);
+  const viewers = useRef(new Map<number, StackViewer>());
+  const syncer = useMemo(() => createLayoutSync(geometryIn(study)), [study]);
+  useEffect(() => () => syncer.destroy(), [syncer]);
   const count = LAYOUTS[kind];
+  const setActive = (cell: number) => {
+    setActiveState(cell);
+    syncer.drive(viewers.current.get(cell)?.viewportId);
+  };
   return {
     kind,
     count,
     active: active < count ? active : 0,
     series,
     sync,
+    syncer,
     setKind(k) {
       setKindState(k);
       if (active >= LAYOUTS[k]) setActive(0);
     },
     setActive,
     setSync,
+    viewer: (cell) => viewers.current.get(cell),
+    register(cell, v) {
+      if (v) viewers.current.set(cell, v);
+      else viewers.current.delete(cell);
+    },
     place(cell, uid) {
       setSeries((s) => {
         const next = [...s];
@@ -99,10 +130,10 @@ export function LayoutControls({ layout }: { layout: LayoutState }) {
         data-testid="sync"
         aria-pressed={layout.sync}
         disabled={layout.count === 1}
-        title="Synchronise scrolling (by position) and window/level between viewports of one frame of reference"
+        title="Synchronise scrolling (by position) and window/level between viewports of one frame of reference: the active viewport drives"
         onClick={() => layout.setSync(!layout.sync)}
       >
-        Sync
+        {layout.sync ? 'Sync on' : 'Sync off'}
       </button>
     </>
   );
@@ -134,12 +165,11 @@ export function LayoutCells({
   mainSeries?: string;
 }) {
   const [viewers, setViewers] = useState<(StackViewer | undefined)[]>([]);
-  const sync = useRef<ReturnType<typeof createLayoutSync> | undefined>(undefined);
   useEffect(() => {
-    const s = createLayoutSync();
-    sync.current = s;
-    return () => s.destroy();
-  }, []);
+    layout.register(0, host.viewer);
+    return () => layout.register(0, undefined);
+    // register is stable in effect (it writes the layout's map of viewers).
+  }, [host]);
   const framesOf = (uid?: string) =>
     framesOfReference(
       study,
@@ -161,10 +191,15 @@ export function LayoutCells({
         frames: framesOf(layout.series[i - 1]),
       });
   }
-  const key = JSON.stringify([layout.sync, members]);
+  // The active viewport drives (layout.setActive already made it so, before its first move).
+  const driver = layout.active === 0 ? host.viewer.viewportId : viewers[layout.active]?.viewportId;
+  const key = JSON.stringify([layout.sync, members, driver]);
+  const { syncer } = layout;
   useEffect(() => {
-    sync.current?.update(JSON.parse(key)[1] as SyncMember[], layout.sync);
-  }, [key, layout.sync]);
+    const [on, list, drives] = JSON.parse(key) as [boolean, SyncMember[], string | undefined];
+    syncer.update(list, on);
+    syncer.drive(drives);
+  }, [key, syncer]);
   const cells = [];
   for (let i = 1; i < layout.count; i++)
     cells.push(
@@ -180,13 +215,14 @@ export function LayoutCells({
           layout.place(i, uid);
           layout.setActive(i);
         }}
-        onViewer={(v) =>
+        onViewer={(v) => {
+          layout.register(i, v);
           setViewers((vs) => {
             const next = [...vs];
             next[i] = v;
             return next;
-          })
-        }
+          });
+        }}
       />,
     );
   return <>{cells}</>;
@@ -275,6 +311,7 @@ function LayoutCell({
       data-testid={`cell-${cell}`}
       data-active={active}
       onPointerDownCapture={onActivate}
+      onWheelCapture={onActivate}
       onFocusCapture={onActivate}
       onDragOver={allowSeriesDrop}
       onDrop={onSeriesDrop(onDropSeries)}

@@ -151,6 +151,15 @@ function firstOpenedSeries(study: StudySession): string | undefined {
   return study.series.find((s) => s.refs.some((r) => study.instances.get(r)?.opened))?.uid;
 }
 
+/** Stops a cine whose viewport may be gone already (a layout made smaller). */
+function tryStop(v: StackViewer): void {
+  try {
+    v.stop();
+  } catch {
+    // its element is disabled: nothing plays there any more
+  }
+}
+
 function download(inst: InstanceView, series?: SeriesView): string | undefined {
   if (!inst.served) return;
   const name = `ztv-served-se${series?.number ?? 0}-im${inst.number}-${inst.cloudId.slice(0, 8)}.dcm`;
@@ -186,8 +195,8 @@ export function StudyViewer({
   const [panel, setPanel] = useState<Panel>('integrity');
   const [loadError, setLoadError] = useState<string>();
   const [help, setHelp] = useState(false);
-  /** Cine: playing or not, and its rate in frames per second. */
-  const [playing, setPlaying] = useState(false);
+  /** Cine: the viewer playing (one at a time), and the rate in frames per second. */
+  const [cineOn, setCineOn] = useState<StackViewer>();
   const [fps, setFps] = useState(10);
   const [edges, setEdges] = useState<EdgeLabels>();
   const [bar, setBar] = useState<{ mm: number; px: number }>();
@@ -203,8 +212,15 @@ export function StudyViewer({
    */
   const thumbs = useRef(new Map<string, string>());
   /** Viewports (1×1, 1×2, 2×2) and the series whose MPR is open (ui/Layout.tsx, ui/MprPanel.tsx). */
-  const layout = useLayout();
+  const layout = useLayout(study);
   const [mprSeries, setMprSeries] = useState<string>();
+  /** The keyboard and the toolbar act on the active viewport (the stage or a layout's cell). */
+  const activeRef = useRef(0);
+  activeRef.current = layout.active;
+  const activeViewer = (): StackViewer | undefined =>
+    activeRef.current === 0 ? viewer.current : layout.viewer(activeRef.current);
+  /** The view of the active cell, when it is not the stage (the toolbar's pressed states). */
+  const [cellView, setCellView] = useState<ViewState>();
 
   // The study's images feed the `zt:` loader; the transfer starts now.
   useEffect(() => {
@@ -382,25 +398,49 @@ export function StudyViewer({
     });
   }, [host, study]);
 
-  const preset = (center: number, width: number) => viewer.current?.setWindow(center, width);
-  const invert = () => viewer.current?.setInvert(!viewer.current.state().invert);
-  const reset = () => viewer.current?.reset();
-  const rotate = (deg: number) => viewer.current?.rotate(deg);
-  const flip = (d: 'horizontal' | 'vertical') => viewer.current?.flip(d);
+  // The toolbar's pressed states follow the active cell's view (the stage's is `view`).
+  const activeCellViewer = layout.active === 0 ? undefined : layout.viewer(layout.active);
+  useEffect(() => {
+    const v = activeCellViewer;
+    setCellView(v?.state());
+    return v?.onRender(() => setCellView(v.state()));
+  }, [activeCellViewer]);
+  const activeView = layout.active === 0 ? view : cellView;
+
+  /** Moves the active viewport to slice `to(current, count)` (clamped). */
+  const step = (to: (i: number, n: number) => number) => {
+    if (activeRef.current === 0) return go(to(indexRef.current, entries.length));
+    const v = activeViewer();
+    const n = v?.viewport.getImageIds().length ?? 0;
+    if (!v || !n) return;
+    const i = Math.max(0, Math.min(n - 1, to(v.index, n)));
+    if (i !== v.index) v.show(i).catch(() => undefined);
+  };
+  const preset = (center: number, width: number) => activeViewer()?.setWindow(center, width);
+  const invert = () => {
+    const v = activeViewer();
+    v?.setInvert(!v.state().invert);
+  };
+  const reset = () => activeViewer()?.reset();
+  const rotate = (deg: number) => activeViewer()?.rotate(deg);
+  const flip = (d: 'horizontal' | 'vertical') => activeViewer()?.flip(d);
   const choose = (t: Tool) => {
     setTool(t);
+    // One tool group for every viewport of the layout: the left button's tool is theirs.
     viewer.current?.setPrimaryTool(t);
   };
+  const playing = !!cineOn && cineOn === activeViewer();
   const cine = (play: boolean, rate = fps) => {
-    const v = viewer.current;
+    const v = activeViewer();
     if (!v) return;
+    if (cineOn && cineOn !== v) tryStop(cineOn);
     if (play) v.play(rate);
     else v.stop();
-    setPlaying(play);
+    setCineOn(play ? v : undefined);
   };
   const fullscreen = () => {
     if (document.fullscreenElement) void document.exitFullscreen();
-    else void stage.current?.requestFullscreen();
+    else void (activeViewer()?.element.parentElement ?? stage.current)?.requestFullscreen();
   };
 
   // Keyboard: scroll, presets, invert, reset (not while typing in a field).
@@ -408,9 +448,10 @@ export function StudyViewer({
     const onKey = (e: KeyboardEvent) => {
       const t = e.target as HTMLElement | null;
       if (t && /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName)) return;
-      if ((e.ctrlKey || e.metaKey) && e.key === 'z' && viewer.current) {
-        undoMeasurement(viewer.current.element);
-        viewer.current.viewport.render();
+      const v = activeViewer();
+      if ((e.ctrlKey || e.metaKey) && e.key === 'z' && v) {
+        undoMeasurement(v.element);
+        v.viewport.render();
         e.preventDefault();
         return;
       }
@@ -424,8 +465,7 @@ export function StudyViewer({
       // fullscreen is fixed-positioned and has none, and its keys, `f` to leave, must still work.)
       if (!stage.current?.getClientRects().length || document.querySelector('[role=dialog]'))
         return;
-      const i = indexRef.current;
-      const step: Record<string, number> = {
+      const by: Record<string, number> = {
         ArrowDown: 1,
         ArrowRight: 1,
         ArrowUp: -1,
@@ -433,9 +473,9 @@ export function StudyViewer({
         PageDown: 10,
         PageUp: -10,
       };
-      if (e.key in step) go(i + step[e.key]!);
-      else if (e.key === 'Home') go(0);
-      else if (e.key === 'End') go(entries.length - 1);
+      if (e.key in by) step((i) => i + by[e.key]!);
+      else if (e.key === 'Home') step(() => 0);
+      else if (e.key === 'End') step((_, n) => n - 1);
       else if (e.key === 'i') invert();
       else if (e.key === 'r') reset();
       else if (e.key === 'o') rotate(90);
@@ -458,14 +498,14 @@ export function StudyViewer({
     };
     window.addEventListener('keydown', onKey);
     return () => window.removeEventListener('keydown', onKey);
-  }, [go, entries.length, help, playing, fps]);
+  }, [go, entries.length, help, playing, fps, cineOn, layout.active]);
 
-  // Cine stops when the series changes or the study closes.
+  // Cine on the stage stops when its series changes or the study closes.
   useEffect(() => {
     const v = viewer.current;
     return () => {
       v?.stop();
-      setPlaying(false);
+      setCineOn((c) => (c === v ? undefined : c));
     };
   }, [shownSeries]);
 
@@ -613,7 +653,7 @@ export function StudyViewer({
             </button>
           ))}
           <span className="sep" />
-          <button data-testid="invert" aria-pressed={!!view?.invert} onClick={invert}>
+          <button data-testid="invert" aria-pressed={!!activeView?.invert} onClick={invert}>
             Invert
           </button>
           <button
@@ -625,7 +665,7 @@ export function StudyViewer({
           </button>
           <button
             data-testid="flip-h"
-            aria-pressed={!!view?.flipHorizontal}
+            aria-pressed={!!activeView?.flipHorizontal}
             title="Flip horizontally (h)"
             onClick={() => flip('horizontal')}
           >
@@ -633,7 +673,7 @@ export function StudyViewer({
           </button>
           <button
             data-testid="flip-v"
-            aria-pressed={!!view?.flipVertical}
+            aria-pressed={!!activeView?.flipVertical}
             title="Flip vertically (v)"
             onClick={() => flip('vertical')}
           >
@@ -658,7 +698,7 @@ export function StudyViewer({
               onChange={(e) => {
                 const n = Math.max(1, Math.min(60, Math.round(Number(e.target.value) || 1)));
                 setFps(n);
-                if (playing) cine(true, n);
+                cineOn?.play(n);
               }}
             />
             fps
@@ -751,6 +791,8 @@ export function StudyViewer({
             data-testid="cell-0"
             data-active={layout.active === 0}
             onPointerDownCapture={() => layout.setActive(0)}
+            onWheelCapture={() => layout.setActive(0)}
+            onFocusCapture={() => layout.setActive(0)}
             onDragOver={allowSeriesDrop}
             onDrop={onSeriesDrop((uid) => {
               setSeriesUid(uid);
@@ -909,6 +951,11 @@ export function StudyViewer({
             data-testid="shortcut-help"
           >
             <h2>Keyboard shortcuts</h2>
+            <p data-testid="shortcut-target">
+              They act on the active viewport (outlined in a layout: a click, the wheel or Tab makes
+              a viewport active); with Sync on, the others of its frame of reference follow its
+              slice position and window.
+            </p>
             <table>
               <tbody>
                 {SHORTCUTS.map(([k, what]) => (
