@@ -19,6 +19,7 @@ import {
   ticketTarget,
   type Target,
 } from '../bench/reliability/fuzz.ts';
+import { sessionTarget } from '../bench/reliability/fuzz-session.ts';
 
 const targets: Record<string, [() => Promise<Target<never>>, number]> = {
   dicom: [async () => dicomTarget() as Target<never>, 200],
@@ -26,6 +27,7 @@ const targets: Record<string, [() => Promise<Target<never>>, number]> = {
   multipart: [async () => multipartTarget() as Target<never>, 1000],
   ticket: [async () => (await ticketTarget()) as Target<never>, 200],
   audit: [async () => (await auditTarget()) as Target<never>, 300],
+  session: [async () => (await sessionTarget()) as Target<never>, 100],
 };
 
 describe.each(Object.keys(targets))('fuzz target %s (slice)', (name) => {
@@ -76,5 +78,20 @@ describe("a party's audit trail with a field of the wrong type", () => {
     })();
     expect(isZtvError(err)).toBe(true);
     expect(String(err)).toMatch(/the audit trail is malformed: (record|checkpoint) #\d+ /);
+  });
+});
+
+// Found by the fuzzing (1,000,000-input campaign): an RLE frame of a few kB under a header whose
+// rows, columns and bits announced 4.5 GB threw a RangeError from the allocation; PackBits makes at
+// most 64 times its input, so such a frame is now refused as truncated before anything is allocated.
+describe('an RLE frame far smaller than its header announces', () => {
+  it('is refused with a typed error, not a RangeError', async () => {
+    const bytes = new Uint8Array(readFileSync(join(CORPUS_DIR, 'dicom', 'e17f5a61d4a21e76.bin')));
+    const err = await readPixelData(parseDicom(bytes)).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isZtvError(err) && err.code).toBe('truncated');
+    expect(String(err)).toMatch(/RLE frame of \d+ bytes cannot hold the \d+ bytes/);
   });
 });

@@ -1,18 +1,21 @@
 /**
  * The crash campaign (issue 17): `kill -9` of each service of a supervised federation (what
- * `npm start` runs) at a random moment during outsourcing and during consultation, redemption and
- * retrieval, on SQLite and on PostgreSQL. After each trial, once the killed service is back: every
- * instance the producer acknowledged is stored once at the cloud and opens intact; what it did not
- * acknowledge is resent until stored; no partial record (an instance pending at the producer, a
- * redemption without its items, a cloud row without its blob); no orphaned blob once the restarted
- * cloud swept; every party's audit chain intact; every retrieval complete (resumed when cut, redeemed
- * again with a new ticket when the redemption itself was cut), each instance verified with its trace.
+ * `npm start` runs) during outsourcing and during consultation, redemption and retrieval, on SQLite
+ * and on PostgreSQL — at a random moment (a seeded timer within the phase's usual duration), and at
+ * the named fault points of the write paths (`src/services/common/faults.ts`, armed trial by trial
+ * through `ZTV_FAULT_TRIGGERS`: the service stops dead there and is killed there). After each trial,
+ * once the killed service is back: every instance the producer acknowledged is stored once at the
+ * cloud and opens intact; what it did not acknowledge is resent until stored; no partial record (an
+ * instance pending at the producer, a redemption without its items, a cloud row without its blob);
+ * no orphaned blob once the restarted cloud swept; every party's audit chain intact; every retrieval
+ * complete (resumed when cut, redeemed again with a new ticket when the redemption itself was cut),
+ * each instance verified with its trace.
  *
  * `crashTrials(n, postgres)` runs the trials; `crashSection` the report's section. The short slice in
  * `npm test` is test/reliability-crash.test.ts.
  */
-import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toHex } from '../../src/core/bytes.ts';
 import { verifyChain } from '../../src/core/audit/verify.ts';
@@ -22,6 +25,7 @@ import { sha256 } from '../../src/core/crypto/hash.ts';
 import { pkiResolver } from '../../src/core/pki/resolver.ts';
 import { inspectProtected, openProtected } from '../../src/core/protect/index.ts';
 import type { PartyName } from '../../src/services/common/config.ts';
+import { faultTrigger, type FaultPoint } from '../../src/services/common/faults.ts';
 import { readStoredChain } from '../../src/services/storage/audit-reader.ts';
 import { FileBlobStore } from '../../src/services/storage/blobs.ts';
 import { PG_URL } from '../../test/databases.ts';
@@ -31,12 +35,29 @@ import { sampleFiles } from '../../test/samples.ts';
 
 export const SERVICES: readonly PartyName[] = ['producer', 'cloud', 'consumer', 'authority'];
 export type Phase = 'outsourcing' | 'retrieval';
+/** How the kill is timed: a random timer, or the moment the service stops at a named fault point. */
+export type How = 'timer' | FaultPoint;
+export interface Kill {
+  readonly service: PartyName;
+  readonly phase: Phase;
+  readonly how: How;
+}
+
+/** The named fault points on the way of each service's phase (the others have none). */
+export const POINTS: Partial<Record<`${PartyName} during ${Phase}`, FaultPoint[]>> = {
+  'producer during outsourcing': ['producer:before-cloud-upload'],
+  'cloud during outsourcing': ['cloud:after-blob-write'],
+  'cloud during retrieval': ['cloud:before-redemption-commit', 'cloud:mid-retrieval'],
+};
 
 export interface CrashFigures {
   readonly dialect: 'sqlite' | 'postgres';
   trials: number;
-  /** Trials by service and phase, and those whose kill landed while the operation ran. */
-  readonly by: Record<string, { trials: number; midOperation: number }>;
+  /**
+   * Trials by service, phase and how the kill was timed, those whose kill landed while the operation
+   * ran, and (fault points) those whose operation finished without reaching the point.
+   */
+  readonly by: Record<string, { kill: Kill; trials: number; midOperation: number; missed: number }>;
   restarts: number;
   acknowledged: number;
   resent: number;
@@ -78,11 +99,16 @@ async function persist<T>(op: () => Promise<T>, ms = 60_000): Promise<T> {
   }
 }
 
-/** Each service in turn during outsourcing, then each during retrieval, and again. */
-const cycle = (i: number): { service: PartyName; phase: Phase } => ({
-  service: SERVICES[i % SERVICES.length]!,
-  phase: Math.floor(i / SERVICES.length) % 2 === 0 ? 'outsourcing' : 'retrieval',
-});
+/**
+ * Each service in turn during outsourcing, then each during retrieval, and again; each visit of a
+ * service and phase with fault points takes the next of: a random timer, then each point in turn.
+ */
+export const cycle = (i: number): Kill => {
+  const service = SERVICES[i % SERVICES.length]!;
+  const phase: Phase = Math.floor(i / SERVICES.length) % 2 === 0 ? 'outsourcing' : 'retrieval';
+  const hows: How[] = ['timer', ...(POINTS[`${service} during ${phase}`] ?? [])];
+  return { service, phase, how: hows[Math.floor(i / (2 * SERVICES.length)) % hows.length]! };
+};
 
 /**
  * `n` trials on one federation, each service killed in turn during each phase in turn, at a random
@@ -93,8 +119,10 @@ export async function crashTrials(
   postgres: boolean,
   seed = 17,
   log: (line: string) => void = () => undefined,
-  /** Which service to kill in which phase, trial by trial (default: each service, each phase). */
-  plan: (i: number) => { service: PartyName; phase: Phase } = cycle,
+  /** Which service to kill in which phase and how, trial by trial (default: `cycle`). */
+  plan: (i: number) => Kill = cycle,
+  /** No trial starts after this time (ms since the epoch): the campaign stops short, and says so. */
+  deadline = Infinity,
 ): Promise<CrashFigures> {
   const started = Date.now();
   const rnd = prng(seed);
@@ -122,12 +150,13 @@ export async function crashTrials(
     ...sampleFiles('series/mr_brain_mprage_FNNDSC-adi'),
   ];
   let next = 0;
+  const triggers = mkdtempSync(join(tmpdir(), 'ztv-faults-'));
   const t = await startTestFederation({
     slices: 3,
     postgres,
     // The kills are many and on purpose: the supervisor must never give up here.
     supervise: { backoffMs: [100, 500, 1000], maxDeaths: 1_000_000 },
-    env: { ZTV_ORPHAN_MIN_AGE_MS: '0' },
+    env: { ZTV_ORPHAN_MIN_AGE_MS: '0', ZTV_FAULT_TRIGGERS: triggers },
   });
   try {
     const bob = await t.clinician('dr.bob');
@@ -135,22 +164,54 @@ export async function crashTrials(
       f.defects.push(s);
       log(`DEFECT ${s}`);
     };
-    for (let i = 0; i < n; i++) {
-      const { service, phase } = plan(i);
-      const key = `${service} during ${phase}`;
-      const by = (f.by[key] ??= { trials: 0, midOperation: 0 });
+    for (let i = 0; i < n && Date.now() < deadline; i++) {
+      const k = plan(i);
+      const { service, phase, how } = k;
+      const key = `${service} during ${phase}${how === 'timer' ? '' : ` at ${how}`}`;
+      const by = (f.by[`${service}|${phase}|${how}`] ??= {
+        kill: k,
+        trials: 0,
+        midOperation: 0,
+        missed: 0,
+      });
       const restartsBefore = t.fed.status()[service]?.restarts ?? 0;
       const delay = Math.floor(rnd() * (phase === 'outsourcing' ? 1500 : 2500));
       let running = true;
       let killedMid = false;
-      const kill = pause(delay).then(() => {
+      let ended!: () => void;
+      const done = new Promise<void>((r) => (ended = r));
+      const finished = () => {
+        running = false;
+        ended();
+      };
+      let moment: Promise<unknown>;
+      if (how === 'timer') moment = pause(delay);
+      else {
+        // Armed for this trial only: the first request to reach the point takes the trigger and the
+        // service stops dead there; an operation that never reaches it ends, and the kill follows.
+        t.output.delete(service);
+        writeFileSync(faultTrigger(triggers, how), '');
+        const at = new RegExp(`"fault":"${how}"`);
+        moment = Promise.race([
+          t.waitFor(service, at, 180_000).then(
+            () => true,
+            () => false,
+          ),
+          done.then(() => false),
+        ]).then((reached) => {
+          if (reached) return;
+          by.missed++;
+          rmSync(faultTrigger(triggers, how), { force: true });
+        });
+      }
+      const kill = moment.then(() => {
         killedMid = running;
         process.kill(t.fed.process(service)!.pid!, 'SIGKILL');
       });
       if (phase === 'outsourcing') {
         const batch = pool.slice(next, next + 5);
         next = (next + 5) % pool.length;
-        const acked = await outsourceTrial(t, batch).finally(() => (running = false));
+        const acked = await outsourceTrial(t, batch).finally(finished);
         await kill;
         await backUp(t, service, restartsBefore);
         f.acknowledged += acked.length;
@@ -176,7 +237,7 @@ export async function crashTrials(
           }
       } else {
         f.retrievals++;
-        const r = await retrievalTrial(t, bob).finally(() => (running = false));
+        const r = await retrievalTrial(t, bob).finally(finished);
         await kill;
         await backUp(t, service, restartsBefore);
         if (r.retried) f.resumedOrRetried++;
@@ -195,11 +256,12 @@ export async function crashTrials(
       f.chainBreaks += inv.chainBreaks;
       for (const s of inv.defects) defect(`${key}: ${s}`);
       log(
-        `trial ${i + 1}/${n} ${f.dialect}: kill -9 ${key} at ${delay} ms${killedMid ? ' (mid-operation)' : ''}`,
+        `trial ${i + 1}/${n} ${f.dialect}: kill -9 ${key}${how === 'timer' ? ` at ${delay} ms` : ''}${killedMid ? ' (mid-operation)' : ''}`,
       );
     }
   } finally {
     await t.close();
+    rmSync(triggers, { recursive: true, force: true });
   }
   f.seconds = (Date.now() - started) / 1000;
   return f;
@@ -377,38 +439,74 @@ async function invariants(
   return { partial, orphans, chainBreaks, defects };
 }
 
-/** The report's section: one table per dialect, the totals, what each check means. */
+/**
+ * The report's section: the trials per database, service, phase and how the kill was timed, the
+ * totals of each check, what each means. `trials` per database (the issue's scale: 100 of each
+ * service in each phase, 800); `minutes`, if given, bounds the whole campaign: each database gets
+ * half, and the section says how many trials ran, and how long the rest would take.
+ */
 export async function crashSection(
   trials: number,
   log: (line: string) => void = (l) => console.log(l),
+  minutes = Infinity,
 ): Promise<{ markdown: string; defects: number }> {
   const runs: CrashFigures[] = [];
   const load = [loadavg()[0]!];
-  for (const postgres of [false, true]) runs.push(await crashTrials(trials, postgres, 17, log));
+  const started = Date.now();
+  for (const postgres of [false, true]) {
+    const share = started + (minutes * 60_000 * (postgres ? 2 : 1)) / 2;
+    runs.push(await crashTrials(trials, postgres, 17, log, cycle, share));
+  }
   load.push(loadavg()[0]!);
   const defects = runs.reduce((k, r) => k + r.defects.length, 0);
   const rows = runs.flatMap((r) =>
-    Object.entries(r.by).map(
-      ([k, v]) => `| ${r.dialect} | ${k} | ${v.trials} | ${v.midOperation} |`,
-    ),
+    Object.values(r.by)
+      .sort(
+        (a, b) =>
+          SERVICES.indexOf(a.kill.service) - SERVICES.indexOf(b.kill.service) ||
+          a.kill.phase.localeCompare(b.kill.phase) ||
+          a.kill.how.localeCompare(b.kill.how),
+      )
+      .map(
+        (v) =>
+          `| ${r.dialect} | ${v.kill.service} | ${v.kill.phase} | ${v.kill.how === 'timer' ? 'random timer' : `fault point \`${v.kill.how}\``} | ${v.trials} | ${v.midOperation} | ${v.kill.how === 'timer' ? '' : v.missed} |`,
+      ),
   );
   const total = (k: keyof CrashFigures) =>
     runs.map((r) => `${r.dialect} ${String(r[k])}`).join(', ');
+  const short = runs.filter((r) => r.trials < trials);
+  const perTrial = (r: CrashFigures) => r.seconds / Math.max(1, r.trials);
   return {
     defects,
     markdown: [
       '## Crash campaign',
       '',
       `\`kill -9\` (SIGKILL from outside the launcher) of each service of a supervised federation, in turn, ` +
-        'at a random moment (seeded) within the usual duration of the phase: outsourcing (a STOW-RS ' +
-        'request of 5 new instances) or consultation, redemption and retrieval of the CT study. The ' +
-        'supervisor restarts the killed service; after each trial every check below is made. ' +
-        `${runs.map((r) => `${r.dialect}: ${r.trials} trials in ${(r.seconds / 60).toFixed(1)} min`).join('; ')}; ` +
+        'during outsourcing (a STOW-RS request of 5 instances) and during consultation, redemption and ' +
+        'retrieval of the CT study (3 slices): at a random moment (a seeded timer within the ' +
+        "phase's usual duration), or, for the cloud and the producer, at a named fault point of the " +
+        'write path (`src/services/common/faults.ts`), armed for that trial only: the service stops ' +
+        'dead there and is killed there. Each visit of a service and phase takes the next of: the ' +
+        'timer, then each of its points. The supervisor restarts the killed service; after each ' +
+        'trial every check below is made. ' +
+        `${runs.map((r) => `${r.dialect}: ${r.trials} trials in ${(r.seconds / 60).toFixed(1)} min (${perTrial(r).toFixed(0)} s each)`).join('; ')}; ` +
         `load average ${load.map((l) => l.toFixed(1)).join(' at the start, ')} at the end.`,
       '',
-      '| database | killed | trials | kill landed mid-operation |',
-      '| -------- | ------ | -----: | ------------------------: |',
+      ...(short.length
+        ? [
+            `**Short of the issue's scale**: ${trials} trials per database were asked (100 per service and ` +
+              `phase), the time given (${minutes} min) ran ${short.map((r) => `${r.trials} on ${r.dialect}`).join(' and ')}. ` +
+              `The full campaign is \`ZTV_RELIABILITY_PARTS=crash npm run bench -- reliability\`; at the ` +
+              `times per trial above it takes about ${(runs.reduce((h, r) => h + perTrial(r) * trials, 0) / 3600).toFixed(0)} h on this machine.`,
+            '',
+          ]
+        : []),
+      '| database | killed | during | kill timed by | trials | kill landed mid-operation | point not reached |',
+      '| -------- | ------ | ------ | ------------- | -----: | ------------------------: | ----------------: |',
       ...rows,
+      '',
+      '_point not reached_: the operation ended without passing the point (an outsourcing whose ' +
+        'instances the cloud already holds uploads nothing), and the kill came after it.',
       '',
       '| check | result |',
       '| ----- | ------ |',
@@ -422,7 +520,7 @@ export async function crashSection(
       `| orphaned blobs after the restarted cloud's sweep | ${total('orphans')} |`,
       `| audit chain breaks (all four parties, after every trial) | ${total('chainBreaks')} |`,
       `| retrievals (each instance verified with its trace) | ${total('retrievals')} |`,
-      `| of which resumed or redeemed again after the kill | ${total('resumedOrRetried')} |`,
+      `| of which consulted and redeemed again after the kill (a cut stream resumes inside the client, unseen here) | ${total('resumedOrRetried')} |`,
       `| retrievals that did not complete | ${total('incompleteRetrievals')} |`,
       '',
       defects

@@ -11,9 +11,10 @@ import {
   type FuzzResult,
   type Target,
 } from './fuzz.ts';
+import { sessionTarget } from './fuzz-session.ts';
 
-/** Inputs per target at scale 1: 1,100,000 in all, weighted by what each costs (the DICOM codecs most). */
-export const FUZZ_RUNS = { dicom: 80_000, protected: 200_000, multipart: 600_000, ticket: 120_000, audit: 100_000 }; // prettier-ignore
+/** Inputs per target at scale 1: 1,000,000 in all, weighted by what each costs (the DICOM codecs most). */
+export const FUZZ_RUNS = { dicom: 80_000, protected: 180_000, multipart: 540_000, ticket: 80_000, audit: 80_000, session: 40_000 }; // prettier-ignore
 /** The memory bound each target must stay under (resident set of the whole process). */
 export const RSS_BOUND_MIB = 1024;
 
@@ -27,6 +28,7 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
     [multipartTarget() as Target<never>, n(FUZZ_RUNS.multipart)],
     [(await ticketTarget()) as Target<never>, n(FUZZ_RUNS.ticket)],
     [(await auditTarget()) as Target<never>, n(FUZZ_RUNS.audit)],
+    [(await sessionTarget()) as Target<never>, n(FUZZ_RUNS.session)],
   ];
   const results: FuzzResult[] = [];
   for (const [t, runs] of targets) {
@@ -55,7 +57,10 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       "values, codec streams overwritten, deflate streams mutated both compressed and inflated; the container's fields " +
       'set to edge values in a sealed file; multipart delimiters, header lines and Content-Length ' +
       'values rewritten and the body trickled in chunks of 1 byte up to 4 KiB; tickets mutated as ' +
-      'bytes and, signed by the right producer, with mutated JWS headers, JWE and claims. The engine ' +
+      'bytes and, signed by the right producer, with mutated JWS headers, JWE and claims; audit trails ' +
+      "with records' fields of the wrong type; the session layer's handshake bodies, sealed envelopes " +
+      'and plaintexts at the server, and at the client altered handshake replies, stream frames ' +
+      'mutated on the wire and malformed replies sealed by an authenticated peer. The engine ' +
       'is fast-check (already a dev dependency); Jazzer.js, coverage-guided, was not tried. Every exception other than the ' +
       "project's typed `ZtvError` is a defect; its input is kept under `test/fuzz-corpus/<target>/` " +
       'and replayed by `test/reliability-fuzz.test.ts` in `npm test`, with a short fresh run of ' +

@@ -291,7 +291,10 @@ export function mutateDataSet(
         }
         break;
       case 'geometry': {
-        const geo = els.filter((e) => GEOMETRY.has(e.tag) && e.length === 2);
+        // Whole values only: an earlier mutation may have cut the file inside one.
+        const geo = els.filter(
+          (e) => GEOMETRY.has(e.tag) && e.length === 2 && e.valueAt + 2 <= b.length,
+        );
         const g = geo.length ? geo[m.el % geo.length] : undefined;
         if (g) new DataView(b.buffer, b.byteOffset, b.length).setUint16(g.valueAt, m.value, true);
         break;
@@ -777,7 +780,15 @@ export async function fuzz<R>(
   let peakRss = process.memoryUsage().rss;
   await fc.assert(
     fc.asyncProperty(target.arbitrary, async (recipe) => {
-      const input = await target.build(recipe);
+      let input: Uint8Array;
+      try {
+        input = await target.build(recipe);
+      } catch (e) {
+        // The campaign's own mutator failed: reported with the recipe, and the campaign goes on.
+        const message = `harness: ${(e as Error).message} building ${JSON.stringify(recipe)}`;
+        if (untyped.length < 100) untyped.push({ message: message.slice(0, 300) });
+        return true;
+      }
       const t0 = performance.now();
       try {
         await target.run(input);

@@ -1,4 +1,5 @@
 /** The tamper campaign's section of bench/reports/reliability.md: counts per region, defects, damage. */
+import { inspectProtected } from '../../src/core/protect/index.ts';
 import {
   damageCampaign,
   flipCampaign,
@@ -13,6 +14,13 @@ import {
 export const TAMPER_TRIALS = { flips: 12_000, truncations: 1_000, garbage: 1_000 };
 
 const row = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+
+/** The container and trace format of a protected, traced file, as `inspectProtected` reads it. */
+function formatOf(bytes: Uint8Array): string {
+  const r = inspectProtected(bytes);
+  const trace = r.trace?.release ? 'trace v2 (Merkle release)' : r.trace ? 'trace v1' : 'no trace';
+  return `container v${r.version}, ${r.seal?.pixelKey ? 'pixel key (flag bit 1)' : 'no pixel key'}, ${trace}`;
+}
 
 export async function tamperSection(scale = 1): Promise<{ markdown: string; defects: number }> {
   const started = performance.now();
@@ -59,9 +67,13 @@ export async function tamperSection(scale = 1): Promise<{ markdown: string; defe
     '',
     '### Samples',
     '',
-    row(['sample', 'kind', 'bytes']),
-    row(['---', '---', '---:']),
-    ...subjects.map((s) => row([`\`${s.rel}\``, s.kind, s.bytes.length])),
+    'Each as protected and traced by this tree (`protect`, `traceProtected`); _format_ is what ' +
+      '`inspectProtected` reads in it: the container version, whether the seal carries flag bit 1 ' +
+      '(a pixel key K_p of its own), and a v2 trace is a leaf of a signed Merkle release.',
+    '',
+    row(['sample', 'kind', 'bytes', 'format']),
+    row(['---', '---', '---:', '---']),
+    ...subjects.map((s) => row([`\`${s.rel}\``, s.kind, s.bytes.length, formatOf(s.bytes)])),
     '',
     '### Flips without key, per region',
     '',

@@ -14,6 +14,8 @@ import type { PeerCheck, PeerValidator } from './protocol.ts';
 
 function parseChain(chain: readonly string[]): X509Certificate[] | undefined {
   try {
+    // From the peer: anything but PEM text (a null, a number) is no certificate, not a parser's crash.
+    if (!chain.every((pem) => typeof pem === 'string')) return undefined;
     return chain.map((pem) => new X509Certificate(pem));
   } catch {
     return undefined;

@@ -296,16 +296,15 @@ export class FrameReader {
         buf = buf.subarray(8 + len);
         if (plain[0] === FRAME_DATA) yield plain.subarray(1);
         else {
-          const info = JSON.parse(new TextDecoder().decode(plain.subarray(1))) as {
-            status: number;
-            error?: string;
-            message?: string;
-          };
+          const info: { status: number; error?: unknown; message?: unknown } = statusDocument(
+            plain.subarray(1),
+            "the stream's final frame",
+          );
           if (plain[0] === FRAME_ERROR || info.status >= 400)
             throw new RemoteError(
               info.status,
-              info.error ?? 'error',
-              info.message ?? `${path} failed`,
+              typeof info.error === 'string' ? info.error : 'error',
+              typeof info.message === 'string' ? info.message : `${path} failed`,
             );
           return;
         }
@@ -329,8 +328,39 @@ async function seal(
   };
 }
 
-const unseal = (key: CryptoKey, m: Sealed, direction: number): Promise<Uint8Array> =>
-  unsealRaw(key, m.sessionId, direction, m.seq, fromBase64Url(m.data));
+/** Base64url from a peer: text that is not base64 is the peer's malformed message, refused as such. */
+function decode(b64: unknown, reason: SessionRefusal, what: string): Uint8Array {
+  try {
+    return fromBase64Url(b64 as string);
+  } catch {
+    throw new SessionError(reason, `${what} is not base64url`);
+  }
+}
+
+/** Async throughout: a message that is not base64 is a rejection, reported like a failed seal. */
+const unseal = async (key: CryptoKey, m: Sealed, direction: number): Promise<Uint8Array> =>
+  unsealRaw(key, m.sessionId, direction, m.seq, decode(m.data, 'bad-message', 'a secured message'));
+
+/**
+ * The JSON document a sealed reply or final frame carries: `{ status, … }`. It authenticated, so
+ * only the peer could have made it; a peer that seals anything else is refused by name, not met
+ * with a parser's exception.
+ */
+function statusDocument(plain: Uint8Array, what: string): { status: number } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(new TextDecoder().decode(plain));
+  } catch {
+    doc = undefined;
+  }
+  if (
+    typeof doc !== 'object' ||
+    doc === null ||
+    typeof (doc as { status?: unknown }).status !== 'number'
+  )
+    throw new SessionError('bad-message', `${what} is not a status document`);
+  return doc as { status: number };
+}
 
 async function verifyWith(
   spki: Uint8Array,
@@ -468,7 +498,10 @@ export class SessionServer {
   /** Phase 2, first half: the client's challenge and certificate; the server answers and signs. */
   async authenticate(req: AuthRequest): Promise<AuthResponse> {
     const s = this.get(req.sessionId, 'connected');
-    if (typeof req.challenge !== 'string' || fromBase64Url(req.challenge).length !== 32)
+    if (
+      typeof req.challenge !== 'string' ||
+      decode(req.challenge, 'bad-request', 'the challenge').length !== 32
+    )
       this.refuse('bad-request', 'a challenge is 32 random bytes', s.id);
     if (this.usedChallenges.has(req.challenge))
       this.refuse('replayed-challenge', 'this challenge was already used', s.id);
@@ -672,6 +705,15 @@ export class SessionClient {
     }
   }
 
+  /** A sealed reply's status document; anything else is refused (and reported). */
+  private document(plain: Uint8Array, what: string): { status: number; body?: unknown } {
+    try {
+      return statusDocument(plain, what);
+    } catch (e) {
+      this.refuse('bad-message', (e as Error).message);
+    }
+  }
+
   /** Phases 1 and 2. */
   async connect(): Promise<void> {
     const c = (await this.post('/session/connect', {
@@ -828,11 +870,11 @@ export class SessionClient {
   /** A JSON request through the session: sealed out, sealed back; a refusal becomes a RemoteError. */
   async request<T>(path: string, body: unknown): Promise<T> {
     const release = await this.turn();
-    let r: { status: number; body: unknown };
+    let r: { status: number; body?: unknown };
     try {
       const sealed = await this.sealRequest(utf8(JSON.stringify({ path, body })));
       const reply = (await this.post('/session/message', sealed)) as Sealed;
-      r = JSON.parse(new TextDecoder().decode(await this.openResponse(reply))) as typeof r;
+      r = this.document(await this.openResponse(reply), 'the reply');
     } finally {
       release();
     }

@@ -22,6 +22,13 @@ export function decodeRleFrame(
       'not-dicom',
       `RLE frame has ${segments} segments where ${expected} were expected`,
     );
+  // PackBits makes at most 128 bytes of every 2 (a run): a frame too small for its header's size
+  // cannot decode whole, and is refused before anything of that size is allocated.
+  if (pixels * expected > 64 * frame.length)
+    throw new ZtvError(
+      'truncated',
+      `RLE frame of ${frame.length} bytes cannot hold the ${pixels * expected} bytes its header announces`,
+    );
   const out = new Uint8Array(pixels * expected);
   for (let s = 0; s < segments; s++) {
     const start = dv.getUint32(4 + 4 * s, true);
