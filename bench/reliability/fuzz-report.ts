@@ -105,7 +105,15 @@ export async function fuzzSection(scale = 1): Promise<{ markdown: string; defect
       'a WebAssembly codec trapped (`RuntimeError: memory access out of bounds`) on an input after ' +
       'earlier malformed ones — a trap is now a typed `not-dicom` error and the module is loaded ' +
       'afresh for the next frame (the trap did not recur when the input was replayed alone, so its ' +
-      'regression is the corpus replay, not a reproduction).',
+      'regression is the corpus replay, not a reproduction). Found by the session target when it was ' +
+      "added (fixed, inputs in `test/fuzz-corpus/session/`): a peer's sealed reply or final stream " +
+      'frame that was not JSON, or JSON `null`, threw `SyntaxError` / `TypeError` at the client, and ' +
+      'base64 of impossible length in a sealed envelope or a challenge was answered 500 by the ' +
+      'server — now refused as session errors (`src/core/session/protocol.ts`). Found by the first ' +
+      'run at full scale (fixed, inputs in the corpus): an RLE frame of a few kB under a header ' +
+      'announcing 4.5 GB threw a `RangeError` from the allocation (now refused as truncated, ' +
+      '`codecs/rle.ts`), and a handshake reply whose certificate chain was `[null]` threw a ' +
+      "`TypeError` in the client's path builder (`session/peers.ts`).",
     '',
   ];
   return { markdown: md.join('\n'), defects };
