@@ -227,8 +227,7 @@ data), processed one after the other in one Node process, with **AES-${KEY_BITS}
 \`ztv protect\`; \`--aes 128\` selects AES-128). MB/s are of pixel data; "open" decrypts, restores and checks everything
 with the image key; "verify" checks seal, trace and ciphertext without it (no AES at all). ${
   base
-    ? `Each configuration ran ${ROUNDS} times over the series, each time in a fresh process, the ${base.name.replace('baseline ', 'baseline (commit ')}, the tree before
-the open path was optimised) and this tree alternating; MB/s over all rounds, medians per slice. Files protected by
+    ? `Each configuration ran ${ROUNDS} times over the series, each time in a fresh process, the ${base.name.replace('baseline ', 'baseline (commit ')}, ${base.name.endsWith(DEFAULT_BASELINE) ? 'the tree before\nthe open path was optimised' : 'the tree compared'}) and this tree alternating; MB/s over all rounds, medians per slice. Files protected by
 either tree open verified, with identical pixels, with the other (checked on 10 slices before measuring).`
     : `Each configuration ran ${ROUNDS} times over the series; MB/s over all rounds, medians per slice.`
 }

@@ -61,6 +61,39 @@ export async function ciphertextDigest(masked: Uint8Array, iv: Uint8Array): Prom
   return taggedHash('ZTV/ciphertext/v1', iv, u32be(masked.length), await bulkSha256(masked));
 }
 
+/**
+ * `ciphertextDigest(maskContainer(ct, g, K, L), iv)` without the copy of the pixel data: the
+ * container planes are cleared in `ct` only while the hash takes its input — WebCrypto's `digest`
+ * copies its input before it returns (WebCrypto, "digest", step 2), the JavaScript hash reads it at
+ * once — and put back before this returns, so `ct` is as it was and no other code sees it changed.
+ * Not for shared memory (another thread could read it meanwhile): that is copied as before.
+ */
+export function maskedCiphertextDigest(
+  ct: Uint8Array,
+  g: Geometry,
+  K: number,
+  L: number,
+  iv: Uint8Array,
+): Promise<Uint8Array> {
+  if (!(ct.buffer instanceof ArrayBuffer)) return ciphertextDigest(maskContainer(ct, g, K, L), iv);
+  const putBack = lendContainer(ct, g, K);
+  clearContainer(ct, g, K, L);
+  let hashing: Promise<ArrayBuffer | Uint8Array>;
+  try {
+    const subtle = globalThis.crypto?.subtle;
+    hashing = subtle
+      ? subtle.digest('SHA-256', ct as Uint8Array<ArrayBuffer>)
+      : Promise.resolve(sha256(ct));
+  } catch (e) {
+    hashing = Promise.reject(e);
+  } finally {
+    putBack();
+  }
+  return hashing.then((h) =>
+    taggedHash('ZTV/ciphertext/v1', iv, u32be(ct.length), new Uint8Array(h)),
+  );
+}
+
 export const keyCommitment = (key: Uint8Array, iv: Uint8Array): Uint8Array =>
   taggedHash('ZTV/key-commitment/v1', key, iv);
 

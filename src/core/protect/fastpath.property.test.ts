@@ -8,11 +8,22 @@ import { forEachTileSegment, tileAt, tileGrid, valueRange, type Geometry } from 
 import { sha256 } from '@noble/hashes/sha2.js';
 import { u32be } from '../bytes.ts';
 import { BitWriter } from './bits.ts';
-import { tileTags, tileTagsAsync } from './digests.ts';
 import {
+  ciphertextDigest,
+  maskContainer,
+  maskedCiphertextDigest,
+  tileTags,
+  tileTagsAsync,
+} from './digests.ts';
+import {
+  errorHistogram,
+  estimateCapacity,
+  estimateMapBits,
   hide,
+  Hider,
   predictionErrors,
   preparePayload,
+  valueHistogram,
   recover,
   recoversWords,
   recoverWords,
@@ -328,6 +339,66 @@ describe('hiding (fast) against hiding (general)', () => {
     expect(embedded).toBeGreaterThan(100);
   });
 
+  it('plans and embeds as the separate passes do: histograms, map estimates, payloads and bytes (Hider)', () => {
+    let fast = 0;
+    let embedded = 0;
+    fc.assert(
+      fc.property(
+        geometry,
+        fc.constantFrom(0, 0, 1, 2, 3),
+        fc.integer(),
+        fc.integer({ min: 0, max: 40 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom(1, 2, 3, 4, 16, 100),
+        fc.integer({ min: 1, max: 8 }),
+        fc.boolean(),
+        (g, style, seed, K0, L0, T, k, misalign) => {
+          const values = content(g, style, seed);
+          const L = Math.max(1, Math.min(L0, g.bitsStored - 2));
+          const K = Math.min(K0, g.count - 1);
+          const p = { T, k };
+          const region = { K, L };
+          // Pixel bytes whose bits above bitsStored are noise, at an odd offset or not.
+          const raw = new Uint8Array(g.count * g.wordBytes + 1).map(
+            (_, i) => (Math.imul(i + 7, seed | 1) >>> 9) & 0xff,
+          );
+          const data = writeValues(
+            misalign ? raw.subarray(1) : raw.subarray(0, g.count * g.wordBytes),
+            g,
+            values,
+          );
+          const hider = new Hider(values, g);
+          // A second K first: the histogram of one K must not leak into the next.
+          for (const k2 of [Math.max(0, K - 3), K]) {
+            const a = Float64Array.from(hider.histogram(k2));
+            const b = errorHistogram(predictionErrors(values, g), k2);
+            expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+          }
+          expect(estimateCapacity(hider.histogram(K), p)).toBe(
+            estimateCapacity(errorHistogram(predictionErrors(values, g), K), p),
+          );
+          expect(hider.mapBits(p)).toBe(estimateMapBits(valueHistogram(values, g, 0)!, g, p));
+          const want = preparePayload(values, g, region, p);
+          const got = hider.prepare(region, p);
+          expect(got.bits).toBe(want.bits);
+          expect(got.payload).toEqual(want.payload);
+          if (got.clamped === undefined) fast++;
+          const marked = hide(values, g, region, p, want);
+          const bytes = hider.embed(data, region, p, got);
+          expect(bytes === undefined).toBe(marked === undefined);
+          if (!marked || !bytes) return;
+          embedded++;
+          expect(Buffer.from(bytes).equals(Buffer.from(writeValues(data, g, marked.marked)))).toBe(
+            true,
+          );
+        },
+      ),
+      { numRuns: 300, seed: 20261204 },
+    );
+    expect(fast).toBeGreaterThan(50);
+    expect(embedded).toBeGreaterThan(50);
+  });
+
   it('writes bits with shifts exactly as with a division per bit', () => {
     fc.assert(
       fc.property(
@@ -383,6 +454,30 @@ describe('tile tags', () => {
           }
           expect(tileTags(data, g, grid, iv)).toEqual(want);
           expect(await tileTagsAsync(data, g, grid, iv)).toEqual(want);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('the ciphertext digest without a copy equals the digest of a masked copy, and leaves the bytes as they were', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        geometry,
+        fc.integer({ min: 0, max: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.uint8Array({ minLength: 16, maxLength: 16 }),
+        fc.integer(),
+        fc.boolean(),
+        async (g, K0, L, iv, seed, shared) => {
+          const n = g.count * g.wordBytes;
+          const ct = new Uint8Array(shared ? new SharedArrayBuffer(n) : new ArrayBuffer(n));
+          ct.set(new Uint8Array(n).map((_, i) => (Math.imul(i + 5, seed | 1) >>> 13) & 0xff));
+          const before = ct.slice();
+          const K = Math.min(K0, g.count);
+          const want = await ciphertextDigest(maskContainer(before, g, K, L), iv);
+          expect(await maskedCiphertextDigest(ct, g, K, L, iv)).toEqual(want);
+          expect(Buffer.from(ct).equals(Buffer.from(before))).toBe(true);
         },
       ),
       { numRuns: 200 },

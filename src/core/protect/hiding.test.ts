@@ -40,6 +40,7 @@ function forged(entries: number, map: Uint8Array): { marked: Int32Array; bits: n
   const prepared: Prepared = {
     payload: w.bytes(),
     bits: w.length,
+    d: 0,
     clamped: values.slice(),
     of: { values, K: region.K, L: region.L, M: params.T * (2 ** params.k - 1) },
   };

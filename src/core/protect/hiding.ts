@@ -16,7 +16,7 @@ import { inflateCapped } from '../inflate.ts';
 import { ZtvError } from '../errors.ts';
 import { BitReader, BitWriter, readVarint, writeVarint } from './bits.ts';
 import { planesOf, valueRange, type Geometry } from './geometry.ts';
-import type { Values } from './samples.ts';
+import { scratchInt32, writeValues, type Values } from './samples.ts';
 
 export interface HidingParams {
   /** Threshold: errors in [-T, T) are expanded. */
@@ -76,6 +76,24 @@ function predict(w: Values, a: number, b: number, c: number): number {
   return va + vb - vc;
 }
 
+/**
+ * MED of int32 neighbours a (left), b (top), c (top-left): the median of a, b and a + b − c, as
+ * `predict` computes it, without branches — on real images' noise those mispredict, and the
+ * branching form made each loop over the samples about three times slower. Exact while the
+ * operands stay within ±2^28 (values of up to 16 bits, with their offsets and shifts).
+ */
+function medInt(a: number, b: number, c: number): number {
+  const dab = a - b;
+  const m = dab & (dab >> 31); // min(a − b, 0)
+  const mn = b + m;
+  const mx = a - m;
+  let t = a + b - c;
+  let d = t - mx;
+  t = mx + (d & (d >> 31)); // min(t, mx)
+  d = t - mn;
+  return mn + (d & ~(d >> 31)); // max(t, mn)
+}
+
 /** Prediction errors: exact integers; Int32Array for samples of up to 16 bits. */
 export type Errors = Float64Array | Int32Array;
 
@@ -90,9 +108,17 @@ export function predictionErrors(values: Values, g: Geometry): Errors {
   return errors;
 }
 
-/** `predictionErrors` for values of up to 16 bits, without callbacks (errors fit in 18 bits). */
-function predictionErrorsInt(values: Int32Array, g: Geometry): Int32Array {
-  const errors = new Int32Array(values.length);
+/**
+ * `predictionErrors` for values of up to 16 bits, without callbacks (errors fit in 18 bits), into
+ * `errors`; with `hist`, each error is counted there too, at e + HIST_LIMIT (|e| < 2^16 for values
+ * of 16 bits), in the same pass.
+ */
+export function predictionErrorsInt(
+  values: Int32Array,
+  g: Geometry,
+  errors: Int32Array = new Int32Array(values.length),
+  hist?: Int32Array,
+): Int32Array {
   for (const pl of planesOf(g)) {
     const xs = pl.xStride;
     const ys = pl.yStride;
@@ -101,17 +127,30 @@ function predictionErrorsInt(values: Int32Array, g: Geometry): Int32Array {
       const row = pl.base + y * ys;
       if (width <= 0) continue;
       errors[row] = values[row]! - (y === 0 ? 0 : values[row - ys]!);
+      if (hist) hist[errors[row]! + HIST_LIMIT]!++;
       if (y === 0) {
         for (let x = 1, idx = row + xs; x < width; x++, idx += xs)
           errors[idx] = values[idx]! - values[idx - xs]!;
-        continue;
-      }
-      for (let x = 1, idx = row + xs; x < width; x++, idx += xs) {
-        const va = values[idx - xs]!;
-        const vb = values[idx - ys]!;
-        const vc = values[idx - ys - xs]!;
-        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
-        errors[idx] = values[idx]! - pred;
+        if (hist)
+          for (let x = 1, idx = row + xs; x < width; x++, idx += xs)
+            hist[errors[idx]! + HIST_LIMIT]!++;
+      } else if (hist) {
+        for (let x = 1, idx = row + xs; x < width; x++, idx += xs) {
+          const va = values[idx - xs]!;
+          const vb = values[idx - ys]!;
+          const vc = values[idx - ys - xs]!;
+          const e = values[idx]! - medInt(va, vb, vc);
+          errors[idx] = e;
+          hist[e + HIST_LIMIT]!++;
+        }
+      } else {
+        for (let x = 1, idx = row + xs; x < width; x++, idx += xs) {
+          const va = values[idx - xs]!;
+          const vb = values[idx - ys]!;
+          const vc = values[idx - ys - xs]!;
+          const pred = medInt(va, vb, vc);
+          errors[idx] = values[idx]! - pred;
+        }
       }
     }
   }
@@ -174,7 +213,7 @@ export function valueHistogram(values: Values, g: Geometry, K: number): Float64A
 }
 
 /** Estimated capacity in bits of (T, k) from an error histogram. */
-export function estimateCapacity(hist: Float64Array, p: HidingParams): number {
+export function estimateCapacity(hist: Float64Array | Int32Array, p: HidingParams): number {
   const LIMIT = (hist.length - 1) / 2;
   let n = 0;
   for (let e = Math.max(-p.T, -LIMIT); e < Math.min(p.T, LIMIT); e++) n += hist[e + LIMIT]!;
@@ -197,7 +236,13 @@ export interface Hidden {
 export interface Prepared {
   readonly payload: Uint8Array;
   readonly bits: number;
-  readonly clamped: Values;
+  /** The offset every value of [K, n) moved by. */
+  readonly d: number;
+  /**
+   * The values mapped into range; absent when no value was clamped (then they are the values
+   * of [K, n) plus `d`, and R's as they were).
+   */
+  readonly clamped?: Values;
   /** What it was built for: `hide` uses it only for exactly these, and builds its own otherwise. */
   readonly of: {
     readonly values: Values;
@@ -218,6 +263,23 @@ export function preparePayload(
   return { ...built, of: { values, K: region.K, L: region.L, M: margin(p) } };
 }
 
+/** The offset `d` for values of [K, n) spanning [vmin, vmax]: 0 when they do not fit the room. */
+const offsetFor = (vmin: number, vmax: number, lo: number, hi: number): number =>
+  // Strictly inside (lo, hi): then no sample sits on lo or hi, and the decoder needs no map.
+  vmax - vmin <= hi - lo - 2 ? lo + 1 - vmin : 0;
+
+/** Smallest and largest of values [from, n). */
+function rangeOf(values: Values, from: number): { vmin: number; vmax: number } {
+  let vmin = Infinity;
+  let vmax = -Infinity;
+  for (let i = from; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < vmin) vmin = v;
+    if (v > vmax) vmax = v;
+  }
+  return { vmin, vmax };
+}
+
 /**
  * Maps the values into [lo, hi] so no later ±M change can leave the sample range. When the image's
  * values span less than the room, one offset `d` shifts them inside and nothing else is recorded;
@@ -228,21 +290,14 @@ function buildPayload(
   g: Geometry,
   region: Region,
   p: HidingParams,
-): { payload: Uint8Array; bits: number; clamped: Values } {
+): { payload: Uint8Array; bits: number; d: number; clamped: Values } {
   const { min, max } = valueRange(g);
   const M = margin(p);
   const lo = min + M;
   const hi = max - M;
   const clamped = values.slice() as Values;
-  let vmin = Infinity;
-  let vmax = -Infinity;
-  for (let i = region.K; i < clamped.length; i++) {
-    const v = clamped[i]!;
-    if (v < vmin) vmin = v;
-    if (v > vmax) vmax = v;
-  }
-  // Strictly inside (lo, hi): then no sample sits on lo or hi, and the decoder needs no map.
-  const d = vmax - vmin <= hi - lo - 2 ? lo + 1 - vmin : 0;
+  const { vmin, vmax } = rangeOf(clamped, region.K);
+  const d = offsetFor(vmin, vmax, lo, hi);
   const lm = new BitWriter(4096);
   let entries = 0;
   for (let i = region.K; i < clamped.length; i++) {
@@ -258,6 +313,17 @@ function buildPayload(
     } else clamped[i] = v;
   }
   const lmPacked = entries > 0 ? deflateSync(lm.bytes(), { level: 9 }) : new Uint8Array(0);
+  return { ...payloadOf(values, region, d, entries, lmPacked), d, clamped };
+}
+
+/** The payload's bits: version, `d`, the location map (deflated), then R's original low bits. */
+function payloadOf(
+  values: Values,
+  region: Region,
+  d: number,
+  entries: number,
+  lmPacked: Uint8Array,
+): { payload: Uint8Array; bits: number } {
   const w = new BitWriter(96 + lmPacked.length * 8 + region.K * region.L);
   w.write(PAYLOAD_VERSION, 8);
   writeVarint(w, zigzag(d));
@@ -266,7 +332,14 @@ function buildPayload(
   w.writeBytes(lmPacked);
   const P = 2 ** region.L;
   for (let i = 0; i < region.K; i++) w.write(((values[i]! % P) + P) % P, region.L);
-  return { payload: w.bytes(), bits: w.length, clamped };
+  return { payload: w.bytes(), bits: w.length };
+}
+
+/** A copy of the values with those of [K, n) moved by d. */
+function shifted(values: Values, K: number, d: number): Values {
+  const out = values.slice() as Values;
+  for (let i = K; i < out.length; i++) out[i] = out[i]! + d;
+  return out;
 }
 
 const zigzag = (n: number): number => (n >= 0 ? 2 * n : -2 * n - 1);
@@ -290,12 +363,13 @@ export function hide(
     prepared.of.K === region.K &&
     prepared.of.L === region.L &&
     prepared.of.M === margin(p);
-  const { payload, bits, clamped } = reuse ? prepared : buildPayload(values, g, region, p);
+  const built = reuse ? prepared : buildPayload(values, g, region, p);
+  const { payload, bits } = built;
   // Context: original clamped values, with R's container planes cleared (the decoder sees only those).
   // Writing R's part is idempotent, so a prepared payload can serve several parameter sets.
-  const ctx = clamped;
+  const ctx = built.clamped ?? shifted(values, region.K, built.d);
   for (let i = 0; i < region.K; i++) ctx[i] = maskLow(values[i]!, region.L);
-  const marked = clamped.slice() as Values;
+  const marked = ctx.slice() as Values;
   for (let i = 0; i < region.K; i++) marked[i] = values[i]!;
   if (ctx instanceof Int32Array && marked instanceof Int32Array && recoversWords(g, region, p)) {
     const done = embedWords(ctx, marked, g, region.K, p.T, p.k, payload, bits);
@@ -355,7 +429,7 @@ function embedWords(
           const va = ctx[idx - xs]!;
           const vb = ctx[idx - ys]!;
           const vc = ctx[idx - ys - xs]!;
-          pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+          pred = medInt(va, vb, vc);
         }
         const e = ctx[idx]! - pred;
         if (e >= -T && e < T) {
@@ -372,6 +446,203 @@ function embedWords(
   }
   return done;
 }
+
+/**
+ * Planning and embedding for one image (`protect` searches its parameters with it). For samples of
+ * up to 16 bits the prediction errors and their histogram come from one pass into scratch memory,
+ * the histogram of samples [K, n) is that one less R's errors, and, for images scanned in index
+ * order when no value needs clamping, the marked values are written straight into a copy of the
+ * pixel bytes by `embedLanes`. Same parameters, payloads and bytes as `predictionErrors`,
+ * `errorHistogram`, `preparePayload`, `hide` and `writeValues` (`fastpath.property.test.ts`).
+ * Scratch memory: use an instance synchronously, and one at a time.
+ */
+export class Hider {
+  private readonly errors: Errors;
+  /** Histogram of every sample's error, at e + HIST_LIMIT (samples of up to 16 bits). */
+  private readonly all: Int32Array | undefined;
+  private histK = -1;
+  private hist: Float64Array | Int32Array | undefined;
+  private valueHist: Float64Array | undefined;
+  private readonly ranges = new Map<number, { vmin: number; vmax: number }>();
+
+  constructor(
+    readonly values: Values,
+    readonly g: Geometry,
+  ) {
+    if (values instanceof Int32Array && g.bitsStored <= 16) {
+      this.all = scratchInt32('hider.hist', 2 * HIST_LIMIT + 1).fill(0);
+      this.errors = predictionErrorsInt(
+        values,
+        g,
+        scratchInt32('hider.errors', values.length),
+        this.all,
+      );
+    } else this.errors = predictionErrors(values, g);
+  }
+
+  /** `errorHistogram(errors, K)`: the histogram of the errors of samples [K, n). */
+  histogram(K: number): Float64Array | Int32Array {
+    if (K === this.histK && this.hist) return this.hist;
+    let hist: Float64Array | Int32Array;
+    if (this.all) {
+      const h = scratchInt32('hider.histK', this.all.length);
+      h.set(this.all);
+      for (let i = 0; i < K; i++) h[this.errors[i]! + HIST_LIMIT]!--;
+      hist = h;
+    } else hist = errorHistogram(this.errors, K);
+    this.histK = K;
+    return (this.hist = hist);
+  }
+
+  /**
+   * `estimateMapBits` from the histogram of every sample value, built only when the values span
+   * more than the room (0 before, as `estimateMapBits` returns then); 0 for samples of more than 16
+   * bits, which have no value histogram.
+   */
+  mapBits(p: HidingParams): number {
+    if (this.g.bitsStored > 16) return 0;
+    const { min, max } = valueRange(this.g);
+    const M = margin(p);
+    const { vmin, vmax } = this.range(0);
+    if (vmax - vmin <= max - M - (min + M) - 2) return 0;
+    this.valueHist ??= valueHistogram(this.values, this.g, 0);
+    return estimateMapBits(this.valueHist!, this.g, p);
+  }
+
+  private range(K: number): { vmin: number; vmax: number } {
+    let r = this.ranges.get(K);
+    if (!r) this.ranges.set(K, (r = rangeOf(this.values, K)));
+    return r;
+  }
+
+  /** `preparePayload`, without the clamping pass when no value needs clamping. */
+  prepare(region: Region, p: HidingParams): Prepared {
+    const { min, max } = valueRange(this.g);
+    const M = margin(p);
+    const lo = min + M;
+    const hi = max - M;
+    const { vmin, vmax } = this.range(region.K);
+    const d = offsetFor(vmin, vmax, lo, hi);
+    if (!(region.K < this.values.length && vmin + d > lo && vmax + d < hi))
+      return preparePayload(this.values, this.g, region, p);
+    const built = payloadOf(this.values, region, d, 0, new Uint8Array(0));
+    return { ...built, d, of: { values: this.values, K: region.K, L: region.L, M } };
+  }
+
+  /**
+   * The pixel bytes `data` with the marked values in their low `bitsStored` bits:
+   * `writeValues(data, g, hide(values, g, region, p, prepared).marked)`, or undefined when the image
+   * lacks the capacity for these parameters. `prepared` must come from `prepare` of this instance.
+   */
+  embed(
+    data: Uint8Array,
+    region: Region,
+    p: HidingParams,
+    prepared: Prepared,
+  ): Uint8Array | undefined {
+    const { values, g } = this;
+    if (!fitsRange(g, p)) return undefined;
+    if (
+      prepared.clamped === undefined &&
+      prepared.of.values === values &&
+      prepared.of.K === region.K &&
+      prepared.of.L === region.L &&
+      prepared.of.M === margin(p) &&
+      values instanceof Int32Array &&
+      this.errors instanceof Int32Array &&
+      this.all &&
+      recoversWords(g, region, p) &&
+      sequential(g)
+    ) {
+      const out = data.slice();
+      const lanes = lanesOf(out, g);
+      if (lanes) {
+        const stop = embedLanes(lanes, values, this.errors, g, region, prepared.d, p, prepared);
+        return stop < 0 ? undefined : out;
+      }
+    }
+    const hidden = hide(values, g, region, p, prepared);
+    return hidden && writeValues(data, g, hidden.marked);
+  }
+}
+
+/**
+ * `hide` and `writeValues` in one pass for sequential images (`sequential`) whose values need no
+ * clamping (`Prepared.d` only): the marked value of each sample goes straight into its lane of the
+ * pixel bytes (a copy of them), the bits above `bitsStored` kept. Where a sample's neighbours all
+ * lie beyond R, its context error is its prediction error from `predictionErrorsInt` (MED commutes
+ * with adding d); next to R and on each plane's first row it is predicted from the context values
+ * as `embedWords` does. The samples after the payload's last bit get their value plus d. Returns the
+ * end of the samples that carry the payload, or −1 when the payload does not fit.
+ */
+function embedLanes(
+  lanes: Lanes,
+  values: Int32Array,
+  errors: Int32Array,
+  g: Geometry,
+  region: Region,
+  d: number,
+  p: HidingParams,
+  prepared: Prepared,
+): number {
+  const { K, L } = region;
+  const { T, k } = p;
+  const { payload, bits } = prepared;
+  const vMask = (1 << g.bitsStored) - 1;
+  const keep = ~vMask;
+  const rMask = ~((1 << L) - 1);
+  const shift = (T << k) - T;
+  // No closures here: a variable a closure changes lives on the heap, and `done` is the hottest.
+  let done = 0;
+  let stop = -1;
+  planes: for (const pl of planesOf(g)) {
+    const ys = pl.yStride;
+    for (let y = 0; y < pl.height; y++) {
+      const width = y === pl.height - 1 ? pl.lastRowWidth : pl.width;
+      const row = pl.base + y * ys;
+      const x0 = row >= K ? 0 : K - row;
+      // Every neighbour beyond R: the context error is the prediction error.
+      const inner = y > 0 && row - ys >= K;
+      for (let x = x0, idx = row + x0; x < width; x++, idx++) {
+        const v = values[idx]! + d;
+        let e: number;
+        if (inner) e = errors[idx]!;
+        else if (y === 0) e = v - (x === 0 ? 0 : context(values, idx - 1, K, rMask, d));
+        else if (x === 0) e = v - context(values, idx - ys, K, rMask, d);
+        else
+          e =
+            v -
+            medInt(
+              context(values, idx - 1, K, rMask, d),
+              context(values, idx - ys, K, rMask, d),
+              context(values, idx - ys - 1, K, rMask, d),
+            );
+        let m: number;
+        if (e >= -T && e < T) {
+          const take = Math.min(k, bits - done);
+          const at = done >>> 3;
+          const window = (payload[at]! << 8) | (payload[at + 1] ?? 0);
+          const chunk = (window >>> (16 - (done & 7) - take)) & ((1 << take) - 1);
+          done += take;
+          m = v - e + (e << k) + (chunk << (k - take));
+        } else m = e >= T ? v + shift : v - shift;
+        lanes[idx] = (lanes[idx]! & keep) | (m & vMask);
+        if (done >= bits) {
+          stop = idx + 1;
+          break planes;
+        }
+      }
+    }
+  }
+  if (stop < 0) return -1;
+  for (let i = stop, n = g.count; i < n; i++)
+    lanes[i] = (lanes[i]! & keep) | ((values[i]! + d) & vMask);
+  return stop;
+}
+
+/** The decoder's view of sample j: R's value without its container planes, the others moved by d. */
+const context = (values: Int32Array, j: number, K: number, rMask: number, d: number): number =>
+  j < K ? values[j]! & rMask : values[j]! + d;
 
 /**
  * The decoder's hot loop (the viewer runs it for every image): restores samples in scan order, in
@@ -654,8 +925,7 @@ function extractWords(
         const va = w[idx - xs]!;
         const vb = w[idx - ys]!;
         const vc = w[idx - ys - xs]!;
-        // MED (LOCO-I) is the median of a, b and a + b − c.
-        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        const pred = medInt(va, vb, vc);
         const e2 = w[idx]! - pred;
         if (e2 >= lowE && e2 < highE) {
           w[idx] = pred + (e2 >> k);
@@ -792,7 +1062,7 @@ function extractLanes(
         const va = w[idx - 1]!;
         const vb = w[idx - ys]!;
         const vc = w[idx - ys - 1]!;
-        const pred = Math.max(Math.min(va, vb), Math.min(Math.max(va, vb), va + vb - vc));
+        const pred = medInt(va, vb, vc);
         const v = ((lanes[idx]! & mask) << sh) >> sh;
         const e2 = v - pred;
         if (e2 >= lowE && e2 < highE) {
@@ -838,10 +1108,6 @@ function finishLanes(
   }
 }
 
-/** Values of images up to this many samples reuse one scratch array; larger ones get their own. */
-const SCRATCH_LIMIT = 1 << 22;
-let scratch = new Int32Array(0);
-
 /**
  * `recover` for words of 1 or 2 bytes (`recoversWords`), straight on the decrypted bytes: reads the
  * values, undoes the hiding, and writes the original low `bitsStored` bits back into `data` in place
@@ -860,8 +1126,7 @@ export function recoverWords(
     throw new ZtvError('bad-input', 'recoverWords does not handle this image or these parameters');
   const n = g.count;
   if (data.length < n * g.wordBytes) throw new ZtvError('bad-input', 'the pixel data is too short');
-  if (n <= SCRATCH_LIMIT && scratch.length < n) scratch = new Int32Array(n);
-  const w = n <= SCRATCH_LIMIT ? scratch : new Int32Array(n);
+  const w = scratchInt32('recover', n);
   const { K, L } = region;
   const M = margin(p);
   const { min, max } = valueRange(g);

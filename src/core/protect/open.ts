@@ -36,6 +36,7 @@ import {
   keyCommitment,
   lendContainer,
   maskContainer,
+  maskedCiphertextDigest,
   pixelDigest,
   tileTags,
 } from './digests.ts';
@@ -381,16 +382,24 @@ async function openWith(
   );
   const grid = f.tileSide > 0 ? tileGrid(img.g, f.tileSide) : undefined;
   const gridFits = !!grid && grid.count === f.tileCount;
+  // Bytes handed over or lent have their container planes cleared in place; otherwise the digest
+  // clears them only while it takes its input (no copy), and a copy is masked only for the tiles of a
+  // digest that failed.
+  const inPlace = !!(opts.consume || undo);
   const masking = gridFits
     ? settleNow(() => {
         if (undo) undo.push(lendContainer(img.data, img.g, K));
-        return opts.consume || undo
-          ? clearContainer(img.data, img.g, K, img.L)
-          : maskContainer(img.data, img.g, K, img.L);
+        return inPlace ? clearContainer(img.data, img.g, K, img.L) : img.data;
       })
     : undefined;
   const ciphertext =
-    masking?.ok === true ? settle(ciphertextDigest(masking.value, f.iv)) : undefined;
+    masking?.ok === true
+      ? settle(
+          inPlace
+            ? ciphertextDigest(masking.value, f.iv)
+            : maskedCiphertextDigest(img.data, img.g, K, img.L, f.iv),
+        )
+      : undefined;
   const t = c.traceError ? undefined : c.trace;
   const tracing = !t
     ? undefined
@@ -467,7 +476,10 @@ async function openWith(
   } else {
     const masked = take(masking);
     const ctOk = equalBytes(take(await ciphertext!), f.ciphertextDigest);
-    if (!ctOk) tiles.push(...alteredTiles(img, grid, masked, f.iv, f.tileTags));
+    if (!ctOk) {
+      const all = inPlace ? masked : maskContainer(masked, img.g, K, img.L);
+      tiles.push(...alteredTiles(img, grid, all, f.iv, f.tileTags));
+    }
     checks.add(
       'pixels.ciphertext',
       'pixels',

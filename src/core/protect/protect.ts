@@ -39,25 +39,20 @@ import {
   ciphertextDigest,
   headerDigest,
   keyCommitment,
-  maskContainer,
+  clearContainer,
   pixelDigest,
   tileTagsAsync,
 } from './digests.ts';
 import { geometryOf, tileGrid, type Geometry } from './geometry.ts';
 import {
-  errorHistogram,
   estimateCapacity,
   fitsRange,
-  hide,
-  preparePayload,
-  predictionErrors,
-  estimateMapBits,
-  valueHistogram,
+  Hider,
   type HidingParams,
   type Prepared,
   type Region,
 } from './hiding.ts';
-import { readValues, writeValues, type Values } from './samples.ts';
+import { readValues, type Values } from './samples.ts';
 
 export interface ProtectOptions {
   /** The producer hospital's sealing key (only its algorithm, public key and signing are used). */
@@ -149,7 +144,8 @@ interface Plan {
   readonly params: HidingParams;
   readonly containerBytes: number;
   readonly tiles: number;
-  readonly marked: Values;
+  /** The pixel bytes with the marked values (R's unchanged, the payload hidden in the others). */
+  readonly hidden: Uint8Array;
   readonly payloadBits: number;
   readonly capacity: number;
 }
@@ -167,10 +163,14 @@ function tileSides(g: Geometry, min: number): number[] {
  * Finds the most tiles, then the fewest container planes and the gentlest hiding parameters, that
  * carry the container; embeds with them.
  */
-function plan(values: Values, g: Geometry, minTileSide: number, version: number): Plan {
-  const errors = predictionErrors(values, g);
-  const hists = new Map<number, Float64Array>();
-  const valueHist = valueHistogram(values, g, 0);
+function plan(
+  data: Uint8Array,
+  values: Values,
+  g: Geometry,
+  minTileSide: number,
+  version: number,
+): Plan {
+  const hider = new Hider(values, g);
   const maxL = Math.max(1, Math.min(8, g.bitsStored - 2));
   const needs = new Map<string, Prepared>();
   const best = { need: Infinity, capacity: 0, fits: false };
@@ -186,22 +186,18 @@ function plan(values: Values, g: Geometry, minTileSide: number, version: number)
         for (const T of T_CANDIDATES) {
           const params = { T, k };
           if (!fitsRange(g, params)) break;
-          let hist = hists.get(K);
-          if (!hist) hists.set(K, (hist = errorHistogram(errors, K)));
-          const capacity = estimateCapacity(hist, params);
+          const capacity = estimateCapacity(hider.histogram(K), params);
           const floor = K * L + 128;
           best.capacity = Math.max(capacity, best.capacity);
           if (capacity < floor * 1.02) continue;
-          if (valueHist && capacity < (floor + estimateMapBits(valueHist, g, params)) * 1.02)
-            continue;
+          if (capacity < (floor + hider.mapBits(params)) * 1.02) continue;
           // The exact payload (with its location map) depends on K, L and the margin only: built
           // once, to size it and then to embed it.
           const key = `${K}:${L}:${T * (2 ** k - 1)}`;
           let prepared = needs.get(key);
-          if (prepared === undefined)
-            needs.set(key, (prepared = preparePayload(values, g, { K, L }, params)));
+          if (prepared === undefined) needs.set(key, (prepared = hider.prepare({ K, L }, params)));
           if (capacity < prepared.bits * 1.02) continue;
-          const hidden = hide(values, g, { K, L }, params, prepared);
+          const hidden = hider.embed(data, { K, L }, params, prepared);
           if (hidden)
             return {
               side,
@@ -209,8 +205,8 @@ function plan(values: Values, g: Geometry, minTileSide: number, version: number)
               params,
               containerBytes: bytes,
               tiles: grid.count,
-              marked: hidden.marked,
-              payloadBits: hidden.payloadBits,
+              hidden,
+              payloadBits: prepared.bits,
               capacity,
             };
         }
@@ -280,8 +276,9 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
     parsed.transferSyntax,
   );
 
-  // 1. Reserve room before encryption.
-  const values = readValues(px.data, g);
+  // 1. Reserve room before encryption. The values (in scratch memory) serve the synchronous
+  // planning only: `plan` returns the marked pixel bytes.
+  const values = readValues(px.data, g, 'protect.values');
   assertInput(
     opts.format === undefined || opts.format === 1 || opts.format === 2,
     'the container format is 1 or 2',
@@ -290,14 +287,14 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   let version: number = opts.format ?? FORMAT_VERSION;
   let p: Plan;
   try {
-    p = plan(values, g, minSide, version);
+    p = plan(px.data, values, g, minSide, version);
   } catch (e) {
     // Too small for a v2 container (its trace slot holds an inclusion path): a v1 one may fit.
     if (opts.format !== undefined || !(e instanceof ZtvError) || e.code !== 'capacity') throw e;
     version = 1;
-    p = plan(values, g, minSide, version);
+    p = plan(px.data, values, g, minSide, version);
   }
-  const hidden = writeValues(px.data, g, p.marked);
+  const hidden = p.hidden;
 
   // 2. Encrypt everything; the container overwrites R's low planes afterwards.
   const imageKey = randomBytes(keyBits / 8);
@@ -325,7 +322,9 @@ export async function protectParsed(parsed: ParsedDicom, opts: ProtectOptions): 
   clear.set(await encryptAttributes(deid.originals, added, imageKey, iv));
 
   // 3. Seal.
-  const masked = maskContainer(ct, g, p.region.K, p.region.L);
+  // The ciphertext is ours: its container planes are cleared in place (the container overwrites
+  // every one of them below), not in a copy.
+  const masked = clearContainer(ct, g, p.region.K, p.region.L);
   const tags = await tileTagsAsync(masked, g, tileGrid(g, p.side), iv);
   const fields: SealedFields = {
     version,

@@ -7,7 +7,28 @@ import type { Geometry } from './geometry.ts';
 /** Int32Array holds up to 16-bit samples; 32-bit words need Float64Array's exact integers. */
 export type Values = Int32Array | Float64Array;
 
-export function readValues(data: Uint8Array, g: Geometry): Values {
+/** Images up to this many samples reuse scratch arrays; larger ones get their own. */
+const SCRATCH_LIMIT = 1 << 22;
+const scratches = new Map<string, Int32Array>();
+
+/**
+ * `n` int32 values (contents unspecified) in memory reused by every call that names `slot`: an
+ * image-sized array costs about a millisecond to allocate and zero, more than a pass over it. Only
+ * for synchronous code (nothing may await between filling it and its last read) and one user per
+ * slot at a time.
+ */
+export function scratchInt32(slot: string, n: number): Int32Array {
+  if (n > SCRATCH_LIMIT) return new Int32Array(n);
+  let a = scratches.get(slot);
+  if (!a || a.length < n) scratches.set(slot, (a = new Int32Array(n)));
+  return a.subarray(0, n);
+}
+
+/**
+ * The sample values of `data`; with `slot`, samples of up to 16 bits go into that scratch array
+ * (`scratchInt32`) instead of a new one.
+ */
+export function readValues(data: Uint8Array, g: Geometry, slot?: string): Values {
   const n = g.count;
   const bs = g.bitsStored;
   if (g.wordBytes === 4) {
@@ -21,7 +42,7 @@ export function readValues(data: Uint8Array, g: Geometry): Values {
     }
     return out;
   }
-  const out = new Int32Array(n);
+  const out = slot ? scratchInt32(slot, n) : new Int32Array(n);
   const mask = (1 << bs) - 1;
   const shift = 32 - bs;
   if (g.wordBytes === 1) {
